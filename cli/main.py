@@ -1,0 +1,330 @@
+"""The ``dailies`` command line (typer). Only this package prints.
+
+Heavy libraries (faster-whisper, Chroma, torch ...) are imported inside the commands that need them,
+so ``dailies --help`` starts at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from indexer.errors import DailiesError
+
+HELP = """Index film and TV dailies; find every take where a line was delivered, at source timecode.
+
+Quick start:  dailies index /path/to/dailies   then   dailies search line "we have to follow our passions"
+"""
+
+_state = {"debug": False}
+
+
+class DailiesTyper(typer.Typer):
+    """Turns DailiesError into one line on stderr (no traceback unless --debug)."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except DailiesError as exc:
+            _fail(exc.message, exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("Interrupted.", 130)
+        except Exception as exc:  # a bug: one line, the traceback with --debug
+            if _state["debug"] or os.environ.get("DAILIES_DEBUG"):
+                traceback.print_exc()
+            _fail(f"unexpected error ({type(exc).__name__}: {exc}); run with --debug and report it.", 3)
+
+
+def _fail(message: str, code: int) -> None:
+    if _state["debug"] or os.environ.get("DAILIES_DEBUG"):
+        traceback.print_exc()
+    print(f"dailies: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+app = DailiesTyper(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                   rich_markup_mode=None,  # plain help: rich-formatted help costs ~0.4 s of imports
+                   context_settings={"help_option_names": ["-h", "--help"]})
+search_app = DailiesTyper(help="Search the index (lines now; speakers and picture as they land).", rich_markup_mode=None,
+                          no_args_is_help=True)
+models_app = DailiesTyper(help="Models: what is present, and fetching them once for offline use.", rich_markup_mode=None,
+                          no_args_is_help=True)
+app.add_typer(search_app, name="search")
+app.add_typer(models_app, name="models")
+
+IndexOpt = typer.Option(None, "--index", "-i", envvar="DAILIES_INDEX", show_envvar=True,
+                        help="Index folder [default: ./dailies-index].")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from indexer import __version__
+
+        typer.echo(f"dailies {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
+    if not debug:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+# ------------------------------------------------------------------------------------------ index
+
+@app.command("index")
+def index_cmd(
+    paths: List[Path] = typer.Argument(..., help="Media files or folders (searched recursively)."),
+    index: Optional[Path] = IndexOpt,
+    force: bool = typer.Option(False, "--force", help="Re-index files even if unchanged."),
+    whisper_model: str = typer.Option("tiny.en", "--whisper-model", envvar="DAILIES_WHISPER_MODEL",
+                                      help="faster-whisper size name (tiny.en bundled; others after "
+                                           "`dailies models fetch`) or a local CTranslate2 folder."),
+    device: str = typer.Option("auto", "--device", envvar="DAILIES_DEVICE", help="auto, cpu or cuda."),
+    compute_type: str = typer.Option("auto", "--compute-type", help="CTranslate2 compute type (auto: int8 on "
+                                                                      "CPU, float16 on CUDA)."),
+    language: Optional[str] = typer.Option(None, "--language", help="Spoken language (default: en for .en "
+                                                                     "models, detected otherwise)."),
+    beam_size: int = typer.Option(5, "--beam-size", min=1, help="Whisper beam size."),
+    no_vad: bool = typer.Option(False, "--no-vad", help="Do not skip non-speech with the VAD."),
+    shots: str = typer.Option("adaptive", "--shots", help="Shot detector: adaptive, content or none."),
+    shot_threshold: Optional[float] = typer.Option(None, "--shot-threshold", help="Detector threshold."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = all available)."),
+    audio_tc_rate: Optional[str] = typer.Option(None, "--audio-tc-rate", envvar="DAILIES_AUDIO_TC_RATE",
+                                                help="Timecode rate for sound files that state none "
+                                                     "[default: 24000/1001]."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Index media files: shots, speech, lines. Incremental and resumable; bad files are reported and skipped."""
+    from indexer.config import IndexSettings, default_threads, index_path
+    from indexer.pipeline import Indexer
+    from indexer.shots import DETECTORS
+    from indexer.store import Index
+    from indexer.timecode import parse_rate
+
+    if shots not in DETECTORS:
+        raise DailiesError(f"Unknown shot detector '{shots}' (use one of: {', '.join(DETECTORS)}).")
+    settings = IndexSettings(whisper_model=whisper_model, device=device, compute_type=compute_type,
+                             language=language, beam_size=beam_size, vad=not no_vad,
+                             threads=threads or default_threads(), shot_detector=shots,
+                             shot_threshold=shot_threshold, force=force)
+    if audio_tc_rate:
+        settings.audio_tc_rate = parse_rate(audio_tc_rate)
+    target = index_path(index)
+    from cli.progress import IndexProgress
+
+    with Index.open_writer(target) as idx, IndexProgress(_console(stderr=True), quiet=as_json) as reporter:
+        indexer = Indexer(idx, settings, reporter)
+        indexer.check_models()
+        summary = indexer.run(paths)
+    err = _console(stderr=True)
+    if as_json:
+        print(json.dumps({"index": str(target), "interrupted": summary.interrupted,
+                          "seconds": round(summary.seconds, 2),
+                          "files": [r.__dict__ for r in summary.results]}, indent=2))
+    counts = {s: summary.count(s) for s in ("indexed", "unchanged", "moved", "duplicate", "failed")}
+    parts = [f"{n} {s}" for s, n in counts.items() if n]
+    if summary.interrupted:
+        err.print(f"[yellow]Interrupted[/]: {', '.join(parts) or 'nothing finished'}. Finished takes are saved; "
+                  "run the same command again to do the rest.")
+    else:
+        err.print(f"Index {target}: {', '.join(parts) or 'no media files found'} ({summary.seconds:.1f} s).")
+        if counts["unchanged"] and not force:
+            err.print("[dim]Unchanged files were skipped; --force re-indexes them.[/]")
+    raise typer.Exit(summary.exit_code)
+
+
+# ------------------------------------------------------------------------------------------ search
+
+@search_app.command("line")
+def search_line(
+    text: str = typer.Argument(..., help="The line as written in the script (paraphrase and errors are tolerated)."),
+    index: Optional[Path] = IndexOpt,
+    scene: Optional[str] = typer.Option(None, "--scene", help="Only takes of this scene (e.g. 12A)."),
+    take: Optional[str] = typer.Option(None, "--take", help="Only this take (number, clip name or take id)."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many hits."),
+    min_match: float = typer.Option(0.5, "--min-match", min=0.0, max=1.0,
+                                    help="Share of the line that must have been delivered (0-1)."),
+    span: int = typer.Option(2, "--span", min=1, max=4, help="A hit may join this many adjacent utterances."),
+    no_semantic: bool = typer.Option(False, "--no-semantic", help="Skip the semantic (embedding) ranker."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every take where a line was delivered, best first, grouped by take, with source TC in/out."""
+    from indexer.config import index_path
+    from indexer.search import LineQuery, search_lines
+    from indexer.store import Index
+
+    with Index.open(index_path(index)) as idx:
+        hits = search_lines(idx, LineQuery(text=text, scene=scene, take=take, limit=limit, min_match=min_match,
+                                           span=span, semantic=not no_semantic))
+    if as_json:
+        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        return
+    from cli.render import hits_table
+
+    out = _console()
+    if not hits:
+        out.print(f"No take delivers \"{text}\" (searched with --min-match {min_match}).")
+        return
+    out.print(hits_table(hits, text))
+
+
+# ------------------------------------------------------------------------------------------ status
+
+@app.command("status")
+def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
+    """What is indexed, what failed and why, and which models built it."""
+    from indexer.config import index_path
+    from indexer.store import Index
+
+    target = index_path(index)
+    with Index.open(target) as idx:
+        takes = [dict(r) for r in idx.takes()]
+        files = [dict(r) for r in idx.files()]
+        stats = idx.stats()
+        meta = {k: idx.meta(k) for k in ("schema_version", "created_at", "created_by", "index_uid")}
+    for t in takes:
+        t["models"] = json.loads(t["models"]) if t.get("models") else None
+        t["notes"] = json.loads(t["notes"]) if t.get("notes") else []
+        t.pop("info", None)
+    failed = [f for f in files if f["status"] == "failed"]
+    if as_json:
+        print(json.dumps({"index": str(target), **meta, **stats, "takes": takes, "failed": failed}, indent=2))
+        return
+    from cli.render import status_view
+
+    _console().print(status_view(str(target), meta, stats, takes, failed))
+
+
+# ------------------------------------------------------------------------------------------ takes
+
+@app.command("shots")
+def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."), index: Optional[Path] = IndexOpt,
+              as_json: bool = JsonOpt) -> None:
+    """The shots of a take with source TC in/out."""
+    from indexer.config import index_path
+    from indexer.store import Index
+
+    with Index.open(index_path(index)) as idx:
+        row = _one_take(idx, take)
+        shots = idx.shots(row["take_id"])
+    from fractions import Fraction
+
+    from indexer.timecode import Clock
+
+    rate = Fraction(row["rate"])
+    clock = Clock.from_start_tc(row["start_tc"], rate)
+    data = [{"shot": s.index, "first_frame": s.first_frame, "last_frame": s.last_frame,
+             "start": round(s.start(rate), 3), "end": round(s.end(rate), 3),
+             "tc_in": clock.tc(s.first_frame), "tc_out": clock.tc(s.last_frame + 1)} for s in shots]
+    if as_json:
+        print(json.dumps({"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "shots": data}, indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{row['name']}  ({row['rate']} fps, start {row['start_tc']})")
+    for c in ("shot", "frames", "TC in", "TC out", "seconds"):
+        t.add_column(c, justify="right" if c != "frames" else "left")
+    for d in data:
+        t.add_row(str(d["shot"]), f"{d['first_frame']}–{d['last_frame']}", d["tc_in"], d["tc_out"],
+                  f"{d['start']:.2f}–{d['end']:.2f}")
+    _console().print(t)
+
+
+@app.command("lines")
+def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."), index: Optional[Path] = IndexOpt,
+              as_json: bool = JsonOpt) -> None:
+    """The transcript of a take, line by line, with source TC in/out and shots."""
+    from fractions import Fraction
+
+    from indexer.config import index_path
+    from indexer.store import Index
+    from indexer.timecode import Clock
+
+    with Index.open(index_path(index)) as idx:
+        row = _one_take(idx, take)
+        lines = idx.lines_of_take(row["take_id"])
+    clock = Clock.from_start_tc(row["start_tc"], Fraction(row["rate"]))
+    data = [{"line": ln.idx, "line_id": ln.line_id, "start": round(ln.start, 3), "end": round(ln.end, 3),
+             "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end), "text": ln.text, "shots": ln.shots,
+             "speaker": ln.speaker,
+             "words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
+                       for w in ln.words]} for ln in lines]
+    if as_json:
+        print(json.dumps({"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "lines": data},
+                         indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{row['name']}  ({row['rate']} fps, start {row['start_tc']})")
+    for c in ("#", "TC in", "TC out", "shots", "text"):
+        t.add_column(c)
+    for d in data:
+        t.add_row(str(d["line"]), d["tc_in"], d["tc_out"], ",".join(map(str, d["shots"])), d["text"])
+    _console().print(t)
+
+
+def _one_take(idx, ref: str):
+    rows = idx.find_takes(ref)
+    if not rows:
+        raise DailiesError(f"No take '{ref}' in the index; `dailies status` lists the takes.")
+    if len(rows) > 1:
+        raise DailiesError(f"'{ref}' matches {len(rows)} takes ({', '.join(r['name'] for r in rows[:5])}); "
+                           "use the take id.")
+    return rows[0]
+
+
+# ------------------------------------------------------------------------------------------ models
+
+@models_app.command("list")
+def models_list(as_json: bool = JsonOpt) -> None:
+    """The models dailies uses, where each is, and its checksum."""
+    from indexer.models import list_models
+
+    rows = list_models()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(title="Models")
+    for c in ("model", "used for", "status", "where", "sha256"):
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(r["name"], r["role"], r["status"], r.get("path") or "—", (r.get("sha256") or "")[:16])
+    _console().print(t)
+
+
+@models_app.command("fetch")
+def models_fetch(names: List[str] = typer.Argument(None, help="What to fetch, e.g. whisper:small.en "
+                                                                "(default: everything the defaults need).")) -> None:
+    """Download models once into the model cache (the only command that uses the network)."""
+    from indexer.models import fetch
+
+    for line in fetch(names or []):
+        _console(stderr=True).print(line)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

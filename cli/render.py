@@ -1,0 +1,98 @@
+"""Rich renderings of search hits and status (human output)."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from indexer.timecode import rate_label
+
+_DIFF = re.compile(r"\[-(.*?)-\]|\{\+(.*?)\+\}")
+
+
+def diff_text(diff: str | None, fallback: str) -> Text:
+    """Render a wdiff-style diff: [-script words not said-] struck red, {+words added+} green."""
+    if not diff:
+        return Text(fallback)
+    out = Text()
+    pos = 0
+    for m in _DIFF.finditer(diff):
+        out.append(diff[pos:m.start()])
+        if m.group(1) is not None:
+            out.append(m.group(1), style="red strike")
+        else:
+            out.append(m.group(2), style="green underline")
+        pos = m.end()
+    out.append(diff[pos:])
+    return out
+
+
+def hits_table(hits, query: str) -> Table:
+    n_takes = len({h.take_id for h in hits})
+    t = Table(title=f"“{query}” — {len(hits)} hit{'s' if len(hits) != 1 else ''} in "
+                    f"{n_takes} take{'s' if n_takes != 1 else ''}",
+              caption="[red strike]struck[/]: line's words not said · [green underline]underlined[/]: said, "
+                      "not in the line", show_lines=False, expand=True, box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("clip", overflow="fold", ratio=1)
+    t.add_column("sc/tk", no_wrap=True)
+    t.add_column("TC in", no_wrap=True, min_width=11)
+    t.add_column("TC out", no_wrap=True, min_width=11)
+    t.add_column("match", justify="right", no_wrap=True)
+    t.add_column("delivered", ratio=3, overflow="fold")
+    prev = None
+    for h in hits:
+        same = h.take_id == prev
+        prev = h.take_id
+        sctk = "/".join(x for x in (h.scene or "", h.take or "") if x) or "—"
+        t.add_row("" if same else h.name, "" if same else sctk, h.tc_in, h.tc_out, f"{(h.match or 0):.0%}",
+                  diff_text(h.diff, h.text))
+    return t
+
+
+def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: list[dict]):
+    head = Text.assemble(
+        ("Index ", "bold"), (path, "bold"), "  ",
+        (f"{stats['indexed']} takes indexed, {stats['lines']} lines, {stats['shots']} shots", ""),
+        (f", {stats['failed_files']} files failed" if stats["failed_files"] else "", "red"),
+        (f"  (schema {meta.get('schema_version')}, created {meta.get('created_at')} by {meta.get('created_by')})", "dim"),
+    )
+    t = Table(show_lines=False, expand=True, box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("clip", overflow="fold", ratio=2)
+    t.add_column("sc/tk/cam", overflow="fold")
+    t.add_column("rate", no_wrap=True)
+    t.add_column("start TC", no_wrap=True, min_width=11)
+    t.add_column("dur", justify="right", no_wrap=True)
+    t.add_column("lines", justify="right")
+    t.add_column("shots", justify="right")
+    t.add_column("status", no_wrap=True)
+    models_used: dict[str, int] = {}
+    for r in takes:
+        models = r.get("models") or {}
+        w = models.get("whisper", {})
+        sh = models.get("shots", {})
+        for desc in (f"whisper {w.get('name')} [{w.get('origin')}, {w.get('compute_type')} on {w.get('device')}]"
+                     if w else "", f"shots: PySceneDetect {sh.get('detector')} {sh.get('version')}" if sh else "",
+                     f"text embedding: {models['text_embedding']['name']}" if models.get("text_embedding") else ""):
+            if desc:
+                models_used[desc] = models_used.get(desc, 0) + 1
+        sctk = "/".join(x or "—" for x in (r.get("scene"), r.get("take"), r.get("camera")))
+        status = r["status"]
+        t.add_row(r["name"], sctk, rate_label(Fraction(r["rate"]), bool(r["drop_frame"])), r["start_tc"], f"{(r.get('duration') or 0):.1f}s",
+                  str(r["n_lines"]), str(r["n_shots"]), status)
+    parts = [head, t]
+    if models_used:
+        parts.append(Text("Models: " + "; ".join(f"{d} ({n} take{'s' if n != 1 else ''})"
+                                                   for d, n in models_used.items()), style="dim"))
+    if failed:
+        ft = Table(title="Files that failed", show_header=True, box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+        ft.add_column("file", overflow="fold")
+        ft.add_column("reason", overflow="fold")
+        for f in failed:
+            ft.add_row(f["path"], f.get("error") or "")
+        parts.append(ft)
+    return Group(*parts)

@@ -1,0 +1,64 @@
+"""Settings: command-line flags > environment variables > defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from .timecode import parse_rate
+
+DEFAULT_INDEX = "dailies-index"
+DEFAULT_WHISPER = "tiny.en"
+DEFAULT_SHOT_DETECTOR = "adaptive"
+# Timecode rate for audio-only files that do not state one (iXML TIMECODE_RATE wins when present).
+DEFAULT_AUDIO_TC_RATE = Fraction(24000, 1001)
+
+# Extensions picked up when a folder is indexed (a file named on the command line is always tried).
+MEDIA_EXTENSIONS = frozenset(
+    ".mov .mp4 .m4v .mxf .mkv .avi .mts .m2ts .ts .webm .mpg .mpeg .3gp .dv .wmv .flv .ogv "
+    ".wav .bwf .rf64 .w64 .aif .aiff .flac .mp3 .m4a .aac .ogg .opus .wma".split()
+)
+
+
+def index_path(flag: str | os.PathLike | None = None) -> Path:
+    """Where the index lives: ``--index`` > ``DAILIES_INDEX`` > ``./dailies-index``."""
+    value = flag or os.environ.get("DAILIES_INDEX") or DEFAULT_INDEX
+    return Path(value).expanduser()
+
+
+def models_dir() -> Path:
+    """The model cache: ``DAILIES_MODELS`` > ``$XDG_CACHE_HOME/dailies`` > ``~/.cache/dailies``."""
+    env = os.environ.get("DAILIES_MODELS")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "dailies"
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class IndexSettings:
+    """Everything that decides how a take is indexed (recorded in the catalog with each take)."""
+
+    whisper_model: str = field(default_factory=lambda: os.environ.get("DAILIES_WHISPER_MODEL", DEFAULT_WHISPER))
+    device: str = field(default_factory=lambda: os.environ.get("DAILIES_DEVICE", "auto"))
+    compute_type: str = "auto"
+    language: str | None = None
+    beam_size: int = 5
+    vad: bool = True
+    threads: int = field(default_factory=default_threads)
+    shot_detector: str = DEFAULT_SHOT_DETECTOR   # adaptive | content | none
+    shot_threshold: float | None = None
+    audio_tc_rate: Fraction = field(
+        default_factory=lambda: parse_rate(os.environ.get("DAILIES_AUDIO_TC_RATE", "24000/1001"))
+    )
+    force: bool = False

@@ -1,0 +1,513 @@
+"""Probe and decode media with PyAV (FFmpeg's libraries, no ffmpeg binary).
+
+* :func:`probe` reads what a file is: exact picture rate, start timecode (stream/format ``timecode``
+  tag, a QuickTime/MP4 tmcd track, or a Broadcast Wave ``bext`` time reference with the iXML rate),
+  duration, audio streams, and scene/take/camera from the file name.
+* :func:`decode` makes ONE pass over the file: audio is resampled to 16 kHz mono in memory (for speech
+  and speakers) while picture frames, reduced in size, go to a sink (shot detection, keyframes).
+  No file is decoded twice in one index run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Protocol
+from xml.etree import ElementTree
+
+import numpy as np
+
+from .errors import MediaError
+from .records import AudioStream, MediaInfo
+from .timecode import (
+    frames_to_tc,
+    is_drop_frame_rate,
+    parse_rate,
+    rate_str,
+    tc_to_frames,
+)
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000          # what Whisper and pyannote take
+_TC_RE = re.compile(r"^\d{1,2}[:;.,]\d{2}[:;.,]\d{2}[:;.,]\d{2,3}$")
+
+
+# --------------------------------------------------------------------------------------------
+# File names: scene / take / camera
+# --------------------------------------------------------------------------------------------
+
+_SCENE = re.compile(r"^(?:SC|SCN|SCENE|S)?(\d{1,4}[A-Z]{0,3})$", re.I)
+_TAKE = re.compile(r"^(?:T|TK|TAKE)(\d{1,3}[A-Z]?)$", re.I)
+_WILD = re.compile(r"^(WT|WILD|WILDTRACK|PU|PICKUP)(\d{0,3})$", re.I)
+_CAMERA = re.compile(r"^(?:CAM|CAMERA|C)([A-Z])$", re.I)
+_CAMERA_ROLL = re.compile(r"^([A-Z])(\d{3})C(\d{3})", re.I)     # ARRI/RED/Sony: A012C003...
+_SEPARATORS = re.compile(r"[_\-\s.]+")
+
+
+def parse_clip_name(name: str) -> dict[str, str | None]:
+    """Scene, take, camera and reel from common camera and editorial file-name patterns.
+
+    ``12A_T3_CamA`` / ``SC12A_TK3_A`` / ``12A-3-B`` / ``S12A_T03`` / ``12A_WT1`` (wild track) /
+    ``A012C003_230101_R1AB`` (camera roll: camera A, reel A012; no scene/take in the name).
+    """
+    out: dict[str, str | None] = {"scene": None, "take": None, "camera": None, "reel": None}
+    roll = _CAMERA_ROLL.match(name)
+    if roll:
+        out["camera"] = roll.group(1).upper()
+        out["reel"] = f"{roll.group(1).upper()}{roll.group(2)}"
+        return out
+    tokens = [t for t in _SEPARATORS.split(name) if t]
+    rest: list[str] = []
+    for i, tok in enumerate(tokens):
+        if out["scene"] is None and i == 0 and _SCENE.match(tok) and not _TAKE.match(tok):
+            out["scene"] = _SCENE.match(tok).group(1).upper()
+            continue
+        m = _TAKE.match(tok)
+        if m and out["take"] is None:
+            out["take"] = m.group(1).lstrip("0").upper() or "0"
+            continue
+        m = _WILD.match(tok)
+        if m and out["take"] is None:
+            out["take"] = f"{m.group(1).upper()}{m.group(2)}"
+            continue
+        m = _CAMERA.match(tok)
+        if m and out["camera"] is None:
+            out["camera"] = m.group(1).upper()
+            continue
+        rest.append(tok)
+    # "12A-3" / "12A-3-B": a bare number after the scene is the take, a lone letter the camera.
+    if out["scene"] is not None:
+        for tok in rest:
+            if out["take"] is None and tok.isdigit() and len(tok) <= 3:
+                out["take"] = tok.lstrip("0") or "0"
+            elif out["camera"] is None and len(tok) == 1 and tok.isalpha():
+                out["camera"] = tok.upper()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Probe
+# --------------------------------------------------------------------------------------------
+
+def _open(path: str):
+    """``av.open`` with FFmpeg's own complaint turned into a clear sentence."""
+    import av
+
+    try:
+        with av.logging.Capture() as logs:
+            container = av.open(path, metadata_errors="ignore")
+        return container
+    except av.error.FFmpegError as exc:
+        raise MediaError(_explain_open_error(path, exc, logs)) from None
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+
+
+def _explain_open_error(path: str, exc: Exception, logs: list) -> str:
+    messages = " ".join(str(m[2]) for m in logs if len(m) > 2).lower()
+    if "moov atom not found" in messages:
+        return (f"{path}: the file is truncated or was not finalised (no QuickTime 'moov' index); "
+                "copy it again from the card or recover it with the camera maker's tool.")
+    if "end of file" in messages or "truncat" in messages:
+        return f"{path}: the file is truncated."
+    strerror = getattr(exc, "strerror", None) or str(exc)
+    if "invalid data" in strerror.lower():
+        return f"{path}: not a media file FFmpeg can read (unknown or damaged format)."
+    return f"{path}: cannot be opened as media ({strerror})."
+
+
+def _timecode_tag(container) -> tuple[str | None, str]:
+    """The start timecode and where it came from: video stream tag, tmcd track, then format tag."""
+    for stream in container.streams.video:
+        tc = stream.metadata.get("timecode")
+        if tc and _TC_RE.match(tc.strip()):
+            return tc.strip(), "stream"
+    for stream in container.streams.data:       # QuickTime/MP4 tmcd track
+        tc = stream.metadata.get("timecode")
+        if tc and _TC_RE.match(tc.strip()):
+            return tc.strip(), "tmcd"
+    tc = container.metadata.get("timecode")
+    if tc and _TC_RE.match(tc.strip()):
+        return tc.strip(), "format"
+    return None, "none"
+
+
+def _hms_seconds(text: str) -> float | None:
+    m = re.match(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$", text.strip())
+    if not m:
+        return None
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+
+def read_ixml(path: str) -> dict[str, str]:
+    """A few fields of a Broadcast Wave file's iXML chunk (the sound recorder's metadata).
+
+    Only chunk headers are read, so this is cheap even on long files. Returns {} when absent.
+    """
+    out: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64", b"BW64") or head[8:12] != b"WAVE":
+                return out
+            while True:
+                hdr = f.read(8)
+                if len(hdr) < 8:
+                    break
+                cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if cid == b"iXML":
+                    xml = f.read(min(size, 1 << 20))
+                    root = ElementTree.fromstring(xml.rstrip(b"\x00"))
+                    for key in ("SCENE", "TAKE", "TAPE", "PROJECT", "NOTE"):
+                        el = root.find(key)
+                        if el is not None and el.text:
+                            out[key] = el.text.strip()
+                    speed = root.find("SPEED")
+                    if speed is not None:
+                        for key in ("TIMECODE_RATE", "TIMECODE_FLAG", "MASTER_SPEED"):
+                            el = speed.find(key)
+                            if el is not None and el.text:
+                                out[key] = el.text.strip()
+                    break
+                if size == 0xFFFFFFFF:      # RF64 data chunk: size lives in ds64; nothing after it we need
+                    break
+                f.seek(size + (size & 1), os.SEEK_CUR)
+    except (OSError, ElementTree.ParseError, struct.error):
+        return {}
+    return out
+
+
+def probe(path: str | os.PathLike, *, audio_tc_rate: Fraction = Fraction(24000, 1001)) -> MediaInfo:
+    """Read what a media file is. Raises :class:`MediaError` with a one-line reason."""
+    path = str(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise MediaError(f"{path}: no such file.") from None
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot be read ({exc.strerror}).") from None
+    if not os.path.isfile(path):
+        raise MediaError(f"{path}: not a regular file.")
+    if st.st_size == 0:
+        raise MediaError(f"{path}: the file is empty (0 bytes).")
+    if not os.access(path, os.R_OK):
+        raise MediaError(f"{path}: cannot be read (permission denied).")
+
+    container = _open(path)
+    try:
+        return _probe_container(container, path, st, audio_tc_rate)
+    finally:
+        container.close()
+
+
+def _probe_container(container, path: str, st: os.stat_result, audio_tc_rate: Fraction) -> MediaInfo:
+    name = Path(path).stem
+    notes: list[str] = []
+    from av.stream import Disposition
+
+    video = next((s for s in container.streams.video if not (s.disposition & Disposition.attached_pic)), None)
+    if video is not None and video.codec_context is not None and video.codec_context.name in ("png", "mjpeg") \
+            and (video.frames or 0) <= 1 and len(container.streams.audio) > 0:
+        video = None   # cover art in an audio file, not picture
+    audio = []
+    for s in container.streams.audio:
+        cc = s.codec_context
+        if cc is None or not cc.sample_rate or not cc.channels:
+            continue
+        audio.append(AudioStream(
+            index=s.index, channels=int(cc.channels), sample_rate=int(cc.sample_rate),
+            codec=cc.name, layout=cc.layout.name if cc.layout else None,
+            language=s.metadata.get("language"),
+        ))
+    if video is None and not audio:
+        raise MediaError(f"{path}: has no picture or sound stream dailies can use.")
+
+    duration = container.duration / 1_000_000 if container.duration else 0.0
+    tc, tc_source = _timecode_tag(container)
+    frames = width = height = codec = None
+    if video is not None:
+        raw_rate = video.average_rate or video.guessed_rate or video.base_rate
+        if not raw_rate:
+            raise MediaError(f"{path}: the picture stream states no frame rate.")
+        rate = parse_rate(Fraction(raw_rate))
+        if video.duration and video.time_base:
+            vdur = float(video.duration * video.time_base)
+            duration = vdur if vdur > 0 else duration
+        elif video.metadata.get("DURATION"):      # Matroska keeps the stream duration in a tag
+            vdur = _hms_seconds(video.metadata["DURATION"])
+            duration = vdur if vdur else duration
+        frames = int(video.frames) if video.frames else int(round(duration * rate))
+        width, height = video.codec_context.width, video.codec_context.height
+        codec = video.codec_context.name
+    else:
+        rate = audio_tc_rate
+        if duration <= 0 and container.streams.audio:
+            a0 = container.streams.audio[0]
+            if a0.duration and a0.time_base:
+                duration = float(a0.duration * a0.time_base)
+
+    ixml: dict[str, str] = {}
+    if video is None:
+        # Production sound: Broadcast Wave time reference (samples since midnight) + iXML rate.
+        ixml = read_ixml(path)
+        if ixml.get("TIMECODE_RATE"):
+            try:
+                rate = parse_rate(ixml["TIMECODE_RATE"])
+            except Exception:
+                notes.append(f"iXML TIMECODE_RATE '{ixml['TIMECODE_RATE']}' not understood")
+        ref = container.metadata.get("time_reference")
+        if tc is None and ref and ref.strip().isdigit() and audio:
+            seconds = Fraction(int(ref.strip()), audio[0].sample_rate)
+            drop = is_drop_frame_rate(rate) and ixml.get("TIMECODE_FLAG", "").upper() == "DF"
+            tc = frames_to_tc(int(round(seconds * rate)), rate, drop)
+            tc_source = "bext"
+
+    drop_frame = False
+    if tc is None:
+        tc = frames_to_tc(0, rate, is_drop_frame_rate(rate))
+        notes.append("no start timecode in the file; timecode counts from 00:00:00:00")
+        drop_frame = is_drop_frame_rate(rate)
+    else:
+        drop_frame = is_drop_frame_rate(rate) and any(c in tc for c in ";.,")
+        try:
+            tc_to_frames(tc, rate)
+        except Exception:
+            notes.append(f"start timecode '{tc}' is not valid at {rate_str(rate)} fps; using 00:00:00:00")
+            tc, tc_source = frames_to_tc(0, rate, drop_frame), "none"
+
+    parsed = parse_clip_name(name)
+    if ixml.get("SCENE") and not parsed["scene"]:
+        parsed["scene"] = ixml["SCENE"]
+    if ixml.get("TAKE") and not parsed["take"]:
+        parsed["take"] = ixml["TAKE"]
+    if video is not None and frames and duration and abs(frames / float(rate) - duration) > 1.0:
+        notes.append("stated frame count and duration disagree; counting frames while decoding")
+
+    return MediaInfo(
+        path=path, name=name, size=st.st_size, mtime_ns=st.st_mtime_ns,
+        container=container.format.name, duration=float(duration), rate=rate,
+        start_tc=tc, tc_source=tc_source, drop_frame=drop_frame,
+        has_video=video is not None, frames=frames, width=width, height=height,
+        video_codec=codec, video_stream=video.index if video is not None else None,
+        audio=audio, subtitle_streams=len(container.streams.subtitles),
+        scene=parsed["scene"], take=parsed["take"], camera=parsed["camera"], reel=parsed["reel"],
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Decode (one pass: audio to 16 kHz in memory, small picture frames to a sink)
+# --------------------------------------------------------------------------------------------
+
+class FrameSink(Protocol):
+    """Receives reduced picture frames in presentation order during :func:`decode`."""
+
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) the sink wants frames scaled to."""
+
+    def feed(self, index: int, image: np.ndarray) -> None:
+        """Frame number ``index`` (0 = first frame) as an H x W x 3 BGR uint8 array."""
+
+
+@dataclass
+class Decoded:
+    """The result of one decoding pass."""
+
+    audio: np.ndarray | None            # float32 mono at 16 kHz, sample 0 = first picture frame
+    channels: np.ndarray | None = None  # (C, N) float32 per channel, only when asked for
+    channel_rms_db: list[float] = field(default_factory=list)
+    frames: int | None = None           # picture frames actually decoded
+    damaged_packets: int = 0
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def audio_seconds(self) -> float:
+        return 0.0 if self.audio is None else len(self.audio) / self.sample_rate
+
+
+class _Chunks:
+    """Growable float32 buffer, sized from the stated duration so it rarely has to grow."""
+
+    def __init__(self, channels: int, expected_seconds: float):
+        self.channels = channels
+        capacity = int(max(expected_seconds, 1.0) * 1.02 * SAMPLE_RATE) + SAMPLE_RATE
+        self.buf = np.zeros((channels, capacity), dtype=np.float32)
+        self.n = 0
+
+    def append(self, block: np.ndarray) -> None:
+        need = self.n + block.shape[1]
+        if need > self.buf.shape[1]:
+            grown = np.zeros((self.channels, max(need, int(self.buf.shape[1] * 1.5))), dtype=np.float32)
+            grown[:, : self.n] = self.buf[:, : self.n]
+            self.buf = grown
+        self.buf[:, self.n:need] = block
+        self.n = need
+
+    def skip(self, count: int) -> None:
+        self.append(np.zeros((self.channels, count), dtype=np.float32))
+
+    def array(self) -> np.ndarray:
+        return self.buf[:, : self.n]
+
+
+class _StreamAudio:
+    """One audio stream being decoded: the sum of its channels (mono) and per-channel energy;
+    per-channel samples only when asked for (memory: 1 channel, not C)."""
+
+    def __init__(self, channels: int, expected_seconds: float, keep_channels: bool):
+        self.channels = channels
+        self.sum = _Chunks(1, expected_seconds)
+        self.sumsq = np.zeros(channels, dtype=np.float64)
+        self.each = _Chunks(channels, expected_seconds) if keep_channels else None
+        self.started = False
+
+    def append(self, block: np.ndarray) -> None:
+        self.sumsq += np.einsum("ij,ij->i", block, block, dtype=np.float64)
+        self.sum.append(block.sum(axis=0, keepdims=True))
+        if self.each is not None:
+            self.each.append(block)
+
+    def skip(self, count: int) -> None:
+        self.sum.skip(count)
+        if self.each is not None:
+            self.each.skip(count)
+
+
+def decode(
+    info: MediaInfo,
+    *,
+    audio: bool = True,
+    keep_channels: bool = False,
+    sink: FrameSink | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Decoded:
+    """Decode ``info.path`` once: audio to 16 kHz mono (and per channel when ``keep_channels``),
+    picture frames reduced to the sink's size. Time zero is the first picture frame (or the
+    start of the sound in an audio-only file). ``progress`` gets seconds decoded so far.
+    """
+    import av
+
+    want_audio = audio and info.has_audio
+    want_video = sink is not None and info.has_video
+    container = _open(info.path)
+    try:
+        a_streams = [container.streams[a.index] for a in info.audio] if want_audio else []
+        v_stream = container.streams[info.video_stream] if want_video else None
+        if v_stream is not None:
+            v_stream.thread_type = "AUTO"
+        streams = ([v_stream] if v_stream is not None else []) + a_streams
+        if not streams:
+            return Decoded(audio=None)
+
+        # Time zero = first picture frame when there is picture, else the first sound sample.
+        ref = container.streams[info.video_stream] if info.has_video else (a_streams[0] if a_streams else None)
+        t0 = float(ref.start_time * ref.time_base) if ref is not None and ref.start_time is not None else 0.0
+
+        expected = info.duration or 0.0
+        acc = {s.index: _StreamAudio(s.codec_context.channels, expected, keep_channels) for s in a_streams}
+        resamplers = {s.index: av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=SAMPLE_RATE)
+                      for s in a_streams}
+
+        size = None
+        if v_stream is not None:
+            size = sink.frame_size(info.width or v_stream.codec_context.width,
+                                   info.height or v_stream.codec_context.height)
+        rate = info.rate
+        next_index = 0
+        damaged = 0
+        last_report = -1.0
+
+        def take_audio(sidx: int, frames) -> None:
+            for out in frames:
+                block = out.to_ndarray()
+                if block.ndim == 1:
+                    block = block[None, :]
+                sa = acc[sidx]
+                if not sa.started:
+                    sa.started = True
+                    first = float(out.pts * out.time_base) if out.pts is not None else t0
+                    offset = int(round((first - t0) * SAMPLE_RATE))
+                    if offset > 0:
+                        sa.skip(offset)
+                    elif offset < 0:
+                        block = block[:, -offset:]
+                sa.append(block.astype(np.float32, copy=False))
+
+        for packet in container.demux(streams):
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                damaged += 1
+                if damaged > 200:
+                    raise MediaError(f"{info.path}: too many damaged packets; the file is corrupt.") from None
+                continue
+            st = packet.stream
+            for frame in decoded:
+                if st.type == "audio":
+                    take_audio(st.index, resamplers[st.index].resample(frame))
+                elif st.type == "video":
+                    if frame.pts is not None and frame.time_base is not None:
+                        t = float(frame.pts * frame.time_base) - t0
+                        index = max(next_index, int(math.floor(t * rate + 0.5)))
+                    else:
+                        index = next_index
+                    image = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
+                    # A frame missing from the stream: repeat the previous picture so frame numbers
+                    # stay the file's own.
+                    while next_index < index:
+                        sink.feed(next_index, image)
+                        next_index += 1
+                    sink.feed(index, image)
+                    next_index = index + 1
+                if progress is not None and frame.pts is not None and frame.time_base is not None:
+                    t = float(frame.pts * frame.time_base) - t0
+                    if t - last_report >= 1.0:
+                        last_report = t
+                        progress(t)
+        for s in a_streams:   # flush resamplers
+            take_audio(s.index, resamplers[s.index].resample(None))
+    finally:
+        container.close()
+
+    result = Decoded(audio=None, frames=next_index if want_video else None, damaged_packets=damaged)
+    if want_audio:
+        length = max((sa.sum.n for sa in acc.values()), default=0)
+        counts = [sa.sum.n for sa in acc.values() for _ in range(sa.channels)]
+        sumsq = np.concatenate([sa.sumsq for sa in acc.values()]) if acc else np.zeros(0)
+        rms = np.sqrt(sumsq / np.maximum(counts, 1)) if len(sumsq) else sumsq
+        rms_db = [float(20 * np.log10(max(r, 1e-10))) for r in rms]
+        # Mix the channels that carry sound; dead channels (silent iso tracks) contribute nothing to
+        # the sum and are left out of the average so they do not lower the level.
+        live = sum(1 for db in rms_db if db > -70.0) or len(rms_db) or 1
+        mono = np.zeros(length, dtype=np.float32)
+        for sa in acc.values():
+            part = sa.sum.array()[0]
+            mono[: len(part)] += part
+            sa.sum = None
+        mono /= live
+        result.audio = mono
+        result.channel_rms_db = rms_db
+        if keep_channels:
+            per_channel = np.zeros((len(rms_db), length), dtype=np.float32)
+            row = 0
+            for sa in acc.values():
+                arr = sa.each.array()
+                per_channel[row: row + arr.shape[0], : arr.shape[1]] = arr
+                row += arr.shape[0]
+            result.channels = per_channel
+    return result
+
+
+def load_audio(path: str, *, audio_tc_rate: Fraction = Fraction(24000, 1001)) -> np.ndarray:
+    """16 kHz mono float32 of any media file (for evaluations and tools)."""
+    info = probe(path, audio_tc_rate=audio_tc_rate)
+    if not info.has_audio:
+        raise MediaError(f"{path}: has no sound.")
+    return decode(info).audio

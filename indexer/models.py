@@ -1,0 +1,54 @@
+"""What models dailies uses, where they are, and fetching them once for offline use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import DailiesError
+
+
+def list_models() -> list[dict]:
+    from . import embed
+    from .speech import BUNDLED, file_sha256, resolve_whisper, whisper_cache
+
+    rows: list[dict] = []
+    try:
+        src = resolve_whisper(BUNDLED)
+        rows.append({"name": f"whisper {BUNDLED}", "role": "speech (default)", "status": "present",
+                     "path": src.path, "origin": src.origin, "sha256": file_sha256(Path(src.path) / "model.bin")})
+    except DailiesError as exc:
+        rows.append({"name": f"whisper {BUNDLED}", "role": "speech (default)", "status": "missing", "path": None,
+                     "detail": exc.message})
+    cache = whisper_cache()
+    if cache.is_dir():
+        for bin_ in sorted(cache.glob("**/model.bin")):
+            rows.append({"name": f"whisper {bin_.parent.name}", "role": "speech", "status": "present",
+                         "path": str(bin_.parent), "origin": "cache", "sha256": file_sha256(bin_)})
+    try:
+        import wordllama
+
+        weights = Path(wordllama.__file__).parent / "weights" / "l2_supercat_256.safetensors"
+        rows.append({"name": embed.NAME, "role": "semantic line search", "status": "present" if weights.is_file()
+                     else "missing", "path": str(weights), "origin": "bundled (wordllama)",
+                     "sha256": file_sha256(weights) if weights.is_file() else None})
+    except ImportError:
+        rows.append({"name": embed.NAME, "role": "semantic line search", "status": "missing", "path": None})
+    return rows
+
+
+def fetch(names: list[str]) -> list[str]:
+    """Fetch the named models (``whisper:NAME``); returns one message per model."""
+    from .speech import fetch_whisper
+
+    out = []
+    if not names:
+        return ["Nothing to fetch: the default models (whisper tiny.en, the text embedding) ship with the "
+                "installed packages. Fetch a larger Whisper with `dailies models fetch whisper:small.en`."]
+    for name in names:
+        kind, _, value = name.partition(":")
+        if kind == "whisper" and value:
+            path = fetch_whisper(value)
+            out.append(f"whisper {value}: {path}")
+        else:
+            raise DailiesError(f"Unknown model '{name}'; use whisper:SIZE (e.g. whisper:small.en).")
+    return out

@@ -1,0 +1,332 @@
+"""Index a set of files: the only module that knows the order of the steps.
+
+Per file: stat -> (unchanged? skip) -> content hash -> (known content? skip or follow the move) ->
+probe -> one decoding pass (16 kHz audio in memory + reduced frames to the shot detector) ->
+speech (faster-whisper, loaded once per run) -> lines (group, refine edges, attach shots) ->
+text vectors -> commit (Chroma, then the catalog in one transaction).
+
+Finished steps are saved per take, so an interrupted run (Ctrl-C, kill -9, power cut) resumes
+where it stopped; a take only becomes searchable when all of it is committed. A file that fails
+is recorded with its reason and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol
+
+from . import __version__
+from .align import LineRules, build_lines
+from .config import MEDIA_EXTENSIONS, IndexSettings
+from .errors import DailiesError, MediaError
+from .records import MediaInfo, Shot, Word
+from .store import Index
+
+log = logging.getLogger(__name__)
+
+HASH_CHUNK = 1 << 20
+
+
+class Reporter(Protocol):
+    """Progress and messages from a run (the CLI draws them; tests may record them)."""
+
+    def run_started(self, total: int) -> None: ...
+    def file_started(self, number: int, path: str) -> None: ...
+    def step(self, name: str, done: float | None = None, total: float | None = None) -> None: ...
+    def file_finished(self, result: "FileResult") -> None: ...
+    def warning(self, message: str) -> None: ...
+
+
+class NullReporter:
+    def run_started(self, total: int) -> None: pass
+    def file_started(self, number: int, path: str) -> None: pass
+    def step(self, name: str, done: float | None = None, total: float | None = None) -> None: pass
+    def file_finished(self, result: "FileResult") -> None: pass
+    def warning(self, message: str) -> None: pass
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str                 # indexed | unchanged | duplicate | moved | failed
+    take_id: str | None = None
+    message: str | None = None
+    lines: int = 0
+    shots: int = 0
+    seconds: float = 0.0
+    media_seconds: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    results: list[FileResult] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.failed else 0
+
+
+def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> tuple[list[str], list[FileResult]]:
+    """Files to index: named files as given, folders searched recursively for media extensions."""
+    found: list[str] = []
+    missing: list[FileResult] = []
+    seen: set[str] = set()
+    skip_dir = exclude.resolve() if exclude is not None and exclude.exists() else None
+
+    def add(p: Path) -> None:
+        key = str(p.resolve())
+        if key not in seen:
+            seen.add(key)
+            found.append(str(p))
+
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                rootp = Path(root)
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                                 and (skip_dir is None or (rootp / d).resolve() != skip_dir))
+                for name in sorted(files):
+                    if not name.startswith(".") and Path(name).suffix.lower() in MEDIA_EXTENSIONS:
+                        add(rootp / name)
+        elif p.exists():
+            add(p)
+        else:
+            missing.append(FileResult(str(p), "failed", message=f"{p}: no such file or folder."))
+    return found, missing
+
+
+def content_hash(path: str) -> str:
+    """BLAKE2b-128 of the whole file: what identifies a take whatever its name or place."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def take_id_for(digest: str) -> str:
+    return digest[:12]
+
+
+class Indexer:
+    """Indexes files into one index. Models are loaded once and kept for the whole run."""
+
+    def __init__(self, index: Index, settings: IndexSettings | None = None, reporter: Reporter | None = None):
+        self.index = index
+        self.settings = settings or IndexSettings()
+        self.reporter = reporter or NullReporter()
+        self._transcriber = None
+        self.rules = LineRules()
+
+    # -------------------------------------------------------------- models
+    def transcriber(self):
+        if self._transcriber is None:
+            from .speech import Transcriber
+
+            s = self.settings
+            self._transcriber = Transcriber(s.whisper_model, device=s.device, compute_type=s.compute_type,
+                                            threads=s.threads, language=s.language, beam_size=s.beam_size,
+                                            vad=s.vad)
+        return self._transcriber
+
+    def check_models(self) -> None:
+        """Resolve models before touching any file, so a bad model name fails the run at once."""
+        from . import embed
+
+        self.transcriber()
+        self.index.check_embedder("lines", embed.describe())
+
+    # -------------------------------------------------------------- run
+    def run(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
+        summary = RunSummary()
+        t0 = time.monotonic()
+        files, missing = collect_files(paths, exclude=self.index.path)
+        self.reporter.run_started(len(files) + len(missing))
+        for r in missing:
+            summary.results.append(r)
+            self.reporter.file_finished(r)
+        try:
+            for number, path in enumerate(files, 1):
+                self.reporter.file_started(number, path)
+                result = self.index_file(path)
+                summary.results.append(result)
+                self.reporter.file_finished(result)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        summary.seconds = time.monotonic() - t0
+        return summary
+
+    def index_file(self, path: str) -> FileResult:
+        t0 = time.monotonic()
+        try:
+            result = self._index_file(path)
+        except DailiesError as exc:
+            result = self._failed(path, exc.message)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except MemoryError:
+            result = self._failed(path, f"{path}: ran out of memory while indexing.")
+        except Exception as exc:  # one bad file never stops a batch
+            log.debug("unexpected error on %s\n%s", path, traceback.format_exc())
+            result = self._failed(path, f"{path}: unexpected error ({type(exc).__name__}: {exc}); "
+                                        "run with --debug for details.")
+        result.seconds = time.monotonic() - t0
+        return result
+
+    def _failed(self, path: str, message: str) -> FileResult:
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size = mtime = None
+        row = self.index.file_row(path)
+        take_id = row["take_id"] if row is not None else None
+        self.index.record_file(path, size=size, mtime_ns=mtime, content_hash=row["content_hash"] if row else None,
+                               take_id=take_id, status="failed", error=message)
+        if take_id:
+            take = self.index.take_row(take_id)
+            if take is not None and take["status"] != "indexed":
+                self.index.fail_take(take_id, message)
+        return FileResult(path, "failed", take_id=take_id, message=message)
+
+    def _index_file(self, path: str) -> FileResult:
+        idx, rep, force = self.index, self.reporter, self.settings.force
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise MediaError(f"{path}: cannot be read ({exc.strerror}).") from None
+        if st.st_size == 0:
+            raise MediaError(f"{path}: the file is empty (0 bytes).")
+
+        # Unchanged since the last run (same size and modification time)? Nothing to do.
+        row = idx.file_row(path)
+        if not force and row is not None and row["status"] == "indexed" and row["size"] == st.st_size \
+                and row["mtime_ns"] == st.st_mtime_ns:
+            take = idx.take_row(row["take_id"]) if row["take_id"] else None
+            if take is not None and take["status"] == "indexed":
+                return FileResult(path, "unchanged", take_id=take["take_id"], lines=take["n_lines"],
+                                  shots=take["n_shots"])
+
+        rep.step("hashing")
+        try:
+            digest = content_hash(path)
+        except OSError as exc:
+            raise MediaError(f"{path}: cannot be read ({exc.strerror}).") from None
+        take_id = take_id_for(digest)
+
+        known = idx.take_by_hash(digest)
+        if known is not None and known["status"] == "indexed" and not force:
+            if known["path"] != path and os.path.exists(known["path"]):
+                idx.record_file(path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest,
+                                take_id=known["take_id"], status="duplicate",
+                                error=f"same content as {known['path']}")
+                return FileResult(path, "duplicate", take_id=known["take_id"],
+                                  message=f"same content as {known['path']} (already indexed)")
+            moved = known["path"] != path
+            if moved:
+                idx.move_take(known["take_id"], path)
+            idx.record_file(path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest,
+                            take_id=known["take_id"], status="indexed")
+            return FileResult(path, "moved" if moved else "unchanged", take_id=known["take_id"],
+                              lines=known["n_lines"], shots=known["n_shots"],
+                              message=f"moved from {known['path']}" if moved else None)
+
+        rep.step("probing")
+        info = _probe(path, self.settings)
+        info.mtime_ns, info.size = st.st_mtime_ns, st.st_size
+        for note in info.notes:
+            rep.warning(f"{path}: {note}.")
+        idx.record_file(path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest, take_id=take_id,
+                        status="pending")
+        if force:
+            idx.clear_steps(take_id)
+        idx.upsert_take(take_id, digest, info, status="pending")
+
+        t_start = time.monotonic()
+        shots, words, audio, models = self._analyse(take_id, info)
+
+        rep.step("lines")
+        from . import embed
+
+        lines = build_lines(words, shots, info.rate, audio, rules=self.rules)
+        vectors = embed.embed([ln.text for ln in lines])
+        models["text_embedding"] = embed.describe()
+        models["lines"] = asdict(self.rules)
+        models["dailies"] = __version__
+        rep.step("saving")
+        idx.commit_take(take_id, info, shots, lines, vectors, models=models,
+                        seconds=time.monotonic() - t_start)
+        idx.record_file(path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest, take_id=take_id,
+                        status="indexed")
+        return FileResult(path, "indexed", take_id=take_id, lines=len(lines), shots=len(shots),
+                          media_seconds=info.duration)
+
+    def _analyse(self, take_id: str, info: MediaInfo) -> tuple[list[Shot], list[Word], object, dict]:
+        """Shots and words, from the saved steps where an earlier run finished them."""
+        from .media import decode
+        from .shots import ShotDetector
+
+        idx, rep, s = self.index, self.reporter, self.settings
+        models: dict = {}
+        want_shots = info.has_video and s.shot_detector != "none"
+        detector = ShotDetector(info.rate, s.shot_detector, s.shot_threshold) if want_shots else None
+        shots_key = f"{s.shot_detector}|{s.shot_threshold}|{detector.settings['version'] if detector else ''}"
+        cached_shots = idx.get_step(take_id, "shots", shots_key) if want_shots else None
+        if detector is not None:
+            models["shots"] = {**detector.settings, "threshold": s.shot_threshold}
+
+        transcriber = self.transcriber() if info.has_audio else None
+        asr_key = transcriber.key() if transcriber else ""
+        cached_words = idx.get_step(take_id, "asr", asr_key) if transcriber else None
+
+        sink = detector if (want_shots and cached_shots is None) else None
+        rep.step("decoding", 0.0, info.duration)
+        decoded = decode(info, audio=info.has_audio, sink=sink,
+                         progress=lambda t: rep.step("decoding", t, info.duration))
+        if decoded.damaged_packets:
+            rep.warning(f"{info.path}: {decoded.damaged_packets} damaged packets were skipped.")
+        if decoded.frames is not None:
+            info.frames = decoded.frames
+        if cached_shots is not None:
+            shots = [Shot(*v) for v in cached_shots["shots"]]
+            info.frames = cached_shots.get("frames", info.frames)
+        elif detector is not None:
+            shots = detector.finish(decoded.frames)
+            idx.put_step(take_id, "shots", shots_key,
+                         {"shots": [[x.index, x.first_frame, x.last_frame] for x in shots], "frames": info.frames})
+        else:
+            shots = []
+
+        words: list[Word] = []
+        if transcriber is not None:
+            models["whisper"] = transcriber.describe()
+            if cached_words is not None:
+                words = [Word.from_json(w) for w in cached_words["words"]]
+            else:
+                rep.step("speech", 0.0, info.duration)
+                words, asr_info = transcriber.transcribe(
+                    decoded.audio, progress=lambda t: rep.step("speech", t, info.duration))
+                models["whisper"] = transcriber.describe()
+                idx.put_step(take_id, "asr", asr_key, {"words": [w.to_json() for w in words], "info": asr_info})
+        return shots, words, decoded.audio, models
+
+
+def _probe(path: str, settings: IndexSettings) -> MediaInfo:
+    from .media import probe
+
+    return probe(path, audio_tc_rate=settings.audio_tc_rate)

