@@ -307,13 +307,19 @@ def _probe_container(container, path: str, st: os.stat_result, audio_tc_rate: Fr
 # --------------------------------------------------------------------------------------------
 
 class FrameSink(Protocol):
-    """Receives reduced picture frames in presentation order during :func:`decode`."""
+    """Receives reduced picture frames in presentation order during :func:`decode`.
+
+    A sink may also define ``wants(index) -> bool``; frames it does not want are not converted
+    for it (picture conversion is the costly part after decoding itself).
+    """
+
+    pixel_format: str  # optional attribute; "bgr24" (OpenCV order, the default) or "rgb24"
 
     def frame_size(self, width: int, height: int) -> tuple[int, int]:
         """The (width, height) the sink wants frames scaled to."""
 
     def feed(self, index: int, image: np.ndarray) -> None:
-        """Frame number ``index`` (0 = first frame) as an H x W x 3 BGR uint8 array."""
+        """Frame number ``index`` (0 = first frame) as an H x W x 3 uint8 array."""
 
 
 @dataclass
@@ -386,16 +392,19 @@ def decode(
     audio: bool = True,
     keep_channels: bool = False,
     sink: FrameSink | None = None,
+    sinks: list[FrameSink] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> Decoded:
     """Decode ``info.path`` once: audio to 16 kHz mono (and per channel when ``keep_channels``),
-    picture frames reduced to the sink's size. Time zero is the first picture frame (or the
-    start of the sound in an audio-only file). ``progress`` gets seconds decoded so far.
+    picture frames reduced to each sink's size (shot detection, keyframes ...). Time zero is the
+    first picture frame (or the start of the sound in an audio-only file). ``progress`` gets
+    seconds decoded so far.
     """
     import av
 
+    sinks = [x for x in ([sink] if sink is not None else []) + list(sinks or []) if x is not None]
     want_audio = audio and info.has_audio
-    want_video = sink is not None and info.has_video
+    want_video = bool(sinks) and info.has_video
     container = _open(info.path)
     try:
         a_streams = [container.streams[a.index] for a in info.audio] if want_audio else []
@@ -415,10 +424,13 @@ def decode(
         resamplers = {s.index: av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=SAMPLE_RATE)
                       for s in a_streams}
 
-        size = None
+        plan = []   # (sink, size, pixel format, wants)
         if v_stream is not None:
-            size = sink.frame_size(info.width or v_stream.codec_context.width,
-                                   info.height or v_stream.codec_context.height)
+            w0 = info.width or v_stream.codec_context.width
+            h0 = info.height or v_stream.codec_context.height
+            for sk in sinks:
+                plan.append((sk, sk.frame_size(w0, h0), getattr(sk, "pixel_format", "bgr24"),
+                             getattr(sk, "wants", None)))
         rate = info.rate
         next_index = 0
         damaged = 0
@@ -458,13 +470,16 @@ def decode(
                         index = max(next_index, int(math.floor(t * rate + 0.5)))
                     else:
                         index = next_index
-                    image = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
-                    # A frame missing from the stream: repeat the previous picture so frame numbers
-                    # stay the file's own.
-                    while next_index < index:
-                        sink.feed(next_index, image)
-                        next_index += 1
-                    sink.feed(index, image)
+                    # A frame missing from the stream is given as a repeat of this picture, so frame
+                    # numbers stay the file's own.
+                    for sk, size, fmt, wants in plan:
+                        image = None
+                        for k in range(next_index, index + 1):
+                            if wants is not None and not wants(k):
+                                continue
+                            if image is None:
+                                image = frame.to_ndarray(width=size[0], height=size[1], format=fmt)
+                            sk.feed(k, image)
                     next_index = index + 1
                 if progress is not None and frame.pts is not None and frame.time_base is not None:
                     t = float(frame.pts * frame.time_base) - t0
