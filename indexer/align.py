@@ -136,7 +136,8 @@ def _refine_one(env: np.ndarray, start: float, end: float, lo_bound: float, hi_b
             j = i
             while j > max(0, _idx(lo_bound)) and above[j - 1]:
                 j -= 1
-            new_start = max(lo_bound, j * HOP)
+            # window j is the first to touch the sound: the onset lies near its far end
+            new_start = max(lo_bound, j * HOP + WIN - HOP)
             break
     # Offset: the end of the last run of >= 30 ms above threshold within the search window.
     e_lo, e_hi = max(0, _idx(end - after)), min(n - 1, _idx(min(hi_bound, end + before)))
@@ -146,7 +147,8 @@ def _refine_one(env: np.ndarray, start: float, end: float, lo_bound: float, hi_b
             j = i
             while j < min(n, _idx(hi_bound)) and above[j]:
                 j += 1
-            new_end = min(hi_bound, j * HOP + WIN)
+            # window j is the first past the sound: the offset lies near its start
+            new_end = min(hi_bound, j * HOP + HOP)
             break
     if new_end <= new_start:
         return start, end

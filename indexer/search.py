@@ -36,6 +36,7 @@ RANKERS = ("fuzzy", "phonetic", "exact", "semantic")
 TOKEN_MATCH = 0.60          # word similarity below this is not a match
 FTS_CANDIDATES = 300
 SEMANTIC_CANDIDATES = 60
+EXACT_CANDIDATES = 500
 
 
 @dataclass
@@ -99,7 +100,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     if terms:
         cand_rowids.update(r for r, _ in index.fts(" OR ".join(terms), FTS_CANDIDATES, take_ids))
     if len(q_tokens) > 1:
-        cand_rowids.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"', 1000, take_ids))
+        cand_rowids.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"', EXACT_CANDIDATES, take_ids))
     q_vec = None
     lines = index.lines_by_rowid(cand_rowids)
     if query.semantic:
@@ -119,14 +120,14 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
 
     # ---------------------------------------------------------------- fuse, select, build hits
     _fuse(windows)
-    selected = _select(windows, query.min_match)
+    selected = _group_by_take(_select(windows, query.min_match))[: query.limit]
+    take_ids_sel = sorted({w.take_id for w in selected})
     take_rows = {r["take_id"]: r for r in index.db.execute(
-        f"SELECT * FROM takes WHERE take_id IN ({','.join('?' * len(selected))})",
-        [w.take_id for w in selected]).fetchall()} if selected else {}
+        f"SELECT * FROM takes WHERE take_id IN ({','.join('?' * len(take_ids_sel))})",
+        take_ids_sel).fetchall()} if selected else {}
     shots = {t: index.shots(t) for t in take_rows}
-    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words)
+    return [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words)
             for w in selected if w.take_id in take_rows]
-    return _group_by_take(hits)[: query.limit]
 
 
 # -------------------------------------------------------------------- candidates
@@ -163,11 +164,8 @@ def _windows(index: Index, lines: list[LineRow], span: int) -> list[_Window]:
     """Each candidate alone and joined with up to ``span - 1`` neighbours on either side."""
     by_key = {(ln.take_id, ln.idx): ln for ln in lines}
     if span > 1:
-        need = {(ln.take_id, ln.idx + d) for ln in lines for d in range(-(span - 1), span) if d}
-        need -= set(by_key)
-        need = {k for k in need if k[1] >= 0}
-        for ln in index.neighbour_lines(need):
-            by_key[(ln.take_id, ln.idx)] = ln
+        for ln in index.neighbour_lines(lines, reach=span - 1):
+            by_key.setdefault((ln.take_id, ln.idx), ln)
     seen: set[tuple[str, int, int]] = set()
     out: list[_Window] = []
     for ln in lines:
@@ -403,9 +401,9 @@ def _source_words(norm: list[tuple[str, int]], words: list[str], a: int, b: int)
     return " ".join(words[i] for i in idxs)
 
 
-def _group_by_take(hits: list[Hit]) -> list[Hit]:
+def _group_by_take(windows: list[_Window]) -> list[_Window]:
     """Takes ordered by their best hit; within a take, best first."""
     best: dict[str, float] = {}
-    for h in hits:
-        best[h.take_id] = max(best.get(h.take_id, 0.0), h.score)
-    return sorted(hits, key=lambda h: (-best[h.take_id], h.take_id, -h.score, h.start))
+    for w in windows:
+        best[w.take_id] = max(best.get(w.take_id, 0.0), w.fused)
+    return sorted(windows, key=lambda w: (-best[w.take_id], w.take_id, -w.fused, w.lines[0].start))

@@ -85,7 +85,7 @@ def line_id(take_id: str, idx: int) -> str:
 
 @dataclass
 class LineRow:
-    """A line as stored, with its take's facts (what search needs)."""
+    """A line as stored (what search needs). Words are parsed on first use."""
 
     id: int
     line_id: str
@@ -96,10 +96,18 @@ class LineRow:
     text: str
     norm: str
     phon: str
-    words: list[Word]
+    words_json: str
     shots: list[int]
     speaker: str | None
     voice_id: str | None
+
+    @property
+    def words(self) -> list[Word]:
+        cached = self.__dict__.get("_words")
+        if cached is None:
+            cached = [Word.from_json(w) for w in json.loads(self.words_json)]
+            self.__dict__["_words"] = cached
+        return cached
 
 
 class Index:
@@ -406,16 +414,15 @@ class Index:
                 f"SELECT * FROM lines WHERE line_id IN ({','.join('?' * len(chunk))})", chunk))
         return out
 
-    def neighbour_lines(self, keys: Iterable[tuple[str, int]]) -> list[LineRow]:
-        """Lines by (take_id, idx)."""
-        keys = list(keys)
-        out: list[LineRow] = []
-        for i in range(0, len(keys), 400):
-            chunk = keys[i:i + 400]
-            cond = " OR ".join("(take_id=? AND idx=?)" for _ in chunk)
-            params = [v for k in chunk for v in k]
-            out.extend(_line_row(r) for r in self.db.execute(f"SELECT * FROM lines WHERE {cond}", params))
-        return out
+    def neighbour_lines(self, lines: Iterable[LineRow], reach: int = 1) -> list[LineRow]:
+        """The lines up to ``reach`` positions before and after the given ones in the same take.
+
+        A take's lines are written in one transaction in order, so neighbours are adjacent rowids.
+        """
+        lines = list(lines)
+        have = {ln.id for ln in lines}
+        want = sorted({ln.id + d for ln in lines for d in range(-reach, reach + 1) if d} - have)
+        return self.lines_by_rowid(want)
 
     def fts(self, match: str, limit: int, take_ids: list[str] | None = None) -> list[tuple[int, float]]:
         """Full-text candidates: (line rowid, bm25 rank) best first."""
@@ -459,8 +466,7 @@ class Index:
 def _line_row(r: sqlite3.Row) -> LineRow:
     return LineRow(
         id=r["id"], line_id=r["line_id"], take_id=r["take_id"], idx=r["idx"], start=r["start"], end=r["end"],
-        text=r["text"], norm=r["norm"], phon=r["phon"],
-        words=[Word.from_json(w) for w in json.loads(r["words"])], shots=json.loads(r["shots"]),
+        text=r["text"], norm=r["norm"], phon=r["phon"], words_json=r["words"], shots=json.loads(r["shots"]),
         speaker=r["speaker"], voice_id=r["voice_id"])
 
 

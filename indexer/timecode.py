@@ -15,6 +15,7 @@ Conventions used everywhere in dailies:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -79,9 +80,15 @@ def nominal_fps(rate: Fraction) -> int:
     return round(rate)
 
 
+_TC = re.compile(r"^(\d{1,2})[:;.,](\d{2})[:;.,](\d{2})[:;.,](\d{2,3})$")
+
+
 def tc_to_frames(tc: str, rate: Fraction) -> int:
     """Timecode string -> frame count at ``rate`` (``;``/``.`` mark drop-frame)."""
     text = tc.strip()
+    m = _TC.match(text)
+    if not m or int(m.group(2)) > 59 or int(m.group(3)) > 59 or int(m.group(4)) >= nominal_fps(rate):
+        raise DailiesError(f"'{tc}' is not a valid timecode at {rate_str(rate)} fps.")
     try:
         rt = opentime.from_timecode(text, float(rate))
     except Exception:

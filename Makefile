@@ -1,0 +1,68 @@
+# dailies — two commands on a fresh machine:  make demo   and   make test
+# Everything runs inside a locked uv environment (.venv). uv itself is installed on first use
+# from the package index (into .tools/ when it is not already on PATH).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+DEMO_INDEX ?= demo-index
+RUN := $(UV) run --frozen
+
+.PHONY: help setup demo test test-fast test-slow fixtures eval bench clean
+
+help:
+	@echo "make demo   install, index the fixture shoot, run a few searches"
+	@echo "make test   install and run the test suite (fast part, then slow part)"
+	@echo "make eval   ASR word error rate: dailies pipeline vs faster-whisper alone"
+	@echo "make bench  index and search benchmarks (prints ratios measured in one run)"
+	@echo "make fixtures  regenerate fixtures/ (needs espeak-ng and ffmpeg: apt-get install espeak-ng ffmpeg)"
+
+# uv: use the one on PATH, else install it from the package index into .tools/ (no root needed).
+$(CURDIR)/.tools/bin/uv:
+	@echo "Installing uv into .tools/ ..."
+	@if $(PYTHON) -m venv .tools >/dev/null 2>&1 && .tools/bin/python -m pip install -q --upgrade pip uv; then :; \
+	 else rm -rf .tools; $(PYTHON) -m pip install -q --target .tools/lib uv \
+	      && mkdir -p .tools/bin && ln -sf ../lib/bin/uv .tools/bin/uv; fi
+	@test -x .tools/bin/uv || { echo "Could not install uv: install python3-venv or python3-pip (apt-get install python3-venv python3-pip) and retry."; exit 1; }
+
+setup: $(UV)
+	$(UV) sync --frozen
+
+demo: setup
+	@test -f fixtures/manifest.json || $(MAKE) fixtures
+	@echo "== Indexing the fixture shoot into $(DEMO_INDEX)/ (incremental: a second run skips unchanged files)"
+	$(RUN) dailies index fixtures/shoot --index $(DEMO_INDEX)
+	@echo; echo "== Where was this line delivered? (every take, best first, source TC in/out)"
+	$(RUN) dailies search line "We have to follow the data, not the calendar." --index $(DEMO_INDEX)
+	@echo; echo "== A line that was paraphrased in one take"
+	$(RUN) dailies search line "Then she can have it when the sky cooperates." --index $(DEMO_INDEX)
+	@echo; echo "== A line with an ad-lib in one take and a restart in another"
+	$(RUN) dailies search line "You're still here? It's almost three in the morning." --index $(DEMO_INDEX)
+	@echo; echo "== The same search as JSON (first hit)"
+	$(RUN) dailies search line "the comet won't wait for office hours" --index $(DEMO_INDEX) --json --limit 1
+	@echo; echo "== Shots of the 29.97 drop-frame take (it crosses a minute boundary)"
+	$(RUN) dailies shots 12A_T2_CamA --index $(DEMO_INDEX)
+	@echo; $(RUN) dailies status --index $(DEMO_INDEX)
+
+test: setup
+	$(RUN) pytest -m "not slow" -q
+	$(RUN) pytest -m slow -q
+
+test-fast: setup
+	$(RUN) pytest -m "not slow" -q
+
+test-slow: setup
+	$(RUN) pytest -m slow -q
+
+fixtures: setup
+	$(RUN) python scripts/make_fixtures.py
+
+eval: setup
+	$(RUN) python scripts/eval_asr.py
+
+bench: setup
+	$(RUN) python scripts/bench_index.py
+	$(RUN) python scripts/bench_search.py
+
+clean:
+	rm -rf $(DEMO_INDEX) .pytest_cache .bench

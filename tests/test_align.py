@@ -1,0 +1,68 @@
+"""Words -> lines: grouping by pauses and sentence ends; edges refined on the sound."""
+
+from fractions import Fraction
+
+import numpy as np
+
+from indexer.align import LineRules, assign_shots, group_words, refine_edges
+from indexer.records import Shot, Word
+
+
+def w(start, end, text):
+    return Word(start, end, text, 0.9)
+
+
+def test_pauses_and_sentence_ends_split_lines():
+    words = [w(0.0, 0.3, "You're"), w(0.35, 0.6, "still"), w(0.65, 1.0, "here?"),
+             w(1.45, 1.7, "It's"), w(1.75, 2.2, "late."),          # sentence end + 0.45 s pause: split
+             w(2.3, 2.6, "Go"), w(2.62, 2.9, "home,"),           # sentence end + 0.1 s: same line
+             w(4.0, 4.3, "Leo.")]                                # 1.1 s pause: split
+    lines = group_words(words)
+    assert [ln.text for ln in lines] == ["You're still here?", "It's late. Go home,", "Leo."]
+    assert [ln.index for ln in lines] == [0, 1, 2]
+    assert lines[1].start == 1.45 and lines[1].end == 2.9
+
+
+def test_long_utterances_split_at_their_longest_pause():
+    words = [w(i * 0.5, i * 0.5 + 0.4, f"w{i}") for i in range(40)]   # 20 s without a pause
+    words[20] = w(10.0 + 0.3, 10.4, "w20")                            # longest gap before w20
+    lines = group_words(words, LineRules(max_duration=15.0))
+    assert len(lines) == 2
+    assert lines[1].words[0].text == "w20"
+
+
+def _bursts(spans, seconds=6.0, sr=16000):
+    rng = np.random.default_rng(1)
+    audio = rng.normal(0, 10 ** (-60 / 20), int(seconds * sr)).astype(np.float32)
+    t = np.arange(audio.size) / sr
+    for a, b in spans:
+        m = (t >= a) & (t < b)
+        audio[m] += 0.2 * np.sin(2 * np.pi * 220 * t[m])
+    return audio
+
+
+def test_edges_move_to_the_speech_onset_and_offset():
+    audio = _bursts([(1.00, 2.50), (3.20, 4.00)])
+    # recogniser edges off by 50-150 ms either way
+    lines = group_words([w(0.88, 1.5, "one"), w(1.6, 2.62, "two."), w(3.33, 3.9, "three.")])
+    refined = refine_edges(lines, audio)
+    assert abs(refined[0].start - 1.00) < 0.015
+    assert abs(refined[0].end - 2.50) < 0.03
+    assert abs(refined[1].start - 3.20) < 0.015
+    assert abs(refined[1].end - 4.00) < 0.03
+    assert refined[0].words[0].start == refined[0].start
+
+
+def test_edges_stay_when_the_sound_gives_no_clear_edge():
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0, 0.1, 16000 * 4).astype(np.float32)        # loud noise, no speech structure
+    lines = group_words([w(1.0, 2.0, "hello.")])
+    assert refine_edges(lines, noise)[0].start == 1.0
+
+
+def test_lines_know_the_shots_they_span():
+    rate = Fraction(24000, 1001)
+    shots = [Shot(0, 0, 71), Shot(1, 72, 150)]
+    lines = assign_shots(group_words([w(2.5, 3.5, "across"), w(5.0, 5.5, "after.")]), shots, rate)
+    assert lines[0].shots == [0, 1]       # 2.5 s = frame 59, 3.5 s = frame 83
+    assert lines[1].shots == [1]
