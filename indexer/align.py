@@ -82,70 +82,128 @@ def energy_db(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def refine_edges(lines: list[Line], audio: np.ndarray | None, sample_rate: int = 16000,
-                 search_before: float = 0.30, search_after: float = 0.25) -> list[Line]:
-    """Move each line's start to the speech onset and its end to the speech offset nearby.
+                 search_before: float = 0.30, search_after: float = 0.60, min_pause: float = 0.6) -> list[Line]:
+    """Fit lines to the sound: split a line at a clear pause inside it, then move each line's start
+    to the speech onset and its end to the speech offset nearby.
 
-    The threshold sits between the local noise floor and the line's own level; an edge moves only
-    within ``search_before``/``search_after`` seconds and never into a neighbouring line.
+    Whisper's word times smear across pauses (the word before a pause often "ends" when the next one
+    starts), so pauses are found on the sound itself. The threshold sits between the local noise floor
+    and the line's own level; an edge moves only within ``search_before``/``search_after`` seconds and
+    never into a neighbouring line.
     """
     if audio is None or audio.size == 0 or not lines:
         return lines
     env = energy_db(audio, sample_rate)
+    total = len(audio) / sample_rate
+    split: list[Line] = []
+    for line in lines:
+        split.extend(_split_on_pauses(env, line, min_pause))
     out: list[Line] = []
-    for k, line in enumerate(lines):
+    for k, line in enumerate(split):
         prev_end = out[-1].end if out else 0.0
-        next_start = lines[k + 1].start if k + 1 < len(lines) else len(audio) / sample_rate
+        next_start = split[k + 1].start if k + 1 < len(split) else total
         start, end = _refine_one(env, line.start, line.end, prev_end, next_start, search_before, search_after)
-        words = list(line.words)
-        if words:
-            words[0] = replace(words[0], start=min(start, words[0].end))
-            words[-1] = replace(words[-1], end=max(end, words[-1].start))
-        out.append(replace(line, start=start, end=end, words=words))
+        out.append(_with_edges(line, start, end, len(out)))
     return out
+
+
+def _with_edges(line: Line, start: float, end: float, index: int) -> Line:
+    words = list(line.words)
+    if words:
+        words[0] = replace(words[0], start=min(start, words[0].end))
+        words[-1] = replace(words[-1], end=max(end, words[-1].start))
+    return replace(line, index=index, start=start, end=end, words=words)
 
 
 def _idx(t: float) -> int:
     return int(round(t / HOP))
 
 
-def _refine_one(env: np.ndarray, start: float, end: float, lo_bound: float, hi_bound: float,
-                before: float, after: float) -> tuple[float, float]:
+def _levels(env: np.ndarray, start: float, end: float, lo_bound: float, hi_bound: float) -> float | None:
+    """The speech/silence threshold around a line, or None when the sound gives no clear contrast."""
     n = env.size
-    a = max(0, _idx(max(lo_bound, start - before - 0.5)))
-    b = min(n, _idx(min(hi_bound, end + after + 0.5)) + 1)
+    a = max(0, _idx(max(lo_bound, start - 0.8)))
+    b = min(n, _idx(min(hi_bound, end + 1.1)) + 1)
     if b - a < 10:
-        return start, end
-    region = env[a:b]
-    floor = float(np.percentile(region, 10))
+        return None
+    floor = float(np.percentile(env[a:b], 10))
     core = env[max(0, _idx(start)): max(_idx(start) + 1, min(n, _idx(end)))]
     if core.size == 0:
-        return start, end
+        return None
     level = float(np.percentile(core, 90))
     if level - floor < 12.0:          # too noisy to tell speech from background: keep Whisper's times
-        return start, end
-    thr = floor + 0.2 * (level - floor) + 3.0
-    above = env > thr
+        return None
+    return floor + 0.08 * (level - floor) + 3.0
 
-    # Onset: the start of the first run of >= 30 ms above threshold within the search window.
-    s_lo, s_hi = max(_idx(lo_bound), _idx(start - before)), min(n - 1, _idx(start + after))
-    new_start = start
-    run = int(0.03 / HOP)
-    for i in range(max(0, s_lo), max(0, s_hi)):
-        if above[i: i + run].all():
-            # walk back while still above threshold (the run may begin before s_lo)
+
+def _split_on_pauses(env: np.ndarray, line: Line, min_pause: float) -> list[Line]:
+    if len(line.words) < 2:
+        return [line]
+    thr = _levels(env, line.start, line.end, line.start - 0.8, line.end + 1.1)
+    if thr is None:
+        return [line]
+    a, b = _idx(line.start), min(env.size, _idx(line.end))
+    quiet = env[a:b] <= thr
+    run = int(min_pause / HOP)
+    pauses: list[tuple[float, float]] = []
+    i = 0
+    while i < quiet.size:
+        if quiet[i]:
             j = i
-            while j > max(0, _idx(lo_bound)) and above[j - 1]:
+            while j < quiet.size and quiet[j]:
+                j += 1
+            if j - i >= run:
+                # quiet windows [i, j): the sound stops near window i's start + WIN and resumes near j's end
+                pauses.append(((a + i) * HOP + WIN, (a + j) * HOP + WIN - HOP))
+            i = j
+        else:
+            i += 1
+    parts: list[Line] = []
+    words = list(line.words)
+    for p0, p1 in pauses:
+        mid = (p0 + p1) / 2
+        left = [w for w in words if (w.start + w.end) / 2 < mid]
+        right = [w for w in words if (w.start + w.end) / 2 >= mid]
+        if not left or not right:
+            continue
+        parts.append(_with_edges(Line(0, left[0].start, p0, left), left[0].start, p0, 0))
+        words = right
+        words[0] = replace(words[0], start=max(words[0].start, p1))
+    if not parts:
+        return [line]
+    parts.append(Line(0, words[0].start, line.end, words))
+    return parts
+
+
+def _refine_one(env: np.ndarray, start: float, end: float, lo_bound: float, hi_bound: float,
+                before: float, after: float) -> tuple[float, float]:
+    thr = _levels(env, start, end, lo_bound, hi_bound)
+    if thr is None:
+        return start, end
+    n = env.size
+    above = env > thr
+    run = int(0.03 / HOP)
+
+    # Onset: the first run of >= 30 ms above threshold in the search window, followed back to where
+    # it began (never before the previous line, nor more than `before` earlier).
+    s_lo, s_hi = max(0, _idx(max(lo_bound, start - before))), min(n - 1, _idx(start + after))
+    new_start = start
+    for i in range(s_lo, s_hi):
+        if above[i: i + run].all():
+            j, stop = i, max(0, _idx(max(lo_bound, start - before)))
+            while j > stop and above[j - 1]:
                 j -= 1
             # window j is the first to touch the sound: the onset lies near its far end
             new_start = max(lo_bound, j * HOP + WIN - HOP)
             break
-    # Offset: the end of the last run of >= 30 ms above threshold within the search window.
+    # Offset: the last run of >= 30 ms above threshold in the search window, followed forward to where
+    # it ends (never into the next line, nor more than `before` later).
     e_lo, e_hi = max(0, _idx(end - after)), min(n - 1, _idx(min(hi_bound, end + before)))
     new_end = end
     for i in range(e_hi, e_lo, -1):
         if i - run >= 0 and above[i - run: i].all():
             j = i
-            while j < min(n, _idx(hi_bound)) and above[j]:
+            while j < e_hi and above[j]:
                 j += 1
             # window j is the first past the sound: the offset lies near its start
             new_end = min(hi_bound, j * HOP + HOP)

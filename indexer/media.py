@@ -99,7 +99,10 @@ def parse_clip_name(name: str) -> dict[str, str | None]:
 def _open(path: str):
     """``av.open`` with FFmpeg's own complaint turned into a clear sentence."""
     import av
+    import av.logging
 
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)   # FFmpeg's own reason (e.g. "moov atom not found"), captured
     try:
         with av.logging.Capture() as logs:
             container = av.open(path, metadata_errors="ignore")
@@ -108,6 +111,8 @@ def _open(path: str):
         raise MediaError(_explain_open_error(path, exc, logs)) from None
     except OSError as exc:
         raise MediaError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    finally:
+        av.logging.set_level(level)
 
 
 def _explain_open_error(path: str, exc: Exception, logs: list) -> str:

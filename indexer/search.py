@@ -33,7 +33,9 @@ from .timecode import Clock
 
 RRF_K = 60
 RANKERS = ("fuzzy", "phonetic", "exact", "semantic")
-TOKEN_MATCH = 0.60          # word similarity below this is not a match
+# (longest length, least similarity) for a word pair to count as a match; the last entry covers the rest.
+WORD_MATCH = ((3, 1.0), (5, 0.85), (99, 0.72))
+KEY_MATCH = ((2, 1.0), (3, 1.0), (99, 0.8))
 FTS_CANDIDATES = 300
 SEMANTIC_CANDIDATES = 60
 EXACT_CANDIDATES = 500
@@ -203,14 +205,20 @@ def _weights(index: Index, q_tokens: list[str]) -> np.ndarray:
     return np.asarray(w, dtype=np.float64)
 
 
-def _similarity(q: list[str], vocab: list[str]) -> np.ndarray:
+def _similarity(q: list[str], vocab: list[str], thresholds: tuple[tuple[int, float], ...]) -> np.ndarray:
+    """Word-to-word similarity (rapidfuzz ratio), zero below a threshold that grows for short words:
+    one letter changes "and" into "hand", but "cooperate" into "cooperates" is the same word."""
     from rapidfuzz.fuzz import ratio
     from rapidfuzz.process import cdist
 
     if not vocab:
         return np.zeros((len(q), 0))
     sim = cdist(q, vocab, scorer=ratio, dtype=np.float32) / 100.0
-    sim[sim < TOKEN_MATCH] = 0.0
+    shortest = np.minimum(np.array([len(t) for t in q])[:, None], np.array([len(t) for t in vocab])[None, :])
+    need = np.full(sim.shape, thresholds[-1][1], dtype=np.float32)
+    for max_len, thr in reversed(thresholds[:-1]):
+        need[shortest <= max_len] = thr
+    sim[sim < need] = 0.0
     return sim
 
 
@@ -248,8 +256,8 @@ def _score(index: Index, windows: list[_Window], q_tokens: list[str], q_phon: li
         widx[k, : len(w.tokens)] = [vpos[t] for t in w.tokens]
         pidx[k, : len(w.phon)] = [ppos[t] for t in w.phon[:max_len]]
 
-    s_orth = _similarity(q_tokens, vocab)
-    s_phon = _similarity(q_phon, pvocab)
+    s_orth = _similarity(q_tokens, vocab, WORD_MATCH)
+    s_phon = _similarity(q_phon, pvocab, KEY_MATCH)
     fuzzy = _aligned_coverage(s_orth, widx, weights)
     phon = _aligned_coverage(s_phon, pidx, weights)
 
@@ -378,26 +386,31 @@ def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple
     first_word, last_word = d_norm[lo][1], d_norm[hi][1]
 
     parts: list[str] = []
+    shown: set[int] = set()       # a source word yields several tokens ("can't" = can not): show it once
     for op in ops:
         qs = _source_words(q_norm, q_words, op.src_start, op.src_end)
-        ds = _source_words(d_norm, d_words, op.dest_start, op.dest_end)
+        ds = _source_words(d_norm, d_words, op.dest_start, op.dest_end, shown)
         inside = op.dest_end > lo and op.dest_start <= hi
         if op.tag == "equal":
             parts.append(ds)
         elif op.tag == "insert":
-            if inside:
+            if inside and ds:
                 parts.append("{+" + ds + "+}")
         elif op.tag == "delete":
             parts.append("[-" + qs + "-]")
         else:
-            parts.append("[-" + qs + "-]{+" + ds + "+}")
+            parts.append("[-" + qs + "-]" + ("{+" + ds + "+}" if ds else ""))
     return first_word, last_word, " ".join(p for p in parts if p)
 
 
-def _source_words(norm: list[tuple[str, int]], words: list[str], a: int, b: int) -> str:
+def _source_words(norm: list[tuple[str, int]], words: list[str], a: int, b: int,
+                  shown: set[int] | None = None) -> str:
     if a >= b:
         return ""
     idxs = sorted({norm[i][1] for i in range(a, b)})
+    if shown is not None:
+        idxs = [i for i in idxs if i not in shown]
+        shown.update(idxs)
     return " ".join(words[i] for i in idxs)
 
 
