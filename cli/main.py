@@ -76,8 +76,13 @@ def _version(value: bool) -> None:
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    chroma_url: Optional[str] = typer.Option(None, "--chroma-url", envvar="DAILIES_CHROMA_URL",
+                                             help="Use a Chroma server (e.g. http://host:8000) instead of the "
+                                                  "embedded store in the index folder."),
 ) -> None:
     _state["debug"] = debug
+    if chroma_url:
+        os.environ["DAILIES_CHROMA_URL"] = chroma_url
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
     if not debug:
         import warnings

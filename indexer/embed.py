@@ -53,6 +53,13 @@ def embed(texts: list[str]) -> np.ndarray:
     return np.where(norms > 0, vecs / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
 
 
+def embed_raw(texts: list[str]) -> np.ndarray:
+    """Mean token vectors, not normalised (so texts can be pooled together by weighted sums)."""
+    if not texts:
+        return np.zeros((0, DIM), dtype=np.float32)
+    return np.asarray(_load().embed(list(texts), norm=False), dtype=np.float32)
+
+
 def describe() -> dict:
     import wordllama
 

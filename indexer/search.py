@@ -36,9 +36,9 @@ RANKERS = ("fuzzy", "phonetic", "exact", "semantic")
 # (longest length, least similarity) for a word pair to count as a match; the last entry covers the rest.
 WORD_MATCH = ((3, 1.0), (5, 0.85), (99, 0.72))
 KEY_MATCH = ((2, 1.0), (3, 1.0), (99, 0.8))
-FTS_CANDIDATES = 300
-SEMANTIC_CANDIDATES = 60
-EXACT_CANDIDATES = 500
+FTS_CANDIDATES = 200        # best full-text matches (words and phonetic keys) to score
+SEMANTIC_CANDIDATES = 60    # nearest neighbours of the query's text embedding to score
+EXACT_CANDIDATES = 300      # exact-phrase matches to score (at least 3 x --limit)
 
 
 @dataclass
@@ -97,12 +97,14 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
         if len(t) >= 6:
             terms.append(f'norm:"{t[:len(t) - 2]}"*')
     for k in dict.fromkeys(phonetic(t) for t in content):
-        if k:
+        if len(k) >= 3:       # one- and two-letter keys ("T", "BT") match half the index: no use as a filter
             terms.append(f'phon:"{k}"')
     if terms:
-        cand_rowids.update(r for r, _ in index.fts(" OR ".join(terms), FTS_CANDIDATES, take_ids))
+        cand_rowids.update(r for r, _ in index.fts(" OR ".join(terms), max(FTS_CANDIDATES, 2 * query.limit),
+                                                   take_ids))
     if len(q_tokens) > 1:
-        cand_rowids.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"', EXACT_CANDIDATES, take_ids))
+        cand_rowids.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"',
+                                                   max(EXACT_CANDIDATES, 3 * query.limit), take_ids))
     q_vec = None
     lines = index.lines_by_rowid(cand_rowids)
     if query.semantic:
@@ -117,8 +119,15 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     if not lines:
         return []
 
-    windows = _windows(index, lines, query.span)
-    _score(index, windows, q_tokens, q_phon, query, q_vec)
+    # Each candidate alone; then, where it holds only part of the line, joined with its neighbours.
+    weights = _weights(index, q_tokens)
+    singles = [_Window(ln.take_id, [ln], ln.tokens, ln.keys) for ln in lines]
+    _lexical(singles, q_tokens, q_phon, weights)
+    partial = [w.lines[0] for w in singles if 0.05 <= w.match < 0.95]
+    pairs = _joined_windows(index, partial, query.span)
+    _lexical(pairs, q_tokens, q_phon, weights)
+    windows = singles + pairs
+    _other_scores(windows, q_tokens, q_vec)
 
     # ---------------------------------------------------------------- fuse, select, build hits
     _fuse(windows)
@@ -127,7 +136,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     take_rows = {r["take_id"]: r for r in index.db.execute(
         f"SELECT * FROM takes WHERE take_id IN ({','.join('?' * len(take_ids_sel))})",
         take_ids_sel).fetchall()} if selected else {}
-    shots = {t: index.shots(t) for t in take_rows}
+    shots = index.shots_of(take_rows)
     return [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words)
             for w in selected if w.take_id in take_rows]
 
@@ -153,40 +162,35 @@ def _take_filter(index: Index, query: LineQuery) -> set[str] | None:
 
 def _semantic_neighbours(index: Index, q_vec: np.ndarray, take_ids: list[str] | None) -> list[str]:
     col = index.collection("lines")
-    n = col.count()
-    if n == 0:
-        return []
     where = {"take_id": {"$in": take_ids}} if take_ids else None
-    res = col.query(query_embeddings=[q_vec.tolist()], n_results=min(SEMANTIC_CANDIDATES, n), where=where,
+    res = col.query(query_embeddings=[q_vec.tolist()], n_results=SEMANTIC_CANDIDATES, where=where,
                     include=["distances"])
     return list(res["ids"][0]) if res["ids"] else []
 
 
-def _windows(index: Index, lines: list[LineRow], span: int) -> list[_Window]:
-    """Each candidate alone and joined with up to ``span - 1`` neighbours on either side."""
+def _joined_windows(index: Index, lines: list[LineRow], span: int) -> list[_Window]:
+    """Windows of 2..``span`` adjacent utterances around each given line (a line delivered in pieces)."""
+    if span < 2 or not lines:
+        return []
     by_key = {(ln.take_id, ln.idx): ln for ln in lines}
-    if span > 1:
-        for ln in index.neighbour_lines(lines, reach=span - 1):
-            by_key.setdefault((ln.take_id, ln.idx), ln)
+    for ln in index.neighbour_lines(lines, reach=span - 1):
+        by_key.setdefault((ln.take_id, ln.idx), ln)
     seen: set[tuple[str, int, int]] = set()
     out: list[_Window] = []
     for ln in lines:
-        for size in range(1, span + 1):
+        for size in range(2, span + 1):
             for first in range(ln.idx - size + 1, ln.idx + 1):
                 key = (ln.take_id, first, first + size - 1)
                 if key in seen:
                     continue
+                seen.add(key)
                 members = [by_key.get((ln.take_id, i)) for i in range(first, first + size)]
                 if any(m is None for m in members):
                     continue
-                if size > 1 and any(b.start - a.end > 4.0 for a, b in zip(members, members[1:])):
+                if any(b.start - a.end > 4.0 for a, b in zip(members, members[1:])):
                     continue          # not one delivery: too far apart
-                seen.add(key)
-                w = _Window(ln.take_id, members)
-                for m in members:
-                    w.tokens.extend(m.norm.split())
-                    w.phon.extend(m.phon.split())
-                out.append(w)
+                out.append(_Window(ln.take_id, members, [t for m in members for t in m.tokens],
+                                   [k for m in members for k in m.keys]))
     return out
 
 
@@ -242,9 +246,10 @@ def _aligned_coverage(sim_q_vocab: np.ndarray, windows_idx: np.ndarray, weights:
     return dp[:, -1] / max(weights.sum(), 1e-9)
 
 
-def _score(index: Index, windows: list[_Window], q_tokens: list[str], q_phon: list[str],
-           query: LineQuery, q_vec: np.ndarray | None) -> None:
-    weights = _weights(index, q_tokens)
+def _lexical(windows: list[_Window], q_tokens: list[str], q_phon: list[str], weights: np.ndarray) -> None:
+    """Fuzzy and phonetic in-order coverage of the query by each window; sets ``match``."""
+    if not windows:
+        return
     vocab = sorted({t for w in windows for t in w.tokens})
     pvocab = sorted({t for w in windows for t in w.phon})
     vpos = {t: i for i, t in enumerate(vocab)}
@@ -255,36 +260,57 @@ def _score(index: Index, windows: list[_Window], q_tokens: list[str], q_phon: li
     for k, w in enumerate(windows):
         widx[k, : len(w.tokens)] = [vpos[t] for t in w.tokens]
         pidx[k, : len(w.phon)] = [ppos[t] for t in w.phon[:max_len]]
-
-    s_orth = _similarity(q_tokens, vocab, WORD_MATCH)
-    s_phon = _similarity(q_phon, pvocab, KEY_MATCH)
-    fuzzy = _aligned_coverage(s_orth, widx, weights)
-    phon = _aligned_coverage(s_phon, pidx, weights)
-
-    q_phrase = " " + " ".join(q_tokens) + " "
-    from rapidfuzz.fuzz import partial_ratio
-
-    sem = None
-    if q_vec is not None:
-        from . import embed
-
-        vecs = embed.embed([w.text for w in windows])
-        sem = vecs @ q_vec
+    fuzzy = _aligned_coverage(_similarity(q_tokens, vocab, WORD_MATCH), widx, weights)
+    phon = _aligned_coverage(_similarity(q_phon, pvocab, KEY_MATCH), pidx, weights)
     for k, w in enumerate(windows):
-        extra = len(w.lines) - 1
-        norm_text = " " + " ".join(w.tokens) + " "
-        exact = 1.0 if q_phrase in norm_text else 0.99 * partial_ratio(q_phrase.strip(), norm_text.strip()) / 100.0
-        w.scores = {
-            "fuzzy": float(fuzzy[k]) - 0.01 * extra,
-            "phonetic": float(phon[k]) - 0.01 * extra,
-            "exact": exact - 0.01 * extra,
-        }
-        if sem is not None:
-            w.scores["semantic"] = float(sem[k]) - 0.01 * extra
+        extra = 0.01 * (len(w.lines) - 1)     # a joined window must add something to beat a single line
+        w.scores = {"fuzzy": float(fuzzy[k]) - extra, "phonetic": float(phon[k]) - extra}
         # What share of the line was delivered: the better of spelling and sound, order kept.
         w.match = max(float(fuzzy[k]), 0.95 * float(phon[k]))
-        if exact >= 1.0:
+
+
+def _other_scores(windows: list[_Window], q_tokens: list[str], q_vec: np.ndarray | None) -> None:
+    """Exact phrase and semantic rankers."""
+    from rapidfuzz.fuzz import partial_ratio
+
+    q_phrase = " ".join(q_tokens)
+    sem = _semantic_scores(windows, q_vec) if q_vec is not None and windows else None
+    for k, w in enumerate(windows):
+        extra = 0.01 * (len(w.lines) - 1)
+        norm_text = " ".join(w.tokens)
+        if f" {q_phrase} " in f" {norm_text} ":
+            exact = 1.0
             w.match = max(w.match, 1.0)
+        else:
+            exact = 0.99 * partial_ratio(q_phrase, norm_text) / 100.0
+        w.scores["exact"] = exact - extra
+        if sem is not None:
+            w.scores["semantic"] = float(sem[k]) - extra
+
+
+def _semantic_scores(windows: list[_Window], q_vec: np.ndarray) -> np.ndarray:
+    """Cosine of each window's text embedding with the query's.
+
+    WordLlama embeds a text as the mean of its token vectors, so a window of several lines is the
+    word-count-weighted mean of its lines' (unnormalised) vectors: each distinct line text is embedded
+    once (takes often transcribe a line identically).
+    """
+    from . import embed
+
+    texts: dict[str, int] = {}
+    for w in windows:
+        for ln in w.lines:
+            texts.setdefault(ln.text, len(texts))
+    raw = embed.embed_raw(list(texts))
+    out = np.empty(len(windows), dtype=np.float32)
+    for k, w in enumerate(windows):
+        if len(w.lines) == 1:
+            v = raw[texts[w.lines[0].text]]
+        else:
+            v = sum(raw[texts[ln.text]] * max(1, len(ln.tokens)) for ln in w.lines)
+        n = float(np.linalg.norm(v))
+        out[k] = float(v @ q_vec) / n if n > 0 else 0.0
+    return out
 
 
 def _fuse(windows: list[_Window]) -> None:
@@ -372,6 +398,7 @@ def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple
     """
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.fuzz import ratio
+    from rapidfuzz.process import extractOne
 
     q = [t for t, _ in q_norm]
     d = [t for t, _ in d_norm]
@@ -384,9 +411,9 @@ def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple
     for t in set(d) - q_set:
         if len(t) <= 2:
             continue
-        best = max(q, key=lambda u: ratio(t, u))
-        if len(best) > 2 and ratio(t, best) >= 80:
-            canon[t] = best
+        best = extractOne(t, q, scorer=ratio, score_cutoff=80)
+        if best is not None and len(best[0]) > 2:
+            canon[t] = best[0]
     d_c = [canon.get(t, t) for t in d]
     ops = Levenshtein.opcodes(q, d_c)
     matched = [j for op in ops if op.tag == "equal" for j in range(op.dest_start, op.dest_end)]

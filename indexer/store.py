@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -97,17 +98,25 @@ class LineRow:
     norm: str
     phon: str
     words_json: str
-    shots: list[int]
+    shots_json: str
     speaker: str | None
     voice_id: str | None
 
-    @property
+    @functools.cached_property
     def words(self) -> list[Word]:
-        cached = self.__dict__.get("_words")
-        if cached is None:
-            cached = [Word.from_json(w) for w in json.loads(self.words_json)]
-            self.__dict__["_words"] = cached
-        return cached
+        return [Word.from_json(w) for w in json.loads(self.words_json)]
+
+    @functools.cached_property
+    def shots(self) -> list[int]:
+        return json.loads(self.shots_json)
+
+    @functools.cached_property
+    def tokens(self) -> list[str]:
+        return self.norm.split()
+
+    @functools.cached_property
+    def keys(self) -> list[str]:
+        return self.phon.split()
 
 
 class Index:
@@ -392,6 +401,17 @@ class Index:
         return [Shot(r["idx"], r["first_frame"], r["last_frame"]) for r in self.db.execute(
             "SELECT * FROM shots WHERE take_id=? ORDER BY idx", (take_id,))]
 
+    def shots_of(self, take_ids: Iterable[str]) -> dict[str, list[Shot]]:
+        """Shots of several takes in one query."""
+        take_ids = list(take_ids)
+        out: dict[str, list[Shot]] = {t: [] for t in take_ids}
+        for i in range(0, len(take_ids), 900):
+            chunk = take_ids[i:i + 900]
+            for r in self.db.execute(f"SELECT * FROM shots WHERE take_id IN ({','.join('?' * len(chunk))}) "
+                                     "ORDER BY take_id, idx", chunk):
+                out[r["take_id"]].append(Shot(r["idx"], r["first_frame"], r["last_frame"]))
+        return out
+
     def lines_of_take(self, take_id: str) -> list[LineRow]:
         return [_line_row(r) for r in self.db.execute(
             "SELECT * FROM lines WHERE take_id=? ORDER BY idx", (take_id,))]
@@ -466,7 +486,7 @@ class Index:
 def _line_row(r: sqlite3.Row) -> LineRow:
     return LineRow(
         id=r["id"], line_id=r["line_id"], take_id=r["take_id"], idx=r["idx"], start=r["start"], end=r["end"],
-        text=r["text"], norm=r["norm"], phon=r["phon"], words_json=r["words"], shots=json.loads(r["shots"]),
+        text=r["text"], norm=r["norm"], phon=r["phon"], words_json=r["words"], shots_json=r["shots"],
         speaker=r["speaker"], voice_id=r["voice_id"])
 
 
