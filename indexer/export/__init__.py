@@ -1,0 +1,112 @@
+"""Exports: hits from any search -> OpenTimelineIO -> EDL, FCP 7 XML, FCPXML, ALE, OTIO, markers, transcripts.
+
+One route for every format: hits + their takes' facts (:class:`Source`) -> :class:`Cut` (frames of the
+file, handles clamped to the media) -> an OTIO timeline (or the adapter-specific copies described in
+:mod:`.timeline`) -> a writer. The functions here return ``[(path, text, description)]`` and write
+nothing; :func:`.output.write_files` writes them all or none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import DailiesError
+from ..records import Hit
+from .core import (DEFAULT_HANDLES, DEFAULT_REEL_LEN, ORDERS, Cut, Source, TimecodeBase, best_per_take,
+                   cut_hit, order_hits, plan_cuts, reel_name, reel_names, timeline_base)
+from .output import (ALE_FORMATS, MARKER_FORMATS, STRINGOUT_FORMATS, TRANSCRIPT_EXT, numbered, per_take_paths,
+                     pick_format, write_files)
+from .timeline import StringOut, ale_strings, build_timeline, edl_strings, fcp7_string, fcpxml_string, otio_string
+
+__all__ = [
+    "Cut", "Source", "TimecodeBase", "StringOut", "plan_stringout", "render_stringout", "render_markers",
+    "render_ale", "render_transcript", "write_files", "pick_format", "build_timeline", "cut_hit", "plan_cuts",
+    "reel_name", "reel_names", "best_per_take", "order_hits", "timeline_base", "DEFAULT_HANDLES",
+    "DEFAULT_REEL_LEN", "ORDERS", "STRINGOUT_FORMATS", "MARKER_FORMATS", "ALE_FORMATS", "TRANSCRIPT_EXT",
+]
+
+Output = tuple[Path, str, str]
+
+
+def _empty(what: str) -> DailiesError:
+    return DailiesError(f"Nothing to export: {what}; no file was written.")
+
+
+def plan_stringout(hits: Sequence[Hit], sources: dict[str, Source], *, handles: int = DEFAULT_HANDLES,
+                   rate: str | None = None, order: str = "rank", title: str = "dailies string-out",
+                   reel_len: int | None = DEFAULT_REEL_LEN, one_per_take: bool = False) -> StringOut:
+    if one_per_take:
+        hits = best_per_take(hits)
+    if not hits:
+        raise _empty("the search found no hits")
+    cuts = plan_cuts(hits, sources, handles=handles, order=order)
+    return StringOut(cuts=cuts, base=timeline_base(cuts, rate), title=title, reel_len=reel_len)
+
+
+def render_stringout(plan: StringOut, fmt: str, out: Path) -> list[Output]:
+    n = len(plan.cuts)
+    what = f"{n} event{'s' if n != 1 else ''}"
+    base = plan.base.label
+    if fmt == "otio":
+        return [(out, otio_string(plan), f"OTIO timeline, {what}, {base}")]
+    if fmt == "xml":
+        return [(out, fcp7_string(plan), f"FCP 7 XML, {what}, {base} sequence")]
+    if fmt == "fcpxml":
+        return [(out, fcpxml_string(plan), f"FCPXML {what}, {base} project")]
+    if fmt == "edl":
+        edls = edl_strings(plan)
+        paths = numbered(out, [b.label for b, _ in edls])
+        counts = {b: sum(1 for c in plan.cuts if c.source.base == b) for b, _ in edls}
+        return [(p, text, f"CMX 3600 EDL, {counts[b]} event{'s' if counts[b] != 1 else ''}, {b.label}")
+                for p, (b, text) in zip(paths, edls)]
+    raise DailiesError(f"Unknown string-out format '{fmt}' (use one of: {', '.join(STRINGOUT_FORMATS)}).")
+
+
+def render_markers(hits: Sequence[Hit], sources: dict[str, Source], fmt: str, out: Path) -> list[Output]:
+    from . import markers as mk
+
+    if not hits:
+        raise _empty("there are no markers to write")
+    takes = mk.group_markers(hits, sources)
+    colours = mk.speaker_colours(h for t in takes for h, _, _ in t.marks)
+
+    def count(t) -> str:
+        return f"{len(t.marks)} marker{'s' if len(t.marks) != 1 else ''}"
+
+    if fmt in ("avid", "resolve"):
+        ext = MARKER_FORMATS[fmt]
+        paths = per_take_paths(out, [t.source.name for t in takes], ext)
+        render = mk.avid_markers if fmt == "avid" else mk.resolve_marker_edl
+        label = "Avid marker list" if fmt == "avid" else "Resolve marker EDL"
+        return [(p, render(t, colours), f"{label}, {count(t)} on {t.source.name} ({t.source.base.label})")
+                for p, t in zip(paths, takes)]
+    total = sum(len(t.marks) for t in takes)
+    summary = f"{total} marker{'s' if total != 1 else ''} on {len(takes)} take{'s' if len(takes) != 1 else ''}"
+    if fmt == "premiere":
+        return [(out, mk.premiere_xml(takes), f"FCP 7 XML for Premiere, {summary}")]
+    if fmt == "csv":
+        return [(out, mk.markers_csv(takes), f"marker CSV, {summary}")]
+    if fmt == "otio":
+        return [(out, mk.otio_markers(takes), f"OTIO, {summary}")]
+    raise DailiesError(f"Unknown marker format '{fmt}' (use one of: {', '.join(MARKER_FORMATS)}).")
+
+
+def render_ale(entries, out: Path, reel_len: int | None = DEFAULT_REEL_LEN) -> list[Output]:
+    if not entries:
+        raise _empty("the index has no indexed takes")
+    ales = ale_strings(entries, reel_len)
+    paths = numbered(out, [b.label for b, _ in ales])
+    counts = {}
+    for e in entries:
+        counts[e.source.base] = counts.get(e.source.base, 0) + 1
+    return [(p, text, f"ALE, {counts[b]} take{'s' if counts[b] != 1 else ''}, {b.label}")
+            for p, (b, text) in zip(paths, ales)]
+
+
+def render_transcript(lines, source: Source, fmt: str, out: Path) -> list[Output]:
+    from .transcript import render
+
+    if not lines:
+        raise _empty(f"{source.name} has no transcribed lines")
+    return [(out, render(fmt, lines, source), f"{fmt.upper()} transcript of {source.name}, {len(lines)} lines")]

@@ -1,0 +1,135 @@
+"""Where exported hits come from: every search is a function from an open index to ``list[Hit]``.
+
+``line_hits`` and ``take_hits`` work today. Speaker, visual and script-line searches are being built
+(issues 4, 5 and 6); until each lands its function here raises :class:`NotAvailableError`. Wiring
+one in means replacing the body with a call to the real search, which must return ``Hit`` records
+with ``take_id``, ``tc_in``/``tc_out`` (the take's own TC) and ``text``/``speaker`` filled in.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from ..errors import DailiesError
+from ..records import Hit
+from ..store import Index
+from ..timecode import Clock
+from .core import Source, one_line
+from .timeline import LogEntry
+
+
+class NotAvailableError(DailiesError):
+    """A search this export needs has not landed in this version of dailies."""
+
+
+def sources_for(index: Index, take_ids: Iterable[str]) -> dict[str, Source]:
+    ids = sorted(set(take_ids))
+    out: dict[str, Source] = {}
+    for i in range(0, len(ids), 900):
+        chunk = ids[i:i + 900]
+        for row in index.db.execute(f"SELECT * FROM takes WHERE take_id IN ({','.join('?' * len(chunk))})", chunk):
+            out[row["take_id"]] = Source.from_row(row)
+    return out
+
+
+def indexed_sources(index: Index, refs: Sequence[str] | None = None) -> list[Source]:
+    """Every indexed take (or the ones named), by clip name."""
+    if refs:
+        rows = [resolve_take(index, r) for r in refs]
+    else:
+        rows = index.takes(status="indexed")
+    return [Source.from_row(r) for r in rows]
+
+
+def resolve_take(index: Index, ref: str):
+    rows = index.find_takes(ref)
+    if not rows:
+        raise DailiesError(f"No take '{ref}' in the index; `dailies status` lists the takes.")
+    if len(rows) > 1:
+        raise DailiesError(f"'{ref}' matches {len(rows)} takes ({', '.join(r['name'] for r in rows[:5])}); "
+                           "use the take id.")
+    return rows[0]
+
+
+# ------------------------------------------------------------------------------------------ searches
+
+def line_hits(index: Index, text: str, *, scene: str | None = None, take: str | None = None,
+              limit: int = 100, min_match: float = 0.5, semantic: bool = True) -> list[Hit]:
+    """Every delivery of a line (the line search), best first, grouped by take."""
+    from ..search import LineQuery, search_lines
+
+    return search_lines(index, LineQuery(text=text, scene=scene, take=take, limit=limit, min_match=min_match,
+                                         semantic=semantic))
+
+
+def speaker_hits(index: Index, name: str, **_) -> list[Hit]:
+    """Every line of a speaker (issue 4)."""
+    raise NotAvailableError(
+        f"Speaker search (--speaker {name}) is not available yet in this version of dailies; "
+        "export --line or --take meanwhile.")
+
+
+def visual_hits(index: Index, text: str, **_) -> list[Hit]:
+    """Shots that look like a description (issue 5)."""
+    raise NotAvailableError(
+        f"Visual search (--visual \"{text}\") is not available yet in this version of dailies; "
+        "export --line or --take meanwhile.")
+
+
+def script_line_hits(index: Index, ref: str, *, limit: int = 100, **_) -> list[Hit]:
+    """The takes that delivered a script line such as 12A/4, best first (from the imported screenplay)."""
+    from ..script.catalog import all_matches, has_scripts, line_deliveries, resolve_version, script_of
+
+    if not has_scripts(index.db):
+        raise DailiesError("No screenplay is imported in this index; import one with `dailies script import FILE`.")
+    version = resolve_version(index)
+    script = script_of(index, version)
+    line = script.line(ref)
+    if line is None:
+        raise DailiesError(f"No line {ref} in the imported script (ids are SCENE/N, e.g. 12A/4; "
+                           "`dailies script coverage` lists them).")
+    dels = line_deliveries(all_matches(index, version, script), line.line_id)
+    return [d.to_hit() for d in dels if d.status != "false_start"][:limit]
+
+
+def script_lines_of_takes(index: Index, take_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Script lines (e.g. ``12A/4``) each take delivered, for the ALE; empty when no script is imported."""
+    from ..script.catalog import all_matches, has_scripts, resolve_version
+
+    if not has_scripts(index.db):
+        return {}
+    wanted = set(take_ids)
+    out: dict[str, list[str]] = {}
+    for tm in all_matches(index, resolve_version(index)):
+        if tm.take_id in wanted:
+            out[tm.take_id] = list(dict.fromkeys(d.line_id for d in tm.deliveries if d.status != "false_start"))
+    return out
+
+
+def take_hits(index: Index, refs: Sequence[str]) -> list[Hit]:
+    """Every line of the named takes, as hits (kind ``line``, score 1), takes in the order given."""
+    hits: list[Hit] = []
+    for ref in refs:
+        row = resolve_take(index, ref)
+        src = Source.from_row(row)
+        clock = Clock.from_start_tc(row["start_tc"], src.rate)
+        for ln in index.lines_of_take(row["take_id"]):
+            hits.append(Hit(kind="line", clip=row["path"], take_id=row["take_id"], name=row["name"],
+                            scene=row["scene"], take=row["take"], camera=row["camera"], start=ln.start,
+                            end=ln.end, tc_in=clock.tc_in(ln.start), tc_out=clock.tc_out(ln.end),
+                            rate=row["rate"], text=ln.text, score=1.0, shots=list(ln.shots), speaker=ln.speaker,
+                            voice_id=ln.voice_id, line_ids=[ln.line_id]))
+    return hits
+
+
+def log_entries(index: Index, sources: Sequence[Source], dialogue_words: int = 12) -> list[LogEntry]:
+    """What the ALE says about each take: its speakers, its first words, the script lines it holds."""
+    script = script_lines_of_takes(index, [s.take_id for s in sources])
+    out = []
+    for src in sources:
+        lines = index.lines_of_take(src.take_id)
+        speakers = list(dict.fromkeys(one_line(ln.speaker) for ln in lines if ln.speaker))
+        words = one_line(" ".join(ln.text for ln in lines)).split()
+        dialogue = " ".join(words[:dialogue_words]) + (" ..." if len(words) > dialogue_words else "")
+        out.append(LogEntry(src, speakers, dialogue, script.get(src.take_id, [])))
+    return out
