@@ -59,6 +59,17 @@ models_app = DailiesTyper(help="Models: what is present, and fetching them once 
 app.add_typer(search_app, name="search")
 app.add_typer(models_app, name="models")
 
+
+def _mount_subcommands() -> None:
+    from cli.export_cmd import export_app
+    from cli.script_cmd import script_app
+
+    app.add_typer(script_app, name="script")
+    app.add_typer(export_app, name="export")
+
+
+_mount_subcommands()
+
 IndexOpt = typer.Option(None, "--index", "-i", envvar="DAILIES_INDEX", show_envvar=True,
                         help="Index folder [default: ./dailies-index].")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")

@@ -25,6 +25,8 @@ def diff_text(diff: str | None, fallback: str) -> Text:
         out.append(diff[pos:m.start()])
         if m.group(1) is not None:
             out.append(m.group(1), style="red strike")
+            if diff[m.end():m.end() + 2] == "{+":
+                out.append(" ")        # keep "[-said-]{+heard+}" readable when styles are lost
         else:
             out.append(m.group(2), style="green underline")
         pos = m.end()

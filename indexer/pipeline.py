@@ -91,10 +91,13 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
     skip_dir = exclude.resolve() if exclude is not None and exclude.exists() else None
 
     def add(p: Path) -> None:
-        key = str(p.resolve())
+        # Absolute paths (not symlink-resolved: keep the volume names the user sees), so the index
+        # and its exports work from any working directory.
+        path = os.path.abspath(p)
+        key = str(Path(path).resolve())
         if key not in seen:
             seen.add(key)
-            found.append(str(p))
+            found.append(path)
 
     for raw in paths:
         p = Path(raw).expanduser()
@@ -109,7 +112,7 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
         elif p.exists():
             add(p)
         else:
-            missing.append(FileResult(str(p), "failed", message=f"{p}: no such file or folder."))
+            missing.append(FileResult(os.path.abspath(p), "failed", message=f"{p}: no such file or folder."))
     return found, missing
 
 
