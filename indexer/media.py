@@ -101,8 +101,9 @@ def _open(path: str):
     import av
     import av.logging
 
-    level = av.logging.get_level()
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
     av.logging.set_level(av.logging.ERROR)   # FFmpeg's own reason (e.g. "moov atom not found"), captured
+    av.logging.set_skip_repeated(False)      # ... even when the previous file said the same
     try:
         with av.logging.Capture() as logs:
             container = av.open(path, metadata_errors="ignore")
@@ -113,11 +114,22 @@ def _open(path: str):
         raise MediaError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     finally:
         av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip)
+
+
+def _looks_like_quicktime(path: str) -> bool:
+    """Does the file start like a QuickTime/MP4 (an atom header such as ftyp, wide, mdat)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return len(head) >= 8 and head[4:8] in (b"ftyp", b"wide", b"mdat", b"moov", b"free", b"skip", b"pnot", b"uuid")
 
 
 def _explain_open_error(path: str, exc: Exception, logs: list) -> str:
     messages = " ".join(str(m[2]) for m in logs if len(m) > 2).lower()
-    if "moov atom not found" in messages:
+    if "moov atom not found" in messages and _looks_like_quicktime(path):
         return (f"{path}: the file is truncated or was not finalised (no QuickTime 'moov' index); "
                 "copy it again from the card or recover it with the camera maker's tool.")
     if "end of file" in messages or "truncat" in messages:

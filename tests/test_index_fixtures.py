@@ -64,6 +64,9 @@ def test_probe_reads_rate_timecode_and_streams(manifest):
     ("not_media.mp4", "not a media file"),
 ])
 def test_broken_files_say_what_is_wrong(name, needle):
+    for other in ("truncated.mov", "not_media.mp4"):        # FFmpeg's repeated messages must not go missing
+        with pytest.raises(MediaError):
+            probe(FIXTURES / "broken" / other)
     with pytest.raises(MediaError) as err:
         probe(FIXTURES / "broken" / name)
     message = str(err.value)
@@ -199,6 +202,10 @@ def test_index_cli_reports_each_bad_file_on_one_line_and_exits_1(tmp_path):
     assert proc.returncode == 1
     bad = [ln for ln in proc.stderr.splitlines() if ln.startswith("✗")]
     assert len(bad) == 3 and all("fixtures/broken/" in ln for ln in bad)
+    reasons = {ln.split(":")[0].rsplit("/", 1)[-1]: ln for ln in bad}
+    assert "empty (0 bytes)" in reasons["empty.mov"]
+    assert "not a media file" in reasons["not_media.mp4"]        # a text file, though FFmpeg tries it as MP4
+    assert "truncated" in reasons["truncated.mov"]
     assert "Traceback" not in proc.stderr
     status = json.loads(run_cli("status", "--index", str(tmp_path / "idx"), "--json", check=True).stdout)
     assert status["indexed"] == 1 and len(status["failed"]) == 3
