@@ -18,6 +18,10 @@ import typer
 
 from indexer.errors import DailiesError
 
+# torch's OpenMP threads spin while waiting by default; on a busy machine that halves CLIP's speed
+# (scripts/bench_visual.py). Set before anything imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 HELP = """Index film and TV dailies; find every take where a line was delivered, at source timecode.
 
 Quick start:  dailies index /path/to/dailies   then   dailies search line "we have to follow our passions"
@@ -130,9 +134,25 @@ def index_cmd(
     audio_tc_rate: Optional[str] = typer.Option(None, "--audio-tc-rate", envvar="DAILIES_AUDIO_TC_RATE",
                                                 help="Timecode rate for sound files that state none "
                                                      "[default: 24000/1001]."),
+    clip_model: str = typer.Option("", "--clip-model", envvar="DAILIES_CLIP_MODEL",
+                                   help="CLIP model for the picture step: open_clip MODEL/TAG "
+                                        "[default: ViT-B-32/laion2b_s34b_b79k], or hf-hub:ORG/REPO."),
+    clip_checkpoint: Optional[str] = typer.Option(None, "--clip-checkpoint", envvar="DAILIES_CLIP_CHECKPOINT",
+                                                  help="Local CLIP weights: a checkpoint file (architecture from "
+                                                       "--clip-model) or an open_clip model folder."),
+    clip_batch: int = typer.Option(32, "--clip-batch", min=1, help="Frames per CLIP batch."),
+    keyframe_every: float = typer.Option(5.0, "--keyframe-every", min=0.5,
+                                         help="Long shots: one more keyframe every this many seconds."),
+    tag_vocabulary: Optional[Path] = typer.Option(None, "--tag-vocabulary",
+                                                  help="TOML/JSON file of zero-shot shot tags (default: "
+                                                       "INT/EXT, DAY/NIGHT, close-up/medium/wide, ...)."),
+    no_visual: bool = typer.Option(False, "--no-visual", help="Skip the picture step (CLIP)."),
+    visual_only: bool = typer.Option(False, "--visual-only", help="Only add the picture step to takes already "
+                                                                   "indexed (speech is not redone)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Index media files: shots, speech, lines. Incremental and resumable; bad files are reported and skipped."""
+    """Index media files: shots, speech, lines, picture. Incremental and resumable; bad files are reported
+    and skipped."""
     from indexer.config import IndexSettings, default_threads, index_path
     from indexer.pipeline import Indexer
     from indexer.shots import DETECTORS
@@ -144,7 +164,10 @@ def index_cmd(
     settings = IndexSettings(whisper_model=whisper_model, device=device, compute_type=compute_type,
                              language=language, beam_size=beam_size, vad=not no_vad,
                              threads=threads or default_threads(), shot_detector=shots,
-                             shot_threshold=shot_threshold, force=force)
+                             shot_threshold=shot_threshold, force=force, visual=not no_visual,
+                             clip_model=clip_model, clip_checkpoint=clip_checkpoint, clip_batch=clip_batch,
+                             keyframe_every=keyframe_every,
+                             tag_vocabulary=str(tag_vocabulary) if tag_vocabulary else None)
     if audio_tc_rate:
         settings.audio_tc_rate = parse_rate(audio_tc_rate)
     target = index_path(index)
@@ -152,8 +175,14 @@ def index_cmd(
 
     with Index.open_writer(target) as idx, IndexProgress(_console(stderr=True), quiet=as_json) as reporter:
         indexer = Indexer(idx, settings, reporter)
-        indexer.check_models()
-        summary = indexer.run(paths)
+        if visual_only:
+            if no_visual:
+                raise DailiesError("--visual-only and --no-visual contradict each other.")
+            indexer.check_models(speech=False)
+            summary = indexer.add_picture(paths)
+        else:
+            indexer.check_models()
+            summary = indexer.run(paths)
     err = _console(stderr=True)
     if as_json:
         print(json.dumps({"index": str(target), "interrupted": summary.interrupted,
@@ -184,6 +213,11 @@ def search_line(
                                     help="Share of the line that must have been delivered (0-1)."),
     span: int = typer.Option(2, "--span", min=1, max=4, help="A hit may join this many adjacent utterances."),
     no_semantic: bool = typer.Option(False, "--no-semantic", help="Skip the semantic (embedding) ranker."),
+    visual: Optional[str] = typer.Option(None, "--visual", help="Also rank by the picture: lines delivered on "
+                                                                 "shots that look like this (CLIP)."),
+    visual_image: Optional[Path] = typer.Option(None, "--visual-image", help="... or like this still."),
+    clip_checkpoint: Optional[str] = typer.Option(None, "--clip-checkpoint", envvar="DAILIES_CLIP_CHECKPOINT",
+                                                  help="Where the index's CLIP weights are, if they moved."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Every take where a line was delivered, best first, grouped by take, with source TC in/out."""
@@ -194,6 +228,12 @@ def search_line(
     with Index.open(index_path(index)) as idx:
         hits = search_lines(idx, LineQuery(text=text, scene=scene, take=take, limit=limit, min_match=min_match,
                                            span=span, semantic=not no_semantic))
+        if visual or visual_image:
+            from indexer import vision
+
+            _need_file(visual_image)
+            hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
+                                           visual, str(visual_image) if visual_image else None)
     if as_json:
         print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
         return
@@ -204,6 +244,49 @@ def search_line(
         out.print(f"No take delivers \"{text}\" (searched with --min-match {min_match}).")
         return
     out.print(hits_table(hits, text))
+
+
+@search_app.command("visual")
+def search_visual_cmd(
+    text: Optional[str] = typer.Argument(None, help="What the picture shows, e.g. \"night exterior, car headlights\"."),
+    image: Optional[Path] = typer.Option(None, "--image", help="A still: find shots that look like it."),
+    tag: List[str] = typer.Option([], "--tag", help="Only shots with this zero-shot tag (repeatable), e.g. night."),
+    index: Optional[Path] = IndexOpt,
+    scene: Optional[str] = typer.Option(None, "--scene", help="Only takes of this scene."),
+    take: Optional[str] = typer.Option(None, "--take", help="Only this take (number, clip name or take id)."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="At most this many shots."),
+    thumbs: Optional[Path] = typer.Option(None, "--thumbs", help="Write a JPEG of each hit's best frame here."),
+    clip_checkpoint: Optional[str] = typer.Option(None, "--clip-checkpoint", envvar="DAILIES_CLIP_CHECKPOINT",
+                                                  help="Where the index's CLIP weights are, if they moved."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Shots whose picture matches a description or a still (CLIP), best first, with shot TC in/out."""
+    from indexer import vision
+    from indexer.config import index_path
+    from indexer.store import Index
+
+    _need_file(image)
+    with Index.open(index_path(index)) as idx:
+        emb = vision.embedder_for_index(idx, checkpoint=clip_checkpoint)
+        hits = vision.search_visual(idx, vision.VisualQuery(text=text, image=str(image) if image else None,
+                                                            scene=scene, take=take, tags=list(tag), limit=limit), emb)
+    if thumbs:
+        for path in vision.write_thumbnails(hits, thumbs):
+            _console(stderr=True).print(f"wrote {path}", highlight=False)
+    if as_json:
+        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        _console().print("No shot matches.")
+        return
+    from cli.render import visual_table
+
+    _console().print(visual_table(hits, text or (image.name if image else "")))
+
+
+def _need_file(path: Optional[Path]) -> None:
+    if path is not None and not path.is_file():
+        raise DailiesError(f"{path}: no such file.")
 
 
 # ------------------------------------------------------------------------------------------ status
@@ -245,6 +328,7 @@ def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     with Index.open(index_path(index)) as idx:
         row = _one_take(idx, take)
         shots = idx.shots(row["take_id"])
+        tags = idx.shot_tags(row["take_id"])
     from fractions import Fraction
 
     from indexer.timecode import Clock
@@ -253,18 +337,19 @@ def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     clock = Clock.from_start_tc(row["start_tc"], rate)
     data = [{"shot": s.index, "first_frame": s.first_frame, "last_frame": s.last_frame,
              "start": round(s.start(rate), 3), "end": round(s.end(rate), 3),
-             "tc_in": clock.tc(s.first_frame), "tc_out": clock.tc(s.last_frame + 1)} for s in shots]
+             "tc_in": clock.tc(s.first_frame), "tc_out": clock.tc(s.last_frame + 1),
+             "tags": tags.get(s.index, [])} for s in shots]
     if as_json:
         print(json.dumps({"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "shots": data}, indent=2))
         return
     from rich.table import Table
 
     t = Table(title=f"{row['name']}  ({row['rate']} fps, start {row['start_tc']})")
-    for c in ("shot", "frames", "TC in", "TC out", "seconds"):
-        t.add_column(c, justify="right" if c != "frames" else "left")
+    for c in ("shot", "frames", "TC in", "TC out", "seconds", "tags"):
+        t.add_column(c, justify="right" if c not in ("frames", "tags") else "left")
     for d in data:
         t.add_row(str(d["shot"]), f"{d['first_frame']}–{d['last_frame']}", d["tc_in"], d["tc_out"],
-                  f"{d['start']:.2f}–{d['end']:.2f}")
+                  f"{d['start']:.2f}–{d['end']:.2f}", ", ".join(d["tags"]) or "—")
     _console().print(t)
 
 

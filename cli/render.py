@@ -98,3 +98,19 @@ def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: l
             ft.add_row(f["path"], f.get("error") or "")
         parts.append(ft)
     return Group(*parts)
+
+
+def visual_table(hits, query: str) -> Table:
+    t = Table(title=f"“{query}” — {len(hits)} shot{'s' if len(hits) != 1 else ''}", box=box.SIMPLE_HEAD,
+              pad_edge=False, expand=True)
+    t.add_column("clip / shot", overflow="fold", ratio=1)
+    t.add_column("TC in", no_wrap=True, min_width=11)
+    t.add_column("TC out", no_wrap=True, min_width=11)
+    t.add_column("best frame", no_wrap=True, min_width=11)
+    t.add_column("score", justify="right", no_wrap=True)
+    t.add_column("tags · said", ratio=2, overflow="fold")
+    for h in hits:
+        said = h.text if len(h.text) <= 60 else h.text[:57].rsplit(" ", 1)[0] + " ..."
+        t.add_row(f"{h.name} #{h.shot}", h.tc_in, h.tc_out, h.frame_tc or "", f"{h.score:.2f}",
+                  Text.assemble((" ".join(h.tags), "dim"), (" · " if h.tags and said else ""), said))
+    return t

@@ -62,3 +62,10 @@ class IndexSettings:
         default_factory=lambda: parse_rate(os.environ.get("DAILIES_AUDIO_TC_RATE", "24000/1001"))
     )
     force: bool = False
+    # picture (CLIP): "MODEL/TAG" (open_clip name and pretrained tag), or a local checkpoint file/folder
+    visual: bool = True
+    clip_model: str = field(default_factory=lambda: os.environ.get("DAILIES_CLIP_MODEL", ""))
+    clip_checkpoint: str | None = field(default_factory=lambda: os.environ.get("DAILIES_CLIP_CHECKPOINT") or None)
+    clip_batch: int = 32
+    keyframe_every: float = 5.0
+    tag_vocabulary: str | None = None

@@ -33,6 +33,9 @@ def list_models() -> list[dict]:
                      "sha256": file_sha256(weights) if weights.is_file() else None})
     except ImportError:
         rows.append({"name": embed.NAME, "role": "semantic line search", "status": "missing", "path": None})
+    from . import vision
+
+    rows.extend(vision.model_rows())
     return rows
 
 
@@ -49,6 +52,11 @@ def fetch(names: list[str]) -> list[str]:
         if kind == "whisper" and value:
             path = fetch_whisper(value)
             out.append(f"whisper {value}: {path}")
+        elif kind == "clip":
+            from . import vision
+
+            out.append(f"clip {value or 'default'}: {vision.fetch_clip(value or None)}")
         else:
-            raise DailiesError(f"Unknown model '{name}'; use whisper:SIZE (e.g. whisper:small.en).")
+            raise DailiesError(f"Unknown model '{name}'; use whisper:SIZE (e.g. whisper:small.en) or "
+                               "clip:MODEL/TAG (e.g. clip:ViT-B-32/laion2b_s34b_b79k).")
     return out

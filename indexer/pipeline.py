@@ -135,6 +135,9 @@ class Indexer:
         self.reporter = reporter or NullReporter()
         self._transcriber = None
         self.rules = LineRules()
+        self.clip = None            # CLIP embedder, or None when the picture step is off or has no weights
+        self.tagger = None
+        self.picture_skipped: str | None = None    # why there is no picture step (said once, recorded)
 
     # -------------------------------------------------------------- models
     def transcriber(self):
@@ -147,12 +150,50 @@ class Indexer:
                                             vad=s.vad)
         return self._transcriber
 
-    def check_models(self) -> None:
+    def check_models(self, *, speech: bool = True) -> None:
         """Resolve models before touching any file, so a bad model name fails the run at once."""
         from . import embed
 
-        self.transcriber()
-        self.index.check_embedder("lines", embed.describe())
+        if speech:
+            self.transcriber()
+            self.index.check_embedder("lines", embed.describe())
+        self._load_picture()
+
+    def _load_picture(self) -> None:
+        s = self.settings
+        if not s.visual:
+            self.picture_skipped = "picture step off (--no-visual)"
+            return
+        from . import vision
+
+        model, tag = vision.parse_clip_spec(s.clip_model)
+        self.clip, self.tagger, message = vision.load_for_indexing(
+            model, tag, s.clip_checkpoint, device=s.device, batch_size=s.clip_batch, threads=s.threads,
+            vocabulary=s.tag_vocabulary)
+        if message:
+            self.picture_skipped = message
+            self.reporter.warning(f"No picture step: {message}")
+            return
+        from .store import EmbedderMismatchError
+
+        desc = self.clip.describe()
+        try:
+            self.index.check_embedder(
+                "frames", desc, advice="re-embed the picture of every take with the new model with "
+                                       "`dailies index --visual-only --force FOLDER...` (drops the old vectors), "
+                                       "or pass the first model again.")
+        except EmbedderMismatchError as exc:
+            if not s.force:
+                raise
+            self.index.drop_vectors("frames")
+            self.index.check_embedder("frames", desc)
+            self.reporter.warning(f"Dropped every picture vector made with {exc.stored_name}; takes not in this "
+                                  "run have no picture vectors until they are re-embedded (--visual-only).")
+
+    def keyframe_policy(self):
+        from .keyframes import KeyframePolicy
+
+        return KeyframePolicy(every=self.settings.keyframe_every)
 
     # -------------------------------------------------------------- run
     def run(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
@@ -261,7 +302,7 @@ class Indexer:
         idx.upsert_take(take_id, digest, info, status="pending")
 
         t_start = time.monotonic()
-        shots, words, audio, models = self._analyse(take_id, info)
+        shots, words, audio, models, picture = self._analyse(take_id, info)
 
         rep.step("lines")
         from . import embed
@@ -272,15 +313,21 @@ class Indexer:
         models["lines"] = asdict(self.rules)
         models["dailies"] = __version__
         rep.step("saving")
+        tag_rows, n_frames = None, 0
+        if picture is not None:
+            from . import vision
+
+            n_frames = vision.store_frames(idx, take_id, info, picture)
+            tag_rows = vision.shot_tag_rows(take_id, picture)
         idx.commit_take(take_id, info, shots, lines, vectors, models=models,
-                        seconds=time.monotonic() - t_start)
+                        seconds=time.monotonic() - t_start, shot_tags=tag_rows, n_frames=n_frames)
         idx.record_file(path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest, take_id=take_id,
                         status="indexed")
         return FileResult(path, "indexed", take_id=take_id, lines=len(lines), shots=len(shots),
                           media_seconds=info.duration)
 
-    def _analyse(self, take_id: str, info: MediaInfo) -> tuple[list[Shot], list[Word], object, dict]:
-        """Shots and words, from the saved steps where an earlier run finished them."""
+    def _analyse(self, take_id: str, info: MediaInfo) -> tuple[list[Shot], list[Word], object, dict, object]:
+        """Shots, words and picture vectors (one decoding pass), reusing the steps an earlier run saved."""
         from .media import decode
         from .shots import ShotDetector
 
@@ -298,8 +345,21 @@ class Indexer:
         cached_words = idx.get_step(take_id, "asr", asr_key) if transcriber else None
 
         sink = detector if (want_shots and cached_shots is None) else None
+        picture_step = None
+        if self.clip is not None and info.has_video:
+            from . import vision
+
+            known = [Shot(*v) for v in cached_shots["shots"]] if cached_shots is not None else None
+            if known is None and detector is None:      # no shot detection: the whole take is one shot
+                known = [Shot(0, 0, max(0, (info.frames or 1) - 1))]
+            picture_step = vision.PictureStep(self.clip, info.rate, take_id=take_id, policy=self.keyframe_policy(),
+                                              detector=sink, shots=known if sink is None else None,
+                                              tagger=self.tagger)
+        elif self.picture_skipped and info.has_video:
+            models["clip"] = {"skipped": self.picture_skipped}
         rep.step("decoding", 0.0, info.duration)
         decoded = decode(info, audio=info.has_audio, sink=sink,
+                         sinks=[picture_step.sink] if picture_step is not None else None,
                          progress=lambda t: rep.step("decoding", t, info.duration))
         if decoded.damaged_packets:
             rep.warning(f"{info.path}: {decoded.damaged_packets} damaged packets were skipped.")
@@ -326,7 +386,58 @@ class Indexer:
                     decoded.audio, progress=lambda t: rep.step("speech", t, info.duration))
                 models["whisper"] = transcriber.describe()
                 idx.put_step(take_id, "asr", asr_key, {"words": [w.to_json() for w in words], "info": asr_info})
-        return shots, words, decoded.audio, models
+        picture = None
+        if picture_step is not None:
+            rep.step("picture")
+            picture = picture_step.finish(shots or [Shot(0, 0, max(0, (info.frames or 1) - 1))], info.frames)
+            models["clip"] = picture.settings()
+        return shots, words, decoded.audio, models, picture
+
+    # -------------------------------------------------------------- picture later (--visual-only)
+    def add_picture(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
+        """The picture step alone, for takes already indexed without it; speech is not redone."""
+        from . import vision
+
+        summary = RunSummary()
+        t0 = time.monotonic()
+        files, missing = collect_files(paths, exclude=self.index.path)
+        self.reporter.run_started(len(files) + len(missing))
+        for r in missing:
+            summary.results.append(r)
+            self.reporter.file_finished(r)
+        if self.clip is None:
+            raise DailiesError(f"No CLIP weights, so no picture step: {self.picture_skipped}")
+        try:
+            for number, path in enumerate(files, 1):
+                self.reporter.file_started(number, path)
+                t = time.monotonic()
+                row = self.index.file_row(path)
+                take = self.index.take_row(row["take_id"]) if row is not None and row["take_id"] else None
+                if take is None or take["status"] != "indexed":
+                    result = FileResult(path, "failed", message=f"{path}: not indexed yet; run `dailies index` on "
+                                                                "it first.")
+                elif not take["has_video"]:
+                    result = FileResult(path, "unchanged", take_id=take["take_id"], message="no picture")
+                else:
+                    try:
+                        self.reporter.step("picture")
+                        pic = vision.picture_of_take(self.index, take["take_id"], self.clip, tagger=self.tagger,
+                                                     policy=self.keyframe_policy(),
+                                                     progress=lambda s_, d=take["duration"]: self.reporter.step(
+                                                         "picture", s_, d))
+                        self.index.set_picture(take["take_id"], vision.shot_tag_rows(take["take_id"], pic),
+                                               len(pic.frames), pic.settings())
+                        result = FileResult(path, "indexed", take_id=take["take_id"], shots=take["n_shots"],
+                                            lines=take["n_lines"], message=f"{len(pic.frames)} frames embedded")
+                    except DailiesError as exc:
+                        result = FileResult(path, "failed", take_id=take["take_id"], message=exc.message)
+                result.seconds = time.monotonic() - t
+                summary.results.append(result)
+                self.reporter.file_finished(result)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        summary.seconds = time.monotonic() - t0
+        return summary
 
 
 def _probe(path: str, settings: IndexSettings) -> MediaInfo:

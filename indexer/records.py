@@ -146,11 +146,24 @@ class Hit:
     diff: str | None = None        # delivered text with differences from the query marked
     line_ids: list[str] = field(default_factory=list)
     rankers: dict[str, float] = field(default_factory=dict)
+    # speakers
+    speaker_confidence: float | None = None
+    overlap: bool | None = None
+    # picture: the shot a visual hit stands for, and its best frame
+    shot: int | None = None
+    frame: int | None = None
+    frame_tc: str | None = None
+    frame_seconds: float | None = None
+    tags: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["start"] = round(self.start, 3)
         d["end"] = round(self.end, 3)
+        if self.frame_seconds is not None:
+            d["frame_seconds"] = round(self.frame_seconds, 3)
+        if self.speaker_confidence is not None:
+            d["speaker_confidence"] = round(self.speaker_confidence, 3)
         d["score"] = round(self.score, 4)
         if self.match is not None:
             d["match"] = round(self.match, 3)

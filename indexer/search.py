@@ -83,7 +83,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     if not q_tokens:
         raise UsageError("Give some words to search for, e.g. dailies search line \"we have to follow our passions\".")
     q_phon = [phonetic(t) for t in q_tokens]
-    takes = _take_filter(index, query)
+    takes = take_filter(index, query)
     if takes is not None and not takes:
         return []
     take_ids = sorted(takes) if takes is not None else None
@@ -143,7 +143,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
 
 # -------------------------------------------------------------------- candidates
 
-def _take_filter(index: Index, query: LineQuery) -> set[str] | None:
+def take_filter(index: Index, query: LineQuery) -> set[str] | None:
     if not query.scene and not query.take:
         return None
     rows = index.takes(status="indexed")

@@ -31,7 +31,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import IndexLockedError, IndexMissingError, IndexVersionError
+from .errors import DailiesError, IndexLockedError, IndexMissingError, IndexVersionError
 from .records import Line, MediaInfo, Shot, Word
 from .textnorm import normalize_words, phonetic
 
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS takes(
     scene TEXT, take TEXT, camera TEXT, rate TEXT NOT NULL, start_tc TEXT NOT NULL,
     drop_frame INTEGER NOT NULL, duration REAL, frames INTEGER, has_video INTEGER, has_audio INTEGER,
     info TEXT NOT NULL, status TEXT NOT NULL, error TEXT, models TEXT, notes TEXT,
-    n_lines INTEGER NOT NULL DEFAULT 0, n_shots INTEGER NOT NULL DEFAULT 0,
+    n_lines INTEGER NOT NULL DEFAULT 0, n_shots INTEGER NOT NULL DEFAULT 0, n_frames INTEGER NOT NULL DEFAULT 0,
     index_seconds REAL, indexed_at TEXT, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS takes_name ON takes(name);
 CREATE TABLE IF NOT EXISTS shots(
@@ -70,10 +70,22 @@ END;
 CREATE TRIGGER IF NOT EXISTS lines_ad AFTER DELETE ON lines BEGIN
     INSERT INTO lines_fts(lines_fts, rowid, norm, phon) VALUES ('delete', old.id, old.norm, old.phon);
 END;
+CREATE TABLE IF NOT EXISTS shot_tags(
+    take_id TEXT NOT NULL, shot INTEGER NOT NULL, grp TEXT NOT NULL, label TEXT NOT NULL, score REAL NOT NULL,
+    PRIMARY KEY(take_id, shot, grp));
+CREATE INDEX IF NOT EXISTS shot_tags_label ON shot_tags(label);
 CREATE TABLE IF NOT EXISTS steps(
     take_id TEXT NOT NULL, step TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, created_at TEXT NOT NULL,
     PRIMARY KEY(take_id, step));
 """
+
+
+class EmbedderMismatchError(DailiesError):
+    """The index holds vectors of another model than the one asked for."""
+
+    def __init__(self, message: str, stored_name: str):
+        super().__init__(message)
+        self.stored_name = stored_name
 
 
 def now() -> str:
@@ -252,7 +264,7 @@ class Index:
                 full, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
         return self._collections[name]
 
-    def check_embedder(self, kind: str, description: dict) -> None:
+    def check_embedder(self, kind: str, description: dict, advice: str | None = None) -> None:
         """Refuse to mix vectors of different models in one collection."""
         key = f"embedder:{kind}"
         stored = self.meta(key)
@@ -260,11 +272,24 @@ class Index:
         if stored is None:
             self.set_meta(key, wanted)
         elif stored != wanted:
-            from .errors import DailiesError
-
-            raise DailiesError(
+            raise EmbedderMismatchError(
                 f"The index's {kind} vectors were made with {json.loads(stored)['name']}, not "
-                f"{description['name']}; re-index everything with --force into a new index.")
+                f"{description['name']}; " + (advice or "index into a new index folder, or keep the first model."),
+                json.loads(stored)["name"])
+
+    def drop_vectors(self, kind: str) -> None:
+        """Forget every vector of one kind (e.g. ``frames`` before re-embedding with another model)."""
+        try:
+            self.chroma().delete_collection(kind if not self.chroma_url else f"{self.meta('index_uid')}-{kind}")
+        except Exception:  # the collection did not exist
+            pass
+        self._collections.pop(kind, None)
+        with self.db:
+            self.db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"embedder:{kind}", "clip_frames"
+                                                                     if kind == "frames" else f"-{kind}"))
+            if kind == "frames":
+                self.db.execute("DELETE FROM shot_tags")
+                self.db.execute("UPDATE takes SET n_frames=0")
 
     # ------------------------------------------------------------------ files and takes
     def file_row(self, path: str) -> sqlite3.Row | None:
@@ -339,8 +364,11 @@ class Index:
 
     # ------------------------------------------------------------------ writing a finished take
     def commit_take(self, take_id: str, info: MediaInfo, shots: list[Shot], lines: list[Line],
-                    vectors: np.ndarray, *, models: dict, seconds: float) -> None:
-        """Make a take's results visible: vectors to Chroma, then catalog rows in one transaction."""
+                    vectors: np.ndarray, *, models: dict, seconds: float,
+                    shot_tags: list[tuple[str, int, str, str, float]] | None = None, n_frames: int = 0) -> None:
+        """Make a take's results visible: vectors to Chroma, then catalog rows in one transaction.
+
+        Picture vectors (``frames``) are written by :func:`indexer.vision.store_frames` just before."""
         col = self.collection("lines")
         # Remove whatever an earlier (interrupted or older) run left for this take, then add.
         col.delete(where={"take_id": take_id})
@@ -373,10 +401,14 @@ class Index:
                 "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             self.db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
                                 [(take_id, s.index, s.first_frame, s.last_frame) for s in shots])
+            if shot_tags is not None:
+                self.db.execute("DELETE FROM shot_tags WHERE take_id=?", (take_id,))
+                self.db.executemany("INSERT INTO shot_tags(take_id, shot, grp, label, score) VALUES(?,?,?,?,?)",
+                                    shot_tags)
             self.db.execute(
-                "UPDATE takes SET status='indexed', error=NULL, models=?, n_lines=?, n_shots=?, index_seconds=?, "
-                "indexed_at=?, updated_at=?, frames=?, info=? WHERE take_id=?",
-                (json.dumps(models), len(lines), len(shots), round(seconds, 2), now(), now(), info.frames,
+                "UPDATE takes SET status='indexed', error=NULL, models=?, n_lines=?, n_shots=?, n_frames=?, "
+                "index_seconds=?, indexed_at=?, updated_at=?, frames=?, info=? WHERE take_id=?",
+                (json.dumps(models), len(lines), len(shots), n_frames, round(seconds, 2), now(), now(), info.frames,
                  json.dumps(info.to_json()), take_id))
 
     # ------------------------------------------------------------------ reading
@@ -411,6 +443,25 @@ class Index:
                                      "ORDER BY take_id, idx", chunk):
                 out[r["take_id"]].append(Shot(r["idx"], r["first_frame"], r["last_frame"]))
         return out
+
+    def shot_tags(self, take_id: str) -> dict[int, list[str]]:
+        """Zero-shot picture tags per shot (e.g. {0: ["INT", "NIGHT", "close-up"]})."""
+        out: dict[int, list[str]] = {}
+        for r in self.db.execute("SELECT shot, label FROM shot_tags WHERE take_id=? ORDER BY shot, grp", (take_id,)):
+            out.setdefault(r["shot"], []).append(r["label"])
+        return out
+
+    def set_picture(self, take_id: str, rows: list[tuple[str, int, str, str, float]], n_frames: int,
+                    clip: dict) -> None:
+        """Record a take's picture step done later (``--visual-only``): its tags, frame count and model."""
+        row = self.take_row(take_id)
+        models = json.loads(row["models"]) if row is not None and row["models"] else {}
+        models["clip"] = clip
+        with self.db:
+            self.db.execute("DELETE FROM shot_tags WHERE take_id=?", (take_id,))
+            self.db.executemany("INSERT INTO shot_tags(take_id, shot, grp, label, score) VALUES(?,?,?,?,?)", rows)
+            self.db.execute("UPDATE takes SET n_frames=?, models=?, updated_at=? WHERE take_id=?",
+                            (n_frames, json.dumps(models), now(), take_id))
 
     def lines_of_take(self, take_id: str) -> list[LineRow]:
         return [_line_row(r) for r in self.db.execute(
@@ -480,6 +531,7 @@ class Index:
             "failed_files": q("SELECT COUNT(*) FROM files WHERE status='failed'").fetchone()[0],
             "lines": q("SELECT COUNT(*) FROM lines").fetchone()[0],
             "shots": q("SELECT COUNT(*) FROM shots").fetchone()[0],
+            "frames": q("SELECT COALESCE(SUM(n_frames), 0) FROM takes WHERE status='indexed'").fetchone()[0],
         }
 
 

@@ -60,3 +60,30 @@ def frame_of(seconds: float, rate: Fraction) -> int:
     import math
 
     return math.floor(seconds * rate + 1e-6)
+
+
+# A CLIP of the ViT/transformer family small enough to build in a second, with RANDOM weights: it tests
+# the picture path honestly (a still of shot k finds shot k) but says nothing about what pictures mean.
+TINY_RANDOM_CLIP = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def make_random_clip_folder(folder: Path, seed: int = 0) -> Path:
+    """An open_clip model folder (open_clip_config.json + weights) holding RANDOM weights."""
+    import open_clip
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**TINY_RANDOM_CLIP)
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_RANDOM_CLIP, "preprocess_cfg": {}}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    return make_random_clip_folder(tmp_path_factory.mktemp("clip") / "tiny-clip-RANDOM-WEIGHTS")
