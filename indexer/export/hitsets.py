@@ -69,11 +69,13 @@ def speaker_hits(index: Index, name: str, **_) -> list[Hit]:
         "export --line or --take meanwhile.")
 
 
-def visual_hits(index: Index, text: str, **_) -> list[Hit]:
-    """Shots that look like a description (issue 5)."""
-    raise NotAvailableError(
-        f"Visual search (--visual \"{text}\") is not available yet in this version of dailies; "
-        "export --line or --take meanwhile.")
+def visual_hits(index: Index, text: str, *, scene: str | None = None, take: str | None = None,
+                limit: int = 50, **_) -> list[Hit]:
+    """Shots that look like a description (CLIP), one hit per shot spanning the whole shot."""
+    from .. import vision
+
+    return vision.search_visual(index, vision.VisualQuery(text=text, scene=scene, take=take, limit=limit),
+                                vision.embedder_for_index(index))
 
 
 def script_line_hits(index: Index, ref: str, *, limit: int = 100, **_) -> list[Hit]:
