@@ -42,6 +42,13 @@ demo: setup
 	$(RUN) dailies search line "the comet won't wait for office hours" --index $(DEMO_INDEX) --json --limit 1
 	@echo; echo "== Shots of the 29.97 drop-frame take (it crosses a minute boundary)"
 	$(RUN) dailies shots 12A_T2_CamA --index $(DEMO_INDEX)
+	@echo; echo "== The screenplay: which takes cover which lines"
+	$(RUN) dailies script import fixtures/scene.fountain --index $(DEMO_INDEX)
+	$(RUN) dailies script coverage --scene 12A --index $(DEMO_INDEX)
+	@echo; echo "== A string-out of script line 12A/7 for the NLE (one EDL per timecode base), and an ALE"
+	@mkdir -p $(DEMO_INDEX)-out
+	$(RUN) dailies export stringout --script-line 12A/7 -o $(DEMO_INDEX)-out/12A_7.edl --force --index $(DEMO_INDEX)
+	$(RUN) dailies export ale -o $(DEMO_INDEX)-out/shoot.ale --force --index $(DEMO_INDEX)
 	@echo; $(RUN) dailies status --index $(DEMO_INDEX)
 
 test: setup
@@ -65,4 +72,4 @@ bench: setup
 	$(RUN) python scripts/bench_search.py
 
 clean:
-	rm -rf $(DEMO_INDEX) .pytest_cache .bench
+	rm -rf $(DEMO_INDEX) $(DEMO_INDEX)-out .pytest_cache .bench

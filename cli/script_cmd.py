@@ -350,9 +350,12 @@ def _print_table(cov) -> None:
         t.add_column("pg", justify="right", no_wrap=True)
         t.add_column("line", no_wrap=True)
         t.add_column("character", no_wrap=True)
-        t.add_column("text", ratio=2, overflow="fold")
+        # Lined-script columns are setups/takes ("T3 B"); the text is cut to what the terminal holds.
+        width = out.width - 22 - 7 * len(cols)
+        t.add_column("text", no_wrap=True, overflow="ellipsis", max_width=max(16, width))
         for c in cols:
-            t.add_column(c.name + (" (MOS)" if c.no_dialogue else ""), justify="center", overflow="fold")
+            t.add_column(_take_label(c) + (" MOS" if c.no_dialogue else ""), justify="center", overflow="fold",
+                         max_width=7)
         for r in rows:
             cells = []
             for c in cols:
@@ -364,6 +367,7 @@ def _print_table(cov) -> None:
                 cells.append(txt)
             t.add_row(str(r.page or ""), r.line_id, r.character, r.text, *cells)
         out.print(t)
+        out.print("[dim]" + " · ".join(f"{_take_label(c)} = {c.name}" for c in cols) + "[/]")
         devs = [(r, c, r.cells[c.take_id]) for r in rows for c in cols
                 if c.take_id in r.cells and r.cells[c.take_id].diff]
         if devs:
@@ -376,6 +380,14 @@ def _print_table(cov) -> None:
             out.print(d)
     if cov.unassigned:
         out.print(f"[dim]No scene found for: {', '.join(cov.unassigned)}[/]")
+
+
+def _take_label(c) -> str:
+    """A lined-script column heading: take and camera ("T3 B"), the wild track as named ("WT1")."""
+    if not c.take:
+        return c.name
+    take = f"T{c.take}" if c.take[0].isdigit() else c.take
+    return take + (f" {c.camera}" if c.camera else "")
 
 
 @script_app.command("list")
