@@ -326,7 +326,7 @@ def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     from indexer.store import Index
 
     with Index.open(index_path(index)) as idx:
-        row = _one_take(idx, take)
+        row = idx.take(take)
         shots = idx.shots(row["take_id"])
         tags = idx.shot_tags(row["take_id"])
     from fractions import Fraction
@@ -364,7 +364,7 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     from indexer.timecode import Clock
 
     with Index.open(index_path(index)) as idx:
-        row = _one_take(idx, take)
+        row = idx.take(take)
         lines = idx.lines_of_take(row["take_id"])
     clock = Clock.from_start_tc(row["start_tc"], Fraction(row["rate"]))
     data = [{"line": ln.idx, "line_id": ln.line_id, "start": round(ln.start, 3), "end": round(ln.end, 3),
@@ -384,16 +384,6 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     for d in data:
         t.add_row(str(d["line"]), d["tc_in"], d["tc_out"], ",".join(map(str, d["shots"])), d["text"])
     _console().print(t)
-
-
-def _one_take(idx, ref: str):
-    rows = idx.find_takes(ref)
-    if not rows:
-        raise DailiesError(f"No take '{ref}' in the index; `dailies status` lists the takes.")
-    if len(rows) > 1:
-        raise DailiesError(f"'{ref}' matches {len(rows)} takes ({', '.join(r['name'] for r in rows[:5])}); "
-                           "use the take id.")
-    return rows[0]
 
 
 # ------------------------------------------------------------------------------------------ models

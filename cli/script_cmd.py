@@ -142,7 +142,7 @@ def match_cmd(
         v = resolve_version(idx, script)
         ids = None
         if takes:
-            ids = [_one_take(idx, t)["take_id"] for t in takes]
+            ids = [idx.take(t)["take_id"] for t in takes]
         res = match_takes(idx, v["version_id"], ids, progress=progress)
     if as_json:
         print(json.dumps([m.to_json() for m in res], indent=2, ensure_ascii=False))
@@ -151,16 +151,6 @@ def match_cmd(
 
 
 # ------------------------------------------------------------------------------------------ queries
-
-def _one_take(idx, ref: str):
-    rows = idx.find_takes(ref)
-    if not rows:
-        raise DailiesError(f"No take '{ref}' in the index; `dailies status` lists the takes.")
-    if len(rows) > 1:
-        raise DailiesError(f"'{ref}' matches {len(rows)} takes ({', '.join(r['name'] for r in rows[:5])}); "
-                           "use the take id.")
-    return rows[0]
-
 
 def _load(index, script, version):
     from indexer.config import index_path
@@ -243,7 +233,7 @@ def take_cmd(
     from indexer.store import Index
 
     with Index.open(index_path(index)) as idx:
-        row = _one_take(idx, take)
+        row = idx.take(take)
     tm = next((m for m in matches if m.take_id == row["take_id"]), None)
     if tm is None:
         raise DailiesError(f"The take {row['name']} is not indexed yet (status {row['status']}).")

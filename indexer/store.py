@@ -429,6 +429,16 @@ class Index:
                                    (ref.replace("%", "") + "%",)).fetchall()
         return rows
 
+    def take(self, ref: str) -> sqlite3.Row:
+        """The one take a user means by ``ref`` (clip name, take id or its prefix, path), or a clear error."""
+        rows = self.find_takes(ref)
+        if not rows:
+            raise DailiesError(f"No take '{ref}' in the index; `dailies status` lists the takes.")
+        if len(rows) > 1:
+            raise DailiesError(f"'{ref}' matches {len(rows)} takes ({', '.join(r['name'] for r in rows[:5])}); "
+                               "use the take id.")
+        return rows[0]
+
     def shots(self, take_id: str) -> list[Shot]:
         return [Shot(r["idx"], r["first_frame"], r["last_frame"]) for r in self.db.execute(
             "SELECT * FROM shots WHERE take_id=? ORDER BY idx", (take_id,))]

@@ -35,20 +35,10 @@ def sources_for(index: Index, take_ids: Iterable[str]) -> dict[str, Source]:
 def indexed_sources(index: Index, refs: Sequence[str] | None = None) -> list[Source]:
     """Every indexed take (or the ones named), by clip name."""
     if refs:
-        rows = [resolve_take(index, r) for r in refs]
+        rows = [index.take(r) for r in refs]
     else:
         rows = index.takes(status="indexed")
     return [Source.from_row(r) for r in rows]
-
-
-def resolve_take(index: Index, ref: str):
-    rows = index.find_takes(ref)
-    if not rows:
-        raise DailiesError(f"No take '{ref}' in the index; `dailies status` lists the takes.")
-    if len(rows) > 1:
-        raise DailiesError(f"'{ref}' matches {len(rows)} takes ({', '.join(r['name'] for r in rows[:5])}); "
-                           "use the take id.")
-    return rows[0]
 
 
 # ------------------------------------------------------------------------------------------ searches
@@ -112,7 +102,7 @@ def take_hits(index: Index, refs: Sequence[str]) -> list[Hit]:
     """Every line of the named takes, as hits (kind ``line``, score 1), takes in the order given."""
     hits: list[Hit] = []
     for ref in refs:
-        row = resolve_take(index, ref)
+        row = index.take(ref)
         src = Source.from_row(row)
         clock = Clock.from_start_tc(row["start_tc"], src.rate)
         for ln in index.lines_of_take(row["take_id"]):
