@@ -1,0 +1,184 @@
+"""Word attribution and line splitting (indexer/diarize.py) on hand-made speaker turns.
+
+The turns here are written by hand (no model): these tests are about how words are given to
+speakers, not about diarization itself (tests/test_speakers_diarize.py runs the real models).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyannote.core")
+
+from pyannote.core import Annotation, Segment  # noqa: E402
+
+from indexer import diarize as D  # noqa: E402
+from indexer.records import Line, Shot, Word  # noqa: E402
+
+
+def diar(turns: list[tuple[float, float, str]], exclusive: list[tuple[float, float, str]] | None = None,
+         duration: float = 20.0) -> D.Diarization:
+    ann = Annotation()
+    for k, (s, e, lab) in enumerate(turns):
+        ann[Segment(s, e), k] = lab
+    excl = ann if exclusive is None else D._turns_from_json([list(t) for t in exclusive])
+    speakers = [D.LocalSpeaker(lab, None, excl.label_duration(lab)) for lab in ann.labels()]
+    return D.Diarization(ann, excl, speakers, duration)
+
+
+def words(spec: str, start: float = 0.0, dur: float = 0.3, gap: float = 0.1) -> list[Word]:
+    out, t = [], start
+    for w in spec.split():
+        out.append(Word(t, t + dur, w, 0.9))
+        t += dur + gap
+    return out
+
+
+def test_words_take_the_speaker_of_the_exclusive_turn():
+    d = diar([(0.0, 2.0, "A"), (2.5, 5.0, "B")])
+    ws = words("one two three", 0.2) + words("four five", 3.0)
+    att = D.attribute_words(ws, d)
+    assert [a.speaker for a in att] == ["A", "A", "A", "B", "B"]
+    assert all(a.confidence > 0.9 and not a.overlap for a in att)
+
+
+def test_overlap_and_nearness_to_a_change_lower_confidence():
+    turns = [(0.0, 3.0, "A"), (2.6, 6.0, "B")]
+    excl = [(0.0, 2.8, "A"), (2.8, 6.0, "B")]
+    d = diar(turns, excl)
+    ws = [Word(0.5, 0.8, "far", 0.9), Word(2.6, 2.95, "over", 0.9), Word(4.5, 4.8, "clear", 0.9)]
+    att = D.attribute_words(ws, d)
+    assert [a.overlap for a in att] == [False, True, False]
+    assert att[1].confidence < 0.5 < att[0].confidence
+    assert att[2].confidence > 0.9
+
+
+def test_a_word_in_a_gap_takes_the_nearest_turn_with_low_confidence():
+    d = diar([(0.0, 1.0, "A"), (3.0, 4.0, "B")])
+    att = D.attribute_words([Word(1.1, 1.3, "late", 0.9), Word(2.0, 2.1, "lost", 0.9)], d)
+    assert att[0].speaker == "A" and att[0].confidence < 0.5
+    assert att[1].speaker is None
+
+
+def test_no_diarization_means_no_speaker():
+    att = D.attribute_words(words("a b"), None)
+    assert [a.speaker for a in att] == [None, None]
+
+
+def test_lines_are_split_at_speaker_changes_and_keep_their_shots():
+    d = diar([(0.0, 1.95, "A"), (2.05, 5.0, "B")])
+    ws = words("hi there how", 0.2) + words("fine thanks", 2.2)
+    line = Line(0, ws[0].start, ws[-1].end, ws)
+    shots = [Shot(0, 0, 47), Shot(1, 48, 200)]
+    lines, info = D.assign_lines([line], d, shots=shots, rate=Fraction(24))
+    assert [ln.text for ln in lines] == ["hi there how", "fine thanks"]
+    assert [ln.speaker for ln in lines] == ["A", "B"]
+    assert [ln.index for ln in lines] == [0, 1]
+    assert lines[0].start == line.start and lines[1].end == line.end
+    assert lines[0].shots == [0] and lines[1].shots == [1]
+    assert info[0].speaker == "A" and info[0].confidence > 0.8 and not info[0].overlap
+    assert len(info[1].words) == 2
+
+
+def test_a_single_weak_word_does_not_split_a_line():
+    # diarization puts B on a short blip in the middle of A's sentence
+    d = diar([(0.0, 1.22, "A"), (1.22, 1.42, "B"), (1.42, 4.0, "A")])
+    ws = words("we have to follow our passions", 0.0)
+    lines, info = D.assign_lines([Line(0, ws[0].start, ws[-1].end, ws)], d)
+    assert len(lines) == 1 and lines[0].speaker == "A"
+    assert min(w.confidence for w in info[0].words) <= 0.3     # the doubtful word shows it
+
+
+def test_channel_evidence_decides_on_a_lav():
+    # two speakers, boom (ch 0) + a lav on A (ch 1); diarization wrongly gives the second word to A
+    rate = 16000
+    t = np.arange(rate * 5) / rate
+    noise = np.random.default_rng(0).normal(scale=1e-4, size=(2, t.size))
+    on_a = (t < 0.9) | ((t >= 2.0) & (t < 2.9))
+    on_b = ((t >= 1.0) & (t < 1.9)) | ((t >= 3.0) & (t < 3.9))      # 4-5 s: room tone
+    speech_a = np.sin(2 * np.pi * 200 * t) * on_a
+    speech_b = np.sin(2 * np.pi * 300 * t) * on_b
+    boom = (0.3 * speech_a + 0.3 * speech_b + noise[0]).astype(np.float32)
+    lav = (0.5 * speech_a + 0.02 * speech_b + noise[1]).astype(np.float32)
+    chan = np.stack([boom, lav])
+    d = diar([(0.0, 0.9, "A"), (1.0, 1.9, "B"), (2.0, 2.9, "A"), (3.0, 3.9, "B")], duration=5.0)
+    D._channel_owners(d, chan, [0, 1])
+    assert d.channel_owner == {1: "A"}
+    wrong = D._turns_from_json([[0.0, 0.9, "A"], [1.0, 1.9, "B"], [2.0, 3.6, "A"], [3.6, 3.9, "B"]])
+    d.exclusive = wrong
+    # a word of B's that diarization gives to A; a word of A's that reaches into a pause
+    att = D.attribute_words([Word(0.3, 0.6, "a", 0.9), Word(3.1, 3.4, "b", 0.9), Word(2.6, 3.0, "a2", 0.9)], d)
+    assert [a.speaker for a in att] == ["A", "B", "A"]
+
+
+def test_channels_flag():
+    assert D.parse_channels(None) == "mix"
+    assert D.parse_channels("each") == "each"
+    assert D.parse_channels("1,3") == [0, 2]
+    with pytest.raises(D.UsageError):
+        D.parse_channels("0,x")
+
+
+def test_diarization_round_trips_through_json():
+    d = diar([(0.0, 1.0, "A"), (0.8, 2.0, "B")])
+    d.speakers[0].embedding = np.ones(192, dtype=np.float32) / np.sqrt(192)
+    back = D.Diarization.from_json(d.to_json())
+    assert D._turns_json(back.turns) == D._turns_json(d.turns)
+    assert back.labels == d.labels
+    assert np.allclose(back.speakers[0].embedding, d.speakers[0].embedding, atol=1e-6)
+    assert back.speakers[1].embedding is None
+
+
+def _unit(v):
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def test_split_groups_needs_two_coherent_clearly_different_groups():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=192), rng.normal(size=192)
+    # two voices with a between-voice similarity ~0.6 (like the fixture's synthetic voices)
+    b = _unit(0.75 * _unit(a) + 0.66 * _unit(b))
+    a = _unit(a)
+    def noisy(v, norm):          # a unit vector at a given noise level (noise vector of that length)
+        return _unit(v + norm * rng.normal(size=192) / np.sqrt(192))
+
+    two = np.stack([noisy(a, 0.35) for _ in range(4)] + [noisy(b, 0.35) for _ in range(4)])
+    groups = D._split_groups(two, np.full(8, 3.0))
+    assert sorted(sorted(g) for g in groups) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    # one noisy voice (low within-similarity) is never split
+    spread = np.stack([noisy(a, 1.5) for _ in range(8)])
+    assert len(D._split_groups(spread, np.full(8, 3.0))) == 1
+    # too little speech in a group: no split
+    assert len(D._split_groups(two, np.full(8, 0.5))) == 1
+
+
+def test_split_by_known_voices_splits_a_short_take():
+    rng = np.random.default_rng(2)
+    maya, leo = _unit(rng.normal(size=192)), _unit(rng.normal(size=192))
+    d = diar([(0.0, 4.0, "SPEAKER_00"), (5.0, 8.0, "SPEAKER_00")], duration=9.0)
+    d.segments = [D.SpeechSegment(0.0, 4.0, "SPEAKER_00", _unit(maya + 0.02 * rng.normal(size=192))),
+                  D.SpeechSegment(5.0, 8.0, "SPEAKER_00", _unit(leo + 0.02 * rng.normal(size=192)))]
+    out = D.split_by_known_voices(d, np.stack([maya, leo]), threshold=0.6)
+    assert D._turns_json(out.exclusive) == [[0.0, 4.0, "SPEAKER_00"], [5.0, 8.0, "SPEAKER_01"]]
+    assert sorted(out.labels) == ["SPEAKER_00", "SPEAKER_01"]
+    assert float(out.embedding("SPEAKER_01") @ leo) > 0.9
+    # unknown voices or a single known voice: unchanged
+    assert D.split_by_known_voices(d, np.stack([maya]), threshold=0.6) is d
+    assert D.split_by_known_voices(d, np.stack([_unit(rng.normal(size=192)) for _ in range(2)]), 0.6) is d
+
+
+def test_speech_per_shot():
+    shots = [Shot(0, 0, 23), Shot(1, 24, 71)]
+    got = D.shot_speech(shots, Fraction(24), [(0.5, 1.5), (2.5, 2.75)])
+    assert got == pytest.approx({0: 0.5, 1: 0.75})
+
+
+def test_a_weak_first_word_joins_the_rest_of_its_line():
+    # the previous speaker's turn runs into the first word of the next line
+    d = diar([(0.0, 2.12, "A"), (2.12, 5.0, "B")])
+    ws = words("the director called again", 2.0)
+    lines, info = D.assign_lines([Line(0, ws[0].start, ws[-1].end, ws)], d)
+    assert len(lines) == 1 and lines[0].speaker == "B"

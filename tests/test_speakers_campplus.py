@@ -1,0 +1,108 @@
+"""CAM++ (indexer/campplus.py): network + fbank front end against a reference from an independent
+implementation with the real weights (tests/data/README_campplus.md says how it was made)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared"))
+WEIGHTS = SHARED / "models" / "campplus-zh-en-common" / "campplus_cn_en_common.pt"
+SAMPLE = SHARED / "eval" / "diarization" / "pyannote_sample" / "sample.wav"
+REFERENCE = ROOT / "tests" / "data" / "campplus_reference.json"
+
+needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"CAM++ weights not at {WEIGHTS}")
+needs_sample = pytest.mark.skipif(not SAMPLE.is_file(), reason=f"evaluation audio not at {SAMPLE}")
+
+
+def _cos(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from indexer.campplus import CamppEmbedder
+
+    return CamppEmbedder(WEIGHTS)
+
+
+def test_import_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, indexer.campplus, indexer.diarize, indexer.voices, indexer.modelfetch; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_fbank_shape_and_mean_normalisation():
+    from indexer.campplus import fbank
+
+    t = np.arange(16000 * 2) / 16000
+    feats = fbank(0.1 * np.sin(2 * np.pi * 440 * t).astype(np.float32)).numpy()
+    assert feats.shape == (198, 80)        # Kaldi framing: 1 + (32000 - 400) // 160
+    assert np.abs(feats.mean(axis=0)).max() < 1e-4
+    assert fbank(np.zeros(100, dtype=np.float32)).shape == (1, 80)   # shorter than a window: padded
+
+
+@needs_weights
+def test_state_dict_loads_strictly(embedder):
+    import torch
+
+    from indexer.campplus import EMBED_DIM
+
+    # CamppEmbedder loaded the file with strict=True; the network holds exactly the file's tensors
+    state = embedder.model.state_dict()
+    assert sum(v.numel() for v in state.values()) > 6_900_000   # CAM++: ~7.2 M parameters (the paper)
+    with torch.inference_mode():
+        assert embedder.model(torch.randn(2, 150, 80)).shape == (2, EMBED_DIM)
+
+
+@needs_weights
+def test_strict_loading_refuses_a_wrong_state_dict():
+    import torch
+
+    from indexer.campplus import load_state
+    from indexer.errors import ModelError
+
+    state = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+    state.pop("xvector.dense.linear.weight")
+    with pytest.raises(ModelError):
+        load_state(state)
+
+
+@needs_weights
+@needs_sample
+def test_embeddings_match_independent_reference(embedder):
+    from indexer.media import load_audio
+
+    ref = json.loads(REFERENCE.read_text())
+    audio = load_audio(str(SAMPLE))
+    ours = []
+    for (start, end), expected in zip(ref["windows"], ref["embeddings"]):
+        v = embedder.embed(audio[int(round(start * 16000)):int(round(end * 16000))])
+        assert v.shape == (192,)
+        assert _cos(v, expected) >= 0.99
+        ours.append(v)
+    # and the vectors mean something: each window is closer to its own speaker's other window
+    assert _cos(ours[0], ours[1]) > max(_cos(ours[0], ours[2]), _cos(ours[0], ours[3]))
+    assert _cos(ours[2], ours[3]) > max(_cos(ours[2], ours[0]), _cos(ours[2], ours[1]))
+
+
+@needs_weights
+def test_corrupt_weights_are_refused(tmp_path):
+    from indexer.campplus import CamppEmbedder
+    from indexer.errors import ModelError
+
+    bad = tmp_path / "campplus_cn_en_common.pt"
+    data = bytearray(WEIGHTS.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="corrupt"):
+        CamppEmbedder(bad)

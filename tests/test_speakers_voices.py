@@ -1,0 +1,144 @@
+"""Voice registry (indexer/voices.py): matching, stable ids, names, merges and splits.
+
+Embeddings here are synthetic unit vectors (one direction per person plus noise): these tests are
+about the registry's bookkeeping, not about a model.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from indexer.errors import UsageError
+from indexer.voices import LocalIn, VoiceRegistry
+
+RNG = np.random.default_rng(7)
+PEOPLE = {name: v / np.linalg.norm(v) for name, v in
+          ((n, RNG.normal(size=192)) for n in ("maya", "leo", "ann", "bob"))}
+
+
+def voice(name: str, noise: float = 0.35) -> np.ndarray:
+    v = PEOPLE[name] + noise * RNG.normal(size=192) / np.sqrt(192)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def take(**people: float) -> list[LocalIn]:
+    """Local speakers SPEAKER_00.. for the given people with their seconds of speech."""
+    return [LocalIn(f"SPEAKER_{k:02d}", voice(name), secs) for k, (name, secs) in enumerate(people.items())]
+
+
+@pytest.fixture
+def reg():
+    return VoiceRegistry(sqlite3.connect(":memory:"))
+
+
+def test_new_voices_get_sequential_ids_main_speaker_first(reg):
+    m = reg.register_take("t1", take(leo=3.0, maya=9.0))
+    assert m == {"SPEAKER_01": "V001", "SPEAKER_00": "V002"}
+
+
+def test_same_person_in_another_take_gets_the_same_voice(reg):
+    m1 = reg.register_take("t1", take(maya=8.0, leo=5.0))
+    m2 = reg.register_take("t2", take(leo=4.0, maya=6.0, ann=3.0))
+    assert m2["SPEAKER_00"] == m1["SPEAKER_01"]          # leo
+    assert m2["SPEAKER_01"] == m1["SPEAKER_00"]          # maya
+    assert m2["SPEAKER_02"] not in m1.values()          # ann is new
+    assert len(reg.summaries()) == 3
+
+
+def test_two_locals_of_one_take_never_share_a_voice(reg):
+    reg.register_take("t1", take(maya=8.0))
+    m = reg.register_take("t2", [LocalIn("A", voice("maya"), 5.0), LocalIn("B", voice("maya"), 4.0)])
+    assert m["A"] != m["B"]
+
+
+def test_reindexing_keeps_ids_even_when_labels_swap(reg):
+    m1 = reg.register_take("t1", take(maya=8.0, leo=5.0))
+    reg.register_take("t2", take(ann=6.0))
+    swapped = [LocalIn("SPEAKER_00", voice("leo"), 5.0), LocalIn("SPEAKER_01", voice("maya"), 8.0)]
+    m2 = reg.register_take("t1", swapped)
+    assert m2 == {"SPEAKER_00": m1["SPEAKER_01"], "SPEAKER_01": m1["SPEAKER_00"]}
+    assert sorted(s.voice_id for s in reg.summaries()) == ["V001", "V002", "V003"]
+
+
+def test_names_merges_and_splits_survive_reindexing(reg):
+    m1 = reg.register_take("t1", take(maya=8.0, leo=5.0))
+    # the second take's maya is too far from the first (say, a different microphone): a new voice
+    far_vec = voice("maya", noise=3.0)
+    far = [LocalIn("SPEAKER_00", far_vec, 6.0)]
+    reg.threshold = 0.9
+    m2 = reg.register_take("t2", far)
+    reg.threshold = VoiceRegistry(sqlite3.connect(":memory:")).threshold
+    maya, leo, maya2 = m1["SPEAKER_00"], m1["SPEAKER_01"], m2["SPEAKER_00"]
+    assert maya2 not in (maya, leo)
+    reg.name(maya, "MAYA")
+    reg.name(leo, "Leo")
+    assert reg.merge("MAYA", maya2) == maya
+    assert reg.find("maya") == [maya]
+    assert reg.find(maya2) == [maya]                      # the merged id still resolves
+    assert reg.voice_of("t2", "SPEAKER_00").display == "MAYA"
+    # split leo's local out of t1 into a new voice, then re-index everything
+    new = reg.split("Leo", "t1")
+    assert new not in (maya, leo, maya2)
+    reg.register_take("t1", [LocalIn("SPEAKER_00", voice("maya"), 8.0), LocalIn("SPEAKER_01", voice("leo"), 5.0)])
+    reg.register_take("t2", [LocalIn("SPEAKER_00", far_vec, 6.0)])     # same audio, same models
+    assert reg.voice_of("t1", "SPEAKER_00").display == "MAYA"
+    assert reg.voice_of("t2", "SPEAKER_00").display == "MAYA"
+    assert reg.voice_of("t1", "SPEAKER_01").voice_id == new        # the split stays split
+    assert {(t, lab) for t, lab in reg.locals_of(reg.find("MAYA"))} == {("t1", "SPEAKER_00"), ("t2", "SPEAKER_00")}
+
+
+def test_a_voice_with_little_speech_and_no_match_gets_no_voice(reg):
+    m = reg.register_take("t1", [LocalIn("SPEAKER_00", voice("maya"), 0.4), LocalIn("SPEAKER_01", None, 5.0)])
+    assert m == {"SPEAKER_00": None, "SPEAKER_01": None}
+    assert reg.summaries() == []
+
+
+def test_ids_are_never_reused(reg):
+    reg.register_take("t1", take(maya=8.0))
+    reg.register_take("t2", take(leo=8.0))
+    reg.merge("V001", "V002")
+    reg.register_take("t3", take(ann=8.0))
+    assert reg.find("V003") == ["V003"]
+
+
+def test_errors_are_one_sentence_for_the_user(reg):
+    reg.register_take("t1", take(maya=8.0, leo=5.0))
+    with pytest.raises(UsageError, match="No voice called 'NOBODY'"):
+        reg.name("NOBODY", "X")
+    with pytest.raises(UsageError, match="already the same voice"):
+        reg.merge("V001", "v1")
+    with pytest.raises(UsageError, match="looks like a voice id"):
+        reg.name("V001", "V7")
+    with pytest.raises(UsageError, match="does not speak in take"):
+        reg.split("V001", "t9")
+
+
+def test_summaries_and_mapping(reg):
+    reg.register_take("t1", take(maya=8.0, leo=5.0))
+    reg.register_take("t2", take(maya=2.0))
+    s = {x.voice_id: x for x in reg.summaries()}
+    assert s["V001"].takes == 2 and s["V001"].seconds == pytest.approx(10.0)
+    assert s["V001"].locals[0] == ("t1", "SPEAKER_00", 8.0)
+    assert reg.mapping()[("t2", "SPEAKER_00")].voice_id == "V001"
+    assert set(reg.mapping(["t2"])) == {("t2", "SPEAKER_00")}
+
+
+def test_registry_lives_in_voice_tables_of_the_catalog(tmp_path):
+    db = sqlite3.connect(tmp_path / "catalog.sqlite")
+    VoiceRegistry(db).register_take("t1", take(maya=8.0))
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert names and all(n.startswith("voice_") for n in names)
+    db.close()
+    again = VoiceRegistry(sqlite3.connect(tmp_path / "catalog.sqlite"))
+    assert again.voice_of("t1", "SPEAKER_00").voice_id == "V001"
+
+
+def test_embeddings_of_different_models_never_mix(reg):
+    reg.register_take("t1", take(maya=8.0))
+    other = [LocalIn("SPEAKER_00", np.resize(voice("maya"), 256) / np.linalg.norm(np.resize(voice("maya"), 256)), 8.0)]
+    m = reg.register_take("t2", other, model="pipeline:pyannote/speaker-diarization-3.1")
+    assert m["SPEAKER_00"] != "V001"
+    assert reg.register_take("t3", take(maya=5.0))["SPEAKER_00"] == "V001"
