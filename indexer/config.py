@@ -62,6 +62,10 @@ class IndexSettings:
         default_factory=lambda: parse_rate(os.environ.get("DAILIES_AUDIO_TC_RATE", "24000/1001"))
     )
     force: bool = False
+    # speakers: "default" (segmentation-3.0 + CAM++ from the model cache), a pyannote hub id or a folder
+    speakers: bool = True
+    diarization_model: str = field(default_factory=lambda: os.environ.get("DAILIES_DIARIZATION_MODEL", "default"))
+    channels: str = "mix"          # mix | each | N,M (iso tracks / lavs)
     # picture (CLIP): "MODEL/TAG" (open_clip name and pretrained tag), or a local checkpoint file/folder
     visual: bool = True
     clip_model: str = field(default_factory=lambda: os.environ.get("DAILIES_CLIP_MODEL", ""))

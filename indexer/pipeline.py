@@ -135,9 +135,12 @@ class Indexer:
         self.reporter = reporter or NullReporter()
         self._transcriber = None
         self.rules = LineRules()
+        self.diarizer = None        # speakers, or None when off or the weights are absent
+        self.speakers_skipped: str | None = None
         self.clip = None            # CLIP embedder, or None when the picture step is off or has no weights
         self.tagger = None
         self.picture_skipped: str | None = None    # why there is no picture step (said once, recorded)
+        self._checked = False
 
     # -------------------------------------------------------------- models
     def transcriber(self):
@@ -154,10 +157,29 @@ class Indexer:
         """Resolve models before touching any file, so a bad model name fails the run at once."""
         from . import embed
 
+        self._checked = True
         if speech:
             self.transcriber()
             self.index.check_embedder("lines", embed.describe())
+            self._load_speakers()
         self._load_picture()
+
+    def _load_speakers(self) -> None:
+        s = self.settings
+        if not s.speakers:
+            self.speakers_skipped = "speakers off (--no-speakers)"
+            return
+        from . import modelfetch
+        from .diarize import Diarizer, parse_channels
+
+        parse_channels(s.channels)                       # a bad --channels fails the run at once
+        try:
+            models = modelfetch.resolve(s.diarization_model)
+        except modelfetch.ModelMissingError as exc:      # corrupt weights (ModelCorruptError) stop the run
+            self.speakers_skipped = exc.message
+            self.reporter.warning(f"No speakers: {exc.message} Lines get no speaker.")
+            return
+        self.diarizer = Diarizer(models, threads=s.threads, channels=s.channels)
 
     def _load_picture(self) -> None:
         s = self.settings
@@ -197,6 +219,8 @@ class Indexer:
 
     # -------------------------------------------------------------- run
     def run(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
+        if not self._checked:
+            self.check_models()
         summary = RunSummary()
         t0 = time.monotonic()
         files, missing = collect_files(paths, exclude=self.index.path)
@@ -302,12 +326,15 @@ class Indexer:
         idx.upsert_take(take_id, digest, info, status="pending")
 
         t_start = time.monotonic()
-        shots, words, audio, models, picture = self._analyse(take_id, info)
+        shots, words, audio, models, picture, diar = self._analyse(take_id, info)
 
         rep.step("lines")
         from . import embed
 
         lines = build_lines(words, shots, info.rate, audio, rules=self.rules)
+        speakers = None
+        if diar is not None:
+            lines, speakers = self._speakers(take_id, diar, lines, shots, info, models)
         vectors = embed.embed([ln.text for ln in lines])
         models["text_embedding"] = embed.describe()
         models["lines"] = asdict(self.rules)
@@ -320,14 +347,33 @@ class Indexer:
             n_frames = vision.store_frames(idx, take_id, info, picture)
             tag_rows = vision.shot_tag_rows(take_id, picture)
         idx.commit_take(take_id, info, shots, lines, vectors, models=models,
-                        seconds=time.monotonic() - t_start, shot_tags=tag_rows, n_frames=n_frames)
+                        seconds=time.monotonic() - t_start, shot_tags=tag_rows, n_frames=n_frames,
+                        speakers=speakers)
         idx.record_file(path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest, take_id=take_id,
                         status="indexed")
         return FileResult(path, "indexed", take_id=take_id, lines=len(lines), shots=len(shots),
                           media_seconds=info.duration)
 
-    def _analyse(self, take_id: str, info: MediaInfo) -> tuple[list[Shot], list[Word], object, dict, object]:
-        """Shots, words and picture vectors (one decoding pass), reusing the steps an earlier run saved."""
+    def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict):
+        """Production-wide voices for the take's local speakers; lines split where the speaker changes."""
+        from . import diarize
+        from .voices import LocalIn, VoiceRegistry
+
+        self.reporter.step("voices")
+        reg = VoiceRegistry(self.index.db)
+        model = self.diarizer.embedding_model
+        # A short take may hold two voices its own diarization cannot tell apart: voices already known
+        # from other takes can.
+        diar = diarize.split_by_known_voices(diar, reg.centroids(exclude_take=take_id, model=model)[1], reg.threshold)
+        voice_of = reg.register_take(take_id, [LocalIn(s.label, s.embedding, s.seconds, s.channel)
+                                               for s in diar.speakers], model=model)
+        lines, info_ = diarize.assign_lines(lines, diar, shots=shots, rate=info.rate)
+        models["voices"] = reg.settings()
+        return lines, [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
+
+    def _analyse(self, take_id: str, info: MediaInfo) -> tuple[list[Shot], list[Word], object, dict, object, object]:
+        """Shots, words, speakers and picture vectors (one decoding pass), reusing the steps an earlier run
+        saved."""
         from .media import decode
         from .shots import ShotDetector
 
@@ -357,8 +403,11 @@ class Indexer:
                                               tagger=self.tagger)
         elif self.picture_skipped and info.has_video:
             models["clip"] = {"skipped": self.picture_skipped}
+        diarizer = self.diarizer if info.has_audio else None
+        keep_channels = diarizer is not None and diarizer.channels != "mix" and \
+            sum(a.channels for a in info.audio) > 1
         rep.step("decoding", 0.0, info.duration)
-        decoded = decode(info, audio=info.has_audio, sink=sink,
+        decoded = decode(info, audio=info.has_audio, sink=sink, keep_channels=keep_channels,
                          sinks=[picture_step.sink] if picture_step is not None else None,
                          progress=lambda t: rep.step("decoding", t, info.duration))
         if decoded.damaged_packets:
@@ -386,12 +435,26 @@ class Indexer:
                     decoded.audio, progress=lambda t: rep.step("speech", t, info.duration))
                 models["whisper"] = transcriber.describe()
                 idx.put_step(take_id, "asr", asr_key, {"words": [w.to_json() for w in words], "info": asr_info})
+        diar = None
+        if diarizer is not None:
+            key = diarizer.key()
+            cached = idx.get_step(take_id, "diarize", key)
+            if cached is not None:
+                diar = diarizer.restore(cached, channels=decoded.channels)
+            else:
+                rep.step("speakers", 0.0, 1.0)
+                diar = diarizer(decoded.audio, channels=decoded.channels, uri=take_id,
+                                progress=lambda step, done, total: rep.step(f"speakers: {step}", done, total))
+                idx.put_step(take_id, "diarize", key, diar.to_json())
+            models["diarization"] = diarizer.describe()
+        elif self.speakers_skipped and info.has_audio:
+            models["diarization"] = {"skipped": self.speakers_skipped}
         picture = None
         if picture_step is not None:
             rep.step("picture")
             picture = picture_step.finish(shots or [Shot(0, 0, max(0, (info.frames or 1) - 1))], info.frames)
             models["clip"] = picture.settings()
-        return shots, words, decoded.audio, models, picture
+        return shots, words, decoded.audio, models, picture, diar
 
     # -------------------------------------------------------------- picture later (--visual-only)
     def add_picture(self, paths: Iterable[str | os.PathLike]) -> RunSummary:

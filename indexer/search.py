@@ -84,9 +84,15 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
         raise UsageError("Give some words to search for, e.g. dailies search line \"we have to follow our passions\".")
     q_phon = [phonetic(t) for t in q_tokens]
     takes = take_filter(index, query)
+    voice_locals = None
+    if query.speaker:
+        voice_locals = set(speaker_locals(index, query.speaker))
+        spoken_in = {t for t, _ in voice_locals}
+        takes = spoken_in if takes is None else takes & spoken_in
     if takes is not None and not takes:
         return []
     take_ids = sorted(takes) if takes is not None else None
+    widen = 3 if query.speaker else 1          # other voices' lines take places among the candidates
 
     # ---------------------------------------------------------------- candidates
     cand_rowids: set[int] = set()
@@ -100,8 +106,8 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
         if len(k) >= 3:       # one- and two-letter keys ("T", "BT") match half the index: no use as a filter
             terms.append(f'phon:"{k}"')
     if terms:
-        cand_rowids.update(r for r, _ in index.fts(" OR ".join(terms), max(FTS_CANDIDATES, 2 * query.limit),
-                                                   take_ids))
+        cand_rowids.update(r for r, _ in index.fts(" OR ".join(terms),
+                                                   widen * max(FTS_CANDIDATES, 2 * query.limit), take_ids))
     if len(q_tokens) > 1:
         cand_rowids.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"',
                                                    max(EXACT_CANDIDATES, 3 * query.limit), take_ids))
@@ -114,8 +120,8 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
         known = {ln.line_id for ln in lines}
         extra = [lid for lid in _semantic_neighbours(index, q_vec, take_ids) if lid not in known]
         lines.extend(index.lines_by_line_id(extra))
-    if query.speaker:
-        lines = [ln for ln in lines if ln.speaker and ln.speaker.lower() == query.speaker.lower()]
+    if voice_locals is not None:
+        lines = [ln for ln in lines if (ln.take_id, ln.speaker) in voice_locals]
     if not lines:
         return []
 
@@ -124,7 +130,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     singles = [_Window(ln.take_id, [ln], ln.tokens, ln.keys) for ln in lines]
     _lexical(singles, q_tokens, q_phon, weights)
     partial = [w.lines[0] for w in singles if 0.05 <= w.match < 0.95]
-    pairs = _joined_windows(index, partial, query.span)
+    pairs = _joined_windows(index, partial, query.span, voice_locals)
     _lexical(pairs, q_tokens, q_phon, weights)
     windows = singles + pairs
     _other_scores(windows, q_tokens, q_vec)
@@ -137,8 +143,114 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
         f"SELECT * FROM takes WHERE take_id IN ({','.join('?' * len(take_ids_sel))})",
         take_ids_sel).fetchall()} if selected else {}
     shots = index.shots_of(take_rows)
-    return [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words)
+    voices = voice_names(index, take_rows)
+    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words)
             for w in selected if w.take_id in take_rows]
+    for h, w in zip(hits, [w for w in selected if w.take_id in take_rows]):
+        _set_speaker(h, w.lines[0], voices)
+    return hits
+
+
+# -------------------------------------------------------------------- speakers
+
+def speaker_locals(index: Index, ref: str) -> list[tuple[str, str]]:
+    """(take id, local speaker label) of every appearance of a voice named or numbered ``ref``."""
+    from .voices import open_registry
+
+    reg = open_registry(index.db, readonly=True)
+    if reg is None:
+        raise UsageError("This index has no speakers yet (index with the speaker models present: "
+                         "`dailies models fetch`, then `dailies index --force FOLDER`).")
+    return reg.locals_of(reg.require(ref))
+
+
+def voice_names(index: Index, take_ids) -> dict[tuple[str, str], object]:
+    """(take id, local label) -> Voice (id and name, merges followed) for these takes."""
+    from .voices import open_registry
+
+    reg = open_registry(index.db, readonly=True)
+    return reg.mapping(list(take_ids)) if reg is not None else {}
+
+
+def _set_speaker(hit: Hit, line: LineRow, voices: dict) -> None:
+    voice = voices.get((line.take_id, line.speaker)) if line.speaker else None
+    hit.voice_id = voice.voice_id if voice is not None else None
+    hit.speaker = voice.display if voice is not None else None
+    hit.speaker_confidence = line.speaker_confidence
+    hit.overlap = line.overlap
+
+
+def _take_rows(index: Index, take_ids) -> dict[str, object]:
+    ids = sorted(set(take_ids))
+    out = {}
+    for i in range(0, len(ids), 900):
+        chunk = ids[i:i + 900]
+        out.update({r["take_id"]: r for r in index.db.execute(
+            f"SELECT * FROM takes WHERE status='indexed' AND take_id IN ({','.join('?' * len(chunk))})", chunk)})
+    return out
+
+
+def search_speaker(index: Index, ref: str, *, scene: str | None = None, take: str | None = None,
+                   limit: int = 1000) -> list[Hit]:
+    """Every line a voice speaks, grouped by take (takes by name), in time order."""
+    wanted = set(speaker_locals(index, ref))
+    takes = take_filter(index, LineQuery(text="", scene=scene, take=take))
+    take_rows = _take_rows(index, {t for t, _ in wanted if takes is None or t in takes})
+    voices = voice_names(index, take_rows)
+    hits: list[Hit] = []
+    for take_id, row in sorted(take_rows.items(), key=lambda kv: kv[1]["name"]):
+        clock = Clock.from_start_tc(row["start_tc"], Fraction(row["rate"]))
+        for ln in index.lines_of_take(take_id):
+            if (take_id, ln.speaker) not in wanted:
+                continue
+            h = Hit(kind="speaker", clip=row["path"], take_id=take_id, name=row["name"], scene=row["scene"],
+                    take=row["take"], camera=row["camera"], start=ln.start, end=ln.end, tc_in=clock.tc_in(ln.start),
+                    tc_out=clock.tc_out(ln.end), rate=row["rate"], text=ln.text,
+                    score=ln.speaker_confidence if ln.speaker_confidence is not None else 1.0,
+                    shots=list(ln.shots), line_ids=[ln.line_id])
+            _set_speaker(h, ln, voices)
+            hits.append(h)
+    return hits[:limit]
+
+
+MIN_SHOT_SPEECH = 0.15     # seconds of a voice in a shot for the shot to count as one the voice speaks in
+
+
+def search_speaker_shots(index: Index, ref: str, *, scene: str | None = None, take: str | None = None,
+                         limit: int = 1000) -> list[Hit]:
+    """Every shot in which a voice speaks: shot TC in/out and how much of the shot it speaks (``score``
+    = share of the shot's duration, ``rankers['seconds']`` = seconds of speech)."""
+    from .diarize import shot_speech
+
+    lines = search_speaker(index, ref, scene=scene, take=take, limit=10**9)
+    by_take: dict[str, list[Hit]] = {}
+    for h in lines:
+        by_take.setdefault(h.take_id, []).append(h)
+    take_rows = _take_rows(index, by_take)
+    shots_of = index.shots_of(by_take)
+    hits: list[Hit] = []
+    for take_id, hs in by_take.items():
+        row = take_rows[take_id]
+        rate = Fraction(row["rate"])
+        clock = Clock.from_start_tc(row["start_tc"], rate)
+        shots = shots_of.get(take_id) or []
+        if not shots:
+            continue                                    # a sound-only file has no shots
+        lines = {ln.line_id: ln for ln in index.lines_by_line_id(lid for h in hs for lid in h.line_ids)}
+        spans = [(w.start, w.end) for h in hs for lid in h.line_ids for w in lines[lid].words]
+        for idx_, secs in sorted(shot_speech(shots, rate, spans).items()):
+            if secs < MIN_SHOT_SPEECH:
+                continue
+            shot = shots[idx_]
+            start, end = shot.start(rate), shot.end(rate)
+            said = " ".join(h.text for h in hs if idx_ in h.shots)
+            hits.append(Hit(kind="speaker", clip=row["path"], take_id=take_id, name=row["name"], scene=row["scene"],
+                            take=row["take"], camera=row["camera"], start=start, end=end,
+                            tc_in=clock.tc(shot.first_frame), tc_out=clock.tc(shot.last_frame + 1), rate=row["rate"],
+                            text=said, score=min(1.0, secs / max(end - start, 1e-6)), shots=[idx_], shot=idx_,
+                            speaker=hs[0].speaker, voice_id=hs[0].voice_id, rankers={"seconds": round(secs, 3)}))
+    hits.sort(key=lambda h: (take_rows[h.take_id]["name"], h.start))
+    return hits[:limit]
 
 
 # -------------------------------------------------------------------- candidates
@@ -168,8 +280,10 @@ def _semantic_neighbours(index: Index, q_vec: np.ndarray, take_ids: list[str] | 
     return list(res["ids"][0]) if res["ids"] else []
 
 
-def _joined_windows(index: Index, lines: list[LineRow], span: int) -> list[_Window]:
-    """Windows of 2..``span`` adjacent utterances around each given line (a line delivered in pieces)."""
+def _joined_windows(index: Index, lines: list[LineRow], span: int,
+                    voice_locals: set[tuple[str, str]] | None = None) -> list[_Window]:
+    """Windows of 2..``span`` adjacent utterances of one speaker around each given line (a line
+    delivered in pieces)."""
     if span < 2 or not lines:
         return []
     by_key = {(ln.take_id, ln.idx): ln for ln in lines}
@@ -189,6 +303,10 @@ def _joined_windows(index: Index, lines: list[LineRow], span: int) -> list[_Wind
                     continue
                 if any(b.start - a.end > 4.0 for a, b in zip(members, members[1:])):
                     continue          # not one delivery: too far apart
+                if len({m.speaker for m in members}) > 1:
+                    continue          # one line is said by one speaker
+                if voice_locals is not None and any((m.take_id, m.speaker) not in voice_locals for m in members):
+                    continue
                 out.append(_Window(ln.take_id, members, [t for m in members for t in m.tokens],
                                    [k for m in members for k in m.keys]))
     return out

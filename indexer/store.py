@@ -111,8 +111,21 @@ class LineRow:
     phon: str
     words_json: str
     shots_json: str
-    speaker: str | None
-    voice_id: str | None
+    speaker: str | None           # the take's local speaker label (see indexer.voices for the voice)
+    voice_id: str | None          # the production-wide voice when indexed (merges are followed by the registry)
+    data_json: str | None = None
+
+    @functools.cached_property
+    def data(self) -> dict:
+        return json.loads(self.data_json) if self.data_json else {}
+
+    @property
+    def speaker_confidence(self) -> float | None:
+        return self.data.get("speaker_confidence")
+
+    @property
+    def overlap(self) -> bool | None:
+        return self.data.get("overlap")
 
     @functools.cached_property
     def words(self) -> list[Word]:
@@ -365,15 +378,18 @@ class Index:
     # ------------------------------------------------------------------ writing a finished take
     def commit_take(self, take_id: str, info: MediaInfo, shots: list[Shot], lines: list[Line],
                     vectors: np.ndarray, *, models: dict, seconds: float,
-                    shot_tags: list[tuple[str, int, str, str, float]] | None = None, n_frames: int = 0) -> None:
+                    shot_tags: list[tuple[str, int, str, str, float]] | None = None, n_frames: int = 0,
+                    speakers: list | None = None) -> None:
         """Make a take's results visible: vectors to Chroma, then catalog rows in one transaction.
 
-        Picture vectors (``frames``) are written by :func:`indexer.vision.store_frames` just before."""
+        Picture vectors (``frames``) are written by :func:`indexer.vision.store_frames` just before.
+        ``speakers`` holds, per line, (its :class:`indexer.diarize.LineSpeaker`, its voice id)."""
         col = self.collection("lines")
         # Remove whatever an earlier (interrupted or older) run left for this take, then add.
         col.delete(where={"take_id": take_id})
         ids = [line_id(take_id, ln.index) for ln in lines]
         clock = info.clock
+        speakers = speakers or [(None, None)] * len(lines)
         if lines:
             metas = [{
                 "take_id": take_id, "idx": ln.index, "name": info.name, "clip": info.path,
@@ -381,24 +397,29 @@ class Index:
                 "start": round(ln.start, 3), "end": round(ln.end, 3),
                 "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end),
                 "shots": ",".join(str(s) for s in ln.shots), "speaker": ln.speaker or "",
-            } for ln in lines]
+                "voice_id": vid or "",
+            } for ln, (_, vid) in zip(lines, speakers)]
             for i in range(0, len(ids), 2000):
                 col.upsert(ids=ids[i:i + 2000], embeddings=vectors[i:i + 2000],
                            documents=[ln.text for ln in lines[i:i + 2000]], metadatas=metas[i:i + 2000])
         rows = []
-        for ln, lid in zip(lines, ids):
+        for ln, lid, (spk, vid) in zip(lines, ids, speakers):
             toks = normalize_words([w.text for w in ln.words])
             norm = " ".join(t for t, _ in toks)
             phon = " ".join(phonetic(t) for t, _ in toks)
+            data = None
+            if spk is not None:
+                data = json.dumps({"speaker_confidence": spk.confidence, "overlap": spk.overlap,
+                                   "words": [[w.speaker, round(w.confidence, 3), w.overlap] for w in spk.words]})
             rows.append((lid, take_id, ln.index, ln.start, ln.end, ln.text, norm, phon,
                          json.dumps([w.to_json() for w in ln.words]), json.dumps(ln.shots),
-                         ln.speaker, None))
+                         ln.speaker, vid, data))
         with self.db:
             self.db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
             self.db.execute("DELETE FROM shots WHERE take_id=?", (take_id,))
             self.db.executemany(
-                'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id) '
-                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id, '
+                "data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             self.db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
                                 [(take_id, s.index, s.first_frame, s.last_frame) for s in shots])
             if shot_tags is not None:
@@ -549,7 +570,7 @@ def _line_row(r: sqlite3.Row) -> LineRow:
     return LineRow(
         id=r["id"], line_id=r["line_id"], take_id=r["take_id"], idx=r["idx"], start=r["start"], end=r["end"],
         text=r["text"], norm=r["norm"], phon=r["phon"], words_json=r["words"], shots_json=r["shots"],
-        speaker=r["speaker"], voice_id=r["voice_id"])
+        speaker=r["speaker"], voice_id=r["voice_id"], data_json=r["data"])
 
 
 def _connect(path: Path) -> sqlite3.Connection:

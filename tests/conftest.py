@@ -15,6 +15,23 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 EVAL = Path(os.environ.get("DAILIES_EVAL", ROOT.parent / "shared" / "eval"))
 DAILIES = str(Path(sys.executable).parent / "dailies")
+SHARED_MODELS = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared")) / "models"
+
+
+def _speaker_models_present() -> bool:
+    from indexer import modelfetch
+
+    try:
+        modelfetch.resolve(verify=False)
+        return True
+    except Exception:
+        return False
+
+
+# `make test` fetches the speaker models into the model cache first (`dailies models fetch`); a bare
+# `pytest` on a machine that has not, but has ../shared/models, uses those (the same files, checked).
+if "DAILIES_MODELS" not in os.environ and not _speaker_models_present() and SHARED_MODELS.is_dir():
+    os.environ["DAILIES_MODELS"] = str(SHARED_MODELS)
 
 
 def need(path: Path) -> Path:

@@ -139,7 +139,7 @@ def test_bad_input_is_one_clear_line(shoot_index, tmp_path):
         (["stringout", "--line", "zebra quantum marmalade", "--index", idx, "-o", str(tmp_path / "z.edl")],
          "Nothing to export"),
         (["stringout", "--line", LINE2, "--index", idx, "-o", str(tmp_path / "nope" / "x.xml")], "does not exist"),
-        (["stringout", "--speaker", "MAYA", "--index", idx, "-o", str(tmp_path / "s.edl")], "not available yet"),
+        (["stringout", "--speaker", "NOBODY", "--index", idx, "-o", str(tmp_path / "s.edl")], "No voice called"),
         (["transcript", "no_such_take", "--index", idx, "-o", str(tmp_path / "t.srt")], "No take 'no_such_take'"),
     ]
     for args, message in cases:

@@ -279,3 +279,68 @@ def test_status_records_models(shoot_index):
     assert t1["models"]["text_embedding"]["dim"] == 256
     assert t1["models"]["shots"]["detector"] == "adaptive"
     assert status["schema_version"] == "1"
+
+
+# ---------------------------------------------------------------------------------------- speakers
+
+def _voice_of_deliveries(shoot_index, manifest):
+    """{character: set of voice ids} over every delivery's covering lines, every take."""
+    from indexer.search import voice_names
+
+    found: dict[str, set] = {}
+    with Index.open(shoot_index) as idx:
+        for t in manifest["takes"]:
+            if not t["deliveries"]:
+                continue
+            row = idx.find_takes(t["name"])[0]
+            lines = idx.lines_of_take(row["take_id"])
+            voices = voice_names(idx, [row["take_id"]])
+            for d in t["deliveries"]:
+                covering = [ln for ln in lines if ln.end > d["start"] + 0.1 and ln.start < d["end"] - 0.1]
+                assert covering, (t["name"], d)
+                ids = {voices[(ln.take_id, ln.speaker)].voice_id for ln in covering
+                       if (ln.take_id, ln.speaker) in voices}
+                assert len(ids) == 1, (t["name"], d["text"], ids)     # one delivery, one voice
+                found.setdefault(d["character"], set()).update(ids)
+    return found
+
+
+def _need_speakers(shoot_index):
+    with Index.open(shoot_index) as idx:
+        row = idx.find_takes("12A_T1_CamA")[0]
+        if "skipped" in json.loads(row["models"]).get("diarization", {"skipped": "absent"}):
+            pytest.skip("speaker models absent (`dailies models fetch`)")
+
+
+def test_every_lines_speaker_is_right_in_every_take(shoot_index, manifest):
+    _need_speakers(shoot_index)
+    found = _voice_of_deliveries(shoot_index, manifest)
+    assert set(found) == {"MAYA", "LEO"}
+    assert len(found["MAYA"]) == 1 and len(found["LEO"]) == 1 and found["MAYA"] != found["LEO"]
+
+
+def test_shots_by_speaker_are_exactly_where_the_character_speaks(shoot_index, manifest, tmp_path):
+    _need_speakers(shoot_index)
+    found = _voice_of_deliveries(shoot_index, manifest)
+    import shutil
+
+    idx_copy = tmp_path / "idx"
+    shutil.copytree(shoot_index, idx_copy)
+    maya = next(iter(found["MAYA"]))
+    run_cli("speakers", "name", maya, "MAYA", "--index", str(idx_copy), check=True)
+    hits = json.loads(run_cli("search", "shots", "--speaker", "MAYA", "--index", str(idx_copy), "--json",
+                              check=True).stdout)
+    got = {(h["clip"].rsplit("/", 1)[-1].rsplit(".", 1)[0], h["shot"]) for h in hits}
+    expected = {(t["name"], s) for t in manifest["takes"] for d in t["deliveries"]
+                if d["character"] == "MAYA" and d["shots"] for s in d["shots"]}
+    assert got == expected
+    assert all(h["speaker"] == "MAYA" and 0 < h["score"] <= 1 for h in hits)
+    # every line she says, and a line search restricted to her
+    lines = json.loads(run_cli("search", "speaker", "MAYA", "--index", str(idx_copy), "--json", check=True).stdout)
+    assert len(lines) >= sum(1 for t in manifest["takes"] for d in t["deliveries"] if d["character"] == "MAYA")
+    leo_line = "We have to follow the data, not the calendar."
+    assert json.loads(run_cli("search", "line", leo_line, "--speaker", "MAYA", "--index", str(idx_copy), "--json",
+                              check=True).stdout) == []
+    hit = json.loads(run_cli("search", "line", "Then she can have it when the sky cooperates.", "--speaker", "MAYA",
+                             "--index", str(idx_copy), "--json", check=True).stdout)[0]
+    assert hit["speaker"] == "MAYA" and hit["voice_id"] == maya and hit["speaker_confidence"] > 0.5

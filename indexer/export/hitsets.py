@@ -1,9 +1,7 @@
 """Where exported hits come from: every search is a function from an open index to ``list[Hit]``.
 
-``line_hits`` and ``take_hits`` work today. Speaker, visual and script-line searches are being built
-(issues 4, 5 and 6); until each lands its function here raises :class:`NotAvailableError`. Wiring
-one in means replacing the body with a call to the real search, which must return ``Hit`` records
-with ``take_id``, ``tc_in``/``tc_out`` (the take's own TC) and ``text``/``speaker`` filled in.
+Line, speaker, visual and script-line searches and whole takes; each returns ``Hit`` records with
+``take_id``, ``tc_in``/``tc_out`` (the take's own TC) and ``text``/``speaker`` filled in.
 """
 
 from __future__ import annotations
@@ -16,10 +14,6 @@ from ..store import Index
 from ..timecode import Clock
 from .core import Source, one_line
 from .timeline import LogEntry
-
-
-class NotAvailableError(DailiesError):
-    """A search this export needs has not landed in this version of dailies."""
 
 
 def sources_for(index: Index, take_ids: Iterable[str]) -> dict[str, Source]:
@@ -52,11 +46,12 @@ def line_hits(index: Index, text: str, *, scene: str | None = None, take: str | 
                                          semantic=semantic))
 
 
-def speaker_hits(index: Index, name: str, **_) -> list[Hit]:
-    """Every line of a speaker (issue 4)."""
-    raise NotAvailableError(
-        f"Speaker search (--speaker {name}) is not available yet in this version of dailies; "
-        "export --line or --take meanwhile.")
+def speaker_hits(index: Index, name: str, *, scene: str | None = None, take: str | None = None,
+                 limit: int = 1000, **_) -> list[Hit]:
+    """Every line a voice speaks (name or V003), grouped by take."""
+    from ..search import search_speaker
+
+    return search_speaker(index, name, scene=scene, take=take, limit=limit)
 
 
 def visual_hits(index: Index, text: str, *, scene: str | None = None, take: str | None = None,
