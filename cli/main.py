@@ -205,6 +205,12 @@ def index_cmd(
     if summary.interrupted:
         err.print(f"[yellow]Interrupted[/]: {', '.join(parts) or 'nothing finished'}. Finished takes are saved; "
                   "run the same command again to do the rest.")
+        if summary.worker_busy:
+            # A transcription was running in the worker thread: leave now rather than wait for it (the
+            # catalog is closed and consistent; the unfinished take is redone on the next run).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
     else:
         err.print(f"Index {target}: {', '.join(parts) or 'no media files found'} ({summary.seconds:.1f} s).")
         if counts["unchanged"] and not force:
@@ -381,6 +387,10 @@ def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> Non
         files = [dict(r) for r in idx.files()]
         stats = idx.stats()
         meta = {k: idx.meta(k) for k in ("schema_version", "created_at", "created_by", "index_uid")}
+        from indexer.voices import open_registry
+
+        reg = open_registry(idx.db, readonly=True)
+        stats["voices"] = len(reg.summaries()) if reg is not None else 0
     for t in takes:
         t["models"] = json.loads(t["models"]) if t.get("models") else None
         t["notes"] = json.loads(t["notes"]) if t.get("notes") else []

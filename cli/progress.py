@@ -39,8 +39,9 @@ class IndexProgress:
         self.current = Path(path).name
         self.progress.update(self.step_task, description=f"{self.current}: starting", completed=0, total=None)
 
-    def step(self, name: str, done: float | None = None, total: float | None = None) -> None:
-        desc = f"{self.current}: {name}"
+    def step(self, name: str, done: float | None = None, total: float | None = None,
+             file: str | None = None) -> None:
+        desc = f"{Path(file).name if file else self.current}: {name}"
         if done is not None and total:
             self.progress.update(self.step_task, description=desc, completed=int(done), total=int(max(total, 1)))
         else:

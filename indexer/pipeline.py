@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -34,11 +36,13 @@ HASH_CHUNK = 1 << 20
 
 
 class Reporter(Protocol):
-    """Progress and messages from a run (the CLI draws them; tests may record them)."""
+    """Progress and messages from a run (the CLI draws them; tests may record them). ``step`` may be
+    called from the worker thread (speech and speakers of the previous file)."""
 
     def run_started(self, total: int) -> None: ...
     def file_started(self, number: int, path: str) -> None: ...
-    def step(self, name: str, done: float | None = None, total: float | None = None) -> None: ...
+    def step(self, name: str, done: float | None = None, total: float | None = None,
+             file: str | None = None) -> None: ...
     def file_finished(self, result: "FileResult") -> None: ...
     def warning(self, message: str) -> None: ...
 
@@ -46,7 +50,8 @@ class Reporter(Protocol):
 class NullReporter:
     def run_started(self, total: int) -> None: pass
     def file_started(self, number: int, path: str) -> None: pass
-    def step(self, name: str, done: float | None = None, total: float | None = None) -> None: pass
+    def step(self, name: str, done: float | None = None, total: float | None = None,
+             file: str | None = None) -> None: pass
     def file_finished(self, result: "FileResult") -> None: pass
     def warning(self, message: str) -> None: pass
 
@@ -68,6 +73,7 @@ class RunSummary:
     results: list[FileResult] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+    worker_busy: bool = False          # interrupted while a file was being transcribed
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -81,6 +87,81 @@ class RunSummary:
         if self.interrupted:
             return 130
         return 1 if self.failed else 0
+
+
+@dataclass
+class _Prepared:
+    """A take after its decoding pass, waiting for the sound models."""
+
+    path: str
+    st: os.stat_result
+    digest: str
+    take_id: str
+    info: MediaInfo
+    t_start: float
+    shots: list[Shot] = field(default_factory=list)
+    audio: object = None                  # 16 kHz mono float32
+    channels: object = None               # (C, n) when per-channel speakers are asked for
+    picture: object = None                # vision.PictureResult
+    models: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    asr_key: str = ""
+    cached_words: dict | None = None
+    diar_key: str = ""
+    cached_diar: dict | None = None
+
+
+@dataclass
+class _Heard:
+    words: list[Word] = field(default_factory=list)
+    asr_info: dict | None = None          # set when the words are new (to be saved as a step)
+    diar: object = None
+    diar_fresh: bool = False
+    timings: dict = field(default_factory=dict)
+
+
+class _Job:
+    def __init__(self, fn, arg):
+        self.fn, self.arg = fn, arg
+        self.done = threading.Event()
+        self.value = None
+        self.error: BaseException | None = None
+
+    def result(self):
+        while not self.done.wait(0.2):       # a short wait keeps Ctrl-C responsive
+            pass
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class _Worker:
+    """One daemon thread running jobs in order (daemon: Ctrl-C never waits for a long transcription)."""
+
+    def __init__(self):
+        self.jobs: "queue.Queue[_Job]" = queue.Queue()
+        self.busy = False
+        self.thread: threading.Thread | None = None
+
+    def submit(self, fn, arg) -> _Job:
+        job = _Job(fn, arg)
+        self.jobs.put(job)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, name="dailies-sound", daemon=True)
+            self.thread.start()
+        return job
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            self.busy = True
+            try:
+                job.value = job.fn(job.arg)
+            except BaseException as exc:  # handed to the main thread by job.result()
+                job.error = exc
+            finally:
+                self.busy = False
+                job.done.set()
 
 
 def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> tuple[list[str], list[FileResult]]:
@@ -219,6 +300,10 @@ class Indexer:
 
     # -------------------------------------------------------------- run
     def run(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
+        """Index files, overlapping work: while file N is transcribed and diarized (in a worker thread:
+        CTranslate2 and torch run outside the GIL, on the CPU cores or the GPU), file N+1 is hashed,
+        probed and decoded (shots, keyframes) in this thread. Catalog writes stay in this thread.
+        """
         if not self._checked:
             self.check_models()
         summary = RunSummary()
@@ -228,33 +313,62 @@ class Indexer:
         for r in missing:
             summary.results.append(r)
             self.reporter.file_finished(r)
+        worker = _Worker()
+        pending: tuple[_Prepared, _Job, float] | None = None
         try:
             for number, path in enumerate(files, 1):
                 self.reporter.file_started(number, path)
-                result = self.index_file(path)
-                summary.results.append(result)
-                self.reporter.file_finished(result)
+                started = time.monotonic()
+                outcome = self._guard(path, lambda: self._prepare(path))
+                if pending is not None:
+                    self._complete(pending, summary)
+                    pending = None
+                if isinstance(outcome, FileResult):
+                    outcome.seconds = time.monotonic() - started
+                    summary.results.append(outcome)
+                    self.reporter.file_finished(outcome)
+                else:
+                    pending = (outcome, worker.submit(self._listen, outcome), started)
+            if pending is not None:
+                self._complete(pending, summary)
         except KeyboardInterrupt:
             summary.interrupted = True
+            summary.worker_busy = worker.busy
         summary.seconds = time.monotonic() - t0
         return summary
 
     def index_file(self, path: str) -> FileResult:
+        """Index one file, start to finish, in this thread."""
+        if not self._checked:
+            self.check_models()
         t0 = time.monotonic()
+        outcome = self._guard(path, lambda: self._prepare(path))
+        if isinstance(outcome, _Prepared):
+            outcome = self._guard(path, lambda: self._finish(outcome, self._listen(outcome)))
+        outcome.seconds = time.monotonic() - t0
+        return outcome
+
+    def _complete(self, pending: tuple["_Prepared", "_Job", float], summary: RunSummary) -> None:
+        prepared, job, started = pending
+        result = self._guard(prepared.path, lambda: self._finish(prepared, job.result()))
+        result.seconds = time.monotonic() - started
+        summary.results.append(result)
+        self.reporter.file_finished(result)
+
+    def _guard(self, path: str, work):
+        """Run one file's work; any failure becomes that file's one-line result (the batch goes on)."""
         try:
-            result = self._index_file(path)
+            return work()
         except DailiesError as exc:
-            result = self._failed(path, exc.message)
+            return self._failed(path, exc.message)
         except (KeyboardInterrupt, SystemExit):
             raise
         except MemoryError:
-            result = self._failed(path, f"{path}: ran out of memory while indexing.")
+            return self._failed(path, f"{path}: ran out of memory while indexing.")
         except Exception as exc:  # one bad file never stops a batch
             log.debug("unexpected error on %s\n%s", path, traceback.format_exc())
-            result = self._failed(path, f"{path}: unexpected error ({type(exc).__name__}: {exc}); "
-                                        "run with --debug for details.")
-        result.seconds = time.monotonic() - t0
-        return result
+            return self._failed(path, f"{path}: unexpected error ({type(exc).__name__}: {exc}); "
+                                      "run with --debug for details.")
 
     def _failed(self, path: str, message: str) -> FileResult:
         try:
@@ -272,7 +386,10 @@ class Indexer:
                 self.index.fail_take(take_id, message)
         return FileResult(path, "failed", take_id=take_id, message=message)
 
-    def _index_file(self, path: str) -> FileResult:
+    # -------------------------------------------------------------- 1. prepare (this thread)
+    def _prepare(self, path: str) -> "FileResult | _Prepared":
+        """Everything up to the sound models: skip unchanged files, hash, probe, the one decoding pass
+        (sound to memory, shots, keyframes and their CLIP vectors)."""
         idx, rep, force = self.index, self.reporter, self.settings.force
         try:
             st = os.stat(path)
@@ -290,7 +407,7 @@ class Indexer:
                 return FileResult(path, "unchanged", take_id=take["take_id"], lines=take["n_lines"],
                                   shots=take["n_shots"])
 
-        rep.step("hashing")
+        rep.step("hashing", file=path)
         try:
             digest = content_hash(path)
         except OSError as exc:
@@ -314,7 +431,7 @@ class Indexer:
                               lines=known["n_lines"], shots=known["n_shots"],
                               message=f"moved from {known['path']}" if moved else None)
 
-        rep.step("probing")
+        rep.step("probing", file=path)
         info = _probe(path, self.settings)
         info.mtime_ns, info.size = st.st_mtime_ns, st.st_size
         for note in info.notes:
@@ -324,61 +441,18 @@ class Indexer:
         if force:
             idx.clear_steps(take_id)
         idx.upsert_take(take_id, digest, info, status="pending")
+        prepared = _Prepared(path=path, st=st, digest=digest, take_id=take_id, info=info, t_start=time.monotonic())
+        self._decode_pass(prepared)
+        return prepared
 
-        t_start = time.monotonic()
-        shots, words, audio, models, picture, diar = self._analyse(take_id, info)
-
-        rep.step("lines")
-        from . import embed
-
-        lines = build_lines(words, shots, info.rate, audio, rules=self.rules)
-        speakers = None
-        if diar is not None:
-            lines, speakers = self._speakers(take_id, diar, lines, shots, info, models)
-        vectors = embed.embed([ln.text for ln in lines])
-        models["text_embedding"] = embed.describe()
-        models["lines"] = asdict(self.rules)
-        models["dailies"] = __version__
-        rep.step("saving")
-        tag_rows, n_frames = None, 0
-        if picture is not None:
-            from . import vision
-
-            n_frames = vision.store_frames(idx, take_id, info, picture)
-            tag_rows = vision.shot_tag_rows(take_id, picture)
-        idx.commit_take(take_id, info, shots, lines, vectors, models=models,
-                        seconds=time.monotonic() - t_start, shot_tags=tag_rows, n_frames=n_frames,
-                        speakers=speakers)
-        idx.record_file(path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest, take_id=take_id,
-                        status="indexed")
-        return FileResult(path, "indexed", take_id=take_id, lines=len(lines), shots=len(shots),
-                          media_seconds=info.duration)
-
-    def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict):
-        """Production-wide voices for the take's local speakers; lines split where the speaker changes."""
-        from . import diarize
-        from .voices import LocalIn, VoiceRegistry
-
-        self.reporter.step("voices")
-        reg = VoiceRegistry(self.index.db)
-        model = self.diarizer.embedding_model
-        # A short take may hold two voices its own diarization cannot tell apart: voices already known
-        # from other takes can.
-        diar = diarize.split_by_known_voices(diar, reg.centroids(exclude_take=take_id, model=model)[1], reg.threshold)
-        voice_of = reg.register_take(take_id, [LocalIn(s.label, s.embedding, s.seconds, s.channel)
-                                               for s in diar.speakers], model=model)
-        lines, info_ = diarize.assign_lines(lines, diar, shots=shots, rate=info.rate)
-        models["voices"] = reg.settings()
-        return lines, [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
-
-    def _analyse(self, take_id: str, info: MediaInfo) -> tuple[list[Shot], list[Word], object, dict, object, object]:
-        """Shots, words, speakers and picture vectors (one decoding pass), reusing the steps an earlier run
-        saved."""
+    def _decode_pass(self, p: "_Prepared") -> None:
+        """The one decoding pass of a take: sound to 16 kHz in memory, frames to the shot detector and the
+        keyframe picker; finished steps of an earlier run are reused, not redone."""
         from .media import decode
         from .shots import ShotDetector
 
-        idx, rep, s = self.index, self.reporter, self.settings
-        models: dict = {}
+        idx, rep, s, info, take_id = self.index, self.reporter, self.settings, p.info, p.take_id
+        models, timings = p.models, p.timings
         want_shots = info.has_video and s.shot_detector != "none"
         detector = ShotDetector(info.rate, s.shot_detector, s.shot_threshold) if want_shots else None
         shots_key = f"{s.shot_detector}|{s.shot_threshold}|{detector.settings['version'] if detector else ''}"
@@ -387,8 +461,17 @@ class Indexer:
             models["shots"] = {**detector.settings, "threshold": s.shot_threshold}
 
         transcriber = self.transcriber() if info.has_audio else None
-        asr_key = transcriber.key() if transcriber else ""
-        cached_words = idx.get_step(take_id, "asr", asr_key) if transcriber else None
+        if transcriber is not None:
+            p.asr_key = transcriber.key()
+            p.cached_words = idx.get_step(take_id, "asr", p.asr_key)
+            models["whisper"] = transcriber.describe()
+        diarizer = self.diarizer if info.has_audio else None
+        if diarizer is not None:
+            p.diar_key = diarizer.key()
+            p.cached_diar = idx.get_step(take_id, "diarize", p.diar_key)
+            models["diarization"] = diarizer.describe()
+        elif self.speakers_skipped and info.has_audio:
+            models["diarization"] = {"skipped": self.speakers_skipped}
 
         sink = detector if (want_shots and cached_shots is None) else None
         picture_step = None
@@ -403,58 +486,121 @@ class Indexer:
                                               tagger=self.tagger)
         elif self.picture_skipped and info.has_video:
             models["clip"] = {"skipped": self.picture_skipped}
-        diarizer = self.diarizer if info.has_audio else None
         keep_channels = diarizer is not None and diarizer.channels != "mix" and \
             sum(a.channels for a in info.audio) > 1
-        rep.step("decoding", 0.0, info.duration)
+        rep.step("decoding", 0.0, info.duration, file=p.path)
+        t = time.monotonic()
         decoded = decode(info, audio=info.has_audio, sink=sink, keep_channels=keep_channels,
                          sinks=[picture_step.sink] if picture_step is not None else None,
-                         progress=lambda t: rep.step("decoding", t, info.duration))
+                         progress=lambda t_: rep.step("decoding", t_, info.duration, file=p.path))
+        timings["decode"] = time.monotonic() - t      # with shot detection (keyframe embedding: below)
         if decoded.damaged_packets:
             rep.warning(f"{info.path}: {decoded.damaged_packets} damaged packets were skipped.")
         if decoded.frames is not None:
             info.frames = decoded.frames
         if cached_shots is not None:
-            shots = [Shot(*v) for v in cached_shots["shots"]]
+            p.shots = [Shot(*v) for v in cached_shots["shots"]]
             info.frames = cached_shots.get("frames", info.frames)
         elif detector is not None:
-            shots = detector.finish(decoded.frames)
+            p.shots = detector.finish(decoded.frames)
             idx.put_step(take_id, "shots", shots_key,
-                         {"shots": [[x.index, x.first_frame, x.last_frame] for x in shots], "frames": info.frames})
-        else:
-            shots = []
-
-        words: list[Word] = []
-        if transcriber is not None:
-            models["whisper"] = transcriber.describe()
-            if cached_words is not None:
-                words = [Word.from_json(w) for w in cached_words["words"]]
-            else:
-                rep.step("speech", 0.0, info.duration)
-                words, asr_info = transcriber.transcribe(
-                    decoded.audio, progress=lambda t: rep.step("speech", t, info.duration))
-                models["whisper"] = transcriber.describe()
-                idx.put_step(take_id, "asr", asr_key, {"words": [w.to_json() for w in words], "info": asr_info})
-        diar = None
-        if diarizer is not None:
-            key = diarizer.key()
-            cached = idx.get_step(take_id, "diarize", key)
-            if cached is not None:
-                diar = diarizer.restore(cached, channels=decoded.channels)
-            else:
-                rep.step("speakers", 0.0, 1.0)
-                diar = diarizer(decoded.audio, channels=decoded.channels, uri=take_id,
-                                progress=lambda step, done, total: rep.step(f"speakers: {step}", done, total))
-                idx.put_step(take_id, "diarize", key, diar.to_json())
-            models["diarization"] = diarizer.describe()
-        elif self.speakers_skipped and info.has_audio:
-            models["diarization"] = {"skipped": self.speakers_skipped}
-        picture = None
+                         {"shots": [[x.index, x.first_frame, x.last_frame] for x in p.shots], "frames": info.frames})
+        p.audio, p.channels = decoded.audio, decoded.channels
         if picture_step is not None:
-            rep.step("picture")
-            picture = picture_step.finish(shots or [Shot(0, 0, max(0, (info.frames or 1) - 1))], info.frames)
-            models["clip"] = picture.settings()
-        return shots, words, decoded.audio, models, picture, diar
+            rep.step("picture", file=p.path)
+            p.picture = picture_step.finish(p.shots or [Shot(0, 0, max(0, (info.frames or 1) - 1))], info.frames)
+            models["clip"] = p.picture.settings()
+            timings["picture"] = p.picture.embed_seconds          # CLIP, inside and after the decoding pass
+            timings["decode"] -= min(timings["decode"], p.picture.embed_seconds)
+
+    # -------------------------------------------------------------- 2. listen (worker thread)
+    def _listen(self, p: "_Prepared") -> "_Heard":
+        """Speech and speakers: pure computation on the take's sound, no catalog access."""
+        heard = _Heard()
+        if not p.info.has_audio or p.audio is None:
+            return heard
+        rep, duration = self.reporter, p.info.duration
+        if p.cached_words is not None:
+            heard.words = [Word.from_json(w) for w in p.cached_words["words"]]
+        else:
+            rep.step("speech", 0.0, duration, file=p.path)
+            t = time.monotonic()
+            heard.words, heard.asr_info = self.transcriber().transcribe(
+                p.audio, progress=lambda t_: rep.step("speech", t_, duration, file=p.path))
+            heard.timings["speech"] = time.monotonic() - t
+        if self.diarizer is not None:
+            if p.cached_diar is not None:
+                heard.diar = self.diarizer.restore(p.cached_diar, channels=p.channels)
+            else:
+                rep.step("speakers", 0.0, 1.0, file=p.path)
+                t = time.monotonic()
+                heard.diar = self.diarizer(p.audio, channels=p.channels, uri=p.take_id,
+                                           progress=lambda step, done, total: rep.step(
+                                               f"speakers: {step}", done, total, file=p.path))
+                heard.timings["speakers"] = time.monotonic() - t
+                heard.diar_fresh = True
+        return heard
+
+    # -------------------------------------------------------------- 3. finish (this thread)
+    def _finish(self, p: "_Prepared", heard: "_Heard") -> FileResult:
+        """Save the sound steps, build lines (speakers, voices), and commit the take."""
+        from . import embed
+
+        idx, rep, info, take_id, models = self.index, self.reporter, p.info, p.take_id, p.models
+        if heard.asr_info is not None:
+            idx.put_step(take_id, "asr", p.asr_key, {"words": [w.to_json() for w in heard.words],
+                                                      "info": heard.asr_info})
+        if heard.diar_fresh:
+            idx.put_step(take_id, "diarize", p.diar_key, heard.diar.to_json())
+        if self._transcriber is not None and info.has_audio:
+            models["whisper"] = self._transcriber.describe()
+        p.timings.update(heard.timings)
+
+        rep.step("lines", file=p.path)
+        t = time.monotonic()
+        lines = build_lines(heard.words, p.shots, info.rate, p.audio, rules=self.rules)
+        speakers = None
+        if heard.diar is not None:
+            lines, speakers = self._speakers(take_id, heard.diar, lines, p.shots, info, models)
+        vectors = embed.embed([ln.text for ln in lines])
+        p.timings["lines"] = time.monotonic() - t
+        models["text_embedding"] = embed.describe()
+        models["lines"] = asdict(self.rules)
+        models["dailies"] = __version__
+        rep.step("saving", file=p.path)
+        t = time.monotonic()
+        tag_rows, n_frames = None, 0
+        if p.picture is not None:
+            from . import vision
+
+            n_frames = vision.store_frames(idx, take_id, info, p.picture)
+            tag_rows = vision.shot_tag_rows(take_id, p.picture)
+        p.timings["store"] = time.monotonic() - t       # (the commit itself is not counted)
+        models["timings"] = {k: round(v, 3) for k, v in p.timings.items()}
+        idx.commit_take(take_id, info, p.shots, lines, vectors, models=models,
+                        seconds=time.monotonic() - p.t_start, shot_tags=tag_rows, n_frames=n_frames,
+                        speakers=speakers)
+        idx.record_file(p.path, size=p.st.st_size, mtime_ns=p.st.st_mtime_ns, content_hash=p.digest,
+                        take_id=take_id, status="indexed")
+        return FileResult(p.path, "indexed", take_id=take_id, lines=len(lines), shots=len(p.shots),
+                          media_seconds=info.duration)
+
+    def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict):
+        """Production-wide voices for the take's local speakers; lines split where the speaker changes."""
+        from . import diarize
+        from .voices import LocalIn, VoiceRegistry
+
+        self.reporter.step("voices", file=info.path)
+        reg = VoiceRegistry(self.index.db)
+        model = self.diarizer.embedding_model
+        # A short take may hold two voices its own diarization cannot tell apart: voices already known
+        # from other takes can.
+        diar = diarize.split_by_known_voices(diar, reg.centroids(exclude_take=take_id, model=model)[1], reg.threshold)
+        voice_of = reg.register_take(take_id, [LocalIn(s.label, s.embedding, s.seconds, s.channel)
+                                               for s in diar.speakers], model=model)
+        lines, info_ = diarize.assign_lines(lines, diar, shots=shots, rate=info.rate)
+        models["voices"] = reg.settings()
+        return lines, [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
 
     # -------------------------------------------------------------- picture later (--visual-only)
     def add_picture(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
@@ -483,11 +629,11 @@ class Indexer:
                     result = FileResult(path, "unchanged", take_id=take["take_id"], message="no picture")
                 else:
                     try:
-                        self.reporter.step("picture")
+                        self.reporter.step("picture", file=path)
                         pic = vision.picture_of_take(self.index, take["take_id"], self.clip, tagger=self.tagger,
                                                      policy=self.keyframe_policy(),
                                                      progress=lambda s_, d=take["duration"]: self.reporter.step(
-                                                         "picture", s_, d))
+                                                         "picture", s_, d, file=path))
                         self.index.set_picture(take["take_id"], vision.shot_tag_rows(take["take_id"], pic),
                                                len(pic.frames), pic.settings())
                         result = FileResult(path, "indexed", take_id=take["take_id"], shots=take["n_shots"],

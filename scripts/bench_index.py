@@ -6,10 +6,14 @@
 Prints, for the same set of files (default: the fixture shoot + real media from ../shared/eval):
   * faster-whisper alone: wall time to load the model and transcribe every file (it decodes the files
     itself), with the same settings the pipeline uses (beam 5, VAD, word timestamps, int8 on CPU);
-  * `dailies index` into a fresh index: wall time for everything (probe, one decoding pass, shots, speech,
-    lines, text vectors, Chroma + catalog), including the CLI's start-up;
-  * the ratio index / faster-whisper alone (goal <= 1.3 on 2 CPU cores), real-time factors, peak RSS of each.
-Both run as separate processes, one after the other, so neither pays for the other's imports or caches.
+  * `dailies index --no-speakers --no-visual` (the foundation: probe, one decoding pass, shots, speech,
+    lines, text vectors, Chroma + catalog, including the CLI's start-up) into a fresh index, and the ratio
+    index / faster-whisper alone (goal <= 1.3 on 2 CPU cores);
+  * `dailies index` with speakers (and the picture step when CLIP weights are present, or
+    --clip-checkpoint), its ratio to faster-whisper alone, and the time of each step summed over the
+    takes from the catalog (diarization / speech is the speakers issue's figure);
+  * real-time factors and peak RSS of each run.
+Each runs as a separate process, one after the other, so none pays for another's imports or caches.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ def main() -> int:
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--whisper-model", default="tiny.en")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--clip-checkpoint", help="CLIP weights for the full run (default: whatever is present)")
+    ap.add_argument("--foundation-only", action="store_true", help="skip the run with speakers and picture")
     args = ap.parse_args()
     files = args.files or default_files()
     if not files:
@@ -108,20 +114,50 @@ def main() -> int:
     if fw["rc"] != 0:
         print("faster-whisper alone failed:", fw["stderr"])
         return 1
-    with tempfile.TemporaryDirectory() as tmp:
-        idx = measured([str(Path(sys.executable).parent / "dailies"), "index", *with_audio, "--index",
-                        str(Path(tmp) / "idx"), "--whisper-model", args.whisper_model,
-                        "--threads", str(args.threads)])
-    if idx["rc"] not in (0, 1):
-        print("dailies index failed:", idx["stderr"])
-        return 1
-    ratio = idx["wall"] / fw["wall"]
+    def index_run(extra: list[str]) -> tuple[dict, dict]:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "idx"
+            run = measured([str(Path(sys.executable).parent / "dailies"), "index", *with_audio, "--index",
+                            str(path), "--whisper-model", args.whisper_model, "--threads", str(args.threads), *extra])
+            if run["rc"] not in (0, 1):
+                raise SystemExit("dailies index failed: " + run["stderr"])
+            return run, step_totals(path)
+
+    base, base_steps = index_run(["--no-speakers", "--no-visual"])
     print(f"faster-whisper alone : {fw['wall']:7.1f} s wall, RTF {fw['wall'] / audio_s:.3f}, "
           f"peak RSS {fw['rss'] / 2**20:6.0f} MiB")
-    print(f"dailies index        : {idx['wall']:7.1f} s wall, RTF {idx['wall'] / audio_s:.3f}, "
-          f"peak RSS {idx['rss'] / 2**20:6.0f} MiB")
-    print(f"ratio index / faster-whisper alone = {ratio:.2f}  (goal <= 1.3)")
+    print(f"dailies index (speech, shots, lines; no speakers, no picture): {base['wall']:7.1f} s wall, "
+          f"RTF {base['wall'] / audio_s:.3f}, peak RSS {base['rss'] / 2**20:6.0f} MiB")
+    print(f"  ratio index / faster-whisper alone = {base['wall'] / fw['wall']:.2f}  (goal <= 1.3)")
+    print(f"  steps: {_fmt(base_steps)}")
+    if not args.foundation_only:
+        extra = ["--clip-checkpoint", args.clip_checkpoint] if args.clip_checkpoint else []
+        full, steps = index_run(extra)
+        print(f"dailies index (with speakers{', picture' if 'picture' in steps else ''}): {full['wall']:7.1f} s "
+              f"wall, RTF {full['wall'] / audio_s:.3f}, peak RSS {full['rss'] / 2**20:6.0f} MiB")
+        print(f"  ratio index / faster-whisper alone = {full['wall'] / fw['wall']:.2f}")
+        print(f"  steps: {_fmt(steps)}")
+        if steps.get("speech"):
+            print(f"  diarization / speech = {steps.get('speakers', 0) / steps['speech']:.2f}"
+                  + (f", picture / speech = {steps['picture'] / steps['speech']:.2f}" if "picture" in steps else ""))
     return 0
+
+
+def step_totals(index_path: Path) -> dict[str, float]:
+    """Seconds per step summed over the takes (recorded by the pipeline in each take's models)."""
+    import json
+    import sqlite3
+
+    totals: dict[str, float] = {}
+    with sqlite3.connect(index_path / "catalog.sqlite") as db:
+        for (models,) in db.execute("SELECT models FROM takes WHERE status='indexed'"):
+            for k, v in (json.loads(models or "{}").get("timings") or {}).items():
+                totals[k] = totals.get(k, 0.0) + v
+    return totals
+
+
+def _fmt(steps: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
 
 
 def _has_audio(path: str) -> bool:
