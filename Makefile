@@ -49,6 +49,9 @@ demo: models
 	@echo; echo "== The screenplay: which takes cover which lines"
 	$(RUN) dailies script import fixtures/scene.fountain --index $(DEMO_INDEX)
 	$(RUN) dailies script coverage --scene 12A --index $(DEMO_INDEX)
+	@echo; echo "== Who speaks: voices named from the screenplay's cues, then every shot where MAYA speaks"
+	$(RUN) dailies speakers name --from-script --yes --index $(DEMO_INDEX)
+	$(RUN) dailies search shots --speaker MAYA --take 1 --index $(DEMO_INDEX)
 	@echo; echo "== A string-out of script line 12A/7 for the NLE (one EDL per timecode base), and an ALE"
 	@mkdir -p $(DEMO_INDEX)-out
 	$(RUN) dailies export stringout --script-line 12A/7 -o $(DEMO_INDEX)-out/12A_7.edl --force --index $(DEMO_INDEX)

@@ -91,7 +91,8 @@ def shots_table(hits, title: str) -> Table:
 def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: list[dict]):
     head = Text.assemble(
         ("Index ", "bold"), (path, "bold"), "  ",
-        (f"{stats['indexed']} takes indexed, {stats['lines']} lines, {stats['shots']} shots", ""),
+        (f"{stats['indexed']} takes indexed, {stats['lines']} lines, {stats['shots']} shots, "
+         f"{stats.get('voices', 0)} voices, {stats.get('frames', 0)} picture frames", ""),
         (f", {stats['failed_files']} files failed" if stats["failed_files"] else "", "red"),
         (f"  (schema {meta.get('schema_version')}, created {meta.get('created_at')} by {meta.get('created_by')})", "dim"),
     )
@@ -109,9 +110,15 @@ def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: l
         models = r.get("models") or {}
         w = models.get("whisper", {})
         sh = models.get("shots", {})
+        dz = models.get("diarization", {})
+        cl = models.get("clip", {})
         for desc in (f"whisper {w.get('name')} [{w.get('origin')}, {w.get('compute_type')} on {w.get('device')}]"
                      if w else "", f"shots: PySceneDetect {sh.get('detector')} {sh.get('version')}" if sh else "",
-                     f"text embedding: {models['text_embedding']['name']}" if models.get("text_embedding") else ""):
+                     f"text embedding: {models['text_embedding']['name']}" if models.get("text_embedding") else "",
+                     ("speakers: none (" + dz["skipped"].split(";")[0] + ")" if "skipped" in dz else
+                      f"speakers: {dz.get('segmentation')} + {dz.get('embedding')}") if dz else "",
+                     ("picture: none (" + cl["skipped"].split(";")[0] + ")" if "skipped" in cl else
+                      f"picture: {cl.get('name')}") if cl else ""):
             if desc:
                 models_used[desc] = models_used.get(desc, 0) + 1
         sctk = "/".join(x or "—" for x in (r.get("scene"), r.get("take"), r.get("camera")))

@@ -98,15 +98,63 @@ def list_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
 
 
 @speakers_app.command("name")
-def name_cmd(voice: str = typer.Argument(..., help="Voice id (V003) or its current name."),
-             name: str = typer.Argument(..., help="The name to show, e.g. the character (MAYA)."),
-             index: Optional[Path] = IndexOpt) -> None:
+def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) or its current name."),
+             name: Optional[str] = typer.Argument(None, help="The name to show, e.g. the character (MAYA)."),
+             from_script: bool = typer.Option(False, "--from-script",
+                                              help="Propose names from the imported screenplay: the voice that "
+                                                   "delivers a character's lines is that character."),
+             yes: bool = typer.Option(False, "--yes", "-y", help="With --from-script: apply the proposal."),
+             index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Name a voice (the name survives re-indexing and is what `--speaker` searches use)."""
     from indexer.voices import VoiceRegistry
 
+    if from_script:
+        _name_from_script(index, yes, as_json)
+        return
+    if not voice or not name:
+        raise DailiesError("Say which voice and what name, e.g. `dailies speakers name V003 MAYA`, "
+                           "or use --from-script.")
     with _writer(index) as idx:
         vid = VoiceRegistry(idx.db).name(voice, name)
     _console(stderr=True).print(f"{vid} is now {name.strip()}.")
+
+
+def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
+    from indexer.config import index_path
+    from indexer.script.naming import propose_names
+    from indexer.store import Index
+    from indexer.voices import VoiceRegistry
+
+    with Index.open(index_path(index)) as idx:
+        proposals = propose_names(idx)
+    if yes and proposals:
+        with _writer(index) as idx:
+            reg = VoiceRegistry(idx.db)
+            for p in proposals:
+                reg.name(p.voice_id, p.character)
+    if as_json:
+        print(json.dumps({"applied": yes, "proposals": [p.to_json() for p in proposals]}, indent=2))
+        return
+    out = _console()
+    if not proposals:
+        out.print("No voice delivers one character's lines clearly enough to be named from the script.")
+        return
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title="Names from the script" + (" (applied)" if yes else ""), box=box.SIMPLE_HEAD)
+    for c in ("voice", "now", "proposed", "share", "deliveries", "takes"):
+        t.add_column(c)
+    for p in proposals:
+        t.add_row(p.voice_id, p.current or "—", p.character, f"{p.share:.0%}", str(p.deliveries), str(p.takes))
+    out.print(t)
+    chars = [p.character for p in proposals]
+    for c in sorted({c for c in chars if chars.count(c) > 1}):
+        ids = [p.voice_id for p in proposals if p.character == c]
+        out.print(f"[yellow]{' and '.join(ids)} both deliver {c}: if they are one actor, "
+                  f"`dailies speakers merge {ids[0]} {ids[1]}`.[/]")
+    if not yes:
+        out.print("Apply with `dailies speakers name --from-script --yes`.")
 
 
 @speakers_app.command("merge")

@@ -20,6 +20,7 @@ from indexer.store import Index
 from indexer.timecode import Clock
 
 TOLERANCE = 3   # frames
+QUICK = ("--no-speakers", "--no-visual")    # CLI behaviour tests: the speaker/picture steps are tested elsewhere
 
 
 def deliveries_of(manifest, line_n):
@@ -198,7 +199,7 @@ def test_search_does_not_load_whisper(shoot_index):
 
 def test_index_cli_reports_each_bad_file_on_one_line_and_exits_1(tmp_path):
     proc = run_cli("index", str(FIXTURES / "broken"), str(FIXTURES / "shoot" / "12A_T4_CamC_MOS.mov"),
-                   "--index", str(tmp_path / "idx"))
+                   "--index", str(tmp_path / "idx"), *QUICK)
     assert proc.returncode == 1
     bad = [ln for ln in proc.stderr.splitlines() if ln.startswith("✗")]
     assert len(bad) == 3 and all("fixtures/broken/" in ln for ln in bad)
@@ -229,19 +230,19 @@ def test_one_writer_at_a_time(tmp_path):
         assert "being written by another dailies process" in str(err.value)
         with Index.open(tmp_path / "idx"):      # readers are welcome
             pass
-        proc = run_cli("index", str(FIXTURES / "shoot" / "12A_WT1.wav"), "--index", str(tmp_path / "idx"))
+        proc = run_cli("index", str(FIXTURES / "shoot" / "12A_WT1.wav"), "--index", str(tmp_path / "idx"), *QUICK)
         assert proc.returncode == 2 and "being written by another dailies process" in proc.stderr
 
 
 def test_reindexing_skips_unchanged_and_force_upserts(tmp_path):
     idx_path = tmp_path / "idx"
     wav = str(FIXTURES / "shoot" / "12A_WT1.wav")
-    run_cli("index", wav, "--index", str(idx_path), check=True)
-    again = run_cli("index", wav, "--index", str(idx_path), "--json", check=True)
+    run_cli("index", wav, "--index", str(idx_path), *QUICK, check=True)
+    again = run_cli("index", wav, "--index", str(idx_path), "--json", *QUICK, check=True)
     assert [f["status"] for f in json.loads(again.stdout)["files"]] == ["unchanged"]
     with Index.open(idx_path) as idx:
         before = [(ln.line_id, ln.text) for r in idx.takes() for ln in idx.lines_of_take(r["take_id"])]
-    forced = run_cli("index", wav, "--index", str(idx_path), "--force", "--json", check=True)
+    forced = run_cli("index", wav, "--index", str(idx_path), "--force", "--json", *QUICK, check=True)
     assert [f["status"] for f in json.loads(forced.stdout)["files"]] == ["indexed"]
     with Index.open(idx_path) as idx:
         after = [(ln.line_id, ln.text) for r in idx.takes() for ln in idx.lines_of_take(r["take_id"])]
@@ -256,16 +257,16 @@ def test_a_copied_or_moved_file_is_recognised(tmp_path):
     src.parent.mkdir()
     shutil.copy(FIXTURES / "shoot" / "12A_WT1.wav", src)
     idx_path = str(tmp_path / "idx")
-    run_cli("index", str(src), "--index", idx_path, check=True)
+    run_cli("index", str(src), "--index", idx_path, *QUICK, check=True)
     copy = tmp_path / "backup" / "12A_WT1.wav"
     copy.parent.mkdir()
     shutil.copy(src, copy)
-    res = json.loads(run_cli("index", str(copy), "--index", idx_path, "--json", check=True).stdout)
+    res = json.loads(run_cli("index", str(copy), "--index", idx_path, "--json", *QUICK, check=True).stdout)
     assert res["files"][0]["status"] == "duplicate"
     src.unlink()
     moved = tmp_path / "moved.wav"
     shutil.move(copy, moved)
-    res = json.loads(run_cli("index", str(moved), "--index", idx_path, "--json", check=True).stdout)
+    res = json.loads(run_cli("index", str(moved), "--index", idx_path, "--json", *QUICK, check=True).stdout)
     assert res["files"][0]["status"] == "moved"
     hits = json.loads(run_cli("search", "line", "follow the data", "--index", idx_path, "--json", check=True).stdout)
     assert hits and hits[0]["clip"] == str(moved)
@@ -344,3 +345,21 @@ def test_shots_by_speaker_are_exactly_where_the_character_speaks(shoot_index, ma
     hit = json.loads(run_cli("search", "line", "Then she can have it when the sky cooperates.", "--speaker", "MAYA",
                              "--index", str(idx_copy), "--json", check=True).stdout)[0]
     assert hit["speaker"] == "MAYA" and hit["voice_id"] == maya and hit["speaker_confidence"] > 0.5
+
+
+def test_voices_named_from_the_script(shoot_index, manifest, tmp_path):
+    _need_speakers(shoot_index)
+    import shutil
+
+    found = _voice_of_deliveries(shoot_index, manifest)
+    idx_copy = tmp_path / "idx"
+    shutil.copytree(shoot_index, idx_copy)
+    run_cli("script", "import", str(FIXTURES / "scene.fountain"), "--index", str(idx_copy), check=True)
+    shown = json.loads(run_cli("speakers", "name", "--from-script", "--index", str(idx_copy), "--json",
+                               check=True).stdout)
+    assert shown["applied"] is False
+    assert {p["voice_id"]: p["character"] for p in shown["proposals"]} == {
+        next(iter(found["MAYA"])): "MAYA", next(iter(found["LEO"])): "LEO"}
+    run_cli("speakers", "name", "--from-script", "--yes", "--index", str(idx_copy), check=True)
+    hits = json.loads(run_cli("search", "speaker", "LEO", "--index", str(idx_copy), "--json", check=True).stdout)
+    assert hits and all(h["voice_id"] in found["LEO"] for h in hits)

@@ -19,7 +19,8 @@ pytest.importorskip("open_clip")
 @pytest.fixture(scope="module")
 def visual_index(tmp_path_factory, tiny_clip):
     path = tmp_path_factory.mktemp("visual") / "index"
-    proc = run_cli("index", str(FIXTURES / "shoot"), "--index", str(path), "--clip-checkpoint", str(tiny_clip))
+    proc = run_cli("index", str(FIXTURES / "shoot"), "--index", str(path), "--clip-checkpoint", str(tiny_clip),
+                   "--no-speakers")
     assert proc.returncode == 0, proc.stderr
     return path
 
@@ -79,7 +80,7 @@ def test_line_search_ranked_by_picture(visual_index, tmp_path):
 def test_picture_added_later_without_redoing_speech(tmp_path, tiny_clip):
     idx = tmp_path / "idx"
     mov = str(FIXTURES / "shoot" / "12A_T2_CamA.mov")
-    run_cli("index", mov, "--index", str(idx), "--no-visual", check=True)
+    run_cli("index", mov, "--index", str(idx), "--no-visual", "--no-speakers", check=True)
     with_lines = json.loads(run_cli("lines", "12A_T2_CamA", "--index", str(idx), "--json", check=True).stdout)
     empty = run_cli("search", "visual", "--image", str(_still(tmp_path, mov, 10)), "--index", str(idx))
     assert empty.returncode == 2 and "no picture vectors yet" in empty.stderr
@@ -93,7 +94,7 @@ def test_picture_added_later_without_redoing_speech(tmp_path, tiny_clip):
     # vectors of another model are refused, with what to do
     other = make_random_clip_folder(tmp_path / "other-RANDOM-WEIGHTS", seed=1)
     mixed = run_cli("index", str(FIXTURES / "shoot" / "12A_T4_CamC_MOS.mov"), "--index", str(idx),
-                    "--clip-checkpoint", str(other))
+                    "--clip-checkpoint", str(other), "--no-speakers")
     assert mixed.returncode == 2 and "frames vectors were made with" in mixed.stderr
     assert "--visual-only --force" in mixed.stderr
     # ... and re-embedded on request

@@ -1,0 +1,69 @@
+"""Names for voices from the screenplay: the voice that delivers MAYA's lines in most takes is MAYA.
+
+Each delivery matched to a script line knows its character (the cue) and the transcript's local speaker
+of the take; the voice registry maps that local speaker to a production-wide voice. A voice is proposed
+the character it delivers most (by seconds of dialogue), when that character has a clear majority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import DailiesError
+from ..store import Index
+
+MAJORITY = 0.6          # share of a voice's matched dialogue that must belong to one character
+
+
+@dataclass
+class NameProposal:
+    voice_id: str
+    current: str | None           # the name it has now
+    character: str                # the proposed name
+    share: float                  # of the voice's matched dialogue (seconds) that is this character's
+    deliveries: int               # deliveries of this character by the voice
+    takes: int
+
+    def to_json(self) -> dict:
+        return {"voice_id": self.voice_id, "current": self.current, "character": self.character,
+                "share": round(self.share, 3), "deliveries": self.deliveries, "takes": self.takes}
+
+
+def propose_names(index: Index) -> list[NameProposal]:
+    from ..voices import open_registry
+    from .catalog import all_matches, has_scripts, resolve_version
+
+    if not has_scripts(index.db):
+        raise DailiesError("No screenplay is imported in this index; import one with `dailies script import FILE`.")
+    reg = open_registry(index.db, readonly=True)
+    if reg is None:
+        raise DailiesError("This index has no speakers yet (index with the speaker models present: "
+                           "`dailies models fetch`, then `dailies index --force FOLDER`).")
+    voices = reg.mapping()
+    seconds: dict[str, dict[str, float]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    takes: dict[tuple[str, str], set[str]] = {}
+    for tm in all_matches(index, resolve_version(index)):
+        for d in tm.deliveries:
+            voice = voices.get((d.take_id, d.speaker)) if d.speaker else None
+            if voice is None or not d.character or d.status == "false_start":
+                continue
+            character = _cue_name(d.character)
+            per = seconds.setdefault(voice.voice_id, {})
+            per[character] = per.get(character, 0.0) + max(0.0, d.end - d.start)
+            counts[(voice.voice_id, character)] = counts.get((voice.voice_id, character), 0) + 1
+            takes.setdefault((voice.voice_id, character), set()).add(d.take_id)
+    names = {v.voice_id: v.name for v in voices.values()}
+    out = []
+    for vid, per in sorted(seconds.items()):
+        total = sum(per.values())
+        character, secs = max(per.items(), key=lambda kv: kv[1])
+        if total > 0 and secs / total >= MAJORITY:
+            out.append(NameProposal(vid, names.get(vid), character, secs / total, counts[(vid, character)],
+                                    len(takes[(vid, character)])))
+    return out
+
+
+def _cue_name(cue: str) -> str:
+    """MAYA (V.O.) / MAYA (CONT'D) -> MAYA."""
+    return cue.split("(")[0].strip().upper()
