@@ -61,6 +61,6 @@ def embed_raw(texts: list[str]) -> np.ndarray:
 
 
 def describe() -> dict:
-    import wordllama
+    from importlib.metadata import version   # not `import wordllama`: it reconfigures the root logger
 
-    return {"name": NAME, "dim": DIM, "library": "wordllama", "version": wordllama.__version__}
+    return {"name": NAME, "dim": DIM, "library": "wordllama", "version": version("wordllama")}

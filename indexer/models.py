@@ -24,14 +24,15 @@ def list_models() -> list[dict]:
         for bin_ in sorted(cache.glob("**/model.bin")):
             rows.append({"name": f"whisper {bin_.parent.name}", "role": "speech", "status": "present",
                          "path": str(bin_.parent), "origin": "cache", "sha256": file_sha256(bin_)})
-    try:
-        import wordllama
+    import importlib.util
 
-        weights = Path(wordllama.__file__).parent / "weights" / "l2_supercat_256.safetensors"
+    spec = importlib.util.find_spec("wordllama")     # found, not imported (its import reconfigures logging)
+    if spec is not None and spec.origin:
+        weights = Path(spec.origin).parent / "weights" / "l2_supercat_256.safetensors"
         rows.append({"name": embed.NAME, "role": "semantic line search", "status": "present" if weights.is_file()
                      else "missing", "path": str(weights), "origin": "bundled (wordllama)",
                      "sha256": file_sha256(weights) if weights.is_file() else None})
-    except ImportError:
+    else:
         rows.append({"name": embed.NAME, "role": "semantic line search", "status": "missing", "path": None})
     from . import modelfetch, vision
 
