@@ -299,6 +299,16 @@ class Indexer:
         return KeyframePolicy(every=self.settings.keyframe_every)
 
     # -------------------------------------------------------------- run
+    def _collect(self, paths: Iterable[str | os.PathLike]) -> tuple["RunSummary", list[str]]:
+        """The media files under `paths`; paths that do not exist are reported (and summarised) now."""
+        summary = RunSummary()
+        files, missing = collect_files(paths, exclude=self.index.path)
+        self.reporter.run_started(len(files) + len(missing))
+        for r in missing:
+            summary.results.append(r)
+            self.reporter.file_finished(r)
+        return summary, files
+
     def run(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
         """Index files, overlapping work: while file N is transcribed and diarized (in a worker thread:
         CTranslate2 and torch run outside the GIL, on the CPU cores or the GPU), file N+1 is hashed,
@@ -306,13 +316,8 @@ class Indexer:
         """
         if not self._checked:
             self.check_models()
-        summary = RunSummary()
+        summary, files = self._collect(paths)
         t0 = time.monotonic()
-        files, missing = collect_files(paths, exclude=self.index.path)
-        self.reporter.run_started(len(files) + len(missing))
-        for r in missing:
-            summary.results.append(r)
-            self.reporter.file_finished(r)
         worker = _Worker()
         pending: tuple[_Prepared, _Job, float] | None = None
         try:
@@ -607,13 +612,8 @@ class Indexer:
         """The picture step alone, for takes already indexed without it; speech is not redone."""
         from . import vision
 
-        summary = RunSummary()
+        summary, files = self._collect(paths)
         t0 = time.monotonic()
-        files, missing = collect_files(paths, exclude=self.index.path)
-        self.reporter.run_started(len(files) + len(missing))
-        for r in missing:
-            summary.results.append(r)
-            self.reporter.file_finished(r)
         if self.clip is None:
             raise DailiesError(f"No CLIP weights, so no picture step: {self.picture_skipped}")
         try:
