@@ -167,8 +167,8 @@ def test_resegmentation_finds_the_changes_inside_long_turns(diarizer):
         D.REFINE["reseg_min_turn"] = saved
     der = {k: DiarizationErrorRate(collar=0.0)(ref, d.turns, uem=uem) for k, d in (("on", with_reseg), ("off", without))}
     purity = {k: DiarizationPurity()(ref, d.exclusive, uem=uem) for k, d in (("on", with_reseg), ("off", without))}
-    assert der["on"] < der["off"] - 0.05, der             # measured 35.2 % -> 22.5 %
-    assert purity["on"] > purity["off"] + 0.05, purity    # measured 0.71 -> 0.81
+    assert der["on"] < der["off"] - 0.05, der             # measured 35.2 % -> 17.6 %
+    assert purity["on"] > purity["off"] + 0.08, purity    # measured 0.71 -> 0.86
     assert len(with_reseg.exclusive) > len(without.exclusive)
     assert not with_reseg.exclusive.get_overlap()
 
