@@ -198,7 +198,7 @@ def index_cmd(
     err = _console(stderr=True)
     if as_json:
         print(json.dumps({"index": str(target), "interrupted": summary.interrupted,
-                          "seconds": round(summary.seconds, 2),
+                          "seconds": round(summary.seconds, 2), "speakers_updated_takes": summary.reread,
                           "files": [r.__dict__ for r in summary.results]}, indent=2))
     counts = {s: summary.count(s) for s in ("indexed", "unchanged", "moved", "duplicate", "failed")}
     parts = [f"{n} {s}" for s, n in counts.items() if n]
@@ -213,6 +213,8 @@ def index_cmd(
             os._exit(130)
     else:
         err.print(f"Index {target}: {', '.join(parts) or 'no media files found'} ({summary.seconds:.1f} s).")
+        if summary.reread:
+            err.print(f"Speakers re-read across takes: the lines of {summary.reread} take(s) now have other speakers.")
         if counts["unchanged"] and not force:
             err.print("[dim]Unchanged files were skipped; --force re-indexes them.[/]")
     raise typer.Exit(summary.exit_code)

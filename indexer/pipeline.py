@@ -27,7 +27,7 @@ from . import __version__
 from .align import LineRules, build_lines
 from .config import MEDIA_EXTENSIONS, IndexSettings
 from .errors import DailiesError, MediaError
-from .records import MediaInfo, Shot, Word
+from .records import Line, MediaInfo, Shot, Word
 from .store import Index
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class RunSummary:
     interrupted: bool = False
     seconds: float = 0.0
     worker_busy: bool = False          # interrupted while a file was being transcribed
+    reread: int = 0                    # takes whose lines changed when all takes were read again (voices)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -336,6 +337,8 @@ class Indexer:
                     pending = (outcome, worker.submit(self._listen, outcome), started)
             if pending is not None:
                 self._complete(pending, summary)
+            if self.diarizer is not None and self.index.meta(VOICES_STALE):
+                summary.reread = self.reread_voices()
         except KeyboardInterrupt:
             summary.interrupted = True
             summary.worker_busy = worker.busy
@@ -566,6 +569,8 @@ class Indexer:
         lines = build_lines(heard.words, p.shots, info.rate, p.audio, rules=self.rules)
         speakers = None
         if heard.diar is not None:
+            # the lines before any speaker split: reread_voices() attributes them again later
+            idx.put_step(take_id, "lines", LINES_STEP_KEY, [_line_json(ln) for ln in lines])
             lines, speakers = self._speakers(take_id, heard.diar, lines, p.shots, info, models)
         vectors = embed.embed([ln.text for ln in lines])
         p.timings["lines"] = time.monotonic() - t
@@ -593,19 +598,62 @@ class Indexer:
     def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict):
         """Production-wide voices for the take's local speakers; lines split where the speaker changes."""
         from . import diarize
-        from .voices import LocalIn, VoiceRegistry
+        from .voices import VoiceRegistry
 
         self.reporter.step("voices", file=info.path)
         reg = VoiceRegistry(self.index.db)
-        model = self.diarizer.embedding_model
-        # A short take may hold two voices its own diarization cannot tell apart: voices already known
-        # from other takes can.
-        diar = diarize.split_by_known_voices(diar, reg.centroids(exclude_take=take_id, model=model)[1], reg.threshold)
-        voice_of = reg.register_take(take_id, [LocalIn(s.label, s.embedding, s.seconds, s.channel)
-                                               for s in diar.speakers], model=model)
+        # A take may hold two voices its own diarization cannot tell apart: voices already known from
+        # other takes can.
+        diar, voice_of = diarize.identify(diar, reg, take_id, model=self.diarizer.embedding_model)
+        self.index.set_meta(VOICES_STALE, "1")      # the other takes may read differently with this one
         lines, info_ = diarize.assign_lines(lines, diar, shots=shots, rate=info.rate)
         models["voices"] = reg.settings()
         return lines, [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
+
+    # -------------------------------------------------------------- every take against the others
+    def reread_voices(self) -> int:
+        """Every take read again against the voices of all the others (:func:`indexer.diarize.identify_all`),
+        at the end of a run that filed new takes: a take indexed early gains from the takes indexed
+        after it. Where that changes who speaks, the take's lines are attributed again (from its lines
+        as they were before any speaker split). Takes attributed by channel (``--channels``) keep
+        theirs: that needs the sound. Returns the number of takes whose lines changed."""
+        import json
+
+        from . import diarize, embed
+        from .voices import VoiceRegistry
+
+        idx, key = self.index, self.diarizer.key()
+        diars: dict[str, diarize.Diarization] = {}
+        rows = {}
+        for row in idx.takes(status="indexed"):
+            data = idx.get_step(row["take_id"], "diarize", key)
+            if not data:
+                continue
+            d = diarize.Diarization.from_json(data)
+            if d.windows is not None and not d.channel_owner:
+                diars[row["take_id"]] = d
+                rows[row["take_id"]] = row
+        changed = 0
+        if len(diars) >= 2:
+            self.reporter.step("voices, every take against the others", 0.0, float(len(diars)), file="all takes")
+            out = diarize.identify_all(diars, VoiceRegistry(idx.db), model=self.diarizer.embedding_model)
+            for n, (take_id, (diar, voice_of)) in enumerate(out.items(), 1):
+                info = MediaInfo.from_json(json.loads(rows[take_id]["info"]))
+                cached = idx.get_step(take_id, "lines", LINES_STEP_KEY)
+                base = [_line_from_json(x) for x in cached] if cached is not None else \
+                    [Line(r.idx, r.start, r.end, r.words, r.shots) for r in idx.lines_of_take(take_id)]
+                lines, info_ = diarize.assign_lines(base, diar, shots=idx.shots(take_id), rate=info.rate)
+                speakers = [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
+                before = [(round(r.start, 3), round(r.end, 3), r.text, r.speaker, r.voice_id)
+                          for r in idx.lines_of_take(take_id)]
+                after = [(round(ln.start, 3), round(ln.end, 3), ln.text, ln.speaker, vid)
+                         for ln, (_, vid) in zip(lines, speakers)]
+                if before != after:
+                    idx.replace_lines(take_id, info, lines, embed.embed([ln.text for ln in lines]), speakers)
+                    changed += 1
+                self.reporter.step("voices, every take against the others", float(n), float(len(diars)), file="all takes")
+        idx.set_meta(VOICES_STALE, "")
+        return changed
 
     # -------------------------------------------------------------- picture later (--visual-only)
     def add_picture(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
@@ -647,6 +695,19 @@ class Indexer:
             summary.interrupted = True
         summary.seconds = time.monotonic() - t0
         return summary
+
+
+VOICES_STALE = "voices_stale"      # meta: set when a take is filed, cleared by Indexer.reread_voices()
+LINES_STEP_KEY = "1"
+
+
+def _line_json(line: Line) -> dict:
+    return {"index": line.index, "start": round(line.start, 4), "end": round(line.end, 4), "shots": line.shots,
+            "words": [w.to_json() for w in line.words]}
+
+
+def _line_from_json(d: dict) -> Line:
+    return Line(d["index"], d["start"], d["end"], [Word.from_json(w) for w in d["words"]], list(d["shots"]))
 
 
 def _probe(path: str, settings: IndexSettings) -> MediaInfo:

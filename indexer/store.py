@@ -384,6 +384,28 @@ class Index:
 
         Picture vectors (``frames``) are written by :func:`indexer.vision.store_frames` just before.
         ``speakers`` holds, per line, (its :class:`indexer.diarize.LineSpeaker`, its voice id)."""
+        rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
+        with self.db:
+            self.db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
+            self.db.execute("DELETE FROM shots WHERE take_id=?", (take_id,))
+            self.db.executemany(
+                'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id, '
+                "data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self.db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
+                                [(take_id, s.index, s.first_frame, s.last_frame) for s in shots])
+            if shot_tags is not None:
+                self.db.execute("DELETE FROM shot_tags WHERE take_id=?", (take_id,))
+                self.db.executemany("INSERT INTO shot_tags(take_id, shot, grp, label, score) VALUES(?,?,?,?,?)",
+                                    shot_tags)
+            self.db.execute(
+                "UPDATE takes SET status='indexed', error=NULL, models=?, n_lines=?, n_shots=?, n_frames=?, "
+                "index_seconds=?, indexed_at=?, updated_at=?, frames=?, info=? WHERE take_id=?",
+                (json.dumps(models), len(lines), len(shots), n_frames, round(seconds, 2), now(), now(), info.frames,
+                 json.dumps(info.to_json()), take_id))
+
+    def _put_line_vectors(self, take_id: str, info: MediaInfo, lines: list[Line], vectors: np.ndarray,
+                          speakers: list | None) -> list[tuple]:
+        """Replace a take's line vectors in Chroma; returns the catalog rows of its lines."""
         col = self.collection("lines")
         # Remove whatever an earlier (interrupted or older) run left for this take, then add.
         col.delete(where={"take_id": take_id})
@@ -414,23 +436,20 @@ class Index:
             rows.append((lid, take_id, ln.index, ln.start, ln.end, ln.text, norm, phon,
                          json.dumps([w.to_json() for w in ln.words]), json.dumps(ln.shots),
                          ln.speaker, vid, data))
+        return rows
+
+    def replace_lines(self, take_id: str, info: MediaInfo, lines: list[Line], vectors: np.ndarray,
+                      speakers: list) -> None:
+        """A take's lines again (same words, new speakers: see Indexer.reread_voices); shots, frames
+        and picture tags stay. The take counts as re-indexed now (screenplay matches are redone)."""
+        rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
         with self.db:
             self.db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
-            self.db.execute("DELETE FROM shots WHERE take_id=?", (take_id,))
             self.db.executemany(
                 'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id, '
                 "data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            self.db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
-                                [(take_id, s.index, s.first_frame, s.last_frame) for s in shots])
-            if shot_tags is not None:
-                self.db.execute("DELETE FROM shot_tags WHERE take_id=?", (take_id,))
-                self.db.executemany("INSERT INTO shot_tags(take_id, shot, grp, label, score) VALUES(?,?,?,?,?)",
-                                    shot_tags)
-            self.db.execute(
-                "UPDATE takes SET status='indexed', error=NULL, models=?, n_lines=?, n_shots=?, n_frames=?, "
-                "index_seconds=?, indexed_at=?, updated_at=?, frames=?, info=? WHERE take_id=?",
-                (json.dumps(models), len(lines), len(shots), n_frames, round(seconds, 2), now(), now(), info.frames,
-                 json.dumps(info.to_json()), take_id))
+            self.db.execute("UPDATE takes SET n_lines=?, indexed_at=?, updated_at=? WHERE take_id=?",
+                            (len(lines), now(), now(), take_id))
 
     # ------------------------------------------------------------------ reading
     def takes(self, status: str | None = None) -> list[sqlite3.Row]:

@@ -84,6 +84,7 @@ class LocalIn:
     embedding: np.ndarray | None
     seconds: float
     channel: int | None = None
+    voice: str | None = None             # the voice this local was read as (indexer.diarize.reread)
 
 
 @dataclass
@@ -193,8 +194,17 @@ class VoiceRegistry:
                 result[lab] = self.resolve_id(old_usable[j][1])
                 pinned[lab] = old_usable[j][3]
                 sims[lab] = sim
-            # 2. the other takes' voices
             ids, mat = self.centroids(exclude_take=take_id, model=model)
+            # 1b. locals already read as a known voice (indexer.diarize.reread) go to that voice,
+            #     unless the user pinned this take's local to a voice of their choosing
+            for s in speakers:
+                vid = self.resolve_id(s.voice) if s.voice else None
+                if vid is None or pinned.get(s.label) or self.voice(vid) is None:
+                    continue
+                result[s.label] = vid
+                e = _unit(s.embedding)
+                sims[s.label] = float(mat[ids.index(vid)] @ e) if e is not None and vid in ids else None
+            # 2. the other takes' voices
             taken = {v for v in result.values() if v}
             free = [k for k, vid in enumerate(ids) if vid not in taken]
             rest = [i for i in range(len(new)) if new[i][0] not in result]

@@ -63,7 +63,7 @@ def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
         pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
     from indexer import diarize as D
     from indexer.media import decode, probe
-    from indexer.voices import LocalIn, VoiceRegistry
+    from indexer.voices import VoiceRegistry
 
     manifest = json.loads(MANIFEST.read_text())
     reg = VoiceRegistry(sqlite3.connect(":memory:"))
@@ -75,9 +75,7 @@ def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
         info = probe(str(ROOT / "fixtures" / take["file"]))
         dec = decode(info, keep_channels=True)
         diar = diarizer(dec.audio, channels=dec.channels)
-        ids, cents = reg.centroids(exclude_take=take["name"])
-        diar = D.split_by_known_voices(diar, cents, reg.threshold)
-        mapping = reg.register_take(take["name"], [LocalIn(s.label, s.embedding, s.seconds) for s in diar.speakers])
+        diar, mapping = D.identify(diar, reg, take["name"])
         excl = D._intervals(diar.exclusive)
         for d in take["deliveries"]:
             cover = {lab: D._covered(iv, d["start"], d["end"]) for lab, iv in excl.items()}
@@ -96,7 +94,7 @@ def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
 
 def test_fixture_lines_and_shots_by_speaker(diarizer):
     """The whole speakers path on the fixture shoot, as the indexer runs it: words (faster-whisper),
-    lines, diarization, known-voice split, registry, attribution; every line's voice is its
+    lines, diarization, known-voice split and re-read, registry, attribution; every line's voice is its
     character's, and the shots with a character's words are exactly the manifest's."""
     if not MANIFEST.is_file():
         pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
@@ -105,7 +103,7 @@ def test_fixture_lines_and_shots_by_speaker(diarizer):
     from indexer.media import decode, probe
     from indexer.records import Shot
     from indexer.speech import BUNDLED, Transcriber
-    from indexer.voices import LocalIn, VoiceRegistry
+    from indexer.voices import VoiceRegistry
 
     manifest = json.loads(MANIFEST.read_text())
     transcriber = Transcriber(BUNDLED, threads=2)
@@ -121,8 +119,7 @@ def test_fixture_lines_and_shots_by_speaker(diarizer):
         shots = [Shot(i, a, b) for i, (a, b) in enumerate(take.get("shots") or [])]
         lines = build_lines(words, shots, info.rate, dec.audio)
         diar = diarizer(dec.audio, channels=dec.channels)
-        diar = D.split_by_known_voices(diar, reg.centroids(exclude_take=take["name"])[1], reg.threshold)
-        mapping = reg.register_take(take["name"], [LocalIn(s.label, s.embedding, s.seconds) for s in diar.speakers])
+        diar, mapping = D.identify(diar, reg, take["name"])
         lines, info_lines = D.assign_lines(lines, diar, shots=shots, rate=info.rate)
         for ln, li in zip(lines, info_lines):
             mid = (ln.start + ln.end) / 2
@@ -212,3 +209,50 @@ def test_resegmentation_restores_a_change_it_is_shown_merged(diarizer):
     assert fixed.exclusive.label_duration(l2) >= 0.8 * diar.exclusive.label_duration(l2)
     outside = Segment(0, max(0.0, s1.start - 0.01))
     assert fixed.exclusive.crop(outside) == broken.exclusive.crop(outside)
+
+
+def test_the_other_takes_voices_correct_a_take_that_mixes_two_people(diarizer):
+    """AMI dev01 (30 s, the two men of dev00): its own diarization runs both men into each of its two
+    local speakers. Read against the voices dev00 gave the registry, nearly all of its speech lands
+    on the right man's voice; filed the old way (local speakers matched whole) it does not."""
+    ami = SHARED / "eval" / "diarization" / "pyannote_debug_ami"
+    if not (ami / "dev01.wav").is_file():
+        pytest.skip(f"{ami}/dev01.wav is absent (real evaluation media from ../shared/eval)")
+    from pyannote.database.util import load_rttm
+
+    from indexer import diarize as D
+    from indexer.media import load_audio
+    from indexer.voices import LocalIn, VoiceRegistry
+
+    refs = load_rttm(str(ami / "debug.development.rttm"))
+    diars = {uri: diarizer(load_audio(str(ami / f"{uri}.wav")), uri=uri) for uri in ("dev00", "dev01")}
+    assert diars["dev01"].windows is not None and len(diars["dev01"].windows.start) > 20
+
+    def right_share(reread: bool) -> float:
+        reg = VoiceRegistry(sqlite3.connect(":memory:"))
+        d0, m0 = D.identify(diars["dev00"], reg, "dev00")
+        if reread:
+            d1, m1 = D.identify(diars["dev01"], reg, "dev01")
+        else:
+            d1 = D.split_by_known_voices(diars["dev01"], reg.centroids(exclude_take="dev01")[1], reg.threshold)
+            m1 = reg.register_take("dev01", [LocalIn(s.label, s.embedding, s.seconds) for s in d1.speakers])
+        # each voice stands for the man it holds most of in dev00
+        person = {}
+        for lab in d0.exclusive.labels():
+            cover = {p: d0.exclusive.label_timeline(lab).crop(refs["dev00"].label_timeline(p)).duration()
+                     for p in refs["dev00"].labels()}
+            person[m0[lab]] = max(cover, key=cover.get)
+        ref = refs["dev01"]
+        single = ref.get_timeline().support().extrude(ref.get_overlap())
+        right = total = 0.0
+        for seg_r, _, p in ref.crop(single).itertracks(yield_label=True):
+            for seg_h, _, lab in d1.exclusive.crop(seg_r).itertracks(yield_label=True):
+                secs = (seg_r & seg_h).duration
+                total += secs
+                right += secs if person.get(m1.get(lab)) == p else 0.0
+        return right / total
+
+    with_reread, without = right_share(True), right_share(False)
+    print(f"dev01 on the right voice: {with_reread:.3f} re-read, {without:.3f} without")
+    assert with_reread >= 0.90, (with_reread, without)      # measured 0.97
+    assert without <= 0.70, (with_reread, without)          # measured 0.51
