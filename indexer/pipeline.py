@@ -261,7 +261,7 @@ class Indexer:
             self.speakers_skipped = exc.message
             self.reporter.warning(f"No speakers: {exc.message} Lines get no speaker.")
             return
-        self.diarizer = Diarizer(models, threads=s.threads, channels=s.channels)
+        self.diarizer = Diarizer(models, threads=s.threads, channels=s.channels, device=s.device)
 
     def _load_picture(self) -> None:
         s = self.settings

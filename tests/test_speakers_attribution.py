@@ -182,3 +182,47 @@ def test_a_weak_first_word_joins_the_rest_of_its_line():
     ws = words("the director called again", 2.0)
     lines, info = D.assign_lines([Line(0, ws[0].start, ws[-1].end, ws)], d)
     assert len(lines) == 1 and lines[0].speaker == "B"
+
+
+def _windows(spans: list[tuple[float, float, np.ndarray]], rng, noise: float = 0.3) -> D.Windows:
+    """1.5 s windows every 0.5 s over each span, each a noisy copy of the span's voice."""
+    starts, embs = [], []
+    for a, b, v in spans:
+        for t in np.arange(a, b - 1.5 + 1e-6, 0.5):
+            starts.append(t)
+            embs.append(_unit(v + noise * rng.normal(size=192) / np.sqrt(192)))
+    return D.Windows(np.array(starts), np.full(len(starts), 1.5), np.stack(embs).astype(np.float32))
+
+
+def test_reread_gives_each_stretch_the_known_voice_it_sounds_like():
+    """One local speaker that is really two known people (MAYA 0-6 s, LEO 6-12 s, one turn): read
+    against the registry's voices, the turn is cut near 6 s and each part is bound to its voice."""
+    rng = np.random.default_rng(3)
+    maya, leo = _unit(rng.normal(size=192)), _unit(rng.normal(size=192))
+    d = diar([(0.0, 12.0, "SPEAKER_00")], duration=12.0)
+    mixed = _unit(maya + leo)
+    d.speakers = [D.LocalSpeaker("SPEAKER_00", mixed, 12.0)]
+    d.segments = [D.SpeechSegment(0.0, 6.0, "SPEAKER_00", mixed), D.SpeechSegment(6.0, 12.0, "SPEAKER_00", mixed)]
+    d.windows = _windows([(0.0, 6.0, maya), (6.0, 12.0, leo)], rng)
+    out, bound = D.reread(d, ["V001", "V002"], np.stack([maya, leo]), threshold=0.7)
+    turns = D._turns_json(out.exclusive)
+    assert len(turns) == 2 and abs(turns[0][1] - 6.0) <= 0.5, turns
+    assert {bound[turns[0][2]], bound[turns[1][2]]} == {"V001", "V002"} and bound[turns[0][2]] == "V001"
+    assert not out.exclusive.get_overlap() and out.windows is d.windows
+    # the windows survive the step cache
+    back = D.Windows.from_json(d.windows.to_json())
+    assert np.allclose(back.emb, d.windows.emb, atol=2e-3) and np.allclose(back.start, d.windows.start)
+
+
+def test_reread_leaves_a_new_voice_with_its_own_speaker():
+    """A person the registry does not know stays the take's own speaker (not pulled to the nearest
+    known voice), and a take with no known voices is left as it is."""
+    rng = np.random.default_rng(4)
+    maya, stranger = _unit(rng.normal(size=192)), _unit(rng.normal(size=192))
+    d = diar([(0.0, 8.0, "SPEAKER_00")], duration=8.0)
+    d.speakers = [D.LocalSpeaker("SPEAKER_00", stranger, 8.0)]
+    d.segments = [D.SpeechSegment(0.0, 8.0, "SPEAKER_00", stranger)]
+    d.windows = _windows([(0.0, 8.0, stranger)], rng)
+    out, bound = D.reread(d, ["V001"], np.stack([maya]), threshold=0.7)
+    assert out is d and bound == {}
+    assert D.reread(d, [], np.zeros((0, 192)), threshold=0.7) == (d, {})

@@ -142,3 +142,19 @@ def test_embeddings_of_different_models_never_mix(reg):
     m = reg.register_take("t2", other, model="pipeline:pyannote/speaker-diarization-3.1")
     assert m["SPEAKER_00"] != "V001"
     assert reg.register_take("t3", take(maya=5.0))["SPEAKER_00"] == "V001"
+
+
+def test_a_local_read_as_a_known_voice_is_filed_there_unless_the_user_pinned_it(reg):
+    m1 = reg.register_take("t1", take(maya=8.0, leo=5.0))
+    maya_id, leo_id = m1["SPEAKER_00"], m1["SPEAKER_01"]
+    mix = np.random.default_rng(11).normal(size=192)
+    mix = (mix / np.linalg.norm(mix)).astype(np.float32)          # like no one's voice
+    # a local that matches nobody as a whole, read as LEO by its windows (diarize.reread): filed as LEO
+    m = reg.register_take("t2", [LocalIn("SPEAKER_00", voice("maya"), 6.0), LocalIn("SPEAKER_03", mix, 3.0, voice=leo_id)])
+    assert m["SPEAKER_00"] == maya_id and m["SPEAKER_03"] == leo_id
+    # the user moves it to a voice of its own: re-filing the same take keeps the user's choice
+    new = reg.split(leo_id, "t2", "SPEAKER_03")
+    again = reg.register_take("t2", [LocalIn("SPEAKER_00", voice("maya"), 6.0),
+                                     LocalIn("SPEAKER_03", mix, 3.0, voice=leo_id)])
+    assert again["SPEAKER_03"] == new and new not in (leo_id, maya_id)
+    assert again["SPEAKER_00"] == maya_id
