@@ -828,7 +828,9 @@ def identify(diar: Diarization, registry, take_id: str, *, model: str | None = N
 
     ids, cents = registry.centroids(exclude_take=take_id, model=model)
     diar = split_by_known_voices(diar, cents, registry.threshold)
-    diar, bound = reread(diar, ids, cents, registry.threshold)
+    bound: dict[str, str] = {}
+    if not diar.channel_owner:      # lavs / iso tracks tell the speakers apart better than windows
+        diar, bound = reread(diar, ids, cents, registry.threshold)
     voice_of = registry.register_take(take_id, [LocalIn(s.label, s.embedding, s.seconds, s.channel, bound.get(s.label))
                                                 for s in diar.speakers], model=model)
     return diar, voice_of
@@ -845,7 +847,7 @@ def identify_all(diars: dict[str, Diarization], registry, *, model: str | None =
     for take_id, diar in diars.items():
         ids, cents = registry.centroids(exclude_take=take_id, model=model)
         d = split_by_known_voices(diar, cents, registry.threshold)
-        read[take_id] = reread(d, ids, cents, registry.threshold)
+        read[take_id] = (d, {}) if d.channel_owner else reread(d, ids, cents, registry.threshold)
     out = {}
     for take_id, (d, bound) in read.items():
         out[take_id] = (d, registry.register_take(

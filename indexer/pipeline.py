@@ -338,7 +338,14 @@ class Indexer:
             if pending is not None:
                 self._complete(pending, summary)
             if self.diarizer is not None and self.index.meta(VOICES_STALE):
-                summary.reread = self.reread_voices()
+                try:
+                    summary.reread = self.reread_voices()
+                except DailiesError as exc:        # the takes keep the speakers they were filed with
+                    self.reporter.warning(f"Speakers were not re-read across takes: {exc.message}")
+                except Exception as exc:  # noqa: BLE001 - never lose a finished run to this last step
+                    log.debug("reread_voices failed", exc_info=True)
+                    self.reporter.warning(f"Speakers were not re-read across takes ({type(exc).__name__}: {exc}); "
+                                          "the next run tries again.")
         except KeyboardInterrupt:
             summary.interrupted = True
             summary.worker_busy = worker.busy

@@ -36,7 +36,7 @@ def _word_share_on_right_voice(idx, take_id: str, ref, person_of_voice: dict) ->
     return right / max(total, 1)
 
 
-def test_a_take_indexed_first_is_attributed_again_once_later_takes_are_known(tmp_path):
+def test_a_take_indexed_first_is_attributed_again_once_later_takes_are_known(tmp_path, monkeypatch):
     if not (AMI / "dev00.wav").is_file() or not (AMI / "dev01.wav").is_file():
         pytest.skip(f"{AMI} is absent (real evaluation media from ../shared/eval)")
     from indexer import modelfetch
@@ -86,3 +86,26 @@ def test_a_take_indexed_first_is_attributed_again_once_later_takes_are_known(tmp
         assert again.count("unchanged") == 2 and again.reread == 0
         after = [(ln.line_id, ln.text, ln.voice_id) for t in takes.values() for ln in idx.lines_of_take(t)]
         assert after == before
+
+        # the re-read failing never loses the run: a one-line warning, the lines as they were, and
+        # the next run tries again
+        from indexer import diarize
+        from indexer.pipeline import VOICES_STALE, NullReporter
+
+        class Warned(NullReporter):
+            said: list = []
+
+            def warning(self, message):
+                self.said.append(message)
+
+        def broken(*a, **k):
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(diarize, "identify_all", broken)
+        idx.set_meta(VOICES_STALE, "1")
+        rep = Warned()
+        third = Indexer(idx, settings, reporter=rep).run([media])
+        assert third.count("unchanged") == 2 and third.reread == 0
+        assert any("not re-read across takes" in m and "disk full" in m for m in rep.said), rep.said
+        assert idx.meta(VOICES_STALE) == "1"
+        assert [(ln.line_id, ln.text, ln.voice_id) for t in takes.values() for ln in idx.lines_of_take(t)] == before
