@@ -73,3 +73,19 @@ class IndexSettings:
     clip_batch: int = 32
     keyframe_every: float = 5.0
     tag_vocabulary: str | None = None
+
+
+def torch_device(setting: str | None, what: str) -> str:
+    """``--device`` for a torch model: ``auto`` (or nothing) is ``cuda`` when torch sees a GPU, else
+    ``cpu``; asking for ``cuda`` where torch sees none is a clear error (``what`` names the step)."""
+    import torch
+
+    from .errors import ModelError
+
+    device = setting or "auto"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device} was asked for {what}, but torch sees no CUDA device here; "
+                         "use --device cpu.")
+    return device

@@ -301,15 +301,6 @@ def _pyannote_with_our_embedding(embedding):
 GPU_BATCH = 32                   # segmentation and embedding batches on a GPU
 
 
-def resolve_device(device: str | None) -> str:
-    """``auto`` (or nothing) -> ``cuda`` when torch sees a GPU, else ``cpu``; anything else as given."""
-    if device in (None, "", "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def build_pipeline(models: DiarizationModels, *, params: dict | None = None, threads: int | None = None,
                    segmentation_step: float = SEGMENTATION_STEP, embedding_batch_size: int = 12,
                    segmentation_batch_size: int = 4, device: str = "cpu"):
@@ -400,7 +391,9 @@ class Diarizer:
     @property
     def pipeline(self):
         if self._pipeline is None:
-            self.device = resolve_device(self.device)
+            from .config import torch_device
+
+            self.device = torch_device(self.device, "speaker diarization")
             self._pipeline = build_pipeline(self.models, params=self.params, threads=self.threads,
                                             segmentation_step=self.segmentation_step, device=self.device)
         return self._pipeline
@@ -693,14 +686,8 @@ def resegment(diar: Diarization, audio: np.ndarray, embedder, *, chunk: int = 25
         rows = np.arange(row, row + len(st))
         row += len(st)
         path = _viterbi(embs[rows] @ cents.T, penalty)
-        if (path == names.index(lab)).all():
-            continue
-        centres = st + win / 2
-        cuts = [a] + [float((centres[i] + centres[i + 1]) / 2) for i in range(len(path) - 1)
-                      if path[i] != path[i + 1]] + [b]
-        firsts = [0] + [i + 1 for i in range(len(path) - 1) if path[i] != path[i + 1]] + [len(path)]
-        for j in range(len(cuts) - 1):
-            runs.append((cuts[j], cuts[j + 1], names[path[firsts[j]]], rows[firsts[j]:firsts[j + 1]], lab))
+        if not (path == names.index(lab)).all():
+            runs.extend(_runs_of(path, st + win / 2, rows, a, b, names, lab))
     if not runs:
         return diar
     return _apply_runs(diar, runs, embs)
@@ -819,21 +806,29 @@ def reread(diar: Diarization, ids: list[str], centroids: np.ndarray, threshold: 
     return _apply_runs(diar, runs, win.emb), bound
 
 
+def _read_against_others(diar: Diarization, registry, take_id: str, model: str | None) -> tuple[Diarization, dict[str, str]]:
+    """A take's diarization corrected by the voices of the other takes (:func:`split_by_known_voices`,
+    then :func:`reread`, except for takes attributed by channel: lavs / iso tracks tell the speakers
+    apart better than windows)."""
+    ids, cents = registry.centroids(exclude_take=take_id, model=model)
+    diar = split_by_known_voices(diar, cents, registry.threshold)
+    return (diar, {}) if diar.channel_owner else reread(diar, ids, cents, registry.threshold)
+
+
+def _file(diar: Diarization, bound: dict[str, str], registry, take_id: str, model: str | None) -> dict[str, str | None]:
+    from .voices import LocalIn
+
+    return registry.register_take(take_id, [LocalIn(s.label, s.embedding, s.seconds, s.channel, bound.get(s.label))
+                                            for s in diar.speakers], model=model)
+
+
 def identify(diar: Diarization, registry, take_id: str, *, model: str | None = None) -> tuple[Diarization, dict[str, str | None]]:
     """File a take's local speakers under production-wide voices (``registry``: a
     :class:`indexer.voices.VoiceRegistry`), first letting the voices of the other takes correct the
-    take's own diarization (:func:`split_by_known_voices`, :func:`reread`). Returns the diarization
-    the take's lines are attributed with, and local label -> voice id."""
-    from .voices import LocalIn
-
-    ids, cents = registry.centroids(exclude_take=take_id, model=model)
-    diar = split_by_known_voices(diar, cents, registry.threshold)
-    bound: dict[str, str] = {}
-    if not diar.channel_owner:      # lavs / iso tracks tell the speakers apart better than windows
-        diar, bound = reread(diar, ids, cents, registry.threshold)
-    voice_of = registry.register_take(take_id, [LocalIn(s.label, s.embedding, s.seconds, s.channel, bound.get(s.label))
-                                                for s in diar.speakers], model=model)
-    return diar, voice_of
+    take's own diarization. Returns the diarization the take's lines are attributed with, and local
+    label -> voice id."""
+    diar, bound = _read_against_others(diar, registry, take_id, model)
+    return diar, _file(diar, bound, registry, take_id, model)
 
 
 def identify_all(diars: dict[str, Diarization], registry, *, model: str | None = None) -> dict[str, tuple[Diarization, dict[str, str | None]]]:
@@ -841,19 +836,8 @@ def identify_all(diars: dict[str, Diarization], registry, *, model: str | None =
     take is re-read against the registry as it stands (so a take indexed early gains from the takes
     indexed after it), then all are filed again. ``diars`` are the takes' own diarizations (as the
     diarizer made them); re-filing a take keeps its voice ids (the registry matches its old locals)."""
-    from .voices import LocalIn
-
-    read: dict[str, tuple[Diarization, dict[str, str]]] = {}
-    for take_id, diar in diars.items():
-        ids, cents = registry.centroids(exclude_take=take_id, model=model)
-        d = split_by_known_voices(diar, cents, registry.threshold)
-        read[take_id] = (d, {}) if d.channel_owner else reread(d, ids, cents, registry.threshold)
-    out = {}
-    for take_id, (d, bound) in read.items():
-        out[take_id] = (d, registry.register_take(
-            take_id, [LocalIn(s.label, s.embedding, s.seconds, s.channel, bound.get(s.label)) for s in d.speakers],
-            model=model))
-    return out
+    read = {take_id: _read_against_others(diar, registry, take_id, model) for take_id, diar in diars.items()}
+    return {take_id: (d, _file(d, bound, registry, take_id, model)) for take_id, (d, bound) in read.items()}
 
 
 def _label_factory(existing: list[str]):

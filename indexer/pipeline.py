@@ -261,7 +261,10 @@ class Indexer:
             self.speakers_skipped = exc.message
             self.reporter.warning(f"No speakers: {exc.message} Lines get no speaker.")
             return
-        self.diarizer = Diarizer(models, threads=s.threads, channels=s.channels, device=s.device)
+        from .config import torch_device
+
+        device = torch_device(s.device, "speaker diarization")      # --device cuda with no GPU fails at once
+        self.diarizer = Diarizer(models, threads=s.threads, channels=s.channels, device=device)
 
     def _load_picture(self) -> None:
         s = self.settings
@@ -646,13 +649,13 @@ class Indexer:
             out = diarize.identify_all(diars, VoiceRegistry(idx.db), model=self.diarizer.embedding_model)
             for n, (take_id, (diar, voice_of)) in enumerate(out.items(), 1):
                 info = MediaInfo.from_json(json.loads(rows[take_id]["info"]))
+                stored = idx.lines_of_take(take_id)
                 cached = idx.get_step(take_id, "lines", LINES_STEP_KEY)
                 base = [_line_from_json(x) for x in cached] if cached is not None else \
-                    [Line(r.idx, r.start, r.end, r.words, r.shots) for r in idx.lines_of_take(take_id)]
+                    [Line(r.idx, r.start, r.end, r.words, r.shots) for r in stored]
                 lines, info_ = diarize.assign_lines(base, diar, shots=idx.shots(take_id), rate=info.rate)
                 speakers = [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
-                before = [(round(r.start, 3), round(r.end, 3), r.text, r.speaker, r.voice_id)
-                          for r in idx.lines_of_take(take_id)]
+                before = [(round(r.start, 3), round(r.end, 3), r.text, r.speaker, r.voice_id) for r in stored]
                 after = [(round(ln.start, 3), round(ln.end, 3), ln.text, ln.speaker, vid)
                          for ln, (_, vid) in zip(lines, speakers)]
                 if before != after:

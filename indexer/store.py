@@ -386,11 +386,8 @@ class Index:
         ``speakers`` holds, per line, (its :class:`indexer.diarize.LineSpeaker`, its voice id)."""
         rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
         with self.db:
-            self.db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
+            self._insert_lines(take_id, rows)
             self.db.execute("DELETE FROM shots WHERE take_id=?", (take_id,))
-            self.db.executemany(
-                'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id, '
-                "data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             self.db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
                                 [(take_id, s.index, s.first_frame, s.last_frame) for s in shots])
             if shot_tags is not None:
@@ -438,16 +435,20 @@ class Index:
                          ln.speaker, vid, data))
         return rows
 
+    def _insert_lines(self, take_id: str, rows: list[tuple]) -> None:
+        """Within the caller's transaction: the take's catalog lines become ``rows`` (FTS follows by trigger)."""
+        self.db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
+        self.db.executemany(
+            'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id, '
+            "data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
     def replace_lines(self, take_id: str, info: MediaInfo, lines: list[Line], vectors: np.ndarray,
                       speakers: list) -> None:
         """A take's lines again (same words, new speakers: see Indexer.reread_voices); shots, frames
         and picture tags stay. The take counts as re-indexed now (screenplay matches are redone)."""
         rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
         with self.db:
-            self.db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
-            self.db.executemany(
-                'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id, '
-                "data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._insert_lines(take_id, rows)
             self.db.execute("UPDATE takes SET n_lines=?, indexed_at=?, updated_at=? WHERE take_id=?",
                             (len(lines), now(), now(), take_id))
 

@@ -363,11 +363,9 @@ class ClipEmbedder:
         open_clip = _import_open_clip()
         import torch
 
-        device = self.device_setting
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelError("--device cuda was asked for CLIP, but torch sees no CUDA device here; use --device cpu.")
+        from .config import torch_device
+
+        device = torch_device(self.device_setting, "CLIP")
         if device == "cpu" and self.threads:
             torch.set_num_threads(self.threads)
         src = self.source

@@ -363,3 +363,14 @@ def test_voices_named_from_the_script(shoot_index, manifest, tmp_path):
     run_cli("speakers", "name", "--from-script", "--yes", "--index", str(idx_copy), check=True)
     hits = json.loads(run_cli("search", "speaker", "LEO", "--index", str(idx_copy), "--json", check=True).stdout)
     assert hits and all(h["voice_id"] in found["LEO"] for h in hits)
+
+
+def test_asking_for_a_gpu_that_is_not_there_is_one_sentence(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = run_cli("index", str(FIXTURES / "shoot" / "12A_T1_CamA.mov"), "--index", str(tmp_path / "idx"),
+                  "--device", "cuda", "--no-visual")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "--device cuda" in out.stderr and "no CUDA device" in out.stderr and "--device cpu" in out.stderr
