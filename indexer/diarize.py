@@ -31,6 +31,7 @@ import contextlib
 import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
@@ -301,6 +302,18 @@ def _pyannote_with_our_embedding(embedding):
 GPU_BATCH = 32                   # segmentation and embedding batches on a GPU
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why pyannote could not load a pipeline, in a few words. A local path in its config.yaml that
+    does not exist reaches pyannote's hub client as a repository name, whose complaint names the path."""
+    import re
+
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    for path in re.findall(r"'([~./][^']*)'", text):
+        if not Path(path).expanduser().exists():
+            return f"{path}, named in its config.yaml, does not exist"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def build_pipeline(models: DiarizationModels, *, params: dict | None = None, threads: int | None = None,
                    segmentation_step: float = SEGMENTATION_STEP, embedding_batch_size: int = 12,
                    segmentation_batch_size: int = 4, device: str = "cpu"):
@@ -320,8 +333,7 @@ def build_pipeline(models: DiarizationModels, *, params: dict | None = None, thr
         try:
             pipe = Pipeline.from_pretrained(models.pipeline, token=models.token)
         except Exception as exc:
-            raise ModelError(f"Cannot load the diarization pipeline {models.pipeline} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}).") from None
+            raise ModelError(f"Cannot load the diarization pipeline {models.pipeline} ({_load_failure(exc)}).") from None
         if pipe is None:
             raise ModelError(f"Cannot load the diarization pipeline {models.pipeline} (gated or not found; "
                              "set HF_TOKEN).")

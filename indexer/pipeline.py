@@ -265,6 +265,10 @@ class Indexer:
 
         device = torch_device(s.device, "speaker diarization")      # --device cuda with no GPU fails at once
         self.diarizer = Diarizer(models, threads=s.threads, channels=s.channels, device=device)
+        if models.kind == "pipeline":
+            # a pyannote pipeline (folder or hub id) that cannot load stops the run here, in one
+            # sentence, instead of failing every file of the batch with the same error
+            self.diarizer.pipeline
 
     def _load_picture(self) -> None:
         s = self.settings
