@@ -39,6 +39,7 @@ SAME_TAKE_THRESHOLD = 0.50
 DEFAULT_MODEL = CAMPPLUS_NAME            # the embedding model of the default diarization
 MIN_NEW_VOICE_SECONDS = 1.0      # a local speaker with less speech than this starts no new voice
 CENTROID_CAP_SECONDS = 60.0      # one long take weighs no more than this in a voice's centroid
+WINDOW_CAP = 120                 # ... nor more than this many speech windows (60 s, one every 0.5 s) in its window profile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS voice_voices(
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS voice_voices(
 CREATE TABLE IF NOT EXISTS voice_locals(
     take_id TEXT NOT NULL, label TEXT NOT NULL, voice_id TEXT, embedding BLOB, seconds REAL NOT NULL,
     channel INTEGER, pinned INTEGER NOT NULL DEFAULT 0, similarity REAL, model TEXT, updated_at TEXT NOT NULL,
+    window_sum BLOB, window_count INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(take_id, label));
 CREATE INDEX IF NOT EXISTS voice_locals_voice ON voice_locals(voice_id);
 CREATE TABLE IF NOT EXISTS voice_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,6 +87,8 @@ class LocalIn:
     seconds: float
     channel: int | None = None
     voice: str | None = None             # the voice this local was read as (indexer.diarize.reread)
+    window_sum: np.ndarray | None = None  # sum of the unit embeddings of its speech windows (indexer.diarize.Windows)
+    window_count: int = 0
 
 
 @dataclass
@@ -114,6 +118,10 @@ class VoiceRegistry:
         if create:
             with db:
                 db.executescript(_SCHEMA)
+                columns = {r[1] for r in db.execute("PRAGMA table_info(voice_locals)")}
+                if "window_sum" not in columns:          # an index made before the window profiles
+                    db.execute("ALTER TABLE voice_locals ADD COLUMN window_sum BLOB")
+                    db.execute("ALTER TABLE voice_locals ADD COLUMN window_count INTEGER NOT NULL DEFAULT 0")
         stored = self._meta("threshold") if self._has_tables() else None
         self.threshold = float(threshold if threshold is not None else stored if stored else DEFAULT_THRESHOLD)
 
@@ -146,25 +154,36 @@ class VoiceRegistry:
                 "min_new_voice_seconds": MIN_NEW_VOICE_SECONDS, "metric": "cosine"}
 
     # ------------------------------------------------------------------ matching
-    def centroids(self, exclude_take: str | None = None, model: str | None = None) -> tuple[list[str], np.ndarray]:
+    def centroids(self, exclude_take: str | None = None, model: str | None = None, *,
+                  windows: bool = False) -> tuple[list[str], np.ndarray]:
         """(voice ids, unit centroids (V, D)) from the locals of every take but ``exclude_take``,
-        counting only embeddings made by ``model`` (vectors of different models never mix)."""
+        counting only embeddings made by ``model`` (vectors of different models never mix).
+
+        ``windows``: a voice's *window profile* instead, the mean of the CAM++ embeddings of its speech
+        windows in those takes, where its locals have windows (else its centroid). That is what a
+        window of speech is compared with in :func:`indexer.diarize.reread`: like with like."""
         model = model or DEFAULT_MODEL
         sums: dict[str, np.ndarray] = {}
-        for vid, blob, secs in self.db.execute(
-                "SELECT voice_id, embedding, seconds FROM voice_locals WHERE voice_id IS NOT NULL AND "
-                "embedding IS NOT NULL AND take_id IS NOT ? AND COALESCE(model, ?) = ?",
+        profiles: dict[str, np.ndarray] = {}
+        for vid, blob, secs, wblob, wcount in self.db.execute(
+                "SELECT voice_id, embedding, seconds, window_sum, window_count FROM voice_locals WHERE voice_id "
+                "IS NOT NULL AND embedding IS NOT NULL AND take_id IS NOT ? AND COALESCE(model, ?) = ?",
                 (exclude_take, DEFAULT_MODEL, model)):
             v = _unit(_vec(blob))
             if v is None:
                 continue
             w = min(float(secs), CENTROID_CAP_SECONDS) + 1.0
             sums[vid] = sums.get(vid, 0.0) + w * v
+            if windows and wblob is not None and wcount:
+                profiles[vid] = profiles.get(vid, 0.0) + min(1.0, WINDOW_CAP / wcount) * _vec(wblob)
         ids = sorted(sums)
         if not ids:
             return [], np.zeros((0, 0), dtype=np.float32)
-        mat = np.stack([_unit(sums[i]) for i in ids]).astype(np.float32)
-        return ids, mat
+        rows = []
+        for i in ids:
+            p = _unit(profiles[i]) if i in profiles else None
+            rows.append(p if p is not None and p.shape == sums[i].shape else _unit(sums[i]))
+        return ids, np.stack(rows).astype(np.float32)
 
     def register_take(self, take_id: str, speakers: Sequence[LocalIn], *, model: str | None = None,
                       commit: bool = True) -> dict[str, str | None]:
@@ -182,6 +201,7 @@ class VoiceRegistry:
                 "COALESCE(model, ?) = ?", (take_id, DEFAULT_MODEL, model))]
             self.db.execute("DELETE FROM voice_locals WHERE take_id=?", (take_id,))
             new = [(s.label, _unit(s.embedding), float(s.seconds), s.channel) for s in speakers]
+            window_of = {s.label: (s.window_sum, int(s.window_count)) for s in speakers}
             result: dict[str, str | None] = {}
             pinned: dict[str, bool] = {}
             sims: dict[str, float | None] = {}
@@ -225,9 +245,10 @@ class VoiceRegistry:
             now = _now()
             self.db.executemany(
                 "INSERT INTO voice_locals(take_id, label, voice_id, embedding, seconds, channel, pinned, similarity, "
-                "model, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                "model, updated_at, window_sum, window_count) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(take_id, lab, result[lab], _blob(emb), secs, chan, int(pinned.get(lab, False)),
-                  None if sims.get(lab) is None else round(float(sims[lab]), 4), model, now)
+                  None if sims.get(lab) is None else round(float(sims[lab]), 4), model, now,
+                  _blob(window_of[lab][0]) if window_of[lab][1] else None, window_of[lab][1])
                  for lab, emb, secs, chan in new])
             self._set_meta("threshold", repr(self.threshold))
         return result

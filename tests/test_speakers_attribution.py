@@ -226,3 +226,30 @@ def test_reread_leaves_a_new_voice_with_its_own_speaker():
     out, bound = D.reread(d, ["V001"], np.stack([maya]), threshold=0.7)
     assert out is d and bound == {}
     assert D.reread(d, [], np.zeros((0, 192)), threshold=0.7) == (d, {})
+
+
+def test_only_a_takes_own_speakers_feed_the_window_profiles():
+    """Filing a re-read take: the stretch the re-read gave to a voice from another take does not
+    feed that voice's window profile (it was read from it; each later pass would pull harder), the
+    take's own speakers do."""
+    import sqlite3
+
+    from indexer.voices import LocalIn, VoiceRegistry
+
+    rng = np.random.default_rng(5)
+    maya, leo = _unit(rng.normal(size=192)), _unit(rng.normal(size=192))
+    reg = VoiceRegistry(sqlite3.connect(":memory:"))
+    reg.register_take("t1", [LocalIn("SPEAKER_00", leo, 6.0, window_sum=4 * leo, window_count=4)])
+    # t2: one local speaker that is MAYA for 8 s, then LEO for 6 s
+    d = diar([(0.0, 14.0, "SPEAKER_00")], duration=14.0)
+    d.speakers = [D.LocalSpeaker("SPEAKER_00", maya, 14.0)]
+    d.segments = [D.SpeechSegment(0.0, 8.0, "SPEAKER_00", maya), D.SpeechSegment(8.0, 14.0, "SPEAKER_00", leo)]
+    d.windows = _windows([(0.0, 8.0, maya), (8.0, 14.0, leo)], rng)
+    out, voice_of = D.identify(d, reg, "t2")
+    assert len(out.labels) == 2 and set(voice_of.values()) == {"V001", "V002"}      # LEO's stretch found
+    sums = dict(((lab, n) for lab, n in reg.db.execute(
+        "SELECT label, window_count FROM voice_locals WHERE take_id='t2'")))
+    assert sums["SPEAKER_00"] > 0                                   # the take's own speaker: its windows
+    assert [n for lab, n in sums.items() if lab != "SPEAKER_00"] == [0]   # the re-read stretch: none
+    _, prof = reg.centroids(exclude_take="t3", windows=True)
+    assert np.allclose(prof[0], leo, atol=1e-5)                     # LEO's profile: t1's windows only

@@ -158,3 +158,41 @@ def test_a_local_read_as_a_known_voice_is_filed_there_unless_the_user_pinned_it(
                                      LocalIn("SPEAKER_03", mix, 3.0, voice=leo_id)])
     assert again["SPEAKER_03"] == new and new not in (leo_id, maya_id)
     assert again["SPEAKER_00"] == maya_id
+
+
+def test_window_profiles_are_the_mean_of_a_voices_windows_in_the_other_takes(reg):
+    """centroids(windows=True): each voice by the mean of its locals' speech windows (a long take
+    counted as at most WINDOW_CAP windows), the take being read left out; a voice whose locals have
+    no windows keeps its embedding centroid."""
+    from indexer.voices import WINDOW_CAP
+
+    maya_w, leo_w = voice("maya"), voice("leo")
+    reg.register_take("t1", [LocalIn("SPEAKER_00", voice("maya"), 8.0, window_sum=3 * maya_w, window_count=3),
+                             LocalIn("SPEAKER_01", voice("leo"), 5.0)])
+    ids, plain = reg.centroids()
+    ids_w, prof = reg.centroids(windows=True)
+    assert ids == ids_w == ["V001", "V002"]
+    assert np.allclose(prof[0], maya_w, atol=1e-5) and not np.allclose(prof[0], plain[0], atol=1e-3)
+    assert np.allclose(prof[1], plain[1])                               # LEO: no windows, its centroid
+    # a long take weighs no more than WINDOW_CAP windows against a short one's 3
+    n = 10 * WINDOW_CAP
+    reg.register_take("t2", [LocalIn("SPEAKER_00", voice("maya"), 600.0, window_sum=n * leo_w, window_count=n)])
+    _, prof = reg.centroids(windows=True)
+    mixed = 3 * maya_w + WINDOW_CAP * leo_w
+    assert np.allclose(prof[0], mixed / np.linalg.norm(mixed), atol=1e-5)
+    # the take being read is left out of its own references
+    _, prof = reg.centroids(exclude_take="t2", windows=True)
+    assert np.allclose(prof[0], maya_w, atol=1e-5)
+
+
+def test_an_index_made_before_window_profiles_gains_the_columns(tmp_path):
+    db = sqlite3.connect(tmp_path / "catalog.sqlite")
+    VoiceRegistry(db).register_take("t1", take(maya=8.0))
+    with db:                       # the table as an older dailies made it
+        db.execute("ALTER TABLE voice_locals DROP COLUMN window_sum")
+        db.execute("ALTER TABLE voice_locals DROP COLUMN window_count")
+    db.close()
+    again = VoiceRegistry(sqlite3.connect(tmp_path / "catalog.sqlite"))
+    ids, prof = again.centroids(windows=True)                 # falls back to the embedding centroid
+    assert ids == ["V001"] and np.allclose(prof, again.centroids()[1])
+    assert again.register_take("t2", take(maya=6.0))["SPEAKER_00"] == "V001"
