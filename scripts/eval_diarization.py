@@ -526,14 +526,17 @@ def main() -> int:
     every = sets["ami-dev+test"] + sets["ami-train"]
     threshold = VoiceRegistry(sqlite3.connect(":memory:")).threshold
     for name in systems:
+        def splits(stage: str, words: str) -> None:
+            for label, items in (("all 13 AMI files", every), ("dev+test", sets["ami-dev+test"]),
+                                 ("train (tuning)", sets["ami-train"])):
+                ident = identity(items, name, f"{name}_vmap")
+                report["identity"][f"{label}/{name}/{stage}"] = ident
+                print(f"  {name:9} {label:17} {ident['accuracy']:6.1%} {words} "
+                      f"(one-to-one {ident['accuracy_1to1']:.1%}); {ident['voices']} voices")
+
         # as each take is filed (against the takes before it) ...
         register_all(sorted(every, key=lambda it: it["uri"]), name, threshold, f"{name}_vmap", again=False)
-        for label, items in (("all 13 AMI files", every), ("dev+test", sets["ami-dev+test"]),
-                             ("train (tuning)", sets["ami-train"])):
-            ident = identity(items, name, f"{name}_vmap")
-            report["identity"][f"{label}/{name}/take-by-take"] = ident
-            print(f"  {name:9} {label:17} {ident['accuracy']:6.1%} as each take is filed "
-                  f"(one-to-one {ident['accuracy_1to1']:.1%}); {ident['voices']} voices")
+        splits("take-by-take", "as each take is filed")
         for it in every:
             it[name] = it.pop(f"{name}_before_registry")
         # ... and after the end-of-run re-read of every take against all the others (what an index holds)
@@ -559,12 +562,7 @@ def main() -> int:
                   f"{ident['voices']} voices for {ident['participants']} participants")
         # The next run that files a take repeats the end-of-run pass over every take: does it hold?
         changed = pass_again(sorted(every, key=lambda it: it["uri"]), name, f"{name}_vmap", reg)
-        for label, items in (("all 13 AMI files", every), ("dev+test", sets["ami-dev+test"]),
-                             ("train (tuning)", sets["ami-train"])):
-            ident = identity(items, name, f"{name}_vmap")
-            report["identity"][f"{label}/{name}/pass-again"] = ident
-            print(f"  {name:9} {label:17} {ident['accuracy']:6.1%} after the end-of-run pass again "
-                  f"(one-to-one {ident['accuracy_1to1']:.1%}); {ident['voices']} voices")
+        splits("pass-again", "after the end-of-run pass again")
         report["identity"][f"changed/{name}/pass-again"] = changed
         print(f"  {name:9} {changed:.2f} s of the AMI files' speech changed voice in that pass")
     if args.json:
