@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""How the voice registry scales with the number of takes in an index.
+
+    .venv/bin/python scripts/bench_voices.py [--takes 250,1000] [--cast 40]
+
+A production has hundreds to thousands of takes. Each take is filed under the production's voices
+(``diarize.identify``) and, at the end of every run that filed takes, every take is read again
+against all the others (``diarize.identify_all``). This builds synthetic takes (a cast of voices as
+random unit vectors, 2-3 speakers a take, 20-60 s of turns, 1.5 s speech windows as noisy copies of the
+speaker's voice; no model runs: this measures the bookkeeping, not the embeddings) and prints, for each
+number of takes, the time to file them one by one and the time of one end-of-run pass, per take. Both
+should stay flat as takes grow: a cost that grows with the index size per take is quadratic overall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def synthetic_takes(n: int, cast: int, seed: int = 0) -> dict:
+    from pyannote.core import Annotation, Segment
+
+    from indexer import diarize as D
+
+    rng = np.random.default_rng(seed)
+    people = rng.normal(size=(cast, 192))
+    people /= np.linalg.norm(people, axis=1, keepdims=True)
+
+    def noisy(p: int, size: int) -> np.ndarray:
+        x = people[p] + 0.6 * rng.normal(size=(size, 192)) / np.sqrt(192)
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    takes = {}
+    for t in range(n):
+        who = rng.choice(cast, size=int(rng.integers(2, 4)), replace=False)
+        ann, starts, embs, segs = Annotation(), [], [], []
+        clock = 0.0
+        for k in range(int(rng.integers(4, 10))):
+            p = int(rng.integers(len(who)))
+            dur = float(rng.uniform(2.0, 8.0))
+            label = f"SPEAKER_{p:02d}"
+            ann[Segment(clock, clock + dur), k] = label
+            w0 = np.arange(clock, clock + dur - 1.5 + 1e-6, 0.5)
+            starts.extend(w0)
+            e = noisy(int(who[p]), len(w0))
+            embs.append(e)
+            segs.append(D.SpeechSegment(clock, clock + dur, label, e.mean(axis=0) / np.linalg.norm(e.mean(axis=0))))
+            clock += dur + float(rng.uniform(0.2, 1.0))
+        speakers = []
+        for p in range(len(who)):
+            label = f"SPEAKER_{p:02d}"
+            if label in ann.labels():
+                v = noisy(int(who[p]), 1)[0]
+                speakers.append(D.LocalSpeaker(label, v, float(ann.label_duration(label))))
+        d = D.Diarization(ann, ann, speakers, clock, segments=segs)
+        d.windows = D.Windows(np.array(starts), np.full(len(starts), 1.5), np.concatenate(embs))
+        takes[f"take{t:05d}"] = d
+    return takes
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--takes", default="250,1000", help="comma-separated numbers of takes")
+    ap.add_argument("--cast", type=int, default=40, help="voices in the production")
+    args = ap.parse_args()
+    from indexer import diarize as D
+    from indexer.voices import VoiceRegistry
+
+    sizes = [int(x) for x in args.takes.split(",")]
+    print(f"synthetic takes, a cast of {args.cast}; per take: filing (as indexed) and one end-of-run pass")
+    rows = []
+    for n in sizes:
+        takes = synthetic_takes(n, args.cast)
+        reg = VoiceRegistry(sqlite3.connect(":memory:"))
+        t0 = time.perf_counter()
+        for take_id, d in takes.items():
+            D.identify(d, reg, take_id)
+        t1 = time.perf_counter()
+        D.identify_all(takes, reg)
+        t2 = time.perf_counter()
+        voices = len(reg.summaries())
+        rows.append((n, (t1 - t0) / n, (t2 - t1) / n))
+        print(f"  {n:6d} takes: filing {t1 - t0:7.1f} s ({(t1 - t0) / n * 1000:5.1f} ms/take), end-of-run pass "
+              f"{t2 - t1:7.1f} s ({(t2 - t1) / n * 1000:5.1f} ms/take); {voices} voices")
+    if len(rows) > 1:
+        (n0, f0, e0), (n1, f1, e1) = rows[0], rows[-1]
+        print(f"  per-take cost at {n1} takes / at {n0} takes: filing {f1 / f0:.2f}, end-of-run pass {e1 / e0:.2f} "
+              f"(1 = linear overall; {n1 / n0:.0f} = quadratic)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
