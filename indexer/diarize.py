@@ -763,8 +763,8 @@ def reread(diar: Diarization, ids: list[str], centroids: np.ndarray, threshold: 
     voices. The voices from the other takes are purer references: each window of the take's speech
     (:class:`Windows`) is scored (cosine similarity) against them, each by its window profile (the
     mean of its windows in those takes, ``centroids``: like is compared with like, and it is how the
-    session gap below was measured), and against the take's own local speakers; the best path through each turn (Viterbi, a change of speaker costs
-    ``reseg_penalty``) gives its speaker. A window is nearer its own take's speaker than the same
+    session gap below was measured), and against the take's own local speakers; the best path
+    through each turn (Viterbi, a change of speaker costs ``reseg_penalty``) gives its speaker. A window is nearer its own take's speaker than the same
     person's voice from other takes (same room, microphone and day), so the take's own speakers count
     ``reread_bias`` less: that gap, measured on the AMI train files' reference turns, is 0.17 on
     average. A local speaker that already matches a voice (``threshold``, as the registry matches)
