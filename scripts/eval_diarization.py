@@ -207,6 +207,10 @@ def identity(items: list[dict], key: str, mapping_key: str) -> dict:
     ps, vs = sorted(participants), sorted(voices)
     mat = np.array([[co.get((p, v), 0.0) for v in vs] for p in ps]) if vs else np.zeros((len(ps), 0))
     many = float(mat.max(axis=0).sum()) if vs else 0.0
+    # Participants no voice maps to (none holds most of any voice's speech): all their attributed
+    # speech counts as wrong, whatever the re-read does; on AMI they are people who say a word or two.
+    mapped = {ps[i] for i in mat.argmax(axis=0)} if vs else set()
+    voiceless = {p: round(float(mat[i].sum()), 2) for i, p in enumerate(ps) if p not in mapped and mat[i].sum() > 0}
     r, c = linear_sum_assignment(-mat) if vs else ([], [])
     one = float(mat[r, c].sum()) if vs else 0.0
     # The registry alone: each local speaker stands for its main participant (what diarization got
@@ -231,7 +235,8 @@ def identity(items: list[dict], key: str, mapping_key: str) -> dict:
         r2, c2 = linear_sum_assignment(-lmat)
         registry = float(lmat[r2, c2].sum() / lmat.sum())
     return {"accuracy": many / attributed if attributed else 0.0, "accuracy_1to1": one / attributed if attributed else 0.0,
-            "registry_1to1": registry, "voices": len(vs), "participants": len(ps), "attributed_s": round(attributed, 1)}
+            "registry_1to1": registry, "voices": len(vs), "participants": len(ps), "attributed_s": round(attributed, 1),
+            "wrong_s": round(attributed - many, 2), "voiceless": voiceless}
 
 
 def register_all(items: list[dict], key: str, threshold: float, out_key: str, again: bool = True):
@@ -560,6 +565,11 @@ def main() -> int:
                   f"(one-to-one {ident['accuracy_1to1']:.1%}; registry alone {ident['registry_1to1']:.1%}; "
                   f"within-file ceiling {ident['ceiling']:.1%}); "
                   f"{ident['voices']} voices for {ident['participants']} participants")
+            if ident["voiceless"]:
+                lost = ident["voiceless"]
+                print(f"  {'':9} {'':17} wrong {ident['wrong_s']:.2f} s of {ident['attributed_s']:.1f} s; "
+                      f"{sum(lost.values()):.2f} s of it by {len(lost)} participant{'s' if len(lost) != 1 else ''} "
+                      "no voice maps to: " + ", ".join(f"{p} {s:.2f} s" for p, s in sorted(lost.items())))
         # The next run that files a take repeats the end-of-run pass over every take: does it hold?
         changed = pass_again(sorted(every, key=lambda it: it["uri"]), name, f"{name}_vmap", reg)
         splits("pass-again", "after the end-of-run pass again")
