@@ -77,7 +77,7 @@ eval: setup
 bench: setup
 	$(RUN) python scripts/bench_index.py
 	$(RUN) python scripts/bench_search.py
-	$(RUN) python scripts/bench_voices.py
+	$(RUN) python scripts/bench_voices.py --catalog 200,1000
 
 clean:
 	rm -rf $(DEMO_INDEX) $(DEMO_INDEX)-out .pytest_cache .bench

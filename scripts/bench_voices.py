@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How the voice registry scales with the number of takes in an index.
 
-    .venv/bin/python scripts/bench_voices.py [--takes 250,1000] [--cast 40]
+    .venv/bin/python scripts/bench_voices.py [--takes 250,1000] [--cast 40] [--catalog 200,1000]
 
 A production has hundreds to thousands of takes. Each take is filed under the production's voices
 (``diarize.identify``) and, at the end of every run that filed takes, every take is read again
@@ -10,6 +10,12 @@ random unit vectors, 2-3 speakers a take, 20-60 s of turns, 1.5 s speech windows
 speaker's voice; no model runs: this measures the bookkeeping, not the embeddings) and prints, for each
 number of takes, the time to file them one by one and the time of one end-of-run pass, per take. Both
 should stay flat as takes grow: a cost that grows with the index size per take is quadratic overall.
+
+``--catalog N,...`` measures the whole end-of-run pass as `dailies index` runs it
+(``Indexer.reread_voices``: every take's diarization read from the step cache, re-read, its lines
+attributed again) on real catalogs: the fixture shoot is indexed once (speakers on, no picture; in
+.bench/voices/), then its speaking takes are copied in the catalog (diarizations, lines, voices) up to
+N takes. It prints the pass's time per take and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -67,10 +73,81 @@ def synthetic_takes(n: int, cast: int, seed: int = 0) -> dict:
     return takes
 
 
+def _copied_catalog(base: Path, out: Path, takes: int) -> int:
+    """``base`` (an index) copied to ``out`` with its speaking takes repeated in the catalog until
+    there are ``takes`` of them (new take ids; same diarizations, lines and voices). Chroma is not
+    copied: the pass writes vectors only for takes whose lines change."""
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copy2(base / "catalog.sqlite", out / "catalog.sqlite")
+    db = sqlite3.connect(str(out / "catalog.sqlite"))
+    speaking = [r[0] for r in db.execute("SELECT take_id FROM steps WHERE step='diarize' ORDER BY take_id")]
+    columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})") if r[1] != "id"]
+               for t in ("takes", "shots", "steps", "voice_locals", "lines")}
+    copies = 0
+    with db:
+        for k in range(1, -(-takes // len(speaking))):
+            for take_id in speaking:
+                new = f"{take_id[:6]}{k:06d}"
+                for table, cols in columns.items():
+                    names = ",".join(f'"{c}"' for c in cols)
+                    for row in db.execute(f"SELECT {names} FROM {table} WHERE take_id=?", (take_id,)).fetchall():
+                        row = list(row)
+                        row[cols.index("take_id")] = new
+                        if table == "takes":
+                            row[cols.index("content_hash")] += f"-copy{k}"
+                        if table == "lines":
+                            row[cols.index("line_id")] = row[cols.index("line_id")].replace(take_id, new)
+                        db.execute(f"INSERT INTO {table}({names}) VALUES({','.join('?' * len(cols))})", row)
+                copies += 1
+    db.close()
+    return len(speaking) + copies
+
+
+def catalog_pass(sizes: list[int]) -> None:
+    import resource
+    import subprocess
+
+    from indexer.pipeline import Indexer
+    from indexer.store import Index
+
+    work = ROOT / ".bench" / "voices"
+    base = work / "fixture"
+    if not (base / "catalog.sqlite").exists():
+        print("indexing the fixture shoot once (speakers on, no picture) ...", flush=True)
+        done = subprocess.run([str(Path(sys.executable).parent / "dailies"), "index", str(ROOT / "fixtures" / "shoot"),
+                               "--index", str(base), "--no-visual"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"indexing the fixture shoot failed:\n{done.stderr[-2000:]}")
+    print("the end-of-run pass on real catalogs (Indexer.reread_voices), the fixture shoot's takes copied")
+    warm = Indexer(Index.open_writer(base))
+    warm._load_speakers()
+    if warm.diarizer is None:
+        raise SystemExit(f"no speaker models: {warm.speakers_skipped}")
+    warm.reread_voices()                               # imports and first calls, not measured
+    warm.index.close()
+    for n in sizes:
+        out = work / f"copies{n}"
+        takes = _copied_catalog(base, out, n)
+        indexer = Indexer(Index.open_writer(out))
+        indexer._load_speakers()
+        t0 = time.perf_counter()
+        changed = indexer.reread_voices()
+        seconds = time.perf_counter() - t0
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  {takes:6d} takes: {seconds:6.1f} s ({seconds / takes * 1000:5.1f} ms/take), {changed} takes' "
+              f"lines changed; peak RSS so far {rss:.0f} MiB", flush=True)
+        indexer.index.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--takes", default="250,1000", help="comma-separated numbers of takes")
     ap.add_argument("--cast", type=int, default=40, help="voices in the production")
+    ap.add_argument("--catalog", default="", help="also the whole end-of-run pass on real catalogs of these "
+                                                   "numbers of takes (comma-separated)")
     args = ap.parse_args()
     from indexer import diarize as D
     from indexer.voices import VoiceRegistry
@@ -95,6 +172,8 @@ def main() -> int:
         (n0, f0, e0), (n1, f1, e1) = rows[0], rows[-1]
         print(f"  per-take cost at {n1} takes / at {n0} takes: filing {f1 / f0:.2f}, end-of-run pass {e1 / e0:.2f} "
               f"(1 = linear overall; {n1 / n0:.0f} = quadratic)")
+    if args.catalog:
+        catalog_pass([int(x) for x in args.catalog.split(",")])
     return 0
 
 
