@@ -84,6 +84,8 @@ def _copied_catalog(base: Path, out: Path, takes: int) -> int:
     shutil.copy2(base / "catalog.sqlite", out / "catalog.sqlite")
     db = sqlite3.connect(str(out / "catalog.sqlite"))
     speaking = [r[0] for r in db.execute("SELECT take_id FROM steps WHERE step='diarize' ORDER BY take_id")]
+    if not speaking:
+        raise SystemExit(f"{base}: no take was diarized there (indexed without speaker models?); delete it and run again")
     columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})") if r[1] != "id"]
                for t in ("takes", "shots", "steps", "voice_locals", "lines")}
     copies = 0
