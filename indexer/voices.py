@@ -134,11 +134,21 @@ class _Sums:
             self.nwin[vid] = self.nwin.get(vid, 0) + 1
         self.takes.setdefault(take_id, []).append((vid, e, w))
 
-    def drop(self, take_id: str) -> None:
-        for vid, e, w in self.takes.pop(take_id, ()):
+    def _take_off(self, parts) -> None:
+        for vid, e, w in parts:
             self.emb[vid], self.n[vid] = self.emb[vid] - e, self.n[vid] - 1
             if w is not None:
                 self.win[vid], self.nwin[vid] = self.win[vid] - w, self.nwin[vid] - 1
+
+    def drop(self, take_id: str) -> None:
+        """The take's part taken off for good (the take is being filed again)."""
+        self._take_off(self.takes.pop(take_id, ()))
+
+    def without(self, take_id: str | None) -> "_Sums":
+        """The per-voice sums with the take's part taken off, as a copy (``self`` unchanged)."""
+        out = _Sums(dict(self.emb), dict(self.n), dict(self.win), dict(self.nwin))
+        out._take_off(self.takes.get(take_id, ()) if take_id is not None else ())
+        return out
 
 
 class VoiceRegistry:
@@ -198,20 +208,14 @@ class VoiceRegistry:
         The sums over every take are kept between calls (and the excluded take's part taken off), so
         the end-of-run pass over T takes costs O(T), not O(T^2) (scripts/bench_voices.py: 1000 takes,
         1.3 s instead of 47 s)."""
-        sums = self._sums(model or DEFAULT_MODEL)
-        emb, n = dict(sums.emb), dict(sums.n)
-        win, nwin = dict(sums.win), dict(sums.nwin)
-        for vid, e, w in sums.takes.get(exclude_take, ()) if exclude_take is not None else ():
-            emb[vid], n[vid] = emb[vid] - e, n[vid] - 1
-            if w is not None:
-                win[vid], nwin[vid] = win[vid] - w, nwin[vid] - 1
-        ids = sorted(v for v, k in n.items() if k > 0)
+        sums = self._sums(model or DEFAULT_MODEL).without(exclude_take)
+        ids = sorted(v for v, k in sums.n.items() if k > 0)
         if not ids:
             return [], np.zeros((0, 0), dtype=np.float32)
         rows = []
         for i in ids:
-            p = _unit(win[i]) if windows and nwin.get(i, 0) > 0 else None
-            rows.append(p if p is not None and p.shape == emb[i].shape else _unit(emb[i]))
+            p = _unit(sums.win[i]) if windows and sums.nwin.get(i, 0) > 0 else None
+            rows.append(p if p is not None and p.shape == sums.emb[i].shape else _unit(sums.emb[i]))
         return ids, np.stack(rows).astype(np.float32)
 
     def _sums(self, model: str) -> "_Sums":
