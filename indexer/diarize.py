@@ -767,8 +767,8 @@ def reread(diar: Diarization, ids: list[str], centroids: np.ndarray, threshold: 
     session gap below was measured), and against the take's own local speakers; the best path
     through each turn (Viterbi, a change of speaker costs ``reseg_penalty``) gives its speaker. A
     window is nearer its own take's speaker than the same person's voice from other takes (same
-    room, microphone and day), so the take's own speakers count ``reread_bias`` less: that gap, measured on the AMI train files' reference turns, is 0.17 on
-    average. A local speaker that already matches a voice (``threshold``, as the registry matches)
+    room, microphone and day), so the take's own speakers count ``reread_bias`` less: that gap,
+    measured on the AMI train files' reference turns, is 0.17 on average. A local speaker that already matches a voice (``threshold``, as the registry matches)
     stands for that voice. Returns the new diarization and, for each local speaker that stands for a
     known voice, that voice id (the registry then files it there).
     """
