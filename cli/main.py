@@ -250,7 +250,7 @@ def search_line(
         hits = search_lines(idx, LineQuery(text=text, scene=scene, take=take, speaker=speaker, limit=limit,
                                            min_match=min_match, span=span, semantic=not no_semantic))
         if visual or visual_image:
-            from indexer import vision
+            from indexer.picture import vision
 
             _need_file(visual_image)
             hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
@@ -317,7 +317,7 @@ def search_shots_cmd(
     with Index.open(index_path(index)) as idx:
         hits = search_speaker_shots(idx, speaker, scene=scene, take=take, limit=limit)
         if visual or visual_image:
-            from indexer import vision
+            from indexer.picture import vision
 
             hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
                                            visual, str(visual_image) if visual_image else None)
@@ -347,7 +347,7 @@ def search_visual_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Shots whose picture matches a description or a still (CLIP), best first, with shot TC in/out."""
-    from indexer import vision
+    from indexer.picture import vision
     from indexer.config import index_path
     from indexer.store import Index
 
@@ -389,7 +389,7 @@ def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> Non
         files = [dict(r) for r in idx.files()]
         stats = idx.stats()
         meta = {k: idx.meta(k) for k in ("schema_version", "created_at", "created_by", "index_uid")}
-        from indexer.voices import open_registry
+        from indexer.speakers.voices import open_registry
 
         reg = open_registry(idx.db, readonly=True)
         stats["voices"] = len(reg.summaries()) if reg is not None else 0

@@ -43,7 +43,7 @@ def voice_rows(idx) -> list[dict]:
     from fractions import Fraction
 
     from indexer.timecode import Clock
-    from indexer.voices import open_registry
+    from indexer.speakers.voices import open_registry
 
     reg = open_registry(idx.db, readonly=True)
     if reg is None:
@@ -106,7 +106,7 @@ def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) o
              yes: bool = typer.Option(False, "--yes", "-y", help="With --from-script: apply the proposal."),
              index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Name a voice (the name survives re-indexing and is what `--speaker` searches use)."""
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     if from_script:
         _name_from_script(index, yes, as_json)
@@ -123,7 +123,7 @@ def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
     from indexer.config import index_path
     from indexer.script.naming import propose_names
     from indexer.store import Index
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     with Index.open(index_path(index)) as idx:
         proposals = propose_names(idx)
@@ -162,7 +162,7 @@ def merge_cmd(keep: str = typer.Argument(..., help="The voice to keep (id or nam
               other: str = typer.Argument(..., help="The voice merged into it (its id keeps resolving)."),
               index: Optional[Path] = IndexOpt) -> None:
     """Merge two voices that are the same person (e.g. `dailies speakers merge V004 V007`)."""
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     err = _console(stderr=True)
     with _writer(index) as idx:
@@ -184,7 +184,7 @@ def split_cmd(voice: str = typer.Argument(..., help="The voice (id or name) that
               name: Optional[str] = typer.Option(None, "--name", help="Name the new voice at once."),
               index: Optional[Path] = IndexOpt) -> None:
     """Move a take's local speaker out of a voice into a new voice (kept apart on re-indexing)."""
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     with _writer(index) as idx:
         row = idx.take(take)

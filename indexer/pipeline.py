@@ -251,13 +251,13 @@ class Indexer:
         if not s.speakers:
             self.speakers_skipped = "speakers off (--no-speakers)"
             return
-        from . import modelfetch
-        from .diarize import Diarizer, parse_channels
+        from .models import diarization
+        from .speakers.diarize import Diarizer, parse_channels
 
         parse_channels(s.channels)                       # a bad --channels fails the run at once
         try:
-            models = modelfetch.resolve(s.diarization_model)
-        except modelfetch.ModelMissingError as exc:      # corrupt weights (ModelCorruptError) stop the run
+            models = diarization.resolve(s.diarization_model)
+        except diarization.ModelMissingError as exc:      # corrupt weights (ModelCorruptError) stop the run
             self.speakers_skipped = exc.message
             self.reporter.warning(f"No speakers: {exc.message} Lines get no speaker.")
             return
@@ -275,7 +275,7 @@ class Indexer:
         if not s.visual:
             self.picture_skipped = "picture step off (--no-visual)"
             return
-        from . import vision
+        from .picture import vision
 
         model, tag = vision.parse_clip_spec(s.clip_model)
         self.clip, self.tagger, message = vision.load_for_indexing(
@@ -302,7 +302,7 @@ class Indexer:
                                   "run have no picture vectors until they are re-embedded (--visual-only).")
 
     def keyframe_policy(self):
-        from .keyframes import KeyframePolicy
+        from .picture.keyframes import KeyframePolicy
 
         return KeyframePolicy(every=self.settings.keyframe_every)
 
@@ -498,7 +498,7 @@ class Indexer:
         sink = detector if (want_shots and cached_shots is None) else None
         picture_step = None
         if self.clip is not None and info.has_video:
-            from . import vision
+            from .picture import vision
 
             known = [Shot(*v) for v in cached_shots["shots"]] if cached_shots is not None else None
             if known is None and detector is None:      # no shot detection: the whole take is one shot
@@ -595,7 +595,7 @@ class Indexer:
         t = time.monotonic()
         tag_rows, n_frames = None, 0
         if p.picture is not None:
-            from . import vision
+            from .picture import vision
 
             n_frames = vision.store_frames(idx, take_id, info, p.picture)
             tag_rows = vision.shot_tag_rows(take_id, p.picture)
@@ -611,8 +611,8 @@ class Indexer:
 
     def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict):
         """Production-wide voices for the take's local speakers; lines split where the speaker changes."""
-        from . import diarize
-        from .voices import VoiceRegistry
+        from .speakers import diarize
+        from .speakers.voices import VoiceRegistry
 
         self.reporter.step("voices", file=info.path)
         reg = VoiceRegistry(self.index.db)
@@ -626,15 +626,16 @@ class Indexer:
 
     # -------------------------------------------------------------- every take against the others
     def reread_voices(self) -> int:
-        """Every take read again against the voices of all the others (:func:`indexer.diarize.identify_all`),
+        """Every take read again against the voices of all the others (:func:`indexer.speakers.diarize.identify_all`),
         at the end of a run that filed new takes: a take indexed early gains from the takes indexed
         after it. Where that changes who speaks, the take's lines are attributed again (from its lines
         as they were before any speaker split). Takes attributed by channel (``--channels``) keep
         theirs: that needs the sound. Returns the number of takes whose lines changed."""
         import json
 
-        from . import diarize, embed
-        from .voices import VoiceRegistry
+        from .speakers import diarize
+        from . import embed
+        from .speakers.voices import VoiceRegistry
 
         idx, key = self.index, self.diarizer.key()
         diars: dict[str, diarize.Diarization] = {}
@@ -672,7 +673,7 @@ class Indexer:
     # -------------------------------------------------------------- picture later (--visual-only)
     def add_picture(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
         """The picture step alone, for takes already indexed without it; speech is not redone."""
-        from . import vision
+        from .picture import vision
 
         summary, files = self._collect(paths)
         t0 = time.monotonic()

@@ -155,7 +155,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
 
 def speaker_locals(index: Index, ref: str) -> list[tuple[str, str]]:
     """(take id, local speaker label) of every appearance of a voice named or numbered ``ref``."""
-    from .voices import open_registry
+    from .speakers.voices import open_registry
 
     reg = open_registry(index.db, readonly=True)
     if reg is None:
@@ -166,7 +166,7 @@ def speaker_locals(index: Index, ref: str) -> list[tuple[str, str]]:
 
 def voice_names(index: Index, take_ids) -> dict[tuple[str, str], object]:
     """(take id, local label) -> Voice (id and name, merges followed) for these takes."""
-    from .voices import open_registry
+    from .speakers.voices import open_registry
 
     reg = open_registry(index.db, readonly=True)
     return reg.mapping(list(take_ids)) if reg is not None else {}
@@ -220,7 +220,7 @@ def search_speaker_shots(index: Index, ref: str, *, scene: str | None = None, ta
                          limit: int = 1000) -> list[Hit]:
     """Every shot in which a voice speaks: shot TC in/out and how much of the shot it speaks (``score``
     = share of the shot's duration, ``rankers['seconds']`` = seconds of speech)."""
-    from .diarize import shot_speech
+    from .speakers.diarize import shot_speech
 
     lines = search_speaker(index, ref, scene=scene, take=take, limit=10**9)
     by_take: dict[str, list[Hit]] = {}

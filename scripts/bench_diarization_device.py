@@ -7,7 +7,7 @@ reference RTTMs). For each device it prints seconds per file (after a warm-up), 
 DER against the reference where there is one, and how far the GPU's turns are from the CPU's (DER of
 one against the other: the same models should give the same speakers). Then the speed-up.
 
-The diarizer is indexer.diarize.Diarizer exactly as `dailies index --device cuda` runs it:
+The diarizer is indexer.speakers.diarize.Diarizer exactly as `dailies index --device cuda` runs it:
 segmentation-3.0 and CAM++ on the GPU, the refinement, the resegmentation and the windows read
 against the voices of other takes included. Reads 16 kHz WAV with scipy (no FFmpeg needed), so it runs
 on a machine with only PyTorch and pyannote.audio.
@@ -66,8 +66,8 @@ def main() -> int:
     from pyannote.core import Segment, Timeline
     from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from indexer import diarize as D
-    from indexer.modelfetch import resolve
+    from indexer.speakers import diarize as D
+    from indexer.models.diarization import resolve
 
     files = [(f, None) for f in args.files] if args.files else default_files(args.shared)
     if not files:

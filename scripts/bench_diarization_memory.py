@@ -35,9 +35,9 @@ def main() -> int:
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     os.environ.setdefault("DAILIES_MODELS", str(args.shared / "models"))
-    from indexer import diarize as D
+    from indexer.speakers import diarize as D
     from indexer.media import load_audio
-    from indexer.modelfetch import resolve
+    from indexer.models.diarization import resolve
 
     base = args.shared / "eval" / "diarization"
     names = ("dev00", "dev01", "tst00", "tst01", "trn03", "trn05")

@@ -70,10 +70,10 @@ def main() -> int:
 
     import numpy as np
 
-    from indexer import vision
+    from indexer.picture import vision
     from indexer.config import IndexSettings, default_threads
     from indexer.pipeline import Indexer
-    from indexer.keyframes import KeyframePolicy
+    from indexer.picture.keyframes import KeyframePolicy
     from indexer.media import decode, probe
     from indexer.shots import ShotDetector
     from indexer.store import Index

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 def synthetic_takes(n: int, cast: int, seed: int = 0) -> dict:
     from pyannote.core import Annotation, Segment
 
-    from indexer import diarize as D
+    from indexer.speakers import diarize as D
 
     rng = np.random.default_rng(seed)
     people = rng.normal(size=(cast, 192))
@@ -151,8 +151,8 @@ def main() -> int:
     ap.add_argument("--catalog", default="", help="also the whole end-of-run pass on real catalogs of these "
                                                    "numbers of takes (comma-separated)")
     args = ap.parse_args()
-    from indexer import diarize as D
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers import diarize as D
+    from indexer.speakers.voices import VoiceRegistry
 
     sizes = [int(x) for x in args.takes.split(",")]
     print(f"synthetic takes, a cast of {args.cast}; per take: filing (as indexed) and one end-of-run pass")

@@ -42,8 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer import diarize as D  # noqa: E402
-from indexer.modelfetch import resolve  # noqa: E402
+from indexer.speakers import diarize as D  # noqa: E402
+from indexer.models.diarization import resolve  # noqa: E402
 
 PYANNOTE_31_PARAMS = {
     "segmentation": {"min_duration_off": 0.0},
@@ -109,7 +109,7 @@ class PyannoteStyleEmbedding(D.CamppPyannoteEmbedding):
     def __call__(self, waveforms, masks=None):
         import torch
 
-        from indexer.campplus import fbank
+        from indexer.speakers.campplus import fbank
 
         feats = []
         for b in range(waveforms.shape[0]):
@@ -129,7 +129,7 @@ def pyannote_direct(models, threads: int):
     import torch
     from pyannote.audio import Model
 
-    from indexer.campplus import CamppEmbedder
+    from indexer.speakers.campplus import CamppEmbedder
 
     torch.set_num_threads(threads)
     embedding = PyannoteStyleEmbedding(CamppEmbedder(models.embedding, verify=False))
@@ -242,7 +242,7 @@ def identity(items: list[dict], key: str, mapping_key: str) -> dict:
 def register_all(items: list[dict], key: str, threshold: float, out_key: str, again: bool = True):
     """Register the files' speakers in one registry, in order, as indexing does (with the split of a
     speaker whose segments belong to voices already known from other files). Returns the registry."""
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     reg = VoiceRegistry(sqlite3.connect(":memory:"), threshold=threshold)
     for it in items:                              # take by take, as they are indexed
@@ -356,7 +356,7 @@ def session_gap(items: list[dict], embedder) -> tuple[float, int]:
     reference turns of people heard in two or more files, of cosine(window, that person's other
     windows in this file) - cosine(window, that person's windows in the other files). This is the
     bias diarize.reread() gives the take's own speakers (REFINE["reread_bias"]). Returns (gap, windows)."""
-    from indexer.campplus import fbank
+    from indexer.speakers.campplus import fbank
 
     rows, feats = [], []
     for it in items:
@@ -387,7 +387,7 @@ def tune(sets: dict, models, threads: int) -> dict:
     threshold (identity): AMI train only."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from indexer.voices import DEFAULT_THRESHOLD
+    from indexer.speakers.voices import DEFAULT_THRESHOLD
 
     train = sets["ami-train"]
     diarizer = D.Diarizer(models, threads=threads)
@@ -450,7 +450,7 @@ def tune(sets: dict, models, threads: int) -> dict:
         print(f"  voice threshold {vthr:.2f}: train identity {ident['accuracy']:.1%} (1:1 {ident['accuracy_1to1']:.1%}), "
               f"{ident['voices']} voices / {ident['participants']} participants", flush=True)
     # The plateau where both identity measures are at their best; ties go to its high end, as
-    # indexer/voices.py says: a wrong merge puts a wrong name on lines, a wrong split is one
+    # indexer/speakers/voices.py says: a wrong merge puts a wrong name on lines, a wrong split is one
     # `speakers merge` away. Past the high end lies over-splitting (train at 0.75: one voice more,
     # one-to-one identity 94.3 -> 86.0 %), the cheap error; towards the low end, similar voices merge
     # (the fixture shoot's two synthetic voices are ~0.6 apart). An earlier rule stepped one grid
@@ -543,7 +543,7 @@ def main() -> int:
         report["cpwer"]["speaker_blind_wer"] = plain
         print(f"  (speaker-blind WER of the same words: {plain:.2%}; ASR {item['asr_s']:.1f}s for 30 s)")
 
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     print(f"\nCross-take identity (voice registry, threshold {VoiceRegistry(sqlite3.connect(':memory:')).threshold})")
     every = sets["ami-dev+test"] + sets["ami-train"]

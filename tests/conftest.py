@@ -19,10 +19,10 @@ SHARED_MODELS = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared")) /
 
 
 def _speaker_models_present() -> bool:
-    from indexer import modelfetch
+    from indexer.models import diarization
 
     try:
-        modelfetch.resolve(verify=False)
+        diarization.resolve(verify=False)
         return True
     except Exception:
         return False

@@ -66,10 +66,10 @@ def _guarded(tmp_path, name: str, *args: str, env: dict | None = None) -> dict:
 
 
 def test_indexing_and_searching_a_take_opens_no_network_connection(tmp_path):
-    from indexer import modelfetch
+    from indexer.models import diarization
 
     try:
-        modelfetch.resolve(verify=False)
+        diarization.resolve(verify=False)
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"the speaker models are absent ({exc}); without them pyannote is never loaded")
     env = {k: v for k, v in os.environ.items() if k not in ("PYANNOTE_METRICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY")}

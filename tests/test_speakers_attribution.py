@@ -1,4 +1,4 @@
-"""Word attribution and line splitting (indexer/diarize.py) on hand-made speaker turns.
+"""Word attribution and line splitting (indexer/speakers/diarize.py) on hand-made speaker turns.
 
 The turns here are written by hand (no model): these tests are about how words are given to
 speakers, not about diarization itself (tests/test_speakers_diarize.py runs the real models).
@@ -15,7 +15,7 @@ pytest.importorskip("pyannote.core")
 
 from pyannote.core import Annotation, Segment  # noqa: E402
 
-from indexer import diarize as D  # noqa: E402
+from indexer.speakers import diarize as D  # noqa: E402
 from indexer.records import Line, Shot, Word  # noqa: E402
 
 
@@ -234,7 +234,7 @@ def test_only_a_takes_own_speakers_feed_the_window_profiles():
     take's own speakers do."""
     import sqlite3
 
-    from indexer.voices import LocalIn, VoiceRegistry
+    from indexer.speakers.voices import LocalIn, VoiceRegistry
 
     rng = np.random.default_rng(5)
     maya, leo = _unit(rng.normal(size=192)), _unit(rng.normal(size=192))

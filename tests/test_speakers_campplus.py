@@ -1,4 +1,4 @@
-"""CAM++ (indexer/campplus.py): network + fbank front end against a reference from an independent
+"""CAM++ (indexer/speakers/campplus.py): network + fbank front end against a reference from an independent
 implementation with the real weights (tests/data/README_campplus.md says how it was made)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _cos(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def embedder():
-    from indexer.campplus import CamppEmbedder
+    from indexer.speakers.campplus import CamppEmbedder
 
     return CamppEmbedder(WEIGHTS)
 
@@ -36,13 +36,13 @@ def test_import_does_not_load_torch():
     import subprocess
     import sys
 
-    code = "import sys, indexer.campplus, indexer.diarize, indexer.voices, indexer.modelfetch; print('torch' in sys.modules)"
+    code = "import sys, indexer.speakers.campplus, indexer.speakers.diarize, indexer.speakers.voices, indexer.models.diarization; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_fbank_shape_and_mean_normalisation():
-    from indexer.campplus import fbank
+    from indexer.speakers.campplus import fbank
 
     t = np.arange(16000 * 2) / 16000
     feats = fbank(0.1 * np.sin(2 * np.pi * 440 * t).astype(np.float32)).numpy()
@@ -55,7 +55,7 @@ def test_fbank_shape_and_mean_normalisation():
 def test_state_dict_loads_strictly(embedder):
     import torch
 
-    from indexer.campplus import EMBED_DIM
+    from indexer.speakers.campplus import EMBED_DIM
 
     # CamppEmbedder loaded the file with strict=True; the network holds exactly the file's tensors
     state = embedder.model.state_dict()
@@ -68,7 +68,7 @@ def test_state_dict_loads_strictly(embedder):
 def test_strict_loading_refuses_a_wrong_state_dict():
     import torch
 
-    from indexer.campplus import load_state
+    from indexer.speakers.campplus import load_state
     from indexer.errors import ModelError
 
     state = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
@@ -97,7 +97,7 @@ def test_embeddings_match_independent_reference(embedder):
 
 @needs_weights
 def test_corrupt_weights_are_refused(tmp_path):
-    from indexer.campplus import CamppEmbedder
+    from indexer.speakers.campplus import CamppEmbedder
     from indexer.errors import ModelError
 
     bad = tmp_path / "campplus_cn_en_common.pt"

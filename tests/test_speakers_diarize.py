@@ -23,15 +23,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def diarizer():
-    from indexer import modelfetch
-    from indexer.diarize import Diarizer
+    from indexer.models import diarization
+    from indexer.speakers.diarize import Diarizer
 
     try:
-        models = modelfetch.resolve()
-    except modelfetch.ModelMissingError:
+        models = diarization.resolve()
+    except diarization.ModelMissingError:
         if not (SHARED / "models").is_dir():
             pytest.skip("diarization weights absent (run `dailies models fetch`)")
-        models = modelfetch.resolve(str(SHARED / "models"))
+        models = diarization.resolve(str(SHARED / "models"))
     return Diarizer(models, threads=2, channels="each")
 
 
@@ -52,7 +52,7 @@ def test_sample_der_and_speakers(diarizer):
     assert all(s.embedding is not None and abs(float((s.embedding ** 2).sum()) - 1) < 1e-4 for s in out.speakers)
     assert not out.exclusive.get_overlap()
     # the cached form gives back the same turns
-    from indexer.diarize import Diarization, _turns_json
+    from indexer.speakers.diarize import Diarization, _turns_json
 
     back = Diarization.from_json(json.loads(json.dumps(out.to_json())))
     assert _turns_json(back.exclusive) == _turns_json(out.exclusive)
@@ -61,9 +61,9 @@ def test_sample_der_and_speakers(diarizer):
 def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
     if not MANIFEST.is_file():
         pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
-    from indexer import diarize as D
+    from indexer.speakers import diarize as D
     from indexer.media import decode, probe
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     manifest = json.loads(MANIFEST.read_text())
     reg = VoiceRegistry(sqlite3.connect(":memory:"))
@@ -98,12 +98,12 @@ def test_fixture_lines_and_shots_by_speaker(diarizer):
     character's, and the shots with a character's words are exactly the manifest's."""
     if not MANIFEST.is_file():
         pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
-    from indexer import diarize as D
+    from indexer.speakers import diarize as D
     from indexer.align import build_lines
     from indexer.media import decode, probe
     from indexer.records import Shot
     from indexer.speech import BUNDLED, Transcriber
-    from indexer.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     manifest = json.loads(MANIFEST.read_text())
     transcriber = Transcriber(BUNDLED, threads=2)
@@ -149,7 +149,7 @@ def test_resegmentation_finds_the_changes_inside_long_turns(diarizer):
     from pyannote.database.util import load_rttm, load_uem
     from pyannote.metrics.diarization import DiarizationErrorRate, DiarizationPurity
 
-    from indexer import diarize as D
+    from indexer.speakers import diarize as D
     from indexer.media import load_audio
 
     audio = load_audio(str(ami / "dev00.wav"))
@@ -178,7 +178,7 @@ def test_resegmentation_restores_a_change_it_is_shown_merged(diarizer):
         pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
     from pyannote.core import Annotation, Segment
 
-    from indexer import diarize as D
+    from indexer.speakers import diarize as D
     from indexer.media import load_audio
 
     audio = load_audio(str(ROOT / "fixtures" / "shoot" / "12A_T1_CamA.mov"))
@@ -220,9 +220,9 @@ def test_the_other_takes_voices_correct_a_take_that_mixes_two_people(diarizer):
         pytest.skip(f"{ami}/dev01.wav is absent (real evaluation media from ../shared/eval)")
     from pyannote.database.util import load_rttm
 
-    from indexer import diarize as D
+    from indexer.speakers import diarize as D
     from indexer.media import load_audio
-    from indexer.voices import LocalIn, VoiceRegistry
+    from indexer.speakers.voices import LocalIn, VoiceRegistry
 
     refs = load_rttm(str(ami / "debug.development.rttm"))
     diars = {uri: diarizer(load_audio(str(ami / f"{uri}.wav")), uri=uri) for uri in ("dev00", "dev01")}

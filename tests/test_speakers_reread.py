@@ -39,11 +39,11 @@ def _word_share_on_right_voice(idx, take_id: str, ref, person_of_voice: dict) ->
 def test_a_take_indexed_first_is_attributed_again_once_later_takes_are_known(tmp_path, monkeypatch):
     if not (AMI / "dev00.wav").is_file() or not (AMI / "dev01.wav").is_file():
         pytest.skip(f"{AMI} is absent (real evaluation media from ../shared/eval)")
-    from indexer import modelfetch
+    from indexer.models import diarization
 
     try:
-        modelfetch.resolve()
-    except modelfetch.ModelMissingError:
+        diarization.resolve()
+    except diarization.ModelMissingError:
         pytest.skip("diarization weights absent (run `dailies models fetch`)")
     from pyannote.database.util import load_rttm
 
@@ -89,7 +89,7 @@ def test_a_take_indexed_first_is_attributed_again_once_later_takes_are_known(tmp
 
         # the re-read failing never loses the run: a one-line warning, the lines as they were, and
         # the next run tries again
-        from indexer import diarize
+        from indexer.speakers import diarize
         from indexer.pipeline import VOICES_STALE, NullReporter
 
         class Warned(NullReporter):

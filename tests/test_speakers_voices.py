@@ -1,4 +1,4 @@
-"""Voice registry (indexer/voices.py): matching, stable ids, names, merges and splits.
+"""Voice registry (indexer/speakers/voices.py): matching, stable ids, names, merges and splits.
 
 Embeddings here are synthetic unit vectors (one direction per person plus noise): these tests are
 about the registry's bookkeeping, not about a model.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import UsageError
-from indexer.voices import LocalIn, VoiceRegistry
+from indexer.speakers.voices import LocalIn, VoiceRegistry
 
 RNG = np.random.default_rng(7)
 PEOPLE = {name: v / np.linalg.norm(v) for name, v in
@@ -164,7 +164,7 @@ def test_window_profiles_are_the_mean_of_a_voices_windows_in_the_other_takes(reg
     """centroids(windows=True): each voice by the mean of its locals' speech windows (a long take
     counted as at most WINDOW_CAP windows), the take being read left out; a voice whose locals have
     no windows keeps its embedding centroid."""
-    from indexer.voices import WINDOW_CAP
+    from indexer.speakers.voices import WINDOW_CAP
 
     maya_w, leo_w = voice("maya"), voice("leo")
     reg.register_take("t1", [LocalIn("SPEAKER_00", voice("maya"), 8.0, window_sum=3 * maya_w, window_count=3),

@@ -24,7 +24,7 @@ if not POPEYE.is_dir():
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
-from indexer import vision  # noqa: E402
+from indexer.picture import vision  # noqa: E402
 from indexer.errors import DailiesError, ModelError, UsageError  # noqa: E402
 from indexer.media import decode, probe  # noqa: E402
 from indexer.shots import ShotDetector  # noqa: E402
@@ -277,7 +277,7 @@ def test_popeye_stills_find_their_shot(tmp_path, embedder):
 
 def test_visual_only_redo_uses_catalog_shots_and_converts_only_planned_frames(tmp_path, embedder):
     path = _fixture("12A_T4_CamC_MOS.mov")
-    from indexer.keyframes import KeyframePolicy, plan_shot
+    from indexer.picture.keyframes import KeyframePolicy, plan_shot
 
     with Index.open_writer(tmp_path / "idx") as idx:
         info, shots, first = index_picture(idx, str(path), embedder, "take4")
@@ -293,7 +293,7 @@ def test_visual_only_redo_uses_catalog_shots_and_converts_only_planned_frames(tm
 
 
 def test_same_picture_reuses_the_vector(embedder):
-    from indexer.keyframes import Keyframe
+    from indexer.picture.keyframes import Keyframe
 
     rng = np.random.default_rng(3)
     still = rng.integers(0, 255, (36, 64, 3)).astype(np.uint8)

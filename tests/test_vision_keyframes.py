@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from indexer.keyframes import DETECTOR_LAG, KeyframePolicy, KeyframeSink, plan_shot, shot_of
+from indexer.picture.keyframes import DETECTOR_LAG, KeyframePolicy, KeyframeSink, plan_shot, shot_of
 from indexer.records import Shot
 from indexer.shots import shots_from_cuts
 

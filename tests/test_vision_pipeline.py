@@ -28,7 +28,7 @@ def visual_index(tmp_path_factory, tiny_clip):
 def _still(tmp_path, clip, frame):
     from PIL import Image
 
-    from indexer import vision
+    from indexer.picture import vision
 
     p = tmp_path / f"still_{frame}.png"
     Image.fromarray(vision.extract_frame(str(clip), frame)).save(p)
@@ -38,7 +38,7 @@ def _still(tmp_path, clip, frame):
 def test_a_still_finds_its_own_shot_first(visual_index, manifest):
     from fractions import Fraction
 
-    from indexer import vision
+    from indexer.picture import vision
     from indexer.store import Index
     from indexer.timecode import Clock
 

@@ -28,7 +28,7 @@ pytestmark = [
 
 
 def test_a_cartoon_sailor_finds_popeye(tmp_path):
-    from indexer import vision
+    from indexer.picture import vision
     from indexer.media import decode, probe
     from indexer.shots import ShotDetector
     from indexer.store import Index

@@ -57,7 +57,7 @@ def speaker_hits(index: Index, name: str, *, scene: str | None = None, take: str
 def visual_hits(index: Index, text: str, *, scene: str | None = None, take: str | None = None,
                 limit: int = 50, **_) -> list[Hit]:
     """Shots that look like a description (CLIP), one hit per shot spanning the whole shot."""
-    from .. import vision
+    from ..picture import vision
 
     return vision.search_visual(index, vision.VisualQuery(text=text, scene=scene, take=take, limit=limit),
                                 vision.embedder_for_index(index))

@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .campplus import NAME as CAMPPLUS_NAME
-from .errors import UsageError
+from ..errors import UsageError
 
 # Cosine similarity between a local speaker's CAM++ embedding and a voice centroid at or above which
 # they are the same voice. Tuned on the AMI debug *train* files only (scripts/eval_diarization.py
@@ -80,14 +80,14 @@ def _vec(b: bytes | None) -> np.ndarray | None:
 
 @dataclass
 class LocalIn:
-    """What the registry needs of one local speaker (``indexer.diarize.LocalSpeaker`` fits)."""
+    """What the registry needs of one local speaker (``indexer.speakers.diarize.LocalSpeaker`` fits)."""
 
     label: str
     embedding: np.ndarray | None
     seconds: float
     channel: int | None = None
-    voice: str | None = None             # the voice this local was read as (indexer.diarize.reread)
-    window_sum: np.ndarray | None = None  # sum of the unit embeddings of its speech windows (indexer.diarize.Windows)
+    voice: str | None = None             # the voice this local was read as (indexer.speakers.diarize.reread)
+    window_sum: np.ndarray | None = None  # sum of the unit embeddings of its speech windows (indexer.speakers.diarize.Windows)
     window_count: int = 0
 
 
@@ -203,7 +203,7 @@ class VoiceRegistry:
 
         ``windows``: a voice's *window profile* instead, the mean of the CAM++ embeddings of its speech
         windows in those takes, where its locals have windows (else its centroid). That is what a
-        window of speech is compared with in :func:`indexer.diarize.reread`: like with like.
+        window of speech is compared with in :func:`indexer.speakers.diarize.reread`: like with like.
 
         The sums over every take are kept between calls (and the excluded take's part taken off), so
         the end-of-run pass over T takes costs O(T), not O(T^2) (scripts/bench_voices.py: 1000 takes,
@@ -264,7 +264,7 @@ class VoiceRegistry:
                 result[lab] = self.resolve_id(old_usable[j][1])
                 pinned[lab] = old_usable[j][3]
                 sims[lab] = sim
-            # 1b. locals already read as a known voice (indexer.diarize.reread) go to that voice,
+            # 1b. locals already read as a known voice (indexer.speakers.diarize.reread) go to that voice,
             #     unless the user pinned this take's local to a voice of their choosing
             for s in speakers:
                 vid = self.resolve_id(s.voice) if s.voice else None

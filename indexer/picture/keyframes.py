@@ -29,7 +29,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .records import Shot
+from ..records import Shot
 
 # PySceneDetect reports a cut at most this many frames after it happened (adaptive: 2, content: 0);
 # frames older than this (plus the end margin) can no longer become the end of the open shot.

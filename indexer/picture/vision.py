@@ -9,7 +9,7 @@ Models
   sentence which model, where it looked and how to get it when the weights are absent.
 
 Indexing (one take)
-  :class:`PictureStep` puts a :class:`indexer.keyframes.KeyframeSink` into the single decoding pass; its
+  :class:`PictureStep` puts a :class:`indexer.picture.keyframes.KeyframeSink` into the single decoding pass; its
   keyframes are embedded in batches as they are decided (pictures are dropped once embedded) and tagged
   per shot from an editable vocabulary (:func:`load_vocabulary`). :func:`store_frames` writes one record
   per embedded frame to the index's ``frames`` collection (id ``<take_id>-f<frame:07d>``; metadata
@@ -42,11 +42,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .config import models_dir
-from .errors import DailiesError, MediaError, ModelError, UsageError
+from ..config import models_dir
+from ..errors import DailiesError, MediaError, ModelError, UsageError
 from .keyframes import Keyframe, KeyframePolicy, KeyframeSink, shot_of
-from .records import Hit, Shot
-from .timecode import Clock
+from ..records import Hit, Shot
+from ..timecode import Clock
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def model_rows() -> list[dict]:
 
 
 def _sha256(path: str) -> str:
-    from .speech import file_sha256
+    from ..speech import file_sha256
 
     return file_sha256(path)
 
@@ -363,7 +363,7 @@ class ClipEmbedder:
         open_clip = _import_open_clip()
         import torch
 
-        from .config import torch_device
+        from ..config import torch_device
 
         device = torch_device(self.device_setting, "CLIP")
         if device == "cpu" and self.threads:
@@ -930,8 +930,8 @@ def picture_of_take(index, take_id: str, embedder: ClipEmbedder, *, tagger: Tagg
     """The picture step alone for a take already indexed (``--visual-only``): its shots come from the
     catalog, so only the planned keyframes are converted; no sound is decoded and nothing is redone.
     Stores the frame vectors; returns the result (tags for the catalog, settings for ``models``)."""
-    from .media import decode
-    from .records import MediaInfo
+    from ..media import decode
+    from ..records import MediaInfo
 
     row = index.take_row(take_id)
     if row is None:
@@ -1081,7 +1081,7 @@ def _where(take_ids: list[str] | None, tags: Iterable[str]) -> dict | None:
 def _query_take_ids(index, query: VisualQuery) -> list[str] | None:
     ids = list(query.take_ids) if query.take_ids is not None else None
     if query.scene or query.take:
-        from .search import LineQuery, take_filter
+        from ..search import LineQuery, take_filter
 
         found = take_filter(index, LineQuery(text="", scene=query.scene, take=query.take))
         ids = sorted(found if ids is None else found & set(ids))
@@ -1207,7 +1207,7 @@ def extract_frame(path: str, frame: int, *, max_width: int | None = None) -> np.
     seeking to the nearest keyframe before it."""
     import av
 
-    from .media import _open, probe
+    from ..media import _open, probe
 
     info = probe(path)
     if not info.has_video:

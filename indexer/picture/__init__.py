@@ -1,0 +1,1 @@
+"""Picture: keyframes, the open_clip embedder, shot tags, frame search."""
