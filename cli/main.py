@@ -391,7 +391,7 @@ def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> Non
         meta = {k: idx.meta(k) for k in ("schema_version", "created_at", "created_by", "index_uid")}
         from indexer.speakers.voices import open_registry
 
-        reg = open_registry(idx.db, readonly=True)
+        reg = open_registry(idx, readonly=True)
         stats["voices"] = len(reg.summaries()) if reg is not None else 0
     for t in takes:
         t["models"] = json.loads(t["models"]) if t.get("models") else None

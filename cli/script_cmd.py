@@ -154,14 +154,14 @@ def match_cmd(
 
 def _load(index, script, version):
     from indexer.config import index_path
-    from indexer.script.catalog import all_matches, resolve_version, script_of
+    from indexer.script.catalog import all_matches, name_of_script, resolve_version, script_of
     from indexer.store import Index
 
     idx = Index.open(index_path(index))
     try:
         v = resolve_version(idx, script, version)
         s = script_of(idx, v)
-        name = idx.db.execute("SELECT name FROM script_scripts WHERE script_id=?", (v["script_id"],)).fetchone()[0]
+        name = name_of_script(idx, v)
         matches = all_matches(idx, v, s)
         takes = {r["take_id"]: dict(r) for r in idx.takes()}
     finally:

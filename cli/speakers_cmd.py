@@ -45,7 +45,7 @@ def voice_rows(idx) -> list[dict]:
     from indexer.timecode import Clock
     from indexer.speakers.voices import open_registry
 
-    reg = open_registry(idx.db, readonly=True)
+    reg = open_registry(idx, readonly=True)
     if reg is None:
         return []
     takes = {r["take_id"]: r for r in idx.takes(status="indexed")}   # a pending take shows no voices
@@ -115,7 +115,7 @@ def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) o
         raise DailiesError("Say which voice and what name, e.g. `dailies speakers name V003 MAYA`, "
                            "or use --from-script.")
     with _writer(index) as idx:
-        vid = VoiceRegistry(idx.db).name(voice, name)
+        vid = VoiceRegistry(idx.voice_tables()).name(voice, name)
     _console(stderr=True).print(f"{vid} is now {name.strip()}.")
 
 
@@ -129,7 +129,7 @@ def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
         proposals = propose_names(idx)
     if yes and proposals:
         with _writer(index) as idx:
-            reg = VoiceRegistry(idx.db)
+            reg = VoiceRegistry(idx.voice_tables())
             for p in proposals:
                 reg.name(p.voice_id, p.character)
     if as_json:
@@ -166,7 +166,7 @@ def merge_cmd(keep: str = typer.Argument(..., help="The voice to keep (id or nam
 
     err = _console(stderr=True)
     with _writer(index) as idx:
-        reg = VoiceRegistry(idx.db)
+        reg = VoiceRegistry(idx.voice_tables())
         shared = reg.shared_takes(keep, other)
         kept = reg.merge(keep, other)
         v = reg.voice(kept)
@@ -188,7 +188,7 @@ def split_cmd(voice: str = typer.Argument(..., help="The voice (id or name) that
 
     with _writer(index) as idx:
         row = idx.take(take)
-        reg = VoiceRegistry(idx.db)
+        reg = VoiceRegistry(idx.voice_tables())
         new = reg.split(voice, row["take_id"], label)
         if name:
             reg.name(new, name)

@@ -34,6 +34,10 @@ class IndexLockedError(DailiesError):
     """Another process is writing the index."""
 
 
+class IndexReadOnlyError(DailiesError):
+    """A writer was asked for on an index folder this user may not write."""
+
+
 class IndexVersionError(DailiesError):
     """The index was written by an incompatible version of dailies."""
 

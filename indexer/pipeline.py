@@ -615,7 +615,7 @@ class Indexer:
         from .speakers.voices import VoiceRegistry
 
         self.reporter.step("voices", file=info.path)
-        reg = VoiceRegistry(self.index.db)
+        reg = VoiceRegistry(self.index.voice_tables())
         # A take may hold two voices its own diarization cannot tell apart: voices already known from
         # other takes can.
         diar, voice_of = diarize.identify(diar, reg, take_id, model=self.diarizer.embedding_model)
@@ -651,7 +651,7 @@ class Indexer:
         changed = 0
         if len(diars) >= 2:
             self.reporter.step("voices, every take against the others", 0.0, float(len(diars)), file="all takes")
-            out = diarize.identify_all(diars, VoiceRegistry(idx.db), model=self.diarizer.embedding_model)
+            out = diarize.identify_all(diars, VoiceRegistry(idx.voice_tables()), model=self.diarizer.embedding_model)
             for n, (take_id, (diar, voice_of)) in enumerate(out.items(), 1):
                 info = MediaInfo.from_json(json.loads(rows[take_id]["info"]))
                 stored = idx.lines_of_take(take_id)

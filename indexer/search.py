@@ -139,9 +139,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     _fuse(windows)
     selected = _group_by_take(_select(windows, query.min_match, len(q_tokens)))[: query.limit]
     take_ids_sel = sorted({w.take_id for w in selected})
-    take_rows = {r["take_id"]: r for r in index.db.execute(
-        f"SELECT * FROM takes WHERE take_id IN ({','.join('?' * len(take_ids_sel))})",
-        take_ids_sel).fetchall()} if selected else {}
+    take_rows = index.takes_by_id(take_ids_sel) if selected else {}
     shots = index.shots_of(take_rows)
     voices = voice_names(index, take_rows)
     hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words)
@@ -157,7 +155,7 @@ def speaker_locals(index: Index, ref: str) -> list[tuple[str, str]]:
     """(take id, local speaker label) of every appearance of a voice named or numbered ``ref``."""
     from .speakers.voices import open_registry
 
-    reg = open_registry(index.db, readonly=True)
+    reg = open_registry(index, readonly=True)
     if reg is None:
         raise UsageError("This index has no speakers yet (index with the speaker models present: "
                          "`dailies models fetch`, then `dailies index --force FOLDER`).")
@@ -168,7 +166,7 @@ def voice_names(index: Index, take_ids) -> dict[tuple[str, str], object]:
     """(take id, local label) -> Voice (id and name, merges followed) for these takes."""
     from .speakers.voices import open_registry
 
-    reg = open_registry(index.db, readonly=True)
+    reg = open_registry(index, readonly=True)
     return reg.mapping(list(take_ids)) if reg is not None else {}
 
 
@@ -181,13 +179,7 @@ def _set_speaker(hit: Hit, line: LineRow, voices: dict) -> None:
 
 
 def _take_rows(index: Index, take_ids) -> dict[str, object]:
-    ids = sorted(set(take_ids))
-    out = {}
-    for i in range(0, len(ids), 900):
-        chunk = ids[i:i + 900]
-        out.update({r["take_id"]: r for r in index.db.execute(
-            f"SELECT * FROM takes WHERE status='indexed' AND take_id IN ({','.join('?' * len(chunk))})", chunk)})
-    return out
+    return index.takes_by_id(take_ids, status="indexed")
 
 
 def search_speaker(index: Index, ref: str, *, scene: str | None = None, take: str | None = None,
@@ -273,10 +265,8 @@ def take_filter(index: Index, query: LineQuery) -> set[str] | None:
 
 
 def _semantic_neighbours(index: Index, q_vec: np.ndarray, take_ids: list[str] | None) -> list[str]:
-    col = index.collection("lines")
     where = {"take_id": {"$in": take_ids}} if take_ids else None
-    res = col.query(query_embeddings=[q_vec.tolist()], n_results=SEMANTIC_CANDIDATES, where=where,
-                    include=["distances"])
+    res = index.vectors.nearest("lines", q_vec, SEMANTIC_CANDIDATES, where=where)
     return list(res["ids"][0]) if res["ids"] else []
 
 

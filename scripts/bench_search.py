@@ -68,11 +68,11 @@ def build_synthetic(source: Path, target: Path, n_lines: int) -> int:
 
     with Index.open(source) as src:
         takes = [dict(r) for r in src.takes(status="indexed")]
-        lines = {t["take_id"]: [dict(r) for r in src.db.execute(
+        lines = {t["take_id"]: [dict(r) for r in src._db.execute(
             "SELECT * FROM lines WHERE take_id=? ORDER BY idx", (t["take_id"],))] for t in takes}
-        shots = {t["take_id"]: [dict(r) for r in src.db.execute(
+        shots = {t["take_id"]: [dict(r) for r in src._db.execute(
             "SELECT * FROM shots WHERE take_id=?", (t["take_id"],))] for t in takes}
-        col = src.collection("lines")
+        col = src.vectors.collection("lines")
         got = col.get(include=["embeddings", "metadatas", "documents"])
         vec = {i: (e, m, d) for i, e, m, d in zip(got["ids"], got["embeddings"], got["metadatas"], got["documents"])}
     per_copy = sum(len(v) for v in lines.values())
@@ -80,22 +80,22 @@ def build_synthetic(source: Path, target: Path, n_lines: int) -> int:
         raise SystemExit("The source index has no lines.")
     copies = math.ceil(n_lines / per_copy)
     with Index.open_writer(target) as dst:
-        dcol = dst.collection("lines")
+        dcol = dst.vectors.collection("lines")
         batch_ids, batch_vecs, batch_meta, batch_docs = [], [], [], []
         total = 0
         for c in range(copies):
-            with dst.db:
+            with dst._db:
                 for t in takes:
                     tid = f"{t['take_id'][:5]}x{c:06d}"
                     row = dict(t, take_id=tid, content_hash=f"{t['content_hash'][:20]}{c:012d}",
                                name=f"{t['name']}_c{c:05d}")
                     cols = ",".join(row)
-                    dst.db.execute(f"INSERT INTO takes({cols}) VALUES({','.join('?' * len(row))})", list(row.values()))
-                    dst.db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
+                    dst._db.execute(f"INSERT INTO takes({cols}) VALUES({','.join('?' * len(row))})", list(row.values()))
+                    dst._db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
                                        [(tid, s["idx"], s["first_frame"], s["last_frame"]) for s in shots[t["take_id"]]])
                     for ln in lines[t["take_id"]]:
                         new_id = line_id(tid, ln["idx"])
-                        dst.db.execute(
+                        dst._db.execute(
                             'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, '
                             "speaker, voice_id, data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             (new_id, tid, ln["idx"], ln["start"], ln["end"], ln["text"], ln["norm"], ln["phon"],

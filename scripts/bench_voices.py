@@ -153,13 +153,14 @@ def main() -> int:
     args = ap.parse_args()
     from indexer.speakers import diarize as D
     from indexer.speakers.voices import VoiceRegistry
+    from indexer.store import VoiceTables
 
     sizes = [int(x) for x in args.takes.split(",")]
     print(f"synthetic takes, a cast of {args.cast}; per take: filing (as indexed) and one end-of-run pass")
     rows = []
     for n in sizes:
         takes = synthetic_takes(n, args.cast)
-        reg = VoiceRegistry(sqlite3.connect(":memory:"))
+        reg = VoiceRegistry(VoiceTables.memory())
         t0 = time.perf_counter()
         for take_id, d in takes.items():
             D.identify(d, reg, take_id)

@@ -31,7 +31,6 @@ import argparse
 import itertools
 import json
 import os
-import sqlite3
 import sys
 import time
 import warnings
@@ -243,8 +242,9 @@ def register_all(items: list[dict], key: str, threshold: float, out_key: str, ag
     """Register the files' speakers in one registry, in order, as indexing does (with the split of a
     speaker whose segments belong to voices already known from other files). Returns the registry."""
     from indexer.speakers.voices import VoiceRegistry
+    from indexer.store import VoiceTables
 
-    reg = VoiceRegistry(sqlite3.connect(":memory:"), threshold=threshold)
+    reg = VoiceRegistry(VoiceTables.memory(), threshold=threshold)
     for it in items:                              # take by take, as they are indexed
         d = it.setdefault(f"{key}_before_registry", it[key])
         it[key], m = D.identify(d, reg, it["uri"])
@@ -544,10 +544,11 @@ def main() -> int:
         print(f"  (speaker-blind WER of the same words: {plain:.2%}; ASR {item['asr_s']:.1f}s for 30 s)")
 
     from indexer.speakers.voices import VoiceRegistry
+    from indexer.store import VoiceTables
 
-    print(f"\nCross-take identity (voice registry, threshold {VoiceRegistry(sqlite3.connect(':memory:')).threshold})")
+    print(f"\nCross-take identity (voice registry, threshold {VoiceRegistry(VoiceTables.memory()).threshold})")
     every = sets["ami-dev+test"] + sets["ami-train"]
-    threshold = VoiceRegistry(sqlite3.connect(":memory:")).threshold
+    threshold = VoiceRegistry(VoiceTables.memory()).threshold
     for name in systems:
         def splits(stage: str, words: str) -> None:
             for label, items in (("all 13 AMI files", every), ("dev+test", sets["ami-dev+test"]),
@@ -565,7 +566,7 @@ def main() -> int:
         # ... and after the end-of-run re-read of every take against all the others (what an index holds)
         reg = register_all(sorted(every, key=lambda it: it["uri"]), name, threshold, f"{name}_vmap")
         if sets["fixture"]:
-            register_all(sets["fixture"], name, VoiceRegistry(sqlite3.connect(":memory:")).threshold, f"{name}_vmap")
+            register_all(sets["fixture"], name, VoiceRegistry(VoiceTables.memory()).threshold, f"{name}_vmap")
         for label, items in (("all 13 AMI files", every), ("dev+test", sets["ami-dev+test"]),
                              ("train (tuning)", sets["ami-train"]), ("fixture shoot", sets["fixture"])):
             if not items:

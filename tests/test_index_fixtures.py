@@ -16,7 +16,7 @@ from conftest import FIXTURES, frame_of, run_cli
 from indexer.errors import IndexLockedError, MediaError
 from indexer.media import probe
 from indexer.search import LineQuery, search_lines
-from indexer.store import Index
+from indexer.store import SCHEMA_VERSION, Index
 from indexer.timecode import Clock
 
 TOLERANCE = 3   # frames
@@ -247,7 +247,7 @@ def test_reindexing_skips_unchanged_and_force_upserts(tmp_path):
     with Index.open(idx_path) as idx:
         after = [(ln.line_id, ln.text) for r in idx.takes() for ln in idx.lines_of_take(r["take_id"])]
         assert after == before                                   # same deterministic ids, no duplicates
-        assert idx.collection("lines").count() == len(after)     # Chroma agrees with the catalog
+        assert idx.vectors.count("lines") == len(after)     # Chroma agrees with the catalog
 
 
 def test_a_copied_or_moved_file_is_recognised(tmp_path):
@@ -279,7 +279,7 @@ def test_status_records_models(shoot_index):
     assert t1["models"]["whisper"]["name"] == "tiny.en" and len(t1["models"]["whisper"]["sha256"]) == 64
     assert t1["models"]["text_embedding"]["dim"] == 256
     assert t1["models"]["shots"]["detector"] == "adaptive"
-    assert status["schema_version"] == "1"
+    assert status["schema_version"] == str(SCHEMA_VERSION)
 
 
 # ---------------------------------------------------------------------------------------- speakers

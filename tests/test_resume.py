@@ -48,9 +48,9 @@ def _check_complete(idx, manifest, shoot_index):
         takes = got.takes()
         assert sorted(t["name"] for t in takes) == sorted(t["name"] for t in manifest["takes"])
         assert all(t["status"] == "indexed" for t in takes)
-        ids = [r[0] for r in got.db.execute("SELECT line_id FROM lines")]
+        ids = [r[0] for r in got._db.execute("SELECT line_id FROM lines")]
         assert len(ids) == len(set(ids)), "duplicate lines"
-        assert got.collection("lines").count() == len(ids), "Chroma and the catalog disagree"
+        assert got.vectors.count("lines") == len(ids), "Chroma and the catalog disagree"
         ref_counts = {t["name"]: t["n_lines"] for t in ref.takes(status="indexed")}
         assert {t["name"]: t["n_lines"] for t in takes} == {n: ref_counts[n] for n in ref_counts
                                                            if n in {t["name"] for t in takes}}

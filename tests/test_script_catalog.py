@@ -24,7 +24,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def lines(idx: Index, version_id: int) -> dict[str, tuple[str, str, str]]:
-    return {r["line_id"]: (r["uid"], r["text"], r["change"]) for r in idx.db.execute(
+    return {r["line_id"]: (r["uid"], r["text"], r["change"]) for r in idx._db.execute(
         "SELECT * FROM script_lines WHERE version_id=? ORDER BY seq", (version_id,))}
 
 
@@ -73,7 +73,7 @@ def test_failed_import_leaves_nothing_behind(tmp_path, monkeypatch):
     with Index.open_writer(tmp_path / "idx") as idx:
         with pytest.raises(ScriptError):
             catalog.import_script(idx, write(tmp_path, "bad.fountain", "INT. A - DAY\n\n/* never closed\n"))
-        assert not catalog.has_scripts(idx.db)
+        assert not catalog.has_scripts(idx)
         # a failure while writing rows rolls the whole import back
         catalog.import_script(idx, write(tmp_path, "ok.fountain", SCENE))
         real = catalog._lock_ids
@@ -89,7 +89,7 @@ def test_failed_import_leaves_nothing_behind(tmp_path, monkeypatch):
         with pytest.raises(Exception):
             catalog.import_script(idx, write(tmp_path, "ok.fountain", rev))
         assert [r["version"] for r in catalog.scripts(idx)] == [1]
-        assert idx.db.execute("SELECT COUNT(*) FROM script_lines").fetchone()[0] == 8
+        assert idx._db.execute("SELECT COUNT(*) FROM script_lines").fetchone()[0] == 8
 
 
 def test_queries_without_an_imported_script_say_what_to_do(tmp_path):

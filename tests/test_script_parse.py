@@ -248,7 +248,7 @@ def test_every_eval_screenplay_imports_with_the_counts_the_file_holds(path, tmp_
     data = path.read_bytes()
     with Index.open_writer(tmp_path / "index") as idx:
         res = import_script(idx, path, match=False)
-        stored = idx.db.execute("SELECT COUNT(*) FROM script_lines WHERE version_id=?", (res.version_id,)).fetchone()[0]
+        stored = idx._db.execute("SELECT COUNT(*) FROM script_lines WHERE version_id=?", (res.version_id,)).fetchone()[0]
     s = res.script
     want = count_fdx(data) if path.suffix == ".fdx" else count_fountain(data.decode("utf-8-sig"))
     assert (len(s.scenes), len(s.lines), set(s.characters)) == want

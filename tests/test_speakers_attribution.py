@@ -232,13 +232,12 @@ def test_only_a_takes_own_speakers_feed_the_window_profiles():
     """Filing a re-read take: the stretch the re-read gave to a voice from another take does not
     feed that voice's window profile (it was read from it; each later pass would pull harder), the
     take's own speakers do."""
-    import sqlite3
-
     from indexer.speakers.voices import LocalIn, VoiceRegistry
+    from indexer.store import VoiceTables
 
     rng = np.random.default_rng(5)
     maya, leo = _unit(rng.normal(size=192)), _unit(rng.normal(size=192))
-    reg = VoiceRegistry(sqlite3.connect(":memory:"))
+    reg = VoiceRegistry(VoiceTables.memory())
     reg.register_take("t1", [LocalIn("SPEAKER_00", leo, 6.0, window_sum=4 * leo, window_count=4)])
     # t2: one local speaker that is MAYA for 8 s, then LEO for 6 s
     d = diar([(0.0, 14.0, "SPEAKER_00")], duration=14.0)
@@ -247,7 +246,7 @@ def test_only_a_takes_own_speakers_feed_the_window_profiles():
     d.windows = _windows([(0.0, 8.0, maya), (8.0, 14.0, leo)], rng)
     out, voice_of = D.identify(d, reg, "t2")
     assert len(out.labels) == 2 and set(voice_of.values()) == {"V001", "V002"}      # LEO's stretch found
-    sums = dict(((lab, n) for lab, n in reg.db.execute(
+    sums = dict(((lab, n) for lab, n in reg.tables._db.execute(
         "SELECT label, window_count FROM voice_locals WHERE take_id='t2'")))
     assert sums["SPEAKER_00"] > 0                                   # the take's own speaker: its windows
     assert [n for lab, n in sums.items() if lab != "SPEAKER_00"] == [0]   # the re-read stretch: none

@@ -41,7 +41,7 @@ def index(tmp_path):
             lines = [_line(0, 1.0, "you're still here", "SPEAKER_00"),
                      _line(1, 3.0, "the comet won't wait for office hours", "SPEAKER_01")]
             _commit_lines_only(idx, take_id, lines)
-            VoiceRegistry(idx.db).register_take(take_id, [LocalIn("SPEAKER_00", A, 4.0), LocalIn("SPEAKER_01", B, 6.0)])
+            VoiceRegistry(idx.voice_tables()).register_take(take_id, [LocalIn("SPEAKER_00", A, 4.0), LocalIn("SPEAKER_01", B, 6.0)])
     return path
 
 
@@ -50,15 +50,15 @@ def _commit_lines_only(idx: Index, take_id: str, lines: list[Line]) -> None:
     from indexer.store import line_id
     from indexer.textnorm import phonetic, tokens
 
-    with idx.db:
+    with idx._db:
         for ln in lines:
             toks = tokens(ln.text)
-            idx.db.execute(
+            idx._db.execute(
                 'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker) '
                 "VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                 (line_id(take_id, ln.index), take_id, ln.index, ln.start, ln.end, ln.text, " ".join(toks),
                  " ".join(phonetic(t) for t in toks), json.dumps([w.to_json() for w in ln.words]), "[]", ln.speaker))
-        idx.db.execute("UPDATE takes SET status='indexed' WHERE take_id=?", (take_id,))
+        idx._db.execute("UPDATE takes SET status='indexed' WHERE take_id=?", (take_id,))
 
 
 def run(index, *args):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -63,10 +62,11 @@ def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
         pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
     from indexer.speakers import diarize as D
     from indexer.media import decode, probe
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.store import VoiceTables
+from indexer.speakers.voices import VoiceRegistry
 
     manifest = json.loads(MANIFEST.read_text())
-    reg = VoiceRegistry(sqlite3.connect(":memory:"))
+    reg = VoiceRegistry(VoiceTables.memory())
     voice_of_character: dict[str, set] = {}
     lav_owner = None
     for take in manifest["takes"]:
@@ -107,7 +107,7 @@ def test_fixture_lines_and_shots_by_speaker(diarizer):
 
     manifest = json.loads(MANIFEST.read_text())
     transcriber = Transcriber(BUNDLED, threads=2)
-    reg = VoiceRegistry(sqlite3.connect(":memory:"))
+    reg = VoiceRegistry(VoiceTables.memory())
     voice_lines: dict[str, set] = {}
     shots_found: dict[tuple[str, str], set] = {}
     for take in manifest["takes"]:
@@ -229,7 +229,7 @@ def test_the_other_takes_voices_correct_a_take_that_mixes_two_people(diarizer):
     assert diars["dev01"].windows is not None and len(diars["dev01"].windows.start) > 20
 
     def right_share(reread: bool) -> float:
-        reg = VoiceRegistry(sqlite3.connect(":memory:"))
+        reg = VoiceRegistry(VoiceTables.memory())
         d0, m0 = D.identify(diars["dev00"], reg, "dev00")
         if reread:
             d1, m1 = D.identify(diars["dev01"], reg, "dev01")

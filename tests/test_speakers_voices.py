@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import UsageError
+from indexer.store import VoiceTables
 from indexer.speakers.voices import LocalIn, VoiceRegistry
 
 RNG = np.random.default_rng(7)
@@ -31,7 +32,7 @@ def take(**people: float) -> list[LocalIn]:
 
 @pytest.fixture
 def reg():
-    return VoiceRegistry(sqlite3.connect(":memory:"))
+    return VoiceRegistry(VoiceTables.memory())
 
 
 def test_new_voices_get_sequential_ids_main_speaker_first(reg):
@@ -70,7 +71,7 @@ def test_names_merges_and_splits_survive_reindexing(reg):
     far = [LocalIn("SPEAKER_00", far_vec, 6.0)]
     reg.threshold = 0.9
     m2 = reg.register_take("t2", far)
-    reg.threshold = VoiceRegistry(sqlite3.connect(":memory:")).threshold
+    reg.threshold = VoiceRegistry(VoiceTables.memory()).threshold
     maya, leo, maya2 = m1["SPEAKER_00"], m1["SPEAKER_01"], m2["SPEAKER_00"]
     assert maya2 not in (maya, leo)
     reg.name(maya, "MAYA")
@@ -127,12 +128,11 @@ def test_summaries_and_mapping(reg):
 
 
 def test_registry_lives_in_voice_tables_of_the_catalog(tmp_path):
-    db = sqlite3.connect(tmp_path / "catalog.sqlite")
-    VoiceRegistry(db).register_take("t1", take(maya=8.0))
-    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    VoiceRegistry(VoiceTables.standalone(tmp_path / "catalog.sqlite")).register_take("t1", take(maya=8.0))
+    with sqlite3.connect(tmp_path / "catalog.sqlite") as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names and all(n.startswith("voice_") for n in names)
-    db.close()
-    again = VoiceRegistry(sqlite3.connect(tmp_path / "catalog.sqlite"))
+    again = VoiceRegistry(VoiceTables.standalone(tmp_path / "catalog.sqlite"))
     assert again.voice_of("t1", "SPEAKER_00").voice_id == "V001"
 
 
@@ -186,13 +186,16 @@ def test_window_profiles_are_the_mean_of_a_voices_windows_in_the_other_takes(reg
 
 
 def test_an_index_made_before_window_profiles_gains_the_columns(tmp_path):
-    db = sqlite3.connect(tmp_path / "catalog.sqlite")
-    VoiceRegistry(db).register_take("t1", take(maya=8.0))
-    with db:                       # the table as an older dailies made it
+    from indexer.store import Index
+
+    with Index.open_writer(tmp_path / "idx") as idx:
+        VoiceRegistry(idx.voice_tables()).register_take("t1", take(maya=8.0))
+    with sqlite3.connect(tmp_path / "idx" / "catalog.sqlite") as db:      # the tables as an older dailies made them
         db.execute("ALTER TABLE voice_locals DROP COLUMN window_sum")
         db.execute("ALTER TABLE voice_locals DROP COLUMN window_count")
-    db.close()
-    again = VoiceRegistry(sqlite3.connect(tmp_path / "catalog.sqlite"))
+        db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    idx = Index.open_writer(tmp_path / "idx")                             # the schema migration adds them
+    again = VoiceRegistry(idx.voice_tables())
     ids, prof = again.centroids(windows=True)                 # falls back to the embedding centroid
     assert ids == ["V001"] and np.allclose(prof, again.centroids()[1])
     assert again.register_take("t2", take(maya=6.0))["SPEAKER_00"] == "V001"
@@ -212,7 +215,7 @@ def test_the_kept_sums_always_equal_a_fresh_reading_of_the_catalog(reg):
         return LocalIn(label, e, secs, window_sum=(n * voice(who)) if n else None, window_count=n)
 
     def check():
-        fresh = VoiceRegistry(reg.db)
+        fresh = VoiceRegistry(reg.tables)
         for take_id in (None, "t1", "t3", "t9"):
             for windows in (False, True):
                 got, want = reg.centroids(exclude_take=take_id, windows=windows), \
@@ -227,7 +230,7 @@ def test_the_kept_sums_always_equal_a_fresh_reading_of_the_catalog(reg):
     reg.register_take("t3", [local("SPEAKER_00", "ann", 12.0)])          # re-filed with other speakers
     check()
     a, b = (s.voice_id for s in reg.summaries()[:2])
-    VoiceRegistry(reg.db).merge(a, b)                                     # another registry, same catalog
+    VoiceRegistry(reg.tables).merge(a, b)                                     # another registry, same catalog
     check()
     reg.split(a, "t1")
     check()

@@ -169,7 +169,7 @@ def test_index_and_query_fixture_take(tmp_path, embedder):
         info, shots, result = index_picture(idx, str(path), embedder, "take4", tagger)
         assert [[s.first_frame, s.last_frame] for s in shots] == truth["shots"]
         # One record per embedded frame, ids deterministic, TC from the take's own clock.
-        got = idx.collection("frames").get(where={"take_id": "take4"}, include=["metadatas"])
+        got = idx.vectors.get("frames", where={"take_id": "take4"})
         assert sorted(got["ids"]) == sorted(vision.frame_id("take4", r.frame) for r in result.frames)
         rate = Fraction(truth["rate"])
         from indexer.timecode import tc_to_frames
@@ -182,7 +182,7 @@ def test_index_and_query_fixture_take(tmp_path, embedder):
         assert {r.shot for r in result.frames} == {0, 1, 2} and set(result.tags) == {0, 1, 2}
         # Redoing the take is an upsert: nothing duplicated.
         vision.store_frames(idx, "take4", info, result)
-        assert idx.collection("frames").count() == len(result.frames)
+        assert idx.vectors.count("frames") == len(result.frames)
 
         for s in shots:
             frame = (s.first_frame + s.last_frame) // 2 + 1            # not necessarily a keyframe
@@ -256,7 +256,7 @@ def test_popeye_stills_find_their_shot(tmp_path, embedder):
             assert len(shots) >= 5
             for r in result.frames:
                 assert shots[r.shot].first_frame <= r.frame <= shots[r.shot].last_frame
-            metas = idx.collection("frames").get(where={"take_id": take_id}, include=["metadatas"])["metadatas"]
+            metas = idx.vectors.get("frames", where={"take_id": take_id})["metadatas"]
             assert all(m["tc"] == frames_to_tc(m["frame"], info.rate, True) for m in metas)   # no TC: 00:00:00;00
             for s in shots:
                 # A still of one of the shot's keyframes, at full size: shot k first, always.
@@ -285,7 +285,7 @@ def test_visual_only_redo_uses_catalog_shots_and_converts_only_planned_frames(tm
         planned = sorted(f for s in shots for f in plan_shot(s.first_frame, s.last_frame, info.rate, KeyframePolicy()))
         assert [r.frame for r in again.frames] == planned
         assert again.converted == len(planned)
-        got = idx.collection("frames").get(where={"take_id": "take4"})
+        got = idx.vectors.get("frames", where={"take_id": "take4"})
         assert sorted(got["ids"]) == [vision.frame_id("take4", f) for f in planned]
         # Streaming (shots found in the same pass) lands within a grid step of the exact plan.
         assert len(first.frames) == len(planned)

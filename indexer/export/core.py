@@ -67,7 +67,7 @@ class Source:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Source":
-        """From a ``takes`` row of the catalog (sqlite3.Row or dict)."""
+        """From a ``takes`` row of the catalog (read by column name, or a dict)."""
         import json
         import math
 

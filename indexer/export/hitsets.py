@@ -17,13 +17,7 @@ from .timeline import LogEntry
 
 
 def sources_for(index: Index, take_ids: Iterable[str]) -> dict[str, Source]:
-    ids = sorted(set(take_ids))
-    out: dict[str, Source] = {}
-    for i in range(0, len(ids), 900):
-        chunk = ids[i:i + 900]
-        for row in index.db.execute(f"SELECT * FROM takes WHERE take_id IN ({','.join('?' * len(chunk))})", chunk):
-            out[row["take_id"]] = Source.from_row(row)
-    return out
+    return {tid: Source.from_row(row) for tid, row in index.takes_by_id(take_ids).items()}
 
 
 def indexed_sources(index: Index, refs: Sequence[str] | None = None) -> list[Source]:
@@ -67,7 +61,7 @@ def script_line_hits(index: Index, ref: str, *, limit: int = 100, **_) -> list[H
     """The takes that delivered a script line such as 12A/4, best first (from the imported screenplay)."""
     from ..script.catalog import all_matches, has_scripts, line_deliveries, resolve_version, script_of
 
-    if not has_scripts(index.db):
+    if not has_scripts(index):
         raise DailiesError("No screenplay is imported in this index; import one with `dailies script import FILE`.")
     version = resolve_version(index)
     script = script_of(index, version)
@@ -83,7 +77,7 @@ def script_lines_of_takes(index: Index, take_ids: Sequence[str]) -> dict[str, li
     """Script lines (e.g. ``12A/4``) each take delivered, for the ALE; empty when no script is imported."""
     from ..script.catalog import all_matches, has_scripts, resolve_version
 
-    if not has_scripts(index.db):
+    if not has_scripts(index):
         return {}
     wanted = set(take_ids)
     out: dict[str, list[str]] = {}

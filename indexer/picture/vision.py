@@ -967,10 +967,9 @@ def store_frames(index, take_id: str, info_or_clock, result: PictureResult) -> i
     index.check_embedder(COLLECTION, result.model)
     if index.meta(META_KEY) is None:
         index.set_meta(META_KEY, json.dumps({k: v for k, v in result.model.items() if k != "device"}))
-    col = index.collection(COLLECTION)
-    col.delete(where={"take_id": take_id})
     recs = result.frames
     if not recs:
+        index.vectors.delete_take(COLLECTION, take_id)
         return 0
     ids, vecs, metas = [], [], []
     for r in recs:
@@ -983,13 +982,12 @@ def store_frames(index, take_id: str, info_or_clock, result: PictureResult) -> i
         ids.append(frame_id(take_id, r.frame))
         vecs.append(np.asarray(r.vector, dtype=np.float32))
         metas.append(meta)
-    for i in range(0, len(ids), 2000):
-        col.upsert(ids=ids[i:i + 2000], embeddings=np.stack(vecs[i:i + 2000]), metadatas=metas[i:i + 2000])
+    index.vectors.replace_take(COLLECTION, take_id, ids, np.stack(vecs), metas)
     return len(ids)
 
 
 def delete_frames(index, take_id: str) -> None:
-    index.collection(COLLECTION).delete(where={"take_id": take_id})
+    index.vectors.delete_take(COLLECTION, take_id)
 
 
 def shot_tag_rows(take_id: str, result: PictureResult) -> list[tuple[str, int, str, str, float]]:
@@ -1090,8 +1088,7 @@ def _query_take_ids(index, query: VisualQuery) -> list[str] | None:
 
 def search_visual(index, query: VisualQuery, embedder: ClipEmbedder | None = None) -> list[VisualHit]:
     """Shots whose frames are nearest the query, best first (one hit per shot: its best frame)."""
-    col = index.collection(COLLECTION)
-    total = col.count()
+    total = index.vectors.count(COLLECTION)
     if total == 0:
         raise UsageError(f"The index {index.path} has no picture vectors yet; index with CLIP weights present "
                          "(`dailies models fetch clip:ViT-B-32/laion2b_s34b_b79k` or --clip-checkpoint FILE).")
@@ -1101,8 +1098,8 @@ def search_visual(index, query: VisualQuery, embedder: ClipEmbedder | None = Non
     if take_ids is not None and not take_ids:
         return []
     wanted = query.candidates or max(200, 12 * query.limit)
-    res = col.query(query_embeddings=[q.tolist()], n_results=min(wanted, total),
-                    where=_where(take_ids, query.tags), include=["metadatas", "distances"])
+    res = index.vectors.nearest(COLLECTION, q, min(wanted, total), where=_where(take_ids, query.tags),
+                                include=("metadatas", "distances"))
     best: dict[tuple[str, int], tuple[float, dict]] = {}
     for meta, dist in zip(res["metadatas"][0] if res["metadatas"] else [], res["distances"][0] if res["distances"] else []):
         key = (meta["take_id"], int(meta["shot"]))
@@ -1115,11 +1112,7 @@ def search_visual(index, query: VisualQuery, embedder: ClipEmbedder | None = Non
 
 def _visual_hits(index, ranked: list[tuple[tuple[str, int], float, dict]], limit: int) -> list[VisualHit]:
     take_ids = sorted({k[0] for k, _, _ in ranked})
-    rows = {}
-    for i in range(0, len(take_ids), 900):
-        chunk = take_ids[i:i + 900]
-        rows.update({r["take_id"]: r for r in index.db.execute(
-            f"SELECT * FROM takes WHERE status='indexed' AND take_id IN ({','.join('?' * len(chunk))})", chunk)})
+    rows = index.takes_by_id(take_ids, status="indexed")
     shots_of: dict[str, dict[int, Shot]] = {}
     spoken: dict[str, list] = {}
     hits: list[VisualHit] = []
@@ -1157,9 +1150,9 @@ def shot_similarities(index, q: np.ndarray, take_ids: Iterable[str]) -> dict[tup
     out: dict[tuple[str, int], tuple[float, int]] = {}
     if not take_ids:
         return out
-    col = index.collection(COLLECTION)
     for i in range(0, len(take_ids), 200):
-        got = col.get(where={"take_id": {"$in": take_ids[i:i + 200]}}, include=["embeddings", "metadatas"])
+        got = index.vectors.get(COLLECTION, where={"take_id": {"$in": take_ids[i:i + 200]}},
+                                include=("embeddings", "metadatas"))
         embs = got.get("embeddings")
         if embs is None or not len(embs):
             continue

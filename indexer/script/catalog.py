@@ -1,6 +1,7 @@
 """Screenplays in the index's catalog (sqlite): versioned imports, stored matches, and queries.
 
-Tables (all prefixed ``script_``, created on first import by :func:`ensure_schema`):
+Tables (all prefixed ``script_``, part of the catalog's one schema; their SQL is in
+:mod:`indexer.store.screenplays`):
 
 * ``script_scripts``   one row per screenplay (by name: the title, or the file name)
 * ``script_versions``  one row per import (version 1, 2 ...), with the parsed document as JSON
@@ -20,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -37,48 +37,12 @@ from .model import Script
 
 MATCHER_VERSION = 1
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS script_scripts(
-    script_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, title TEXT, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS script_versions(
-    version_id INTEGER PRIMARY KEY, script_id INTEGER NOT NULL REFERENCES script_scripts(script_id),
-    version INTEGER NOT NULL, path TEXT NOT NULL, format TEXT NOT NULL, sha256 TEXT NOT NULL,
-    title TEXT, pages INTEGER, pages_source TEXT, n_scenes INTEGER NOT NULL, n_lines INTEGER NOT NULL,
-    warnings TEXT NOT NULL, doc TEXT NOT NULL, imported_at TEXT NOT NULL, UNIQUE(script_id, version));
-CREATE TABLE IF NOT EXISTS script_scenes(
-    version_id INTEGER NOT NULL REFERENCES script_versions(version_id), idx INTEGER NOT NULL,
-    label TEXT NOT NULL, number TEXT, heading TEXT NOT NULL, int_ext TEXT, location TEXT, time_of_day TEXT,
-    page_start INTEGER, page_end INTEGER, eighths INTEGER, n_lines INTEGER NOT NULL,
-    PRIMARY KEY(version_id, idx));
-CREATE TABLE IF NOT EXISTS script_lines(
-    version_id INTEGER NOT NULL REFERENCES script_versions(version_id), line_id TEXT NOT NULL,
-    uid TEXT NOT NULL, seq INTEGER NOT NULL, scene_idx INTEGER NOT NULL, scene TEXT NOT NULL,
-    position INTEGER NOT NULL, character TEXT NOT NULL, extensions TEXT NOT NULL, parentheticals TEXT NOT NULL,
-    text TEXT NOT NULL, norm TEXT NOT NULL, dual INTEGER NOT NULL, page INTEGER, layout_lines INTEGER,
-    change TEXT NOT NULL, PRIMARY KEY(version_id, line_id));
-CREATE INDEX IF NOT EXISTS script_lines_uid ON script_lines(uid);
-CREATE TABLE IF NOT EXISTS script_matches(
-    version_id INTEGER NOT NULL, take_id TEXT NOT NULL, scene TEXT, scene_source TEXT, take_key TEXT NOT NULL,
-    matcher INTEGER NOT NULL, total REAL, matched_at TEXT NOT NULL, PRIMARY KEY(version_id, take_id));
-CREATE TABLE IF NOT EXISTS script_deliveries(
-    version_id INTEGER NOT NULL, take_id TEXT NOT NULL, n INTEGER NOT NULL, line_id TEXT NOT NULL,
-    start REAL NOT NULL, "end" REAL NOT NULL, score REAL NOT NULL, coverage REAL NOT NULL, status TEXT NOT NULL,
-    attempt INTEGER NOT NULL, delivered TEXT NOT NULL, diff TEXT NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY(version_id, take_id, n));
-CREATE INDEX IF NOT EXISTS script_deliveries_line ON script_deliveries(version_id, line_id);
-"""
-
 Progress = Callable[[str, int, int], None]
 
 
-def ensure_schema(db: sqlite3.Connection) -> None:
-    with db:
-        db.executescript(_SCHEMA)
-
-
-def has_scripts(db: sqlite3.Connection) -> bool:
-    row = db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='script_versions'").fetchone()
-    return bool(row) and db.execute("SELECT COUNT(*) FROM script_versions").fetchone()[0] > 0
+def has_scripts(index: Index) -> bool:
+    """Whether a screenplay was imported into the index."""
+    return index.screenplays().any()
 
 
 # ------------------------------------------------------------------------------------------ records
@@ -172,53 +136,36 @@ def import_script(index: Index, path: str | Path, *, name: str | None = None, re
     data = p.read_bytes() if p.is_file() else b""
     script = load_file(p)
     sha = hashlib.sha256(data).hexdigest()
-    ensure_schema(index.db)
     script_name = (name or script.title or p.stem).strip()
     script_name = re.sub(r"\s+", " ", script_name) or p.stem
-    db = index.db
-    row = db.execute("SELECT * FROM script_scripts WHERE name=?", (script_name,)).fetchone()
+    plays = index.screenplays()
+    row = plays.script(script_name)
     prev = None
     if row is not None:
-        prev = db.execute("SELECT * FROM script_versions WHERE script_id=? ORDER BY version DESC LIMIT 1",
-                          (row["script_id"],)).fetchone()
+        prev = plays.version(row["script_id"])
     if prev is not None and prev["sha256"] == sha and not renumber:
         result = ImportResult(script_name, prev["version"], prev["version_id"],
                               Script.from_json(json.loads(prev["doc"])), True,
                               {"same": prev["n_lines"], "changed": 0, "new": 0, "removed": 0})
     else:
-        prev_lines = [] if prev is None else db.execute(
-            "SELECT * FROM script_lines WHERE version_id=? ORDER BY seq", (prev["version_id"],)).fetchall()
+        prev_lines = [] if prev is None else plays.lines(prev["version_id"])
         uids, change, counts = _lock_ids(script, prev_lines, renumber)
-        with db:                                   # one transaction: all of it or nothing
-            if row is None:
-                cur = db.execute("INSERT INTO script_scripts(name, title, created_at) VALUES(?,?,?)",
-                                 (script_name, script.title, now()))
-                script_id = cur.lastrowid
-            else:
-                script_id = row["script_id"]
-            version = 1 if prev is None else prev["version"] + 1
-            cur = db.execute(
-                "INSERT INTO script_versions(script_id, version, path, format, sha256, title, pages, pages_source, "
-                "n_scenes, n_lines, warnings, doc, imported_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (script_id, version, str(p.resolve()), script.format, sha, script.title, script.pages,
-                 script.pages_source, len(script.scenes), len(script.lines), json.dumps(script.warnings),
-                 json.dumps(script.to_json()), now()))
-            version_id = cur.lastrowid
-            n_per_scene: dict[int, int] = {}
-            for ln in script.lines:
-                n_per_scene[ln.scene] = n_per_scene.get(ln.scene, 0) + 1
-            db.executemany(
-                "INSERT INTO script_scenes(version_id, idx, label, number, heading, int_ext, location, time_of_day, "
-                "page_start, page_end, eighths, n_lines) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(version_id, s.index, s.label, s.number, s.heading, s.int_ext, s.location, s.time_of_day,
-                  s.page_start, s.page_end, s.eighths, n_per_scene.get(s.index, 0)) for s in script.scenes])
-            db.executemany(
-                "INSERT INTO script_lines(version_id, line_id, uid, seq, scene_idx, scene, position, character, "
-                "extensions, parentheticals, text, norm, dual, page, layout_lines, change) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(version_id, ln.line_id, uids[i], i, ln.scene, ln.scene_number, ln.position, ln.character,
-                  json.dumps(ln.extensions), json.dumps(ln.parentheticals), ln.text, " ".join(tokens(ln.text)),
-                  int(ln.dual), ln.page, ln.layout_lines, change[i]) for i, ln in enumerate(script.lines)])
+        version = 1 if prev is None else prev["version"] + 1
+        n_per_scene: dict[int, int] = {}
+        for ln in script.lines:
+            n_per_scene[ln.scene] = n_per_scene.get(ln.scene, 0) + 1
+        version_id = plays.add_version(             # one transaction: all of it or nothing
+            script_name=script_name, title=script.title, script_id=None if row is None else row["script_id"],
+            version=version, now=now(),
+            fields={"path": str(p.resolve()), "format": script.format, "sha256": sha, "title": script.title,
+                    "pages": script.pages, "pages_source": script.pages_source, "n_scenes": len(script.scenes),
+                    "n_lines": len(script.lines), "warnings": json.dumps(script.warnings),
+                    "doc": json.dumps(script.to_json()), "imported_at": now()},
+            scenes=[(s.index, s.label, s.number, s.heading, s.int_ext, s.location, s.time_of_day,
+                     s.page_start, s.page_end, s.eighths, n_per_scene.get(s.index, 0)) for s in script.scenes],
+            lines=[(ln.line_id, uids[i], i, ln.scene, ln.scene_number, ln.position, ln.character,
+                    json.dumps(ln.extensions), json.dumps(ln.parentheticals), ln.text, " ".join(tokens(ln.text)),
+                    int(ln.dual), ln.page, ln.layout_lines, change[i]) for i, ln in enumerate(script.lines)])
         result = ImportResult(script_name, version, version_id, script, False, counts)
     if match and script.lines:
         result.matched = match_takes(index, result.version_id, progress=progress)
@@ -229,7 +176,7 @@ def _scene_key(label: str) -> str:
     return label.strip().upper()
 
 
-def _lock_ids(script: Script, prev_lines: list[sqlite3.Row], renumber: bool):
+def _lock_ids(script: Script, prev_lines: list, renumber: bool):
     """Keep the previous version's ids for unchanged lines; give inserted lines ``N A``-style ids."""
     from difflib import SequenceMatcher
 
@@ -240,7 +187,7 @@ def _lock_ids(script: Script, prev_lines: list[sqlite3.Row], renumber: bool):
     if not prev_lines:
         counts["new"] = n
         return uids, change, counts
-    by_scene_prev: dict[str, list[sqlite3.Row]] = {}
+    by_scene_prev: dict[str, list] = {}
     for r in prev_lines:
         by_scene_prev.setdefault(_scene_key(r["scene"]), []).append(r)
     by_scene_new: dict[str, list[int]] = {}
@@ -290,43 +237,41 @@ def _lock_ids(script: Script, prev_lines: list[sqlite3.Row], renumber: bool):
 # ------------------------------------------------------------------------------------------ reading
 
 def scripts(index: Index) -> list[dict[str, Any]]:
-    if not has_scripts(index.db):
+    plays = index.screenplays()
+    if not plays.any():
         return []
-    rows = index.db.execute(
-        "SELECT s.name, s.title, v.version, v.version_id, v.path, v.format, v.pages, v.pages_source, v.n_scenes, "
-        "v.n_lines, v.imported_at, v.warnings FROM script_versions v JOIN script_scripts s USING(script_id) "
-        "ORDER BY v.version_id").fetchall()
-    return [{**dict(r), "warnings": json.loads(r["warnings"])} for r in rows]
+    return [{**dict(r), "warnings": json.loads(r["warnings"])} for r in plays.versions()]
 
 
-def resolve_version(index: Index, name: str | None = None, version: int | None = None) -> sqlite3.Row:
-    """The version to work with: the latest import of the named script (or of the last imported one)."""
-    db = index.db
-    if not has_scripts(db):
+def resolve_version(index: Index, name: str | None = None, version: int | None = None):
+    """The version to work with (a row of ``script_versions``): the latest import of the named script
+    (or of the last imported one)."""
+    plays = index.screenplays()
+    if not plays.any():
         raise DailiesError(f"No screenplay has been imported into the index {index.path}; "
                            "run `dailies script import FILE` first.")
     if name:
-        srow = db.execute("SELECT * FROM script_scripts WHERE name=? COLLATE NOCASE", (name,)).fetchone()
+        srow = plays.script(name, nocase=True)
         if srow is None:
-            names = [r[0] for r in db.execute("SELECT name FROM script_scripts ORDER BY name")]
-            raise DailiesError(f"No script named '{name}' in the index (imported: {', '.join(names)}).")
-        sql, params = "SELECT * FROM script_versions WHERE script_id=?", [srow["script_id"]]
+            raise DailiesError(f"No script named '{name}' in the index (imported: {', '.join(plays.script_names())}).")
+        script_id = srow["script_id"]
     else:
-        last = db.execute("SELECT script_id FROM script_versions ORDER BY version_id DESC LIMIT 1").fetchone()
-        sql, params = "SELECT * FROM script_versions WHERE script_id=?", [last["script_id"]]
-    if version is not None:
-        row = db.execute(sql + " AND version=?", params + [version]).fetchone()
-        if row is None:
-            raise DailiesError(f"The script has no version {version}.")
-        return row
-    return db.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+        script_id = plays.last_imported_script()
+    row = plays.version(script_id, version)
+    if row is None and version is not None:
+        raise DailiesError(f"The script has no version {version}.")
+    return row
 
 
-def script_of(index: Index, version_row: sqlite3.Row) -> Script:
+def name_of_script(index: Index, version_row) -> str | None:
+    """The name of the script a version belongs to."""
+    return index.screenplays().script_name(version_row["script_id"])
+
+
+def script_of(index: Index, version_row) -> Script:
     """The parsed document of a version, with the ids stored for its lines."""
     script = Script.from_json(json.loads(version_row["doc"]))
-    ids = [r[0] for r in index.db.execute(
-        "SELECT line_id FROM script_lines WHERE version_id=? ORDER BY seq", (version_row["version_id"],))]
+    ids = index.screenplays().line_ids(version_row["version_id"])
     if len(ids) == len(script.lines):
         for ln, lid in zip(script.lines, ids):
             ln.line_id = lid
@@ -350,7 +295,7 @@ def _norm_scene(label: str | None) -> str | None:
     return (m.group(1) + m.group(2)) if m else t
 
 
-def _take_key(take: sqlite3.Row) -> str:
+def _take_key(take) -> str:
     return f"{take['indexed_at']}|{take['n_lines']}|{take['name']}|{take['scene']}"
 
 
@@ -377,7 +322,7 @@ class _ScriptCache:
         return self._vocab
 
 
-def match_take(take: sqlite3.Row, words: list[TakeWord], script: Script,
+def match_take(take, words: list[TakeWord], script: Script,
                params: MatchParams = MatchParams(), cache: _ScriptCache | None = None) -> TakeMatch:
     """Assign a take to a scene (its name, else its dialogue) and align its words to that scene."""
     cache = cache or _ScriptCache(script)
@@ -415,7 +360,7 @@ def match_take(take: sqlite3.Row, words: list[TakeWord], script: Script,
     return TakeMatch(take["take_id"], take["name"], scene, source, deliveries, missing)
 
 
-def _delivery(take: sqlite3.Row, clock: Clock, d: Delivery, scene: str, text: str, page: int | None) -> ScriptDelivery:
+def _delivery(take, clock: Clock, d: Delivery, scene: str, text: str, page: int | None) -> ScriptDelivery:
     return ScriptDelivery(
         line_id=d.line_id, character=d.character, clip=take["path"], take_id=take["take_id"], name=take["name"],
         scene=scene, take=take["take"], camera=take["camera"], start=d.start, end=d.end,
@@ -428,8 +373,7 @@ def _delivery(take: sqlite3.Row, clock: Clock, d: Delivery, scene: str, text: st
 def match_takes(index: Index, version_id: int, take_ids: Iterable[str] | None = None,
                 progress: Progress | None = None) -> list[TakeMatch]:
     """Match indexed takes against a script version and store the deliveries (one transaction per take)."""
-    ensure_schema(index.db)
-    vrow = index.db.execute("SELECT * FROM script_versions WHERE version_id=?", (version_id,)).fetchone()
+    vrow = index.screenplays().version_by_id(version_id)
     script = script_of(index, vrow)
     takes = index.takes(status="indexed")
     if take_ids is not None:
@@ -448,39 +392,27 @@ def match_takes(index: Index, version_id: int, take_ids: Iterable[str] | None = 
     return out
 
 
-def _store(index: Index, version_id: int, take: sqlite3.Row, tm: TakeMatch) -> None:
-    with index.db:
-        index.db.execute("DELETE FROM script_deliveries WHERE version_id=? AND take_id=?", (version_id, tm.take_id))
-        index.db.execute(
-            "INSERT INTO script_matches(version_id, take_id, scene, scene_source, take_key, matcher, total, matched_at) "
-            "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(version_id, take_id) DO UPDATE SET scene=excluded.scene, "
-            "scene_source=excluded.scene_source, take_key=excluded.take_key, matcher=excluded.matcher, "
-            "total=excluded.total, matched_at=excluded.matched_at",
-            (version_id, tm.take_id, tm.scene, tm.scene_source, _take_key(take), MATCHER_VERSION,
-             len(tm.deliveries), now()))
-        index.db.executemany(
-            "INSERT INTO script_deliveries(version_id, take_id, n, line_id, start, \"end\", score, coverage, status, "
-            "attempt, delivered, diff, data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(version_id, tm.take_id, n, d.line_id, d.start, d.end, d.score, d.coverage, d.status, d.attempt,
-              d.delivered, d.diff, json.dumps(d.to_json())) for n, d in enumerate(tm.deliveries)])
+def _store(index: Index, version_id: int, take, tm: TakeMatch) -> None:
+    index.screenplays().put_match(
+        version_id, tm.take_id, scene=tm.scene, scene_source=tm.scene_source, take_key=_take_key(take),
+        matcher=MATCHER_VERSION, total=len(tm.deliveries), now=now(),
+        deliveries=[(n, d.line_id, d.start, d.end, d.score, d.coverage, d.status, d.attempt, d.delivered, d.diff,
+                     json.dumps(d.to_json())) for n, d in enumerate(tm.deliveries)])
 
 
-def all_matches(index: Index, version_row: sqlite3.Row, script: Script | None = None) -> list[TakeMatch]:
+def all_matches(index: Index, version_row, script: Script | None = None) -> list[TakeMatch]:
     """Every indexed take's match against a version: stored ones, and (in memory) takes not yet matched."""
     script = script or script_of(index, version_row)
     vid = version_row["version_id"]
-    stored = {r["take_id"]: r for r in index.db.execute("SELECT * FROM script_matches WHERE version_id=?", (vid,))}
-    rows: dict[str, list[sqlite3.Row]] = {}
-    for r in index.db.execute("SELECT take_id, data FROM script_deliveries WHERE version_id=? ORDER BY take_id, n",
-                              (vid,)):
-        rows.setdefault(r["take_id"], []).append(r)
+    stored = index.screenplays().matches(vid)
+    rows = index.screenplays().deliveries(vid)
     cache = _ScriptCache(script)
     by_scene = cache.scenes
     out: list[TakeMatch] = []
     for take in index.takes(status="indexed"):
         s = stored.get(take["take_id"])
         if s is not None and s["take_key"] == _take_key(take) and s["matcher"] == MATCHER_VERSION:
-            dels = [ScriptDelivery(**json.loads(r["data"])) for r in rows.get(take["take_id"], [])]
+            dels = [ScriptDelivery(**json.loads(data)) for data in rows.get(take["take_id"], [])]
             for d in dels:              # the clip may have moved since
                 d.clip, d.name = take["path"], take["name"]
             said = {d.line_id for d in dels}

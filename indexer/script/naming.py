@@ -33,9 +33,9 @@ def propose_names(index: Index) -> list[NameProposal]:
     from ..speakers.voices import open_registry
     from .catalog import all_matches, has_scripts, resolve_version
 
-    if not has_scripts(index.db):
+    if not has_scripts(index):
         raise DailiesError("No screenplay is imported in this index; import one with `dailies script import FILE`.")
-    reg = open_registry(index.db, readonly=True)
+    reg = open_registry(index, readonly=True)
     if reg is None:
         raise DailiesError("This index has no speakers yet (index with the speaker models present: "
                            "`dailies models fetch`, then `dailies index --force FOLDER`).")

@@ -12,15 +12,15 @@ splits; only then are other voices considered. Names live on voices; a merge mov
 one voice to the other and leaves an alias so the old id still resolves; a split moves one take's
 local to a new voice and pins it there (re-indexing keeps it apart).
 
-Storage: tables prefixed ``voice_`` in the index's catalog (sqlite), embeddings as float32 blobs
-(a registry holds hundreds of voices at most, so matching is exact and needs no vector store).
+Storage: the catalog's ``voice_`` tables, through :class:`indexer.store.voices.VoiceTables` (only the
+store runs SQL); embeddings as float32 blobs (a registry holds hundreds of voices at most, so matching
+is exact and needs no vector store).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -28,6 +28,7 @@ import numpy as np
 
 from .campplus import NAME as CAMPPLUS_NAME
 from ..errors import UsageError
+from ..store.voices import VoiceTables
 
 # Cosine similarity between a local speaker's CAM++ embedding and a voice centroid at or above which
 # they are the same voice. Tuned on the AMI debug *train* files only (scripts/eval_diarization.py
@@ -41,17 +42,6 @@ MIN_NEW_VOICE_SECONDS = 1.0      # a local speaker with less speech than this st
 CENTROID_CAP_SECONDS = 60.0      # one long take weighs no more than this in a voice's centroid
 WINDOW_CAP = 120                 # ... nor more than this many speech windows (60 s, one every 0.5 s) in its window profile
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS voice_voices(
-    voice_id TEXT PRIMARY KEY, name TEXT, merged_into TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS voice_locals(
-    take_id TEXT NOT NULL, label TEXT NOT NULL, voice_id TEXT, embedding BLOB, seconds REAL NOT NULL,
-    channel INTEGER, pinned INTEGER NOT NULL DEFAULT 0, similarity REAL, model TEXT, updated_at TEXT NOT NULL,
-    window_sum BLOB, window_count INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY(take_id, label));
-CREATE INDEX IF NOT EXISTS voice_locals_voice ON voice_locals(voice_id);
-CREATE TABLE IF NOT EXISTS voice_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 _ID = re.compile(r"^[Vv](\d{1,6})$")
 
@@ -152,42 +142,22 @@ class _Sums:
 
 
 class VoiceRegistry:
-    """The registry over an index catalog's sqlite connection (``Index.db``)."""
+    """The registry over an index catalog's voice tables (``Index.voice_tables()``, or
+    ``VoiceTables.memory()`` for a registry of its own)."""
 
-    def __init__(self, db: sqlite3.Connection, *, threshold: float | None = None, create: bool = True):
-        self.db = db
-        if create:
-            with db:
-                db.executescript(_SCHEMA)
-                columns = {r[1] for r in db.execute("PRAGMA table_info(voice_locals)")}
-                if "window_sum" not in columns:          # an index made before the window profiles
-                    db.execute("ALTER TABLE voice_locals ADD COLUMN window_sum BLOB")
-                    db.execute("ALTER TABLE voice_locals ADD COLUMN window_count INTEGER NOT NULL DEFAULT 0")
-        stored = self._meta("threshold") if self._has_tables() else None
+    def __init__(self, tables: VoiceTables, *, threshold: float | None = None):
+        self.tables = tables
+        stored = tables.meta("threshold") if tables.present() else None
         self.threshold = float(threshold if threshold is not None else stored if stored else DEFAULT_THRESHOLD)
         self._cache: dict[str, _Sums] = {}       # model -> the voices' sums (see centroids())
 
     # ------------------------------------------------------------------ small helpers
-    def _has_tables(self) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name='voice_voices'").fetchone() is not None
-
-    def _meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM voice_meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else row[0]
-
-    def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT INTO voice_meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET "
-                        "value=excluded.value", (key, value))
-
     def _new_id(self) -> str:
-        n = int(self._meta("next_id") or "1")
-        row = self.db.execute("SELECT MAX(CAST(SUBSTR(voice_id, 2) AS INTEGER)) FROM voice_voices").fetchone()
-        n = max(n, (row[0] or 0) + 1)
-        self._set_meta("next_id", str(n + 1))
+        n = int(self.tables.meta("next_id") or "1")
+        n = max(n, self.tables.highest_number() + 1)
+        self.tables.set_meta("next_id", str(n + 1))
         vid = f"V{n:03d}"
-        now = _now()
-        self.db.execute("INSERT INTO voice_voices(voice_id, name, merged_into, created_at, updated_at) "
-                        "VALUES(?, NULL, NULL, ?, ?)", (vid, now, now))
+        self.tables.add_voice(vid, _now())
         return vid
 
     def settings(self) -> dict:
@@ -223,14 +193,12 @@ class VoiceRegistry:
         and each take's part of them; rebuilt when the catalog changed by any other way than
         :meth:`register_take` (which keeps them up to date itself)."""
         cached = self._cache.get(model)
-        if cached is not None and cached.stamp == self.db.total_changes:
+        if cached is not None and cached.stamp == self.tables.stamp:
             return cached
         sums = _Sums()
-        for take_id, vid, blob, secs, wblob, wcount in self.db.execute(
-                "SELECT take_id, voice_id, embedding, seconds, window_sum, window_count FROM voice_locals WHERE "
-                "voice_id IS NOT NULL AND embedding IS NOT NULL AND COALESCE(model, ?) = ?", (DEFAULT_MODEL, model)):
+        for take_id, vid, blob, secs, wblob, wcount in self.tables.embeddings(model, DEFAULT_MODEL):
             sums.add(take_id, vid, _vec(blob), float(secs), _vec(wblob), int(wcount or 0))
-        sums.stamp = self.db.total_changes
+        sums.stamp = self.tables.stamp
         self._cache = {model: sums}
         return sums
 
@@ -243,13 +211,12 @@ class VoiceRegistry:
         embedding model (default CAM++); only voices with embeddings of that model are matched.
         """
         model = model or DEFAULT_MODEL
-        ctx = self.db if commit else _nullcontext()
+        ctx = self.tables.transaction() if commit else _nullcontext()
         with ctx:
-            old = [(r[0], r[1], _unit(_vec(r[2])), bool(r[3])) for r in self.db.execute(
-                "SELECT label, voice_id, embedding, pinned FROM voice_locals WHERE take_id=? AND "
-                "COALESCE(model, ?) = ?", (take_id, DEFAULT_MODEL, model))]
+            old = [(r[0], r[1], _unit(_vec(r[2])), bool(r[3]))
+                   for r in self.tables.take_locals(take_id, model, DEFAULT_MODEL)]
             ids, mat = self.centroids(exclude_take=take_id, model=model)     # (before the delete: no rebuild)
-            self.db.execute("DELETE FROM voice_locals WHERE take_id=?", (take_id,))
+            self.tables.delete_take(take_id)
             new = [(s.label, _unit(s.embedding), float(s.seconds), s.channel) for s in speakers]
             window_of = {s.label: (s.window_sum, int(s.window_count)) for s in speakers}
             result: dict[str, str | None] = {}
@@ -292,26 +259,24 @@ class VoiceRegistry:
                 result[lab] = self._new_id()
                 sims[lab] = None
             now = _now()
-            self.db.executemany(
-                "INSERT INTO voice_locals(take_id, label, voice_id, embedding, seconds, channel, pinned, similarity, "
-                "model, updated_at, window_sum, window_count) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+            self.tables.add_locals(
                 [(take_id, lab, result[lab], _blob(emb), secs, chan, int(pinned.get(lab, False)),
                   None if sims.get(lab) is None else round(float(sims[lab]), 4), model, now,
                   _blob(window_of[lab][0]) if window_of[lab][1] else None, window_of[lab][1])
                  for lab, emb, secs, chan in new])
-            self._set_meta("threshold", repr(self.threshold))
+            self.tables.set_meta("threshold", repr(self.threshold))
         sums = self._cache.get(model)
         if sums is not None:                  # the take's part replaced: no rebuild for the next call
             sums.drop(take_id)
             for lab, emb, secs, _ in new:
                 if result[lab] is not None and emb is not None:
                     sums.add(take_id, result[lab], emb, secs, window_of[lab][0], window_of[lab][1])
-            sums.stamp = self.db.total_changes
+            sums.stamp = self.tables.stamp
         return result
 
     def remove_take(self, take_id: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM voice_locals WHERE take_id=?", (take_id,))
+        with self.tables.transaction():
+            self.tables.delete_take(take_id)
 
     # ------------------------------------------------------------------ reading
     def resolve_id(self, voice_id: str | None) -> str | None:
@@ -319,34 +284,33 @@ class VoiceRegistry:
         seen = set()
         while voice_id is not None and voice_id not in seen:
             seen.add(voice_id)
-            row = self.db.execute("SELECT merged_into FROM voice_voices WHERE voice_id=?", (voice_id,)).fetchone()
-            if row is None or row[0] is None:
+            exists, merged_into = self.tables.merged_into(voice_id)
+            if not exists or merged_into is None:
                 return voice_id
-            voice_id = row[0]
+            voice_id = merged_into
         return voice_id
 
     def voice(self, voice_id: str | None) -> Voice | None:
         vid = self.resolve_id(voice_id)
         if vid is None:
             return None
-        row = self.db.execute("SELECT voice_id, name FROM voice_voices WHERE voice_id=?", (vid,)).fetchone()
+        row = self.tables.voice(vid)
         return None if row is None else Voice(row[0], row[1])
 
     def voice_of(self, take_id: str, label: str | None) -> Voice | None:
         """The voice of a take's local speaker (None when it has none)."""
         if label is None:
             return None
-        row = self.db.execute("SELECT voice_id FROM voice_locals WHERE take_id=? AND label=?",
-                              (take_id, label)).fetchone()
-        return None if row is None else self.voice(row[0])
+        registered, vid = self.tables.voice_of_local(take_id, label)
+        return self.voice(vid) if registered else None
 
     def mapping(self, take_ids: Iterable[str] | None = None) -> dict[tuple[str, str], Voice]:
         """(take id, local label) -> voice, for every registered local (or those of ``take_ids``)."""
-        names = {r[0]: r[1] for r in self.db.execute("SELECT voice_id, name FROM voice_voices")}
-        rows = self.db.execute("SELECT take_id, label, voice_id FROM voice_locals WHERE voice_id IS NOT NULL").fetchall()
+        names = self.tables.names()
+        rows = self.tables.assigned()
         wanted = set(take_ids) if take_ids is not None else None
         out = {}
-        for take_id, label, vid in rows:
+        for take_id, label, vid, _ in rows:
             if wanted is not None and take_id not in wanted:
                 continue
             vid = self.resolve_id(vid)
@@ -359,12 +323,9 @@ class VoiceRegistry:
         m = _ID.match(ref)
         if m:
             vid = self.resolve_id(f"V{int(m.group(1)):03d}")
-            exists = self.db.execute("SELECT 1 FROM voice_voices WHERE voice_id=?", (vid,)).fetchone()
-            if exists:
+            if self.tables.voice(vid) is not None:
                 return [vid]
-        return [r[0] for r in self.db.execute(
-            "SELECT voice_id FROM voice_voices WHERE merged_into IS NULL AND name = ? COLLATE NOCASE "
-            "ORDER BY voice_id", (ref,))]
+        return self.tables.named(ref)
 
     def require(self, ref: str) -> list[str]:
         ids = self.find(ref)
@@ -375,20 +336,17 @@ class VoiceRegistry:
     def locals_of(self, voice_ids: Iterable[str]) -> list[tuple[str, str]]:
         """(take id, local label) of every local speaker of these voices (merges followed)."""
         wanted = {self.resolve_id(v) for v in voice_ids}
-        return [(t, lab) for t, lab, vid in self.db.execute(
-            "SELECT take_id, label, voice_id FROM voice_locals WHERE voice_id IS NOT NULL ORDER BY take_id, label")
-            if self.resolve_id(vid) in wanted]
+        return [(t, lab) for t, lab, vid, _ in self.tables.assigned() if self.resolve_id(vid) in wanted]
 
     def summaries(self, take_ids: Iterable[str] | None = None) -> list[VoiceSummary]:
         """Every voice that has speech in the index (or in ``take_ids``), by id."""
         wanted = set(take_ids) if take_ids is not None else None
         acc: dict[str, list[tuple[str, str, float]]] = {}
-        for take_id, label, vid, secs in self.db.execute(
-                "SELECT take_id, label, voice_id, seconds FROM voice_locals WHERE voice_id IS NOT NULL"):
+        for take_id, label, vid, secs in self.tables.assigned():
             if wanted is not None and take_id not in wanted:
                 continue
             acc.setdefault(self.resolve_id(vid), []).append((take_id, label, float(secs)))
-        names = {r[0]: r[1] for r in self.db.execute("SELECT voice_id, name FROM voice_voices")}
+        names = self.tables.names()
         out = []
         for vid in sorted(acc, key=_id_key):
             loc = sorted(acc[vid], key=lambda x: -x[2])
@@ -410,8 +368,8 @@ class VoiceRegistry:
         if _ID.match(name):
             raise UsageError(f"'{name}' looks like a voice id; choose another name.")
         vid = self._existing(ref)
-        with self.db:
-            self.db.execute("UPDATE voice_voices SET name=?, updated_at=? WHERE voice_id=?", (name, _now(), vid))
+        with self.tables.transaction():
+            self.tables.set_name(vid, name, _now())
         return vid
 
     def merge(self, keep_ref: str, other_ref: str) -> str:
@@ -420,39 +378,32 @@ class VoiceRegistry:
         if keep == other:
             raise UsageError(f"{keep_ref} and {other_ref} are already the same voice ({keep}).")
         now = _now()
-        with self.db:
-            names = dict(self.db.execute("SELECT voice_id, name FROM voice_voices WHERE voice_id IN (?, ?)",
-                                         (keep, other)).fetchall())
+        with self.tables.transaction():
+            names = self.tables.names((keep, other))
             if not names.get(keep) and names.get(other):
-                self.db.execute("UPDATE voice_voices SET name=? WHERE voice_id=?", (names[other], keep))
-            self.db.execute("UPDATE voice_locals SET voice_id=?, updated_at=? WHERE voice_id=?", (keep, now, other))
-            self.db.execute("UPDATE voice_voices SET merged_into=?, updated_at=? WHERE voice_id=?", (keep, now, other))
-            self.db.execute("UPDATE voice_voices SET merged_into=? WHERE merged_into=?", (keep, other))
-            self.db.execute("UPDATE voice_voices SET updated_at=? WHERE voice_id=?", (now, keep))
+                self.tables.set_name(keep, names[other])
+            self.tables.merge(keep, other, now)
         return keep
 
     def shared_takes(self, a_ref: str, b_ref: str) -> int:
         """How many takes have both voices (diarization told them apart there: merging is suspect)."""
         a, b = self._existing(a_ref), self._existing(b_ref)
-        return self.db.execute("SELECT COUNT(*) FROM (SELECT take_id FROM voice_locals WHERE voice_id IN (?, ?) "
-                               "GROUP BY take_id HAVING COUNT(DISTINCT voice_id) > 1)", (a, b)).fetchone()[0]
+        return self.tables.shared_takes(a, b)
 
     def split(self, ref: str, take_id: str, label: str | None = None) -> str:
         """Move a take's local speaker (of voice ``ref``) to a new voice, pinned there; returns its id."""
         vid = self._existing(ref)
-        rows = [r for r in self.db.execute(
-            "SELECT label, voice_id FROM voice_locals WHERE take_id=? ORDER BY label", (take_id,))
-            if self.resolve_id(r[1]) == vid and (label is None or r[0] == label)]
+        rows = [r for r in self.tables.labels_of_take(take_id)
+                if self.resolve_id(r[1]) == vid and (label is None or r[0] == label)]
         if not rows:
             raise UsageError(f"Voice {vid} does not speak in take {take_id}"
                              + (f" as {label}" if label else "") + "; `dailies speakers list --json` shows its takes.")
         if len(rows) > 1:
             raise UsageError(f"Voice {vid} is {len(rows)} local speakers in take {take_id} "
                              f"({', '.join(r[0] for r in rows)}); pick one with --label.")
-        with self.db:
+        with self.tables.transaction():
             new = self._new_id()
-            self.db.execute("UPDATE voice_locals SET voice_id=?, pinned=1, updated_at=? WHERE take_id=? AND label=?",
-                            (new, _now(), take_id, rows[0][0]))
+            self.tables.pin(take_id, rows[0][0], new, _now())
         return new
 
 
@@ -482,10 +433,10 @@ class _nullcontext:
         return False
 
 
-def open_registry(db: sqlite3.Connection, *, readonly: bool = False) -> VoiceRegistry | None:
-    """The registry of an index, or None for a read-only index that has none yet."""
-    if readonly:
-        if db.execute("SELECT 1 FROM sqlite_master WHERE name='voice_voices'").fetchone() is None:
-            return None
-        return VoiceRegistry(db, create=False)
-    return VoiceRegistry(db)
+def open_registry(index, *, readonly: bool = False) -> VoiceRegistry | None:
+    """The registry of an index (:class:`indexer.store.Index`), or None for a read-only index whose
+    catalog has no voice tables (an index of the first release that nothing upgraded)."""
+    tables = index.voice_tables()
+    if readonly and not tables.present():
+        return None
+    return VoiceRegistry(tables)

@@ -1,4 +1,4 @@
-"""The index: one folder holding a Chroma store (vectors + records) and a small sqlite catalog.
+"""The catalog of an index (sqlite): takes, files, shots, lines (+ FTS), steps, meta; and the index itself.
 
 Layout of an index folder::
 
@@ -7,7 +7,11 @@ Layout of an index folder::
       chroma/          Chroma PersistentClient (collection ``lines``; later ``frames``, ``voices``)
       lock             held (flock) by the one writer
 
-Only this module knows Chroma and the catalog's SQL.
+Only the store package (this module, :mod:`.schema`, :mod:`.vectors`, :mod:`.voices`,
+:mod:`.screenplays`) runs SQL or touches Chroma.
+
+Readers open the catalog read-only (``mode=ro``; ``immutable`` when the folder cannot be written, so
+a read-only index on a share or a write-protected card reads without creating files there).
 
 Consistency: a take becomes visible to searches in one sqlite transaction (its lines, shots and
 ``status='indexed'``), after its vectors are in Chroma. Ids are deterministic (take id + position),
@@ -31,53 +35,19 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import DailiesError, IndexLockedError, IndexMissingError, IndexVersionError
+from ..errors import (DailiesError, IndexLockedError, IndexMissingError, IndexReadOnlyError, IndexVersionError,
+                      UsageError)
 from ..records import Line, MediaInfo, Shot, Word
 from ..textnorm import normalize_words, phonetic
+from . import schema
+from .schema import SCHEMA_VERSION
+from .screenplays import Screenplays
+from .vectors import CHROMA_DIR, Vectors
+from .voices import VoiceTables
 
-SCHEMA_VERSION = 1
 CATALOG = "catalog.sqlite"
-CHROMA_DIR = "chroma"
 LOCK = "lock"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files(
-    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, content_hash TEXT, take_id TEXT,
-    status TEXT NOT NULL, error TEXT, updated_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS takes(
-    take_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL UNIQUE, path TEXT NOT NULL, name TEXT NOT NULL,
-    scene TEXT, take TEXT, camera TEXT, rate TEXT NOT NULL, start_tc TEXT NOT NULL,
-    drop_frame INTEGER NOT NULL, duration REAL, frames INTEGER, has_video INTEGER, has_audio INTEGER,
-    info TEXT NOT NULL, status TEXT NOT NULL, error TEXT, models TEXT, notes TEXT,
-    n_lines INTEGER NOT NULL DEFAULT 0, n_shots INTEGER NOT NULL DEFAULT 0, n_frames INTEGER NOT NULL DEFAULT 0,
-    index_seconds REAL, indexed_at TEXT, updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS takes_name ON takes(name);
-CREATE TABLE IF NOT EXISTS shots(
-    take_id TEXT NOT NULL, idx INTEGER NOT NULL, first_frame INTEGER NOT NULL, last_frame INTEGER NOT NULL,
-    PRIMARY KEY(take_id, idx));
-CREATE TABLE IF NOT EXISTS lines(
-    id INTEGER PRIMARY KEY, line_id TEXT NOT NULL UNIQUE, take_id TEXT NOT NULL, idx INTEGER NOT NULL,
-    start REAL NOT NULL, "end" REAL NOT NULL, text TEXT NOT NULL, norm TEXT NOT NULL, phon TEXT NOT NULL,
-    words TEXT NOT NULL, shots TEXT NOT NULL, speaker TEXT, voice_id TEXT, data TEXT);
-CREATE INDEX IF NOT EXISTS lines_take ON lines(take_id, idx);
-CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
-    norm, phon, content='lines', content_rowid='id', tokenize='unicode61', prefix='4');
-CREATE VIRTUAL TABLE IF NOT EXISTS lines_vocab USING fts5vocab(lines_fts, 'col');
-CREATE TRIGGER IF NOT EXISTS lines_ai AFTER INSERT ON lines BEGIN
-    INSERT INTO lines_fts(rowid, norm, phon) VALUES (new.id, new.norm, new.phon);
-END;
-CREATE TRIGGER IF NOT EXISTS lines_ad AFTER DELETE ON lines BEGIN
-    INSERT INTO lines_fts(lines_fts, rowid, norm, phon) VALUES ('delete', old.id, old.norm, old.phon);
-END;
-CREATE TABLE IF NOT EXISTS shot_tags(
-    take_id TEXT NOT NULL, shot INTEGER NOT NULL, grp TEXT NOT NULL, label TEXT NOT NULL, score REAL NOT NULL,
-    PRIMARY KEY(take_id, shot, grp));
-CREATE INDEX IF NOT EXISTS shot_tags_label ON shot_tags(label);
-CREATE TABLE IF NOT EXISTS steps(
-    take_id TEXT NOT NULL, step TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, created_at TEXT NOT NULL,
-    PRIMARY KEY(take_id, step));
-"""
 
 
 class EmbedderMismatchError(DailiesError):
@@ -150,12 +120,11 @@ class Index:
     def __init__(self, path: Path, db: sqlite3.Connection, *, writer: bool, lock_fd: int | None,
                  chroma_url: str | None):
         self.path = path
-        self.db = db
+        self._db = db
         self.writer = writer
         self._lock_fd = lock_fd
         self.chroma_url = chroma_url
-        self._chroma = None
-        self._collections: dict[str, Any] = {}
+        self.vectors = Vectors(path, chroma_url, lambda: self.meta("index_uid"), readonly=not writer)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -169,7 +138,10 @@ class Index:
             raise IndexMissingError(
                 f"No dailies index at {path}; create one with `dailies index FOLDER` "
                 "(or point --index / DAILIES_INDEX at an existing one).")
-        db = _connect(catalog)
+        version = _schema_version(catalog)
+        if version is not None and version < SCHEMA_VERSION:
+            _upgrade_for_reading(path, version, chroma_url)
+        db = _connect_readonly(catalog)
         idx = cls(path, db, writer=False, lock_fd=None, chroma_url=chroma_url or _chroma_url_env())
         idx._check_version()
         return idx
@@ -184,7 +156,16 @@ class Index:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise IndexMissingError(f"Cannot create the index folder {path} ({exc.strerror}).") from None
-        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        if not os.access(path, os.W_OK) or ((path / CATALOG).exists() and not os.access(path / CATALOG, os.W_OK)):
+            raise IndexReadOnlyError(
+                f"The index {path} is read-only for this user; searching it works, but indexing or importing "
+                "needs write permission on the folder (or another --index).")
+        try:
+            fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            raise IndexReadOnlyError(
+                f"The index {path} is read-only for this user; searching it works, but indexing or importing "
+                "needs write permission on the folder (or another --index).") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -202,7 +183,8 @@ class Index:
 
     def close(self) -> None:
         try:
-            self.db.close()
+            self.vectors.close()
+            self._db.close()
         finally:
             if self._lock_fd is not None:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -216,15 +198,20 @@ class Index:
         self.close()
 
     def _init_schema(self) -> None:
-        with self.db:
-            self.db.executescript(_SCHEMA)
-            if self.meta("schema_version") is None:
+        version = self.meta("schema_version")
+        if version is None:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                schema.create(self._db)
                 from .. import __version__
 
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._set_meta("created_at", now())
                 self._set_meta("created_by", f"dailies {__version__}")
                 self._set_meta("index_uid", uuid.uuid4().hex[:12])
+        elif int(version) < SCHEMA_VERSION:
+            schema.migrate(self._db, int(version))
+            self.set_meta("upgraded_at", now())
         self._check_version()
 
     def _check_version(self) -> None:
@@ -239,43 +226,27 @@ class Index:
     # ------------------------------------------------------------------ meta
     def meta(self, key: str) -> str | None:
         try:
-            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         except sqlite3.OperationalError:
             return None
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        self._db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                         (key, value))
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db:
+        with self._db:
             self._set_meta(key, value)
 
-    # ------------------------------------------------------------------ chroma
-    def chroma(self):
-        if self._chroma is None:
-            import chromadb
-            from chromadb.config import Settings
+    # ------------------------------------------------------------------ the store's parts
+    def voice_tables(self) -> VoiceTables:
+        """The voice registry's tables (see :class:`indexer.speakers.voices.VoiceRegistry`)."""
+        return VoiceTables(self._db)
 
-            settings = Settings(anonymized_telemetry=False)
-            if self.chroma_url:
-                from urllib.parse import urlparse
-
-                u = urlparse(self.chroma_url)
-                self._chroma = chromadb.HttpClient(host=u.hostname or "localhost", port=u.port or 8000,
-                                                   ssl=u.scheme == "https", settings=settings)
-            else:
-                self._chroma = chromadb.PersistentClient(path=str(self.path / CHROMA_DIR), settings=settings)
-        return self._chroma
-
-    def collection(self, name: str):
-        """A Chroma collection of this index (cosine space, vectors supplied by us)."""
-        if name not in self._collections:
-            full = name if not self.chroma_url else f"{self.meta('index_uid')}-{name}"
-            self._collections[name] = self.chroma().get_or_create_collection(
-                full, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
-        return self._collections[name]
+    def screenplays(self) -> Screenplays:
+        """The imported screenplays' tables (see :mod:`indexer.script.catalog`)."""
+        return Screenplays(self._db)
 
     def check_embedder(self, kind: str, description: dict, advice: str | None = None) -> None:
         """Refuse to mix vectors of different models in one collection."""
@@ -292,26 +263,22 @@ class Index:
 
     def drop_vectors(self, kind: str) -> None:
         """Forget every vector of one kind (e.g. ``frames`` before re-embedding with another model)."""
-        try:
-            self.chroma().delete_collection(kind if not self.chroma_url else f"{self.meta('index_uid')}-{kind}")
-        except Exception:  # the collection did not exist
-            pass
-        self._collections.pop(kind, None)
-        with self.db:
-            self.db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"embedder:{kind}", "clip_frames"
+        self.vectors.drop(kind)
+        with self._db:
+            self._db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"embedder:{kind}", "clip_frames"
                                                                      if kind == "frames" else f"-{kind}"))
             if kind == "frames":
-                self.db.execute("DELETE FROM shot_tags")
-                self.db.execute("UPDATE takes SET n_frames=0")
+                self._db.execute("DELETE FROM shot_tags")
+                self._db.execute("UPDATE takes SET n_frames=0")
 
     # ------------------------------------------------------------------ files and takes
     def file_row(self, path: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
+        return self._db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
 
     def record_file(self, path: str, *, size: int | None, mtime_ns: int | None, content_hash: str | None,
                     take_id: str | None, status: str, error: str | None = None) -> None:
-        with self.db:
-            self.db.execute(
+        with self._db:
+            self._db.execute(
                 "INSERT INTO files(path, size, mtime_ns, content_hash, take_id, status, error, updated_at) "
                 "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET size=excluded.size, "
                 "mtime_ns=excluded.mtime_ns, content_hash=excluded.content_hash, take_id=excluded.take_id, "
@@ -319,14 +286,14 @@ class Index:
                 (path, size, mtime_ns, content_hash, take_id, status, error, now()))
 
     def take_row(self, take_id: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM takes WHERE take_id=?", (take_id,)).fetchone()
+        return self._db.execute("SELECT * FROM takes WHERE take_id=?", (take_id,)).fetchone()
 
     def take_by_hash(self, content_hash: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM takes WHERE content_hash=?", (content_hash,)).fetchone()
+        return self._db.execute("SELECT * FROM takes WHERE content_hash=?", (content_hash,)).fetchone()
 
     def upsert_take(self, take_id: str, content_hash: str, info: MediaInfo, *, status: str) -> None:
-        with self.db:
-            self.db.execute(
+        with self._db:
+            self._db.execute(
                 "INSERT INTO takes(take_id, content_hash, path, name, scene, take, camera, rate, start_tc, "
                 "drop_frame, duration, frames, has_video, has_audio, info, status, notes, updated_at) "
                 "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(take_id) DO UPDATE SET "
@@ -348,32 +315,32 @@ class Index:
         info = json.loads(row["info"])
         info["path"] = path
         info["name"] = Path(path).stem
-        with self.db:
-            self.db.execute("UPDATE takes SET path=?, name=?, info=?, updated_at=? WHERE take_id=?",
+        with self._db:
+            self._db.execute("UPDATE takes SET path=?, name=?, info=?, updated_at=? WHERE take_id=?",
                             (path, Path(path).stem, json.dumps(info), now(), take_id))
 
     def fail_take(self, take_id: str, error: str) -> None:
-        with self.db:
-            self.db.execute("UPDATE takes SET status='failed', error=?, updated_at=? WHERE take_id=?",
+        with self._db:
+            self._db.execute("UPDATE takes SET status='failed', error=?, updated_at=? WHERE take_id=?",
                             (error, now(), take_id))
 
     # ------------------------------------------------------------------ steps (resume)
     def get_step(self, take_id: str, step: str, key: str) -> Any | None:
-        row = self.db.execute("SELECT key, data FROM steps WHERE take_id=? AND step=?", (take_id, step)).fetchone()
+        row = self._db.execute("SELECT key, data FROM steps WHERE take_id=? AND step=?", (take_id, step)).fetchone()
         if row is None or row["key"] != key:
             return None
         return json.loads(row["data"])
 
     def put_step(self, take_id: str, step: str, key: str, data: Any) -> None:
-        with self.db:
-            self.db.execute(
+        with self._db:
+            self._db.execute(
                 "INSERT INTO steps(take_id, step, key, data, created_at) VALUES(?,?,?,?,?) "
                 "ON CONFLICT(take_id, step) DO UPDATE SET key=excluded.key, data=excluded.data, "
                 "created_at=excluded.created_at", (take_id, step, key, json.dumps(data), now()))
 
     def clear_steps(self, take_id: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM steps WHERE take_id=?", (take_id,))
+        with self._db:
+            self._db.execute("DELETE FROM steps WHERE take_id=?", (take_id,))
 
     # ------------------------------------------------------------------ writing a finished take
     def commit_take(self, take_id: str, info: MediaInfo, shots: list[Shot], lines: list[Line],
@@ -385,16 +352,16 @@ class Index:
         Picture vectors (``frames``) are written by :func:`indexer.picture.vision.store_frames` just before.
         ``speakers`` holds, per line, (its :class:`indexer.speakers.diarize.LineSpeaker`, its voice id)."""
         rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
-        with self.db:
+        with self._db:
             self._insert_lines(take_id, rows)
-            self.db.execute("DELETE FROM shots WHERE take_id=?", (take_id,))
-            self.db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
+            self._db.execute("DELETE FROM shots WHERE take_id=?", (take_id,))
+            self._db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
                                 [(take_id, s.index, s.first_frame, s.last_frame) for s in shots])
             if shot_tags is not None:
-                self.db.execute("DELETE FROM shot_tags WHERE take_id=?", (take_id,))
-                self.db.executemany("INSERT INTO shot_tags(take_id, shot, grp, label, score) VALUES(?,?,?,?,?)",
+                self._db.execute("DELETE FROM shot_tags WHERE take_id=?", (take_id,))
+                self._db.executemany("INSERT INTO shot_tags(take_id, shot, grp, label, score) VALUES(?,?,?,?,?)",
                                     shot_tags)
-            self.db.execute(
+            self._db.execute(
                 "UPDATE takes SET status='indexed', error=NULL, models=?, n_lines=?, n_shots=?, n_frames=?, "
                 "index_seconds=?, indexed_at=?, updated_at=?, frames=?, info=? WHERE take_id=?",
                 (json.dumps(models), len(lines), len(shots), n_frames, round(seconds, 2), now(), now(), info.frames,
@@ -403,9 +370,6 @@ class Index:
     def _put_line_vectors(self, take_id: str, info: MediaInfo, lines: list[Line], vectors: np.ndarray,
                           speakers: list | None) -> list[tuple]:
         """Replace a take's line vectors in Chroma; returns the catalog rows of its lines."""
-        col = self.collection("lines")
-        # Remove whatever an earlier (interrupted or older) run left for this take, then add.
-        col.delete(where={"take_id": take_id})
         ids = [line_id(take_id, ln.index) for ln in lines]
         clock = info.clock
         speakers = speakers or [(None, None)] * len(lines)
@@ -418,9 +382,9 @@ class Index:
                 "shots": ",".join(str(s) for s in ln.shots), "speaker": ln.speaker or "",
                 "voice_id": vid or "",
             } for ln, (_, vid) in zip(lines, speakers)]
-            for i in range(0, len(ids), 2000):
-                col.upsert(ids=ids[i:i + 2000], embeddings=vectors[i:i + 2000],
-                           documents=[ln.text for ln in lines[i:i + 2000]], metadatas=metas[i:i + 2000])
+        # Whatever an earlier (interrupted or older) run left for this take goes first.
+        self.vectors.replace_take("lines", take_id, ids, vectors if lines else [], metas if lines else [],
+                                  [ln.text for ln in lines])
         rows = []
         for ln, lid, (spk, vid) in zip(lines, ids, speakers):
             toks = normalize_words([w.text for w in ln.words])
@@ -437,8 +401,8 @@ class Index:
 
     def _insert_lines(self, take_id: str, rows: list[tuple]) -> None:
         """Within the caller's transaction: the take's catalog lines become ``rows`` (FTS follows by trigger)."""
-        self.db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
-        self.db.executemany(
+        self._db.execute("DELETE FROM lines WHERE take_id=?", (take_id,))
+        self._db.executemany(
             'INSERT INTO lines(line_id, take_id, idx, start, "end", text, norm, phon, words, shots, speaker, voice_id, '
             "data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
@@ -447,26 +411,38 @@ class Index:
         """A take's lines again (same words, new speakers: see Indexer.reread_voices); shots, frames
         and picture tags stay. The take counts as re-indexed now (screenplay matches are redone)."""
         rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
-        with self.db:
+        with self._db:
             self._insert_lines(take_id, rows)
-            self.db.execute("UPDATE takes SET n_lines=?, indexed_at=?, updated_at=? WHERE take_id=?",
+            self._db.execute("UPDATE takes SET n_lines=?, indexed_at=?, updated_at=? WHERE take_id=?",
                             (len(lines), now(), now(), take_id))
 
     # ------------------------------------------------------------------ reading
     def takes(self, status: str | None = None) -> list[sqlite3.Row]:
         if status:
-            return self.db.execute("SELECT * FROM takes WHERE status=? ORDER BY name", (status,)).fetchall()
-        return self.db.execute("SELECT * FROM takes ORDER BY name").fetchall()
+            return self._db.execute("SELECT * FROM takes WHERE status=? ORDER BY name", (status,)).fetchall()
+        return self._db.execute("SELECT * FROM takes ORDER BY name").fetchall()
+
+    def takes_by_id(self, take_ids: Iterable[str], status: str | None = None) -> dict[str, sqlite3.Row]:
+        """The takes with these ids (only those of ``status`` when given), by id, in one query per 900."""
+        ids = sorted(set(take_ids))
+        out: dict[str, sqlite3.Row] = {}
+        cond = "status=? AND " if status else ""
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            out.update({r["take_id"]: r for r in self._db.execute(
+                f"SELECT * FROM takes WHERE {cond}take_id IN ({','.join('?' * len(chunk))})",
+                ([status] if status else []) + chunk)})
+        return out
 
     def files(self) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM files ORDER BY path").fetchall()
+        return self._db.execute("SELECT * FROM files ORDER BY path").fetchall()
 
     def find_takes(self, ref: str) -> list[sqlite3.Row]:
         """Takes matching a take id (or prefix), clip name, or path."""
-        rows = self.db.execute(
+        rows = self._db.execute(
             "SELECT * FROM takes WHERE take_id=? OR name=? OR path=? ORDER BY name", (ref, ref, ref)).fetchall()
         if not rows and len(ref) >= 4:
-            rows = self.db.execute("SELECT * FROM takes WHERE take_id LIKE ? ORDER BY name",
+            rows = self._db.execute("SELECT * FROM takes WHERE take_id LIKE ? ORDER BY name",
                                    (ref.replace("%", "") + "%",)).fetchall()
         return rows
 
@@ -481,7 +457,7 @@ class Index:
         return rows[0]
 
     def shots(self, take_id: str) -> list[Shot]:
-        return [Shot(r["idx"], r["first_frame"], r["last_frame"]) for r in self.db.execute(
+        return [Shot(r["idx"], r["first_frame"], r["last_frame"]) for r in self._db.execute(
             "SELECT * FROM shots WHERE take_id=? ORDER BY idx", (take_id,))]
 
     def shots_of(self, take_ids: Iterable[str]) -> dict[str, list[Shot]]:
@@ -490,7 +466,7 @@ class Index:
         out: dict[str, list[Shot]] = {t: [] for t in take_ids}
         for i in range(0, len(take_ids), 900):
             chunk = take_ids[i:i + 900]
-            for r in self.db.execute(f"SELECT * FROM shots WHERE take_id IN ({','.join('?' * len(chunk))}) "
+            for r in self._db.execute(f"SELECT * FROM shots WHERE take_id IN ({','.join('?' * len(chunk))}) "
                                      "ORDER BY take_id, idx", chunk):
                 out[r["take_id"]].append(Shot(r["idx"], r["first_frame"], r["last_frame"]))
         return out
@@ -498,7 +474,7 @@ class Index:
     def shot_tags(self, take_id: str) -> dict[int, list[str]]:
         """Zero-shot picture tags per shot (e.g. {0: ["INT", "NIGHT", "close-up"]})."""
         out: dict[int, list[str]] = {}
-        for r in self.db.execute("SELECT shot, label FROM shot_tags WHERE take_id=? ORDER BY shot, grp", (take_id,)):
+        for r in self._db.execute("SELECT shot, label FROM shot_tags WHERE take_id=? ORDER BY shot, grp", (take_id,)):
             out.setdefault(r["shot"], []).append(r["label"])
         return out
 
@@ -508,14 +484,14 @@ class Index:
         row = self.take_row(take_id)
         models = json.loads(row["models"]) if row is not None and row["models"] else {}
         models["clip"] = clip
-        with self.db:
-            self.db.execute("DELETE FROM shot_tags WHERE take_id=?", (take_id,))
-            self.db.executemany("INSERT INTO shot_tags(take_id, shot, grp, label, score) VALUES(?,?,?,?,?)", rows)
-            self.db.execute("UPDATE takes SET n_frames=?, models=?, updated_at=? WHERE take_id=?",
+        with self._db:
+            self._db.execute("DELETE FROM shot_tags WHERE take_id=?", (take_id,))
+            self._db.executemany("INSERT INTO shot_tags(take_id, shot, grp, label, score) VALUES(?,?,?,?,?)", rows)
+            self._db.execute("UPDATE takes SET n_frames=?, models=?, updated_at=? WHERE take_id=?",
                             (n_frames, json.dumps(models), now(), take_id))
 
     def lines_of_take(self, take_id: str) -> list[LineRow]:
-        return [_line_row(r) for r in self.db.execute(
+        return [_line_row(r) for r in self._db.execute(
             "SELECT * FROM lines WHERE take_id=? ORDER BY idx", (take_id,))]
 
     def lines_by_rowid(self, ids: Iterable[int]) -> list[LineRow]:
@@ -523,7 +499,7 @@ class Index:
         out: list[LineRow] = []
         for i in range(0, len(ids), 900):
             chunk = ids[i:i + 900]
-            out.extend(_line_row(r) for r in self.db.execute(
+            out.extend(_line_row(r) for r in self._db.execute(
                 f"SELECT * FROM lines WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         return out
 
@@ -532,7 +508,7 @@ class Index:
         out: list[LineRow] = []
         for i in range(0, len(ids), 900):
             chunk = ids[i:i + 900]
-            out.extend(_line_row(r) for r in self.db.execute(
+            out.extend(_line_row(r) for r in self._db.execute(
                 f"SELECT * FROM lines WHERE line_id IN ({','.join('?' * len(chunk))})", chunk))
         return out
 
@@ -559,23 +535,25 @@ class Index:
             sql = "SELECT rowid, bm25(lines_fts, 1.0, 0.6) AS r FROM lines_fts WHERE lines_fts MATCH ? ORDER BY r LIMIT ?"
             params = [match, limit]
         try:
-            return [(r[0], r[1]) for r in self.db.execute(sql, params)]
-        except sqlite3.OperationalError:
-            return []
+            return [(r[0], r[1]) for r in self._db.execute(sql, params)]
+        except sqlite3.OperationalError as exc:
+            if "fts5: syntax error" in str(exc) or "unterminated string" in str(exc) or "no such column" in str(exc):
+                raise UsageError(f"The search {match!r} is not a valid full-text query ({exc}).") from None
+            raise
 
     def doc_freq(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:
         """How many lines contain each normalised term (for IDF weights), and the number of lines."""
         terms = sorted(set(terms))
-        total = self.db.execute("SELECT COUNT(*) FROM lines").fetchone()[0]
+        total = self._db.execute("SELECT COUNT(*) FROM lines").fetchone()[0]
         if not terms:
             return {}, total
-        rows = self.db.execute(
+        rows = self._db.execute(
             f"SELECT term, doc FROM lines_vocab WHERE col='norm' AND term IN ({','.join('?' * len(terms))})",
             terms).fetchall()
         return {r[0]: r[1] for r in rows}, total
 
     def stats(self) -> dict[str, int]:
-        q = self.db.execute
+        q = self._db.execute
         return {
             "takes": q("SELECT COUNT(*) FROM takes").fetchone()[0],
             "indexed": q("SELECT COUNT(*) FROM takes WHERE status='indexed'").fetchone()[0],
@@ -600,6 +578,40 @@ def _connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     return db
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A reader's connection: ``mode=ro`` (it never writes); ``immutable`` when the folder or the catalog
+    cannot be written, where sqlite could not make the WAL's shared-memory file (no writer can be there)."""
+    from urllib.parse import quote
+
+    writable = os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro" + ("" if writable else "&immutable=1")
+    db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level="DEFERRED", check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def _schema_version(catalog: Path) -> int | None:
+    db = _connect_readonly(catalog)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else None
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+
+
+def _upgrade_for_reading(path: Path, version: int, chroma_url: str | None) -> None:
+    """A reader found a catalog of an older release: upgrade it in place when the folder may be written
+    (as a writer would, under the lock), else say in one sentence what to do."""
+    if not (os.access(path, os.W_OK) and os.access(path / CATALOG, os.W_OK)):
+        raise IndexVersionError(
+            f"The index {path} was written by an older dailies (schema {version}, this one reads "
+            f"{SCHEMA_VERSION}) and is read-only here; open it once with write permission (e.g. `dailies status` "
+            "as its owner) to upgrade it in place.")
+    Index.open_writer(path, chroma_url=chroma_url).close()
 
 
 def _chroma_url_env() -> str | None:

@@ -1,0 +1,118 @@
+"""Vectors of an index in Chroma: ``lines`` (text embeddings of utterances) and ``frames`` (CLIP).
+
+Embedded (``PersistentClient`` in the index folder's ``chroma/``) by default, or a Chroma server
+(``--chroma-url`` / ``DAILIES_CHROMA_URL``), where collection names carry the index's uid.
+
+Chroma's embedded store cannot open a folder it may not write: a reader of a read-only index reads
+a private copy of ``chroma/`` (made on first use, removed on close), so searches there rank exactly
+as they do on a writable index.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+CHROMA_DIR = "chroma"
+BATCH = 2000
+
+
+class Vectors:
+    """The Chroma side of one index (every Chroma call of the project is in this class)."""
+
+    def __init__(self, folder: Path, url: str | None, uid: Callable[[], str | None], *, readonly: bool):
+        self.folder = folder
+        self.url = url
+        self._uid = uid
+        self.readonly = readonly
+        self._client = None
+        self._copy: str | None = None
+        self._collections: dict[str, Any] = {}
+
+    def _name(self, kind: str) -> str:
+        return kind if not self.url else f"{self._uid()}-{kind}"
+
+    def client(self):
+        if self._client is None:
+            import chromadb
+            from chromadb.config import Settings
+
+            settings = Settings(anonymized_telemetry=False)
+            if self.url:
+                from urllib.parse import urlparse
+
+                u = urlparse(self.url)
+                self._client = chromadb.HttpClient(host=u.hostname or "localhost", port=u.port or 8000,
+                                                   ssl=u.scheme == "https", settings=settings)
+            else:
+                path = self.folder / CHROMA_DIR
+                if self.readonly and path.is_dir() and not _writable(path):
+                    self._copy = tempfile.mkdtemp(prefix="dailies-chroma-")
+                    shutil.copytree(path, self._copy, dirs_exist_ok=True, copy_function=shutil.copyfile)
+                    for d, _, _ in os.walk(self._copy):          # the folders kept the original's modes
+                        os.chmod(d, 0o700)
+                    path = Path(self._copy)
+                self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+        return self._client
+
+    def collection(self, kind: str):
+        """A collection (cosine space, vectors supplied by us), created on first use."""
+        if kind not in self._collections:
+            self._collections[kind] = self.client().get_or_create_collection(
+                self._name(kind), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+        return self._collections[kind]
+
+    def close(self) -> None:
+        self._collections.clear()
+        self._client = None
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
+
+    # ------------------------------------------------------------------ writing
+    def replace_take(self, kind: str, take_id: str, ids: list[str], embeddings, metadatas: list[dict],
+                     documents: list[str] | None = None) -> None:
+        """A take's vectors of one kind become these (whatever an earlier run left is removed first)."""
+        col = self.collection(kind)
+        col.delete(where={"take_id": take_id})
+        for i in range(0, len(ids), BATCH):
+            kw: dict[str, Any] = {"ids": ids[i:i + BATCH], "embeddings": np.asarray(embeddings[i:i + BATCH]),
+                                  "metadatas": metadatas[i:i + BATCH]}
+            if documents is not None:
+                kw["documents"] = documents[i:i + BATCH]
+            col.upsert(**kw)
+
+    def delete_take(self, kind: str, take_id: str) -> None:
+        self.collection(kind).delete(where={"take_id": take_id})
+
+    def drop(self, kind: str) -> None:
+        """Forget every vector of one kind (no error when there were none)."""
+        try:
+            self.client().delete_collection(self._name(kind))
+        except Exception:  # the collection did not exist
+            pass
+        self._collections.pop(kind, None)
+
+    # ------------------------------------------------------------------ reading
+    def count(self, kind: str) -> int:
+        return self.collection(kind).count()
+
+    def nearest(self, kind: str, vector, n: int, where: dict | None = None,
+                include: tuple[str, ...] = ("distances",)) -> dict:
+        """Chroma's answer for the ``n`` nearest records (ids, and the ``include`` fields), one query."""
+        return self.collection(kind).query(query_embeddings=[np.asarray(vector).tolist()], n_results=n,
+                                           where=where, include=list(include))
+
+    def get(self, kind: str, where: dict | None = None, include: tuple[str, ...] = ("metadatas",),
+            ids: list[str] | None = None) -> dict:
+        return self.collection(kind).get(ids=ids, where=where, include=list(include))
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and all(os.access(p, os.W_OK) for p in path.iterdir()
+                                             if p.name == "chroma.sqlite3")

@@ -1,0 +1,186 @@
+"""The store owns persistence: no SQL or Chroma elsewhere, one schema version with migrations (an index
+of the last release opens and is upgraded in place), full-text errors are errors, and readers read an
+index they may not write."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import DAILIES, FIXTURES, ROOT, run_cli
+from indexer.errors import UsageError
+from indexer.store import SCHEMA_VERSION, Index
+
+# The fixture shoot indexed by the last release (commit cd693a3: `dailies index fixtures/shoot`, then
+# `dailies script import fixtures/scene.fountain` and `dailies speakers name --from-script --yes`).
+RELEASE_0 = ROOT / "tests" / "data" / "release-0"
+
+PERSISTENCE = re.compile(r"\bsqlite3\b|\.execute(many|script)?\(|\bchromadb\b")
+
+
+def test_no_sql_or_chroma_outside_the_store():
+    hits = []
+    for folder in ("indexer", "cli"):
+        for p in sorted((ROOT / folder).rglob("*.py")):
+            if (ROOT / "indexer" / "store") in p.parents:
+                continue
+            for n, line in enumerate(p.read_text().splitlines(), 1):
+                if PERSISTENCE.search(line):
+                    hits.append(f"{p.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not hits, "SQL or Chroma outside indexer/store/:\n" + "\n".join(hits)
+
+
+def test_the_persistence_grep_finds_what_it_looks_for():
+    """The grep above cannot pass by matching nothing."""
+    for line in ("import sqlite3", "db.execute('SELECT 1')", "db.executemany(sql, rows)", "import chromadb"):
+        assert PERSISTENCE.search(line), line
+    assert not PERSISTENCE.search("index.takes_by_id(ids)")
+
+
+# ------------------------------------------------------------------ full-text search errors
+
+def test_a_broken_full_text_query_is_an_error_not_no_matches(tmp_path):
+    with Index.open_writer(tmp_path / "idx") as idx:
+        assert idx.fts('norm:"comet"', 10) == []                    # a valid query on an empty index
+        with pytest.raises(UsageError, match="not a valid full-text query"):
+            idx.fts('norm:"comet', 10)                             # the query's own FTS syntax: one sentence
+        idx._db.execute("DROP TABLE lines_fts")                     # the catalog itself is broken
+        with pytest.raises(sqlite3.OperationalError):
+            idx.fts('norm:"comet"', 10)
+
+
+# ------------------------------------------------------------------ migrations
+
+def _release_copy(parent: Path) -> Path:
+    dst = parent / "idx"
+    shutil.copytree(RELEASE_0, dst)
+    return dst
+
+
+def _meta(path: Path) -> dict:
+    with sqlite3.connect(f"file:{path / 'catalog.sqlite'}?mode=ro", uri=True) as db:
+        return dict(db.execute("SELECT key, value FROM meta"))
+
+
+def test_the_committed_release_index_is_of_the_previous_schema():
+    assert _meta(RELEASE_0)["schema_version"] == "1" and SCHEMA_VERSION > 1
+
+
+def test_an_index_of_the_last_release_is_upgraded_in_place(tmp_path):
+    path = _release_copy(tmp_path)
+    status = run_cli("status", "--index", str(path), "--json", check=True)     # a reader upgrades it
+    assert _meta(path)["schema_version"] == str(SCHEMA_VERSION)
+    assert json.loads(status.stdout)["indexed"] == 5
+    with sqlite3.connect(path / "catalog.sqlite") as db:
+        cols = {r[1] for r in db.execute("PRAGMA table_info(voice_locals)")}
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"window_sum", "window_count"} <= cols and {"script_versions", "voice_voices", "steps"} <= tables
+    # what the release wrote is all there: lines and vectors, voices and their names, the screenplay
+    hits = json.loads(run_cli("search", "line", "the comet won't wait for office hours", "--index", str(path),
+                              "--json", check=True).stdout)
+    assert hits and hits[0]["tc_in"] and {h["speaker"] for h in hits[:3]} == {"MAYA"}
+    assert hits[0]["rankers"].get("semantic") is not None                   # Chroma's vectors were read
+    voices = json.loads(run_cli("speakers", "list", "--index", str(path), "--json", check=True).stdout)
+    assert sorted(v["name"] for v in voices) == ["LEO", "MAYA"]
+    cov = run_cli("script", "coverage", "--scene", "12A", "--index", str(path), check=True)
+    assert "12A/7" in cov.stdout
+    again = json.loads(run_cli("status", "--index", str(path), "--json", check=True).stdout)
+    first = json.loads(status.stdout)
+    assert {k: again[k] for k in ("indexed", "lines", "shots", "voices")} == \
+        {k: first[k] for k in ("indexed", "lines", "shots", "voices")}       # a second open changes nothing
+
+
+def test_a_newer_index_is_refused_in_one_sentence(tmp_path):
+    path = _release_copy(tmp_path)
+    with sqlite3.connect(path / "catalog.sqlite") as db:
+        db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    proc = run_cli("status", "--index", str(path))
+    assert proc.returncode != 0 and "newer dailies" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ read-only index folders
+
+def _as_other_user(cmd: list[str]) -> list[str]:
+    """The command run as an unprivileged user: root ignores file permissions, so a read-only folder
+    tested as root would test nothing. (Run as a normal user, the permissions hold by themselves.)"""
+    if os.geteuid() != 0:
+        return cmd
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "running as root, these tests need setpriv (util-linux) to run dailies as another user"
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+
+
+def _run_as_other(*args: str):
+    import subprocess
+
+    env = dict(os.environ, HOME=tempfile.gettempdir())
+    return subprocess.run(_as_other_user([DAILIES, *args]), capture_output=True, text=True, env=env,
+                          cwd=tempfile.gettempdir())
+
+
+@pytest.fixture
+def read_only_index():
+    """The release index, upgraded, in a folder that nobody may write (0555, files 0444)."""
+    base = Path(tempfile.mkdtemp(prefix="dailies-ro-"))
+    os.chmod(base, 0o755)                     # mkdtemp makes it 0700: the other user must reach it
+    path = _release_copy(base)
+    Index.open_writer(path).close()
+    for p in [path, *path.rglob("*")]:
+        os.chmod(p, 0o555 if p.is_dir() else 0o444)
+    before = sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+    yield path, before
+    for p in [path, *path.rglob("*")]:
+        os.chmod(p, stat.S_IRWXU | (0 if p.is_file() else stat.S_IRGRP))
+    shutil.rmtree(base)
+
+
+def test_the_read_only_folder_is_really_read_only_for_the_test_user(read_only_index):
+    path, _ = read_only_index
+    proc = _run_as_other("status", "--index", str(path / "new-index"))
+    probe = __import__("subprocess").run(_as_other_user(["touch", str(path / "probe")]), capture_output=True)
+    assert probe.returncode != 0, "the test user can write the read-only folder: the tests below test nothing"
+    assert proc.returncode != 0
+
+
+def test_readers_work_on_an_index_they_cannot_write(read_only_index):
+    path, before = read_only_index
+    status = _run_as_other("status", "--index", str(path), "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["lines"] > 0
+    search = _run_as_other("search", "line", "We have to follow the data, not the calendar.", "--index", str(path),
+                           "--json")
+    assert search.returncode == 0, search.stderr
+    hits = json.loads(search.stdout)
+    assert hits and hits[0]["score"] > 0.9 and hits[0]["rankers"].get("semantic") is not None
+    assert sorted(str(p.relative_to(path)) for p in path.rglob("*")) == before      # nothing written there
+
+
+def test_a_writer_on_a_read_only_index_is_told_in_one_sentence(read_only_index):
+    path, _ = read_only_index
+    proc = _run_as_other("index", str(FIXTURES / "shoot"), "--index", str(path))
+    assert proc.returncode != 0
+    assert "read-only" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_read_only_index_of_the_last_release_says_how_to_upgrade(tmp_path):
+    base = Path(tempfile.mkdtemp(prefix="dailies-ro-"))
+    os.chmod(base, 0o755)
+    path = _release_copy(base)
+    try:
+        for p in [path, *path.rglob("*")]:
+            os.chmod(p, 0o555 if p.is_dir() else 0o444)
+        proc = _run_as_other("status", "--index", str(path))
+        assert proc.returncode != 0 and "older dailies" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        for p in [path, *path.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        shutil.rmtree(base)
