@@ -419,12 +419,7 @@ def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
         row = idx.take(take)
         shots = idx.shots(row["take_id"])
         tags = idx.shot_tags(row["take_id"])
-    from fractions import Fraction
-
-    from indexer.timecode import Clock
-
-    rate = Fraction(row["rate"])
-    clock = Clock.from_start_tc(row["start_tc"], rate)
+    rate, clock = row.rate, row.clock
     data = [{"shot": s.index, "first_frame": s.first_frame, "last_frame": s.last_frame,
              "start": round(s.start(rate), 3), "end": round(s.end(rate), 3),
              "tc_in": clock.tc(s.first_frame), "tc_out": clock.tc(s.last_frame + 1),
@@ -447,11 +442,8 @@ def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
 def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."), index: Optional[Path] = IndexOpt,
               as_json: bool = JsonOpt) -> None:
     """The transcript of a take, line by line, with source TC in/out and shots."""
-    from fractions import Fraction
-
     from indexer.config import index_path
     from indexer.store import Index
-    from indexer.timecode import Clock
 
     from indexer.search import voice_names
 
@@ -459,7 +451,7 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
         row = idx.take(take)
         lines = idx.lines_of_take(row["take_id"])
         voices = voice_names(idx, [row["take_id"]])
-    clock = Clock.from_start_tc(row["start_tc"], Fraction(row["rate"]))
+    clock = row.clock
     who = {ln.speaker: voices.get((ln.take_id, ln.speaker)) for ln in lines}
     data = [{"line": ln.idx, "line_id": ln.line_id, "start": round(ln.start, 3), "end": round(ln.end, 3),
              "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end), "text": ln.text, "shots": ln.shots,

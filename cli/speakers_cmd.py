@@ -40,9 +40,6 @@ def _writer(index: Optional[Path]):
 
 def voice_rows(idx) -> list[dict]:
     """One dict per voice: id, name, takes, seconds, minutes, its local speakers and an example line."""
-    from fractions import Fraction
-
-    from indexer.timecode import Clock
     from indexer.speakers.voices import open_registry
 
     reg = open_registry(idx, readonly=True)
@@ -57,7 +54,7 @@ def voice_rows(idx) -> list[dict]:
             lines = [ln for ln in idx.lines_of_take(take_id) if ln.speaker == label or ln.voice_id == v.voice_id]
             if lines:
                 ln = max(lines, key=lambda x: (len(x.words), x.end - x.start))
-                clock = Clock.from_start_tc(t["start_tc"], Fraction(t["rate"]))
+                clock = t.clock
                 example = {"take_id": take_id, "clip": t["name"], "text": ln.text, "tc_in": clock.tc_in(ln.start),
                            "tc_out": clock.tc_out(ln.end), "line_id": ln.line_id}
                 break

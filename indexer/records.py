@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -110,6 +111,67 @@ class Line:
     @property
     def text(self) -> str:
         return " ".join(w.text for w in self.words).strip()
+
+
+@dataclass(frozen=True)
+class Take:
+    """An indexed (or failed, or pending) take as the catalog holds it: its facts, exact rate, start
+    timecode and the clock that turns seconds into source timecode.
+
+    ``take["name"]``, ``dict(take)``: the catalog's columns as stored (``rate`` as "24000/1001",
+    ``drop_frame`` as 0/1, ``models``/``info``/``notes`` as JSON text), for code written against the rows."""
+
+    take_id: str
+    path: str
+    name: str
+    scene: str | None
+    take: str | None
+    camera: str | None
+    rate: Fraction
+    start_tc: str
+    drop_frame: bool
+    duration: float | None
+    frames: int | None
+    status: str
+    n_lines: int
+    n_shots: int
+    n_frames: int
+    indexed_at: str | None
+    columns: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_columns(cls, row) -> "Take":
+        """From a ``takes`` row (anything read by column name: a dict, a database row)."""
+        c = {k: row[k] for k in row.keys()}
+        return cls(take_id=c["take_id"], path=c["path"], name=c["name"], scene=c.get("scene"), take=c.get("take"),
+                   camera=c.get("camera"), rate=Fraction(c["rate"]), start_tc=c["start_tc"],
+                   drop_frame=bool(c.get("drop_frame")), duration=c.get("duration"), frames=c.get("frames"),
+                   status=c.get("status") or "", n_lines=c.get("n_lines") or 0, n_shots=c.get("n_shots") or 0,
+                   n_frames=c.get("n_frames") or 0, indexed_at=c.get("indexed_at"), columns=c)
+
+    @functools.cached_property
+    def clock(self) -> Clock:
+        return Clock.from_start_tc(self.start_tc, self.rate)
+
+    @property
+    def rate_str(self) -> str:
+        return rate_str(self.rate)
+
+    def hit(self, kind: str, start: float, end: float, text: str, score: float, **more: Any) -> "Hit":
+        """A hit in this take from ``start`` to ``end`` seconds (source TC in/out from its clock)."""
+        return Hit(kind=kind, clip=self.path, take_id=self.take_id, name=self.name, scene=self.scene,
+                   take=self.take, camera=self.camera, start=start, end=end, tc_in=self.clock.tc_in(start),
+                   tc_out=self.clock.tc_out(end), rate=self.rate_str, text=text, score=score, **more)
+
+    # the catalog's columns, read by name (as rows were)
+    def __getitem__(self, key: str) -> Any:
+        return self.columns[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.columns.get(key, default)
+
+    def keys(self):
+        return self.columns.keys()
 
 
 def shots_spanning(shots: list[Shot], start: float, end: float, rate: Fraction) -> list[int]:

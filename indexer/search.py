@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 
 from .errors import UsageError
-from .records import Hit, Shot, shots_spanning
+from .records import Hit, Shot, Take, shots_spanning
 from .store import Index, LineRow
 from .textnorm import STOPWORDS, content_tokens, normalize_words, phonetic, split_words
-from .timecode import Clock
 
 RRF_K = 60
 RANKERS = ("fuzzy", "phonetic", "exact", "semantic")
@@ -178,7 +176,7 @@ def _set_speaker(hit: Hit, line: LineRow, voices: dict) -> None:
     hit.overlap = line.overlap
 
 
-def _take_rows(index: Index, take_ids) -> dict[str, object]:
+def _take_rows(index: Index, take_ids) -> dict[str, Take]:
     return index.takes_by_id(take_ids, status="indexed")
 
 
@@ -190,16 +188,13 @@ def search_speaker(index: Index, ref: str, *, scene: str | None = None, take: st
     take_rows = _take_rows(index, {t for t, _ in wanted if takes is None or t in takes})
     voices = voice_names(index, take_rows)
     hits: list[Hit] = []
-    for take_id, row in sorted(take_rows.items(), key=lambda kv: kv[1]["name"]):
-        clock = Clock.from_start_tc(row["start_tc"], Fraction(row["rate"]))
+    for take_id, row in sorted(take_rows.items(), key=lambda kv: kv[1].name):
         for ln in index.lines_of_take(take_id):
             if (take_id, ln.speaker) not in wanted:
                 continue
-            h = Hit(kind="speaker", clip=row["path"], take_id=take_id, name=row["name"], scene=row["scene"],
-                    take=row["take"], camera=row["camera"], start=ln.start, end=ln.end, tc_in=clock.tc_in(ln.start),
-                    tc_out=clock.tc_out(ln.end), rate=row["rate"], text=ln.text,
-                    score=ln.speaker_confidence if ln.speaker_confidence is not None else 1.0,
-                    shots=list(ln.shots), line_ids=[ln.line_id])
+            h = row.hit("speaker", ln.start, ln.end, ln.text,
+                        ln.speaker_confidence if ln.speaker_confidence is not None else 1.0,
+                        shots=list(ln.shots), line_ids=[ln.line_id])
             _set_speaker(h, ln, voices)
             hits.append(h)
     return hits[:limit]
@@ -223,8 +218,7 @@ def search_speaker_shots(index: Index, ref: str, *, scene: str | None = None, ta
     hits: list[Hit] = []
     for take_id, hs in by_take.items():
         row = take_rows[take_id]
-        rate = Fraction(row["rate"])
-        clock = Clock.from_start_tc(row["start_tc"], rate)
+        rate, clock = row.rate, row.clock
         shots = shots_of.get(take_id) or []
         if not shots:
             continue                                    # a sound-only file has no shots
@@ -236,12 +230,11 @@ def search_speaker_shots(index: Index, ref: str, *, scene: str | None = None, ta
             shot = shots[idx_]
             start, end = shot.start(rate), shot.end(rate)
             said = " ".join(h.text for h in hs if idx_ in h.shots)
-            hits.append(Hit(kind="speaker", clip=row["path"], take_id=take_id, name=row["name"], scene=row["scene"],
-                            take=row["take"], camera=row["camera"], start=start, end=end,
-                            tc_in=clock.tc(shot.first_frame), tc_out=clock.tc(shot.last_frame + 1), rate=row["rate"],
-                            text=said, score=min(1.0, secs / max(end - start, 1e-6)), shots=[idx_], shot=idx_,
-                            speaker=hs[0].speaker, voice_id=hs[0].voice_id, rankers={"seconds": round(secs, 3)}))
-    hits.sort(key=lambda h: (take_rows[h.take_id]["name"], h.start))
+            h = row.hit("speaker", start, end, said, min(1.0, secs / max(end - start, 1e-6)), shots=[idx_],
+                        shot=idx_, speaker=hs[0].speaker, voice_id=hs[0].voice_id, rankers={"seconds": round(secs, 3)})
+            h.tc_in, h.tc_out = clock.tc(shot.first_frame), clock.tc(shot.last_frame + 1)     # the shot's frames
+            hits.append(h)
+    hits.sort(key=lambda h: (take_rows[h.take_id].name, h.start))
     return hits[:limit]
 
 
@@ -472,7 +465,7 @@ def _select(windows: list[_Window], min_match: float, q_len: int) -> list[_Windo
 
 # -------------------------------------------------------------------- hits
 
-def _hit(w: _Window, take, take_shots: list[Shot], q_norm: list[tuple[str, int]], q_words: list[str]) -> Hit:
+def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str, int]], q_words: list[str]) -> Hit:
     words = [wd for ln in w.lines for wd in ln.words]
     d_norm = normalize_words([wd.text for wd in words])
     first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words])
@@ -484,17 +477,13 @@ def _hit(w: _Window, take, take_shots: list[Shot], q_norm: list[tuple[str, int]]
         start = w.lines[0].start
     if last_word == len(words) - 1:
         end = w.lines[-1].end
-    rate = Fraction(take["rate"])
-    clock = Clock.from_start_tc(take["start_tc"], rate)
-    shots = shots_spanning(take_shots, start, end, rate) if take_shots else \
+    shots = shots_spanning(take_shots, start, end, take.rate) if take_shots else \
         sorted({s for ln in w.lines for s in ln.shots})
     delivered = " ".join(wd.text for wd in words[first_word: last_word + 1])
-    return Hit(
-        kind="line", clip=take["path"], take_id=take["take_id"], name=take["name"], scene=take["scene"],
-        take=take["take"], camera=take["camera"], start=start, end=end, tc_in=clock.tc_in(start),
-        tc_out=clock.tc_out(end), rate=take["rate"], text=delivered, score=w.fused, shots=shots,
-        speaker=w.lines[0].speaker, voice_id=w.lines[0].voice_id, match=min(1.0, w.match), diff=diff,
-        line_ids=[ln.line_id for ln in w.lines], rankers=dict(w.scores),
+    return take.hit(
+        "line", start, end, delivered, w.fused, shots=shots, speaker=w.lines[0].speaker,
+        voice_id=w.lines[0].voice_id, match=min(1.0, w.match), diff=diff, line_ids=[ln.line_id for ln in w.lines],
+        rankers=dict(w.scores),
     )
 
 

@@ -187,3 +187,24 @@ def test_a_read_only_index_of_the_last_release_says_how_to_upgrade(tmp_path):
         for p in [path, *path.rglob("*")]:
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
         shutil.rmtree(base)
+
+
+# ------------------------------------------------------------------ typed takes
+
+def test_takes_come_out_of_the_store_typed_with_their_clock(tmp_path):
+    from fractions import Fraction
+
+    from indexer.records import Take
+
+    with Index.open(_release_copy(tmp_path)) as idx:
+        takes = idx.takes()
+        assert takes and all(isinstance(t, Take) for t in takes)
+        by_name = {t.name: t for t in takes}
+        df = by_name["12A_T2_CamA"]                                   # the 29.97 drop-frame take
+        assert df.rate == Fraction(30000, 1001) and df.drop_frame and df.clock.drop_frame
+        assert df.clock.tc_in(0.0) == df.start_tc and ";" in df.start_tc
+        assert df["rate"] == "30000/1001" and dict(df)["take_id"] == df.take_id     # the row, as stored
+        hit = df.hit("line", 1.0, 2.0, "words", 1.0)
+        assert (hit.clip, hit.rate, hit.tc_in, hit.tc_out) == (df.path, "30000/1001", df.clock.tc_in(1.0),
+                                                               df.clock.tc_out(2.0))
+        assert idx.take("12A_T2_CamA") == df and idx.takes_by_id([df.take_id]) == {df.take_id: df}

@@ -1122,8 +1122,7 @@ def _visual_hits(index, ranked: list[tuple[tuple[str, int], float, dict]], limit
             continue
         if take_id not in shots_of:
             shots_of[take_id] = {s.index: s for s in index.shots(take_id)}
-        rate = Fraction(row["rate"])
-        clock = Clock.from_start_tc(row["start_tc"], rate)
+        rate, clock = row.rate, row.clock
         shot = shots_of[take_id].get(shot_idx)
         if shot is None:                     # no shot detection: the whole take is one shot
             shot = Shot(shot_idx, 0, max(0, int(row["frames"] or 1) - 1))

@@ -23,7 +23,6 @@ import json
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -350,8 +349,7 @@ def match_take(take, words: list[TakeWord], script: Script,
         return TakeMatch(take["take_id"], take["name"], scene, source, [], [], no_dialogue=True)
     if scene is not None:
         by_id = {ln.line_id: ln for ln in script.lines}
-        rate = Fraction(take["rate"])
-        clock = Clock.from_start_tc(take["start_tc"], rate)
+        clock = take.clock
         for d in (result.deliveries if result else []):
             ln = by_id.get(d.line_id)
             deliveries.append(_delivery(take, clock, d, scene, ln.text if ln else "", ln.page if ln else None))

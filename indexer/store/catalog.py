@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import (DailiesError, IndexLockedError, IndexMissingError, IndexReadOnlyError, IndexVersionError,
                       UsageError)
-from ..records import Line, MediaInfo, Shot, Word
+from ..records import Line, MediaInfo, Shot, Take, Word
 from ..textnorm import normalize_words, phonetic
 from . import schema
 from .schema import SCHEMA_VERSION
@@ -285,11 +285,11 @@ class Index:
                 "status=excluded.status, error=excluded.error, updated_at=excluded.updated_at",
                 (path, size, mtime_ns, content_hash, take_id, status, error, now()))
 
-    def take_row(self, take_id: str) -> sqlite3.Row | None:
-        return self._db.execute("SELECT * FROM takes WHERE take_id=?", (take_id,)).fetchone()
+    def take_row(self, take_id: str) -> Take | None:
+        return _take(self._db.execute("SELECT * FROM takes WHERE take_id=?", (take_id,)).fetchone())
 
-    def take_by_hash(self, content_hash: str) -> sqlite3.Row | None:
-        return self._db.execute("SELECT * FROM takes WHERE content_hash=?", (content_hash,)).fetchone()
+    def take_by_hash(self, content_hash: str) -> Take | None:
+        return _take(self._db.execute("SELECT * FROM takes WHERE content_hash=?", (content_hash,)).fetchone())
 
     def upsert_take(self, take_id: str, content_hash: str, info: MediaInfo, *, status: str) -> None:
         with self._db:
@@ -417,19 +417,20 @@ class Index:
                             (len(lines), now(), now(), take_id))
 
     # ------------------------------------------------------------------ reading
-    def takes(self, status: str | None = None) -> list[sqlite3.Row]:
+    def takes(self, status: str | None = None) -> list[Take]:
         if status:
-            return self._db.execute("SELECT * FROM takes WHERE status=? ORDER BY name", (status,)).fetchall()
-        return self._db.execute("SELECT * FROM takes ORDER BY name").fetchall()
+            return [Take.from_columns(r) for r in self._db.execute(
+                "SELECT * FROM takes WHERE status=? ORDER BY name", (status,))]
+        return [Take.from_columns(r) for r in self._db.execute("SELECT * FROM takes ORDER BY name")]
 
-    def takes_by_id(self, take_ids: Iterable[str], status: str | None = None) -> dict[str, sqlite3.Row]:
+    def takes_by_id(self, take_ids: Iterable[str], status: str | None = None) -> dict[str, Take]:
         """The takes with these ids (only those of ``status`` when given), by id, in one query per 900."""
         ids = sorted(set(take_ids))
-        out: dict[str, sqlite3.Row] = {}
+        out: dict[str, Take] = {}
         cond = "status=? AND " if status else ""
         for i in range(0, len(ids), 900):
             chunk = ids[i:i + 900]
-            out.update({r["take_id"]: r for r in self._db.execute(
+            out.update({r["take_id"]: Take.from_columns(r) for r in self._db.execute(
                 f"SELECT * FROM takes WHERE {cond}take_id IN ({','.join('?' * len(chunk))})",
                 ([status] if status else []) + chunk)})
         return out
@@ -437,16 +438,16 @@ class Index:
     def files(self) -> list[sqlite3.Row]:
         return self._db.execute("SELECT * FROM files ORDER BY path").fetchall()
 
-    def find_takes(self, ref: str) -> list[sqlite3.Row]:
+    def find_takes(self, ref: str) -> list[Take]:
         """Takes matching a take id (or prefix), clip name, or path."""
         rows = self._db.execute(
             "SELECT * FROM takes WHERE take_id=? OR name=? OR path=? ORDER BY name", (ref, ref, ref)).fetchall()
         if not rows and len(ref) >= 4:
             rows = self._db.execute("SELECT * FROM takes WHERE take_id LIKE ? ORDER BY name",
                                    (ref.replace("%", "") + "%",)).fetchall()
-        return rows
+        return [Take.from_columns(r) for r in rows]
 
-    def take(self, ref: str) -> sqlite3.Row:
+    def take(self, ref: str) -> Take:
         """The one take a user means by ``ref`` (clip name, take id or its prefix, path), or a clear error."""
         rows = self.find_takes(ref)
         if not rows:
@@ -562,6 +563,10 @@ class Index:
             "shots": q("SELECT COUNT(*) FROM shots").fetchone()[0],
             "frames": q("SELECT COALESCE(SUM(n_frames), 0) FROM takes WHERE status='indexed'").fetchone()[0],
         }
+
+
+def _take(r: sqlite3.Row | None) -> Take | None:
+    return None if r is None else Take.from_columns(r)
 
 
 def _line_row(r: sqlite3.Row) -> LineRow:
