@@ -353,11 +353,26 @@ class Indexer:
                     log.debug("reread_voices failed", exc_info=True)
                     self.reporter.warning(f"Speakers were not re-read across takes ({type(exc).__name__}: {exc}); "
                                           "the next run tries again.")
+            self._match_screenplays()
         except KeyboardInterrupt:
             summary.interrupted = True
             summary.worker_busy = worker.busy
         summary.seconds = time.monotonic() - t0
         return summary
+
+    def _match_screenplays(self) -> None:
+        """The last step of a run: takes indexed (or re-read) since a screenplay was imported are matched
+        against it and the matches stored, so `script coverage` and exports only read them."""
+        from .script.catalog import match_new_takes
+
+        try:
+            match_new_takes(self.index, progress=lambda what, done, total: self.reporter.step(what, done, total))
+        except DailiesError as exc:
+            self.reporter.warning(f"Takes were not matched to the screenplay: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - never lose a finished run to this last step
+            log.debug("match_new_takes failed", exc_info=True)
+            self.reporter.warning(f"Takes were not matched to the screenplay ({type(exc).__name__}: {exc}); "
+                                  "`dailies script coverage` matches them meanwhile, the next run stores them.")
 
     def index_file(self, path: str) -> FileResult:
         """Index one file, start to finish, in this thread."""

@@ -390,6 +390,28 @@ def match_takes(index: Index, version_id: int, take_ids: Iterable[str] | None = 
     return out
 
 
+def _fresh(stored, take) -> bool:
+    """Whether a stored match still stands for the take (same lines, name and scene; same matcher)."""
+    return stored is not None and stored["take_key"] == _take_key(take) and stored["matcher"] == MATCHER_VERSION
+
+
+def unmatched_takes(index: Index, version_row) -> list[str]:
+    """Indexed takes whose match against a version is missing or out of date."""
+    stored = index.screenplays().matches(version_row["version_id"])
+    return [t.take_id for t in index.takes(status="indexed") if not _fresh(stored.get(t.take_id), t)]
+
+
+def match_new_takes(index: Index, progress: Progress | None = None) -> int:
+    """Match and store every take indexed (or re-read, renamed) since the latest version of each imported
+    screenplay was matched, so coverage and exports read stored matches. Returns how many were matched."""
+    n = 0
+    for vrow in index.screenplays().latest_versions():
+        ids = unmatched_takes(index, vrow)
+        if ids:
+            n += len(match_takes(index, vrow["version_id"], ids, progress=progress))
+    return n
+
+
 def _store(index: Index, version_id: int, take, tm: TakeMatch) -> None:
     index.screenplays().put_match(
         version_id, tm.take_id, scene=tm.scene, scene_source=tm.scene_source, take_key=_take_key(take),
@@ -399,7 +421,9 @@ def _store(index: Index, version_id: int, take, tm: TakeMatch) -> None:
 
 
 def all_matches(index: Index, version_row, script: Script | None = None) -> list[TakeMatch]:
-    """Every indexed take's match against a version: stored ones, and (in memory) takes not yet matched."""
+    """Every indexed take's match against a version, as stored when the take was indexed or the script
+    imported; a take no run has matched yet (an index of an older release, a reader racing the writer)
+    is matched in memory (``stored=False``)."""
     script = script or script_of(index, version_row)
     vid = version_row["version_id"]
     stored = index.screenplays().matches(vid)
@@ -409,7 +433,7 @@ def all_matches(index: Index, version_row, script: Script | None = None) -> list
     out: list[TakeMatch] = []
     for take in index.takes(status="indexed"):
         s = stored.get(take["take_id"])
-        if s is not None and s["take_key"] == _take_key(take) and s["matcher"] == MATCHER_VERSION:
+        if _fresh(s, take):
             dels = [ScriptDelivery(**json.loads(data)) for data in rows.get(take["take_id"], [])]
             for d in dels:              # the clip may have moved since
                 d.clip, d.name = take["path"], take["name"]

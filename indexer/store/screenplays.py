@@ -50,6 +50,14 @@ class Screenplays:
         return self._db.execute("SELECT * FROM script_versions WHERE script_id=? ORDER BY version DESC LIMIT 1",
                                 (script_id,)).fetchone()
 
+    def latest_versions(self) -> list[sqlite3.Row]:
+        """The latest version of every imported script, in import order."""
+        if not self.any():
+            return []
+        return self._db.execute(
+            "SELECT * FROM script_versions v WHERE version = (SELECT MAX(version) FROM script_versions w "
+            "WHERE w.script_id = v.script_id) ORDER BY version_id").fetchall()
+
     def version_by_id(self, version_id: int) -> sqlite3.Row | None:
         return self._db.execute("SELECT * FROM script_versions WHERE version_id=?", (version_id,)).fetchone()
 
