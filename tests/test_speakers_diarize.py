@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from indexer.store import VoiceTables
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared"))
 SAMPLE = SHARED / "eval" / "diarization" / "pyannote_sample"
@@ -62,8 +64,7 @@ def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
         pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
     from indexer.speakers import diarize as D
     from indexer.media import decode, probe
-    from indexer.store import VoiceTables
-from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.voices import VoiceRegistry
 
     manifest = json.loads(MANIFEST.read_text())
     reg = VoiceRegistry(VoiceTables.memory())
