@@ -389,7 +389,7 @@ def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> Non
         files = [dict(r) for r in idx.files()]
         stats = idx.stats()
         meta = {k: idx.meta(k) for k in ("schema_version", "created_at", "created_by", "index_uid")}
-        from indexer.speakers.voices import open_registry
+        from indexer.speakers.identity import open_registry
 
         reg = open_registry(idx, readonly=True)
         stats["voices"] = len(reg.summaries()) if reg is not None else 0

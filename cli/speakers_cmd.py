@@ -40,7 +40,7 @@ def _writer(index: Optional[Path]):
 
 def voice_rows(idx) -> list[dict]:
     """One dict per voice: id, name, takes, seconds, minutes, its local speakers and an example line."""
-    from indexer.speakers.voices import open_registry
+    from indexer.speakers.identity import open_registry
 
     reg = open_registry(idx, readonly=True)
     if reg is None:
@@ -103,7 +103,7 @@ def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) o
              yes: bool = typer.Option(False, "--yes", "-y", help="With --from-script: apply the proposal."),
              index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Name a voice (the name survives re-indexing and is what `--speaker` searches use)."""
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.identity import VoiceRegistry
 
     if from_script:
         _name_from_script(index, yes, as_json)
@@ -120,7 +120,7 @@ def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
     from indexer.config import index_path
     from indexer.script.naming import propose_names
     from indexer.store import Index
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.identity import VoiceRegistry
 
     with Index.open(index_path(index)) as idx:
         proposals = propose_names(idx)
@@ -159,7 +159,7 @@ def merge_cmd(keep: str = typer.Argument(..., help="The voice to keep (id or nam
               other: str = typer.Argument(..., help="The voice merged into it (its id keeps resolving)."),
               index: Optional[Path] = IndexOpt) -> None:
     """Merge two voices that are the same person (e.g. `dailies speakers merge V004 V007`)."""
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.identity import VoiceRegistry
 
     err = _console(stderr=True)
     with _writer(index) as idx:
@@ -181,7 +181,7 @@ def split_cmd(voice: str = typer.Argument(..., help="The voice (id or name) that
               name: Optional[str] = typer.Option(None, "--name", help="Name the new voice at once."),
               index: Optional[Path] = IndexOpt) -> None:
     """Move a take's local speaker out of a voice into a new voice (kept apart on re-indexing)."""
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.identity import VoiceRegistry
 
     with _writer(index) as idx:
         row = idx.take(take)

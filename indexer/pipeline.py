@@ -626,14 +626,13 @@ class Indexer:
 
     def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict):
         """Production-wide voices for the take's local speakers; lines split where the speaker changes."""
-        from .speakers import diarize
-        from .speakers.voices import VoiceRegistry
+        from .speakers import diarize, identity
 
         self.reporter.step("voices", file=info.path)
-        reg = VoiceRegistry(self.index.voice_tables())
+        reg = identity.VoiceRegistry(self.index.voice_tables())
         # A take may hold two voices its own diarization cannot tell apart: voices already known from
         # other takes can.
-        diar, voice_of = diarize.identify(diar, reg, take_id, model=self.diarizer.embedding_model)
+        diar, voice_of = identity.identify(diar, reg, take_id, model=self.diarizer.embedding_model)
         self.index.set_meta(VOICES_STALE, "1")      # the other takes may read differently with this one
         lines, info_ = diarize.assign_lines(lines, diar, shots=shots, rate=info.rate)
         models["voices"] = reg.settings()
@@ -641,34 +640,24 @@ class Indexer:
 
     # -------------------------------------------------------------- every take against the others
     def reread_voices(self) -> int:
-        """Every take read again against the voices of all the others (:func:`indexer.speakers.diarize.identify_all`),
+        """Every take read again against the voices of all the others (:func:`indexer.speakers.identity.reread_stored`),
         at the end of a run that filed new takes: a take indexed early gains from the takes indexed
         after it. Where that changes who speaks, the take's lines are attributed again (from its lines
         as they were before any speaker split). Takes attributed by channel (``--channels``) keep
         theirs: that needs the sound. Returns the number of takes whose lines changed."""
         import json
 
-        from .speakers import diarize
+        from .speakers import diarize, identity
         from . import embed
-        from .speakers.voices import VoiceRegistry
 
-        idx, key = self.index, self.diarizer.key()
-        diars: dict[str, diarize.Diarization] = {}
-        rows = {}
-        for row in idx.takes(status="indexed"):
-            data = idx.get_step(row["take_id"], "diarize", key)
-            if not data:
-                continue
-            d = diarize.Diarization.from_json(data)
-            if d.windows is not None and not d.channel_owner:
-                diars[row["take_id"]] = d
-                rows[row["take_id"]] = row
+        idx = self.index
         changed = 0
-        if len(diars) >= 2:
-            self.reporter.step("voices, every take against the others", 0.0, float(len(diars)), file="all takes")
-            out = diarize.identify_all(diars, VoiceRegistry(idx.voice_tables()), model=self.diarizer.embedding_model)
-            for n, (take_id, (diar, voice_of)) in enumerate(out.items(), 1):
-                info = MediaInfo.from_json(json.loads(rows[take_id]["info"]))
+        out = identity.reread_stored(idx, self.diarizer.key(), model=self.diarizer.embedding_model,
+                                     started=lambda n: self.reporter.step("voices, every take against the others",
+                                                                          0.0, float(n), file="all takes"))
+        if out:
+            for n, (take_id, (take, diar, voice_of)) in enumerate(out.items(), 1):
+                info = MediaInfo.from_json(json.loads(take["info"]))
                 stored = idx.lines_of_take(take_id)
                 cached = idx.get_step(take_id, "lines", LINES_STEP_KEY)
                 base = [_line_from_json(x) for x in cached] if cached is not None else \
@@ -681,7 +670,7 @@ class Indexer:
                 if before != after:
                     idx.replace_lines(take_id, info, lines, embed.embed([ln.text for ln in lines]), speakers)
                     changed += 1
-                self.reporter.step("voices, every take against the others", float(n), float(len(diars)), file="all takes")
+                self.reporter.step("voices, every take against the others", float(n), float(len(out)), file="all takes")
         idx.set_meta(VOICES_STALE, "")
         return changed
 

@@ -151,7 +151,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
 
 def speaker_locals(index: Index, ref: str) -> list[tuple[str, str]]:
     """(take id, local speaker label) of every appearance of a voice named or numbered ``ref``."""
-    from .speakers.voices import open_registry
+    from .speakers.identity import open_registry
 
     reg = open_registry(index, readonly=True)
     if reg is None:
@@ -162,7 +162,7 @@ def speaker_locals(index: Index, ref: str) -> list[tuple[str, str]]:
 
 def voice_names(index: Index, take_ids) -> dict[tuple[str, str], object]:
     """(take id, local label) -> Voice (id and name, merges followed) for these takes."""
-    from .speakers.voices import open_registry
+    from .speakers.identity import open_registry
 
     reg = open_registry(index, readonly=True)
     return reg.mapping(list(take_ids)) if reg is not None else {}

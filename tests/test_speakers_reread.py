@@ -89,7 +89,7 @@ def test_a_take_indexed_first_is_attributed_again_once_later_takes_are_known(tmp
 
         # the re-read failing never loses the run: a one-line warning, the lines as they were, and
         # the next run tries again
-        from indexer.speakers import diarize
+        from indexer.speakers import identity
         from indexer.pipeline import VOICES_STALE, NullReporter
 
         class Warned(NullReporter):
@@ -101,7 +101,7 @@ def test_a_take_indexed_first_is_attributed_again_once_later_takes_are_known(tmp
         def broken(*a, **k):
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(diarize, "identify_all", broken)
+        monkeypatch.setattr(identity, "identify_all", broken)
         idx.set_meta(VOICES_STALE, "1")
         rep = Warned()
         third = Indexer(idx, settings, reporter=rep).run([media])

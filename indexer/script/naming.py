@@ -30,7 +30,7 @@ class NameProposal:
 
 
 def propose_names(index: Index) -> list[NameProposal]:
-    from ..speakers.voices import open_registry
+    from ..speakers.identity import open_registry
     from .catalog import all_matches, has_scripts, resolve_version
 
     if not has_scripts(index):

@@ -81,7 +81,7 @@ class LineRow:
     phon: str
     words_json: str
     shots_json: str
-    speaker: str | None           # the take's local speaker label (see indexer.speakers.voices for the voice)
+    speaker: str | None           # the take's local speaker label (see indexer.speakers.identity for the voice)
     voice_id: str | None          # the production-wide voice when indexed (merges are followed by the registry)
     data_json: str | None = None
 
@@ -241,7 +241,7 @@ class Index:
 
     # ------------------------------------------------------------------ the store's parts
     def voice_tables(self) -> VoiceTables:
-        """The voice registry's tables (see :class:`indexer.speakers.voices.VoiceRegistry`)."""
+        """The voice registry's tables (see :class:`indexer.speakers.identity.VoiceRegistry`)."""
         return VoiceTables(self._db)
 
     def screenplays(self) -> Screenplays:

@@ -1,5 +1,5 @@
 """The voice registry's tables (``voice_voices``, ``voice_locals``, ``voice_meta``): every statement
-the registry (:mod:`indexer.speakers.voices`) needs, by name. The registry's logic (matching,
+the registry (:mod:`indexer.speakers.identity`) needs, by name. The registry's logic (matching,
 centroids, merges) stays there; the schema is the catalog's (:mod:`indexer.store.schema`)."""
 
 from __future__ import annotations
