@@ -3,15 +3,17 @@
 Layout of an index folder::
 
     dailies-index/
-      catalog.sqlite   takes, files, shots, lines (+ FTS5 full-text tables), finished steps, meta
-      chroma/          Chroma PersistentClient (collection ``lines``; later ``frames``, ``voices``)
+      catalog.sqlite   takes, files, shots, lines (+ FTS5 full-text tables), finished steps, meta, voices,
+                       screenplays (one schema: store/schema.py)
+      chroma/          Chroma PersistentClient (collections ``lines`` and ``frames``: store/vectors.py)
       lock             held (flock) by the one writer
 
 Only the store package (this module, :mod:`.schema`, :mod:`.vectors`, :mod:`.voices`,
 :mod:`.screenplays`) runs SQL or touches Chroma.
 
 Readers open the catalog read-only (``mode=ro``; ``immutable`` when the folder cannot be written, so
-a read-only index on a share or a write-protected card reads without creating files there).
+a read-only index on a share or a write-protected card reads without creating files there). A reader
+of an older schema upgrades the catalog in place when it may write the folder, else says what to do.
 
 Consistency: a take becomes visible to searches in one sqlite transaction (its lines, shots and
 ``status='indexed'``), after its vectors are in Chroma. Ids are deterministic (take id + position),
@@ -42,7 +44,7 @@ from ..textnorm import normalize_words, phonetic
 from . import schema
 from .schema import SCHEMA_VERSION
 from .screenplays import Screenplays
-from .vectors import CHROMA_DIR, Vectors
+from .vectors import Vectors
 from .voices import VoiceTables
 
 CATALOG = "catalog.sqlite"
