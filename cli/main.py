@@ -342,6 +342,7 @@ def search_visual_cmd(
     take: Optional[str] = typer.Option(None, "--take", help="Only this take (number, clip name or take id)."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="At most this many shots."),
     thumbs: Optional[Path] = typer.Option(None, "--thumbs", help="Write a JPEG of each hit's best frame here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite thumbnails that already exist in --thumbs."),
     clip_checkpoint: Optional[str] = typer.Option(None, "--clip-checkpoint", envvar="DAILIES_CLIP_CHECKPOINT",
                                                   help="Where the index's CLIP weights are, if they moved."),
     as_json: bool = JsonOpt,
@@ -357,7 +358,7 @@ def search_visual_cmd(
         hits = vision.search_visual(idx, vision.VisualQuery(text=text, image=str(image) if image else None,
                                                             scene=scene, take=take, tags=list(tag), limit=limit), emb)
     if thumbs:
-        for path in vision.write_thumbnails(hits, thumbs):
+        for path in vision.write_thumbnails(hits, thumbs, force=force):
             _console(stderr=True).print(f"wrote {path}", highlight=False)
     if as_json:
         print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
