@@ -454,18 +454,17 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     from indexer.store import Index
     from indexer.timecode import Clock
 
-    from indexer.search import voice_names
+    from indexer.search import speaker_of, voice_names
 
     with Index.open(index_path(index)) as idx:
         row = idx.take(take)
         lines = idx.lines_of_take(row["take_id"])
         voices = voice_names(idx, [row["take_id"]])
     clock = Clock.from_start_tc(row["start_tc"], Fraction(row["rate"]))
-    who = {ln.speaker: voices.get((ln.take_id, ln.speaker)) for ln in lines}
+    who = {ln.line_id: speaker_of(ln, voices) for ln in lines}
     data = [{"line": ln.idx, "line_id": ln.line_id, "start": round(ln.start, 3), "end": round(ln.end, 3),
              "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end), "text": ln.text, "shots": ln.shots,
-             "speaker": who[ln.speaker].display if who.get(ln.speaker) else None,
-             "voice_id": who[ln.speaker].voice_id if who.get(ln.speaker) else None,
+             "speaker": who[ln.line_id][0], "voice_id": who[ln.line_id][1],
              "local_speaker": ln.speaker, "speaker_confidence": ln.speaker_confidence, "overlap": ln.overlap,
              "words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
                        for w in ln.words]} for ln in lines]

@@ -172,10 +172,29 @@ def voice_names(index: Index, take_ids) -> dict[tuple[str, str], object]:
     return reg.mapping(list(take_ids)) if reg is not None else {}
 
 
-def _set_speaker(hit: Hit, line: LineRow, voices: dict) -> None:
+def speaker_of(line: LineRow, voices: dict) -> tuple[str | None, str | None]:
+    """(name shown, voice id) of a line's speaker: the voice's name, else its id (V003); merges followed.
+    The one place that decides it, for `dailies lines`, search hits and every export; pyannote's
+    per-take label (SPEAKER_00) is never shown."""
     voice = voices.get((line.take_id, line.speaker)) if line.speaker else None
-    hit.voice_id = voice.voice_id if voice is not None else None
-    hit.speaker = voice.display if voice is not None else None
+    return (voice.display, voice.voice_id) if voice is not None else (None, None)
+
+
+def named_lines(index: Index, lines: list[LineRow]) -> list[LineRow]:
+    """The lines with ``speaker`` set to the name :func:`speaker_of` gives (None when the voice is not
+    known) and ``voice_id`` to the voice, for exports."""
+    import dataclasses
+
+    voices = voice_names(index, {ln.take_id for ln in lines})
+    out = []
+    for ln in lines:
+        name, vid = speaker_of(ln, voices)
+        out.append(dataclasses.replace(ln, speaker=name, voice_id=vid))
+    return out
+
+
+def _set_speaker(hit: Hit, line: LineRow, voices: dict) -> None:
+    hit.speaker, hit.voice_id = speaker_of(line, voices)
     hit.speaker_confidence = line.speaker_confidence
     hit.overlap = line.overlap
 
@@ -263,13 +282,31 @@ def take_filter(index: Index, query: LineQuery) -> set[str] | None:
     for r in rows:
         if query.scene and (r["scene"] or "").lower() != query.scene.lower():
             continue
-        if query.take:
-            t = query.take.strip()
-            if not ((r["take"] or "").lower() == t.lower().lstrip("t").lstrip("0") or r["take"] == t
-                    or r["name"] == t or r["take_id"].startswith(t)):
-                continue
+        if query.take and not take_matches(r, query.take):
+            continue
         out.add(r["take_id"])
     return out
+
+
+def _take_number(text: str) -> str:
+    """ "T03", "t3", "3" and "03" are take 3."""
+    t = text.strip().lower()
+    t = t[1:] if t.startswith("t") and t[1:].isdigit() else t
+    return t.lstrip("0") or t
+
+
+def take_matches(row, ref: str) -> bool:
+    """Does ``--take REF`` name this take: its take number ("3", "T3"), its clip name, or its take id
+    (or an unambiguous prefix of at least 4 characters, as everywhere else). A short number is never
+    read as a hash prefix: ``--take 3`` is take 3, not every take whose id starts with "3"."""
+    ref = ref.strip()
+    if not ref:
+        return False
+    if row["take"] and _take_number(row["take"]) == _take_number(ref):
+        return True
+    if ref in (row["name"], row["take_id"]):
+        return True
+    return len(ref) >= 4 and row["take_id"].startswith(ref.lower())
 
 
 def _semantic_neighbours(index: Index, q_vec: np.ndarray, take_ids: list[str] | None) -> list[str]:
