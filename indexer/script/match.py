@@ -500,7 +500,8 @@ def _edges(words: list[TakeWord], lo: int, hi: int) -> tuple[float, float]:
 
 
 def _diff(ops, script: _Tokens, line_words: list[str], words: list[TakeWord], t_src, sim):
-    """wdiff text from the alignment: matched words as said, [-missing-], {+added+}, [-x-]{+y+}."""
+    """wdiff text from the alignment (:mod:`indexer.wdiff`): matched words as said, [-missing-], {+added+},
+    [-x-]{+y+}."""
     groups: list[tuple[str, list[int], list[int]]] = []   # (tag, script word idxs, take word idxs)
     # A word is shown as said only when all of its tokens matched ("can't" = can + not against "can"
     # is a change, not a match).
@@ -525,68 +526,11 @@ def _diff(ops, script: _Tokens, line_words: list[str], words: list[TakeWord], t_
             tag, s_idx, t_idx = "ins", [], [t_src[op[1]]]
         else:
             tag, s_idx, t_idx = "del", [script.src[op[1]]], []
-        if groups and groups[-1][0] == tag:
-            groups[-1][1].extend(s_idx)
-            groups[-1][2].extend(t_idx)
-        else:
-            groups.append((tag, s_idx, t_idx))
-    shown_s: set[int] = set()
-    shown_t: set[int] = set()
+        groups.append((tag, s_idx, t_idx))
+    from ..wdiff import render
 
-    def s_words(idxs):
-        new = [i for i in dict.fromkeys(idxs) if i not in shown_s]
-        shown_s.update(new)
-        return " ".join(line_words[i] for i in new)
-
-    def t_words(idxs):
-        new = [i for i in dict.fromkeys(idxs) if i not in shown_t]
-        shown_t.update(new)
-        return " ".join(words[i].text for i in new)
-
-    parts: list[str] = []
-    added: list[str] = []
-    missing: list[str] = []
-    substituted: list[tuple[str, str]] = []
-    merged: list[tuple[str, list[int], list[int]]] = []
-    for g in groups:                                   # [-a-] next to {+b+} reads as a substitution
-        if merged and {merged[-1][0], g[0]} == {"del", "ins"}:
-            prev = merged.pop()
-            merged.append(("sub", prev[1] + g[1], prev[2] + g[2]))
-        elif merged and (merged[-1][0] == "sub" and g[0] in ("del", "ins")
-                         or merged[-1][0] in ("del", "ins") and g[0] == "sub"):
-            prev = merged.pop()
-            merged.append(("sub", prev[1] + g[1], prev[2] + g[2]))
-        else:
-            merged.append(g)
-    groups = merged
-    for tag, s_idx, t_idx in groups:
-        if tag == "eq":
-            shown_s.update(s_idx)
-            txt = t_words(t_idx)
-            if txt:
-                parts.append(txt)
-        elif tag == "ins":
-            txt = t_words(t_idx)
-            if txt:
-                parts.append("{+" + txt + "+}")
-                added.append(txt)
-        elif tag == "del":
-            txt = s_words(s_idx)
-            if txt:
-                parts.append("[-" + txt + "-]")
-                missing.append(txt)
-        else:
-            a, b = s_words(s_idx), t_words(t_idx)
-            if a and b:
-                parts.append("[-" + a + "-]{+" + b + "+}")
-                substituted.append((a, b))
-            elif a:
-                parts.append("[-" + a + "-]")
-                missing.append(a)
-            elif b:
-                parts.append("{+" + b + "+}")
-                added.append(b)
-    return " ".join(parts), added, missing, substituted
+    w = render(groups, line_words, [wd.text for wd in words])
+    return w.text, w.added, w.missing, w.substituted
 
 
 # ------------------------------------------------------------------------------------------ scenes
