@@ -258,13 +258,13 @@ def search_line(
     if as_json:
         print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
         return
-    from cli.render import hits_table
+    from cli.render import hits_table, plain_output, shorten
 
     out = _console()
     if not hits:
-        out.print(f"No take delivers \"{text}\" (searched with --min-match {min_match}).")
+        out.print(f"No take delivers \"{shorten(text)}\" (searched with --min-match {min_match}).")
         return
-    out.print(hits_table(hits, text))
+    out.print(hits_table(hits, text, markers=plain_output(out)))
 
 
 @search_app.command("speaker")

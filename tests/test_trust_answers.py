@@ -66,3 +66,51 @@ def test_every_export_names_speakers_as_dailies_lines_does(shoot_index, tmp_path
         assert "SPEAKER_" not in text and "MAYA: " in text, fmt
     rows = list(csv.DictReader((tmp_path / "m.csv").read_text().splitlines()))
     assert [r["Speaker"] for r in rows] == shown
+
+
+def _search(idx_path, text, **kw):
+    from indexer.search import search_lines
+
+    with Index.open(idx_path) as idx:
+        return search_lines(idx, LineQuery(text=text, **kw))
+
+
+def test_the_diff_is_built_from_the_hits_own_text(shoot_index):
+    """The JSON diff had words beyond the hit's span ("{+now, though.+}" for a hit ending "from Chicago")."""
+    from indexer.textnorm import tokens
+    from indexer.wdiff import said
+
+    from conftest import FIXTURES
+
+    queries = [ln for ln in (FIXTURES / "scene.fountain").read_text().splitlines()
+               if ln.endswith((".", "?")) and ln[:1].isupper() and len(ln.split()) <= 12]
+    queries += ["we need to follow our data", "the data", "Friday", "coffee black", "the sky cooperates, Leo"]
+    n = 0
+    for q in queries:
+        for h in _search(shoot_index, q, min_match=0.3):
+            assert tokens(said(h.diff)) == tokens(h.text), (q, h.text, h.diff)
+            n += 1
+    assert n > 40
+
+
+def test_a_query_in_the_wrong_word_order_is_no_fragment_below_min_match(shoot_index):
+    """"the calendar, not the data, we have to follow" came back as "the data" at 40 % (--min-match 0.5),
+    let in as a 'paraphrase' by an order-blind embedding."""
+    for q in ("the calendar, not the data, we have to follow", "Friday by report the wants she"):
+        for h in _search(shoot_index, q):
+            assert h.match >= 0.5, (q, h.text, h.match)
+    # a real paraphrase (other words, same meaning) still comes back, as the whole utterance
+    hits = _search(shoot_index, "She can have it whenever the sky decides to cooperate")
+    assert any("cooperate" in h.text for h in hits)
+
+
+def test_piped_output_keeps_the_differences_as_wdiff_markers(shoot_index):
+    from conftest import run_cli
+
+    out = run_cli("search", "line", "we need to follow our data", "--index", str(shoot_index), check=True).stdout
+    assert "[-need-]{+have+}" in " ".join(out.split())
+    assert "[-…-]: line's words not said" in out
+    long_query = "word " * 400
+    proc = run_cli("search", "line", long_query, "--index", str(shoot_index))
+    assert proc.returncode == 0 and "No take delivers" in proc.stdout
+    assert len(proc.stdout) < 200 and "(1999 characters)" in " ".join(proc.stdout.split())
