@@ -183,7 +183,17 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
 
     for raw in paths:
         p = Path(raw).expanduser()
-        if p.is_dir():
+        try:
+            # a path that cannot even be looked at (a folder above it not readable, a name too long) is
+            # that path's failure, not the batch's
+            is_dir, exists = p.is_dir(), p.exists()
+            if exists and not is_dir:
+                p.resolve()
+        except OSError as exc:
+            missing.append(FileResult(os.path.abspath(p), "failed",
+                                      message=f"{p}: cannot be read ({exc.strerror or exc})."))
+            continue
+        if is_dir:
             for root, dirs, files in os.walk(p):
                 rootp = Path(root)
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".")
@@ -191,7 +201,7 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
                 for name in sorted(files):
                     if not name.startswith(".") and Path(name).suffix.lower() in MEDIA_EXTENSIONS:
                         add(rootp / name)
-        elif p.exists():
+        elif exists:
             add(p)
         else:
             missing.append(FileResult(os.path.abspath(p), "failed", message=f"{p}: no such file or folder."))
