@@ -163,9 +163,10 @@ def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: l
     if sound_only:
         from indexer.config import DEFAULT_AUDIO_TC_RATE
 
-        parts.append(Text(f"Sound-only takes ({', '.join(sound_only[:4])}{', …' if len(sound_only) > 4 else ''}) count "
-                          f"timecode at the rate their iXML states, else {rate_label(DEFAULT_AUDIO_TC_RATE, False)} fps "
-                          "(--audio-tc-rate when indexing).", style="dim"))
+        names = ", ".join(sound_only[:4]) + (", …" if len(sound_only) > 4 else "")
+        parts.append(Text(f"Sound-only takes ({names}) count timecode at the rate their iXML states, else "
+                          f"{rate_label(DEFAULT_AUDIO_TC_RATE, False)} fps (--audio-tc-rate when indexing).",
+                          style="dim"))
     if models_used:
         parts.append(Text("Models: " + "; ".join(f"{d} ({n} take{'s' if n != 1 else ''})"
                                                    for d, n in models_used.items()), style="dim"))

@@ -348,7 +348,8 @@ def _print_table(cov) -> None:
             cell = r.cells.get(c.take_id)
             if cell is None:
                 return ""
-            return mark[cell.status] + (f"×{cell.deliveries}" if cell.deliveries > 1 else "") + ("*" if cell.diff else "")
+            return (mark[cell.status] + (f"×{cell.deliveries}" if cell.deliveries > 1 else "")
+                    + ("*" if cell.diff else ""))
 
         labels = [_take_label(c) + (" MOS" if c.no_dialogue else "") for c in cols]
         # a take column is as wide as its label's longest word or its widest cell ("✓×2*"), never split

@@ -292,8 +292,13 @@ class Indexer:
             model, tag, s.clip_checkpoint, device=s.device, batch_size=s.clip_batch, threads=s.threads,
             vocabulary=s.tag_vocabulary)
         if message:
-            self.picture_skipped = message
-            self.reporter.warning(f"No picture step: {message}")
+            self.picture_skipped = message            # the whole sentence is recorded (`dailies status`)
+            if "is not on this machine" in message:   # said on every run: one line, what to do
+                spec = f"clip:{s.clip_model}" if s.clip_model else "clip"
+                self.reporter.warning(f"No picture: no CLIP weights; `dailies models fetch {spec}` "
+                                      "or --clip-checkpoint.")
+            else:
+                self.reporter.warning(f"No picture step: {message}")
             return
         from .store import EmbedderMismatchError
 
