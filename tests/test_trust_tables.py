@@ -35,6 +35,8 @@ def test_clip_names_stay_whole(scripted, width):
     status = _at(width, "status", "--index", str(scripted))
     assert all(n in status for n in NAMES), status
     assert "indexed" in status and " 11 " in status            # numbers and status not cut
+    # the rate a sound-only take's timecode was counted at is said (once)
+    assert " ".join(status.split()).count("Sound-only takes (12A_WT1) count timecode at the rate") == 1
     hits = _at(width, "search", "line", "we have to follow the data", "--index", str(scripted))
     assert sum(n in hits for n in NAMES) >= 4, hits
 
