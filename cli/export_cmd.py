@@ -236,13 +236,14 @@ def transcript_cmd(
     """A take's transcript with speaker labels: SRT/VTT (times from the file's start), CSV/TXT/JSON (with TC)."""
     from indexer.export import TRANSCRIPT_EXT, pick_format, render_transcript
     from indexer.export.core import Source
+    from indexer.search import named_lines
 
     if fmt is None and (out is None or str(out) == "-"):
         fmt = "srt"
     fmt_name = pick_format(out if out is not None and str(out) != "-" else None, fmt, TRANSCRIPT_EXT, "transcript")
     with _open(index) as idx:
         row = idx.take(take)
-        lines = idx.lines_of_take(row["take_id"])
+        lines = named_lines(idx, idx.lines_of_take(row["take_id"]))
     source = Source.from_row(row)
     target = out if out is not None else Path(f"{row['name']}{TRANSCRIPT_EXT[fmt_name]}")
     outputs = render_transcript(lines, source, fmt_name, target)

@@ -258,13 +258,13 @@ def search_line(
     if as_json:
         print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
         return
-    from cli.render import hits_table
+    from cli.render import hits_table, plain_output, shorten
 
     out = _console()
     if not hits:
-        out.print(f"No take delivers \"{text}\" (searched with --min-match {min_match}).")
+        out.print(f"No take delivers \"{shorten(text)}\" (searched with --min-match {min_match}).")
         return
-    out.print(hits_table(hits, text))
+    out.print(hits_table(hits, text, markers=plain_output(out)))
 
 
 @search_app.command("speaker")
@@ -342,6 +342,7 @@ def search_visual_cmd(
     take: Optional[str] = typer.Option(None, "--take", help="Only this take (number, clip name or take id)."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="At most this many shots."),
     thumbs: Optional[Path] = typer.Option(None, "--thumbs", help="Write a JPEG of each hit's best frame here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite thumbnails that already exist in --thumbs."),
     clip_checkpoint: Optional[str] = typer.Option(None, "--clip-checkpoint", envvar="DAILIES_CLIP_CHECKPOINT",
                                                   help="Where the index's CLIP weights are, if they moved."),
     as_json: bool = JsonOpt,
@@ -357,7 +358,7 @@ def search_visual_cmd(
         hits = vision.search_visual(idx, vision.VisualQuery(text=text, image=str(image) if image else None,
                                                             scene=scene, take=take, tags=list(tag), limit=limit), emb)
     if thumbs:
-        for path in vision.write_thumbnails(hits, thumbs):
+        for path in vision.write_thumbnails(hits, thumbs, force=force):
             _console(stderr=True).print(f"wrote {path}", highlight=False)
     if as_json:
         print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
@@ -445,18 +446,17 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     from indexer.config import index_path
     from indexer.store import Index
 
-    from indexer.search import voice_names
+    from indexer.search import speaker_of, voice_names
 
     with Index.open(index_path(index)) as idx:
         row = idx.take(take)
         lines = idx.lines_of_take(row["take_id"])
         voices = voice_names(idx, [row["take_id"]])
     clock = row.clock
-    who = {ln.speaker: voices.get((ln.take_id, ln.speaker)) for ln in lines}
+    who = {ln.line_id: speaker_of(ln, voices) for ln in lines}
     data = [{"line": ln.idx, "line_id": ln.line_id, "start": round(ln.start, 3), "end": round(ln.end, 3),
              "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end), "text": ln.text, "shots": ln.shots,
-             "speaker": who[ln.speaker].display if who.get(ln.speaker) else None,
-             "voice_id": who[ln.speaker].voice_id if who.get(ln.speaker) else None,
+             "speaker": who[ln.line_id][0], "voice_id": who[ln.line_id][1],
              "local_speaker": ln.speaker, "speaker_confidence": ln.speaker_confidence, "overlap": ln.overlap,
              "words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
                        for w in ln.words]} for ln in lines]

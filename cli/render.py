@@ -15,10 +15,43 @@ from indexer.timecode import rate_label
 _DIFF = re.compile(r"\[-(.*?)-\]|\{\+(.*?)\+\}")
 
 
-def diff_text(diff: str | None, fallback: str) -> Text:
-    """Render a wdiff-style diff: [-script words not said-] struck red, {+words added+} green."""
+def clip_column(t: Table, names, header: str = "clip") -> None:
+    """A clip-name column: a name is never broken into pieces; it is as wide as the longest name up to
+    24 characters, and a longer one is cut with an ellipsis (the full path is in --json)."""
+    longest = max((len(n) for n in names), default=len(header))
+    t.add_column(header, no_wrap=True, overflow="ellipsis", min_width=min(max(longest, len(header)), 24))
+
+
+def shorten(text: str, width: int = 60) -> str:
+    """A query or line as echoed in a title or message: at most about ``width`` characters."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    return text[:width].rsplit(" ", 1)[0] + f" … ({len(text)} characters)"
+
+
+def plain_output(console) -> bool:
+    """Styles would be lost (not a terminal, or NO_COLOR): print the diff's markers instead."""
+    return not console.is_terminal or console.no_color
+
+
+def diff_legend(script: bool, markers: bool) -> str:
+    """The legend under a table of diffs; ``markers``: the diff is printed in wdiff notation."""
+    what = "script" if script else "line's"
+    if markers:
+        return f"[-…-]: {what} words not said · {{+…+}}: said, not in the {'script' if script else 'line'}"
+    return (f"[red strike]struck[/]: {what} words not said · [green underline]underlined[/]: said, "
+            f"not in the {'script' if script else 'line'}")
+
+
+def diff_text(diff: str | None, fallback: str, markers: bool = False) -> Text:
+    """Render a wdiff-style diff: [-script words not said-] struck red, {+words added+} green; with
+    ``markers`` (output that is not a terminal: piped, saved, or NO_COLOR) the wdiff notation itself,
+    since styles would be dropped with nothing in their place."""
     if not diff:
         return Text(fallback)
+    if markers:
+        return Text(diff)
     out = Text()
     pos = 0
     for m in _DIFF.finditer(diff):
@@ -34,13 +67,13 @@ def diff_text(diff: str | None, fallback: str) -> Text:
     return out
 
 
-def hits_table(hits, query: str) -> Table:
+def hits_table(hits, query: str, markers: bool = False) -> Table:
     n_takes = len({h.take_id for h in hits})
-    t = Table(title=f"“{query}” — {len(hits)} hit{'s' if len(hits) != 1 else ''} in "
+    t = Table(title=f"“{shorten(query)}” — {len(hits)} hit{'s' if len(hits) != 1 else ''} in "
                     f"{n_takes} take{'s' if n_takes != 1 else ''}",
-              caption="[red strike]struck[/]: line's words not said · [green underline]underlined[/]: said, "
-                      "not in the line", show_lines=False, expand=True, box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("clip", overflow="fold", ratio=1)
+              caption=diff_legend(False, markers), show_lines=False, expand=True, box=box.SIMPLE_HEAD,
+              pad_edge=False)
+    clip_column(t, [h.name for h in hits])
     t.add_column("sc/tk", no_wrap=True)
     t.add_column("TC in", no_wrap=True, min_width=11)
     t.add_column("TC out", no_wrap=True, min_width=11)
@@ -51,7 +84,7 @@ def hits_table(hits, query: str) -> Table:
         same = h.take_id == prev
         prev = h.take_id
         sctk = "/".join(x for x in (h.scene or "", h.take or "") if x) or "—"
-        said = diff_text(h.diff, h.text)
+        said = diff_text(h.diff, h.text, markers)
         if h.speaker:
             said = Text.assemble((f"{h.speaker}: ", "bold"), said)
         t.add_row("" if same else h.name, "" if same else sctk, h.tc_in, h.tc_out, f"{(h.match or 0):.0%}", said)
@@ -61,7 +94,7 @@ def hits_table(hits, query: str) -> Table:
 def speaker_table(hits, who: str) -> Table:
     t = Table(title=f"{who} — {len(hits)} line{'s' if len(hits) != 1 else ''} in "
                     f"{len({h.take_id for h in hits})} takes", box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
-    t.add_column("clip", overflow="fold", ratio=1)
+    clip_column(t, [h.name for h in hits])
     t.add_column("TC in", no_wrap=True, min_width=11)
     t.add_column("TC out", no_wrap=True, min_width=11)
     t.add_column("conf.", justify="right", no_wrap=True)
@@ -76,7 +109,7 @@ def speaker_table(hits, who: str) -> Table:
 
 def shots_table(hits, title: str) -> Table:
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
-    t.add_column("clip / shot", overflow="fold", ratio=1)
+    clip_column(t, [f"{h.name} #{h.shot}" for h in hits], "clip / shot")
     t.add_column("TC in", no_wrap=True, min_width=11)
     t.add_column("TC out", no_wrap=True, min_width=11)
     t.add_column("speaks", justify="right", no_wrap=True)
@@ -96,15 +129,15 @@ def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: l
         (f", {stats['failed_files']} files failed" if stats["failed_files"] else "", "red"),
         (f"  (schema {meta.get('schema_version')}, created {meta.get('created_at')} by {meta.get('created_by')})", "dim"),
     )
-    t = Table(show_lines=False, expand=True, box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("clip", overflow="fold", ratio=2)
-    t.add_column("sc/tk/cam", overflow="fold")
+    t = Table(show_lines=False, expand=True, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    clip_column(t, [r["name"] for r in takes])
+    t.add_column("sc/tk/cam", no_wrap=True)
     t.add_column("rate", no_wrap=True)
     t.add_column("start TC", no_wrap=True, min_width=11)
     t.add_column("dur", justify="right", no_wrap=True)
-    t.add_column("lines", justify="right")
-    t.add_column("shots", justify="right")
-    t.add_column("status", no_wrap=True)
+    t.add_column("lines", justify="right", no_wrap=True, min_width=5)
+    t.add_column("shots", justify="right", no_wrap=True, min_width=5)
+    t.add_column("status", no_wrap=True, min_width=7)
     models_used: dict[str, int] = {}
     for r in takes:
         models = r.get("models") or {}
@@ -126,6 +159,14 @@ def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: l
         t.add_row(r["name"], sctk, rate_label(Fraction(r["rate"]), bool(r["drop_frame"])), r["start_tc"], f"{(r.get('duration') or 0):.1f}s",
                   str(r["n_lines"]), str(r["n_shots"]), status)
     parts = [head, t]
+    sound_only = [r["name"] for r in takes if not r.get("has_video") and r.get("status") == "indexed"]
+    if sound_only:
+        from indexer.config import DEFAULT_AUDIO_TC_RATE
+
+        names = ", ".join(sound_only[:4]) + (", …" if len(sound_only) > 4 else "")
+        parts.append(Text(f"Sound-only takes ({names}) count timecode at the rate their iXML states, else "
+                          f"{rate_label(DEFAULT_AUDIO_TC_RATE, False)} fps (--audio-tc-rate when indexing).",
+                          style="dim"))
     if models_used:
         parts.append(Text("Models: " + "; ".join(f"{d} ({n} take{'s' if n != 1 else ''})"
                                                    for d, n in models_used.items()), style="dim"))
@@ -142,7 +183,7 @@ def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: l
 def visual_table(hits, query: str) -> Table:
     t = Table(title=f"“{query}” — {len(hits)} shot{'s' if len(hits) != 1 else ''}", box=box.SIMPLE_HEAD,
               pad_edge=False, expand=True)
-    t.add_column("clip / shot", overflow="fold", ratio=1)
+    clip_column(t, [f"{h.name} #{h.shot}" for h in hits], "clip / shot")
     t.add_column("TC in", no_wrap=True, min_width=11)
     t.add_column("TC out", no_wrap=True, min_width=11)
     t.add_column("best frame", no_wrap=True, min_width=11)

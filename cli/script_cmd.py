@@ -202,22 +202,22 @@ def line_cmd(
     from rich import box
     from rich.table import Table
 
-    from cli.render import diff_text
+    from cli.render import diff_legend, diff_text, plain_output
 
     out = _console()
+    markers = plain_output(out)
     out.print(f"[bold]{ln.line_id}[/]  {ln.character}: {ln.text}")
     if not dels:
         out.print("No take delivers this line.")
         return
     t = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False,
-              caption="[red strike]struck[/]: script words not said · [green underline]underlined[/]: said, "
-                      "not in the script")
+              caption=diff_legend(True, markers))
     for c, kw in (("clip", {"overflow": "fold", "ratio": 1}), ("TC in", {"no_wrap": True}), ("TC out", {"no_wrap": True}),
                   ("score", {"justify": "right"}), ("status", {}), ("delivered", {"ratio": 3, "overflow": "fold"})):
         t.add_column(c, **kw)
     for d in dels:
         status = d.status + (f" #{d.attempt}" if d.attempt > 1 else "")
-        t.add_row(d.name, d.tc_in, d.tc_out, f"{d.score:.2f}", status, diff_text(d.diff, d.delivered))
+        t.add_row(d.name, d.tc_in, d.tc_out, f"{d.score:.2f}", status, diff_text(d.diff, d.delivered, markers))
     out.print(t)
 
 
@@ -255,9 +255,10 @@ def take_cmd(
     from rich import box
     from rich.table import Table
 
-    from cli.render import diff_text
+    from cli.render import diff_legend, diff_text, plain_output
 
     out = _console()
+    markers = plain_output(out)
     how = {"name": "from its name", "dialogue": "found from its dialogue"}.get(tm.scene_source or "", "")
     if tm.scene is None:
         out.print(f"{row['name']}: no scene of '{name}' found for this take"
@@ -266,7 +267,7 @@ def take_cmd(
     out.print(f"[bold]{row['name']}[/]  scene {tm.scene} ({how}), {len(tm.deliveries)} deliveries"
               + (f", skipped: {', '.join(tm.missing)}" if tm.missing else "")
               + (" — no dialogue recorded (MOS)" if tm.no_dialogue else ""))
-    t = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
+    t = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, caption=diff_legend(True, markers))
     for c, kw in (("line", {"no_wrap": True}), ("character", {"no_wrap": True}), ("TC in", {"no_wrap": True}),
                   ("TC out", {"no_wrap": True}), ("score", {"justify": "right"}), ("status", {}),
                   ("delivered", {"ratio": 3, "overflow": "fold"})):
@@ -276,7 +277,7 @@ def take_cmd(
         style = "red" if e["status"] == "missing" else None
         t.add_row(e["line_id"], e["character"], e["tc_in"] or "—", e["tc_out"] or "—",
                   f"{e['score']:.2f}" if e["status"] != "missing" else "—", status,
-                  diff_text(e["diff"], e["delivered"]), style=style)
+                  diff_text(e["diff"], e["delivered"], markers), style=style)
     out.print(t)
 
 
@@ -315,14 +316,20 @@ def coverage_cmd(
 
 def _print_table(cov) -> None:
     from rich import box
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
-    from cli.render import diff_text
+    from cli.render import diff_legend, diff_text, plain_output
 
     out = _console()
+    markers = plain_output(out)
     summ = Table(title=f"{cov.title or cov.script} (version {cov.version}) — coverage by scene", box=box.SIMPLE_HEAD)
-    for c in ("scene", "pages", "length", "covered", "lines", "delivered", "partial only", "never delivered", "takes"):
-        summ.add_column(c, overflow="fold")
+    # short headers that wrap only between words: the summary reads at 80 columns
+    for c, kw in (("scene", {}), ("pages", {}), ("length", {}), ("covered", {}), ("lines", {"justify": "right"}),
+                  ("said", {"justify": "right"}), ("partial only", {"overflow": "fold", "min_width": 7}),
+                  ("never said", {"overflow": "fold", "min_width": 5}), ("takes", {"justify": "right"})):
+        summ.add_column(c, no_wrap="overflow" not in kw, **kw)
     for s in cov.scenes:
         pages = "" if s.page_start is None else (str(s.page_start) if s.page_end in (None, s.page_start)
                                                  else f"{s.page_start}-{s.page_end}")
@@ -330,43 +337,63 @@ def _print_table(cov) -> None:
                      ", ".join(s.never), str(len(s.takes)))
     out.print(summ)
     mark = {"delivered": "[green]✓[/]", "partial": "[yellow]½[/]", "missing": "[red]✗[/]"}
+    legend = "✓ delivered · ½ partial · ✗ missing · ×n said n times · * deviates from the script"
     for s in cov.scenes:
         cols = [c for c in cov.columns if c.scene == s.scene]
         rows = [r for r in cov.rows if r.scene == s.scene]
         if not rows or not cols:
             continue
+
+        def cell_of(r, c) -> str:
+            cell = r.cells.get(c.take_id)
+            if cell is None:
+                return ""
+            return (mark[cell.status] + (f"×{cell.deliveries}" if cell.deliveries > 1 else "")
+                    + ("*" if cell.diff else ""))
+
+        labels = [_take_label(c) + (" MOS" if c.no_dialogue else "") for c in cols]
+        # a take column is as wide as its label's longest word or its widest cell ("✓×2*"), never split
+        widths = [max([4] + [len(w) for w in lab.split()]
+                      + [len(Text.from_markup(cell_of(r, c)).plain) for r in rows]) for lab, c in zip(labels, cols)]
+        fixed = 3 + max(len(r.line_id) for r in rows) + min(12, max(len(r.character) for r in rows)) + 3 * 2
+        matrix = fixed + sum(w + 2 for w in widths) + 24 <= out.width        # 24: a readable start of the text
         t = Table(title=f"Scene {s.scene} — {s.heading}", box=box.SIMPLE_HEAD, expand=True, pad_edge=False,
-                  caption="✓ delivered · ½ partial · ✗ missing · ×n said n times · * deviates from the script")
+                  caption=legend)
         t.add_column("pg", justify="right", no_wrap=True)
         t.add_column("line", no_wrap=True)
-        t.add_column("character", no_wrap=True)
-        # Lined-script columns are setups/takes ("T3 B"); the text is cut to what the terminal holds.
-        width = out.width - 22 - 7 * len(cols)
-        t.add_column("text", no_wrap=True, overflow="ellipsis", max_width=max(16, width))
-        for c in cols:
-            t.add_column(_take_label(c) + (" MOS" if c.no_dialogue else ""), justify="center", overflow="fold",
-                         max_width=7)
-        for r in rows:
-            cells = []
-            for c in cols:
-                cell = r.cells.get(c.take_id)
-                if cell is None:
-                    cells.append("")
-                    continue
-                txt = mark[cell.status] + (f"×{cell.deliveries}" if cell.deliveries > 1 else "") + ("*" if cell.diff else "")
-                cells.append(txt)
-            t.add_row(str(r.page or ""), r.line_id, r.character, r.text, *cells)
+        t.add_column("character", no_wrap=True, overflow="ellipsis", max_width=12)
+        if matrix:
+            # Lined-script columns are setups/takes ("T3 B"); the text is cut to what the terminal holds.
+            t.add_column("text", no_wrap=True, overflow="ellipsis", ratio=1)
+            for lab, w in zip(labels, widths):
+                t.add_column(lab, justify="center", width=w)
+            for r in rows:
+                t.add_row(str(r.page or ""), r.line_id, r.character, r.text, *[cell_of(r, c) for c in cols])
+        else:
+            # Too many takes for the width: each line's takes are stacked under its text.
+            t.add_column("text · takes", ratio=1)
+            from rich.columns import Columns
+
+            for r in rows:
+                said = [Text.from_markup(f"{lab} {cell_of(r, c)}") for lab, c in zip(labels, cols) if cell_of(r, c)]
+                cell = Text(r.text, no_wrap=True, overflow="ellipsis")
+                t.add_row(str(r.page or ""), r.line_id, r.character, Group(cell, Columns(said, padding=(0, 2))
+                                                                           if said else Text("—")))
         out.print(t)
-        out.print("[dim]" + " · ".join(f"{_take_label(c)} = {c.name}" for c in cols) + "[/]")
+        # the key, each "T1 A = 12A_T1_CamA" in one piece
+        from rich.columns import Columns
+
+        out.print(Columns([Text(f"{_take_label(c)} = {c.name}", style="dim") for c in cols], padding=(0, 3)))
         devs = [(r, c, r.cells[c.take_id]) for r in rows for c in cols
                 if c.take_id in r.cells and r.cells[c.take_id].diff]
         if devs:
-            d = Table(title="Deviations (*)", box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_header=True)
+            d = Table(title="Deviations (*)", box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_header=True,
+                      caption=diff_legend(True, markers))
             d.add_column("line", no_wrap=True)
-            d.add_column("take", no_wrap=True)
+            d.add_column("take", no_wrap=True, overflow="ellipsis", max_width=24)
             d.add_column("as delivered", ratio=3, overflow="fold")
             for r, c, cell in devs:
-                d.add_row(r.line_id, c.name, diff_text(cell.diff, ""))
+                d.add_row(r.line_id, c.name, diff_text(cell.diff, "", markers))
             out.print(d)
     if cov.unassigned:
         out.print(f"[dim]No scene found for: {', '.join(cov.unassigned)}[/]")

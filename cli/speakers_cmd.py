@@ -127,8 +127,12 @@ def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
     if yes and proposals:
         with _writer(index) as idx:
             reg = VoiceRegistry(idx.voice_tables())
-            for p in proposals:
+            given: set[str] = set()
+            for p in proposals:                   # one name, one voice: a second voice of a character is
+                if p.character.lower() in given:  # left for `speakers merge` (said below)
+                    continue
                 reg.name(p.voice_id, p.character)
+                given.add(p.character.lower())
     if as_json:
         print(json.dumps({"applied": yes, "proposals": [p.to_json() for p in proposals]}, indent=2))
         return

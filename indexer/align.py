@@ -213,6 +213,19 @@ def _refine_one(env: np.ndarray, start: float, end: float, lo_bound: float, hi_b
     return new_start, new_end
 
 
+def frame_cut(a_end: float, b_start: float, rate: Fraction) -> tuple[float, float]:
+    """The end of a line and the start of the next one when the speaker changes between them.
+
+    Where they touch (less than a frame apart, or overlapping by less than a frame), both move to the
+    frame boundary nearest to the cut, so the frame of the cut belongs to one line only: TC out is
+    exclusive, and the two lines no longer overlap by a frame. Lines further apart are left alone
+    (a real overlap of two voices stays one)."""
+    if abs(b_start - a_end) >= 1 / float(rate):
+        return a_end, b_start
+    t = float(Fraction(round((a_end + b_start) / 2 * rate)) / rate)
+    return (t, t) if t > 0 else (a_end, b_start)
+
+
 def assign_shots(lines: list[Line], shots: list[Shot], rate: Fraction) -> list[Line]:
     """Fill each line's ``shots`` with the indexes of the shots its span overlaps."""
     return [replace(line, shots=shots_spanning(shots, line.start, line.end, rate)) for line in lines]

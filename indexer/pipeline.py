@@ -183,7 +183,17 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
 
     for raw in paths:
         p = Path(raw).expanduser()
-        if p.is_dir():
+        try:
+            # a path that cannot even be looked at (a folder above it not readable, a name too long) is
+            # that path's failure, not the batch's
+            is_dir, exists = p.is_dir(), p.exists()
+            if exists and not is_dir:
+                p.resolve()
+        except OSError as exc:
+            missing.append(FileResult(os.path.abspath(p), "failed",
+                                      message=f"{p}: cannot be read ({exc.strerror or exc})."))
+            continue
+        if is_dir:
             for root, dirs, files in os.walk(p):
                 rootp = Path(root)
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".")
@@ -191,7 +201,7 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
                 for name in sorted(files):
                     if not name.startswith(".") and Path(name).suffix.lower() in MEDIA_EXTENSIONS:
                         add(rootp / name)
-        elif p.exists():
+        elif exists:
             add(p)
         else:
             missing.append(FileResult(os.path.abspath(p), "failed", message=f"{p}: no such file or folder."))
@@ -282,8 +292,13 @@ class Indexer:
             model, tag, s.clip_checkpoint, device=s.device, batch_size=s.clip_batch, threads=s.threads,
             vocabulary=s.tag_vocabulary)
         if message:
-            self.picture_skipped = message
-            self.reporter.warning(f"No picture step: {message}")
+            self.picture_skipped = message            # the whole sentence is recorded (`dailies status`)
+            if "is not on this machine" in message:   # said on every run: one line, what to do
+                spec = f"clip:{s.clip_model}" if s.clip_model else "clip"
+                self.reporter.warning(f"No picture: no CLIP weights; `dailies models fetch {spec}` "
+                                      "or --clip-checkpoint.")
+            else:
+                self.reporter.warning(f"No picture step: {message}")
             return
         from .store import EmbedderMismatchError
 

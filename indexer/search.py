@@ -59,6 +59,7 @@ class _Window:
     phon: list[str] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     match: float = 0.0
+    bag: float = 0.0            # share of the line's words said in any order
     fused: float = 0.0
 
     @property
@@ -140,7 +141,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     take_rows = index.takes_by_id(take_ids_sel) if selected else {}
     shots = index.shots_of(take_rows)
     voices = voice_names(index, take_rows)
-    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words)
+    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words, whole=w.match < query.min_match)
             for w in selected if w.take_id in take_rows]
     for h, w in zip(hits, [w for w in selected if w.take_id in take_rows]):
         _set_speaker(h, w.lines[0], voices)
@@ -168,10 +169,29 @@ def voice_names(index: Index, take_ids) -> dict[tuple[str, str], object]:
     return reg.mapping(list(take_ids)) if reg is not None else {}
 
 
-def _set_speaker(hit: Hit, line: LineRow, voices: dict) -> None:
+def speaker_of(line: LineRow, voices: dict) -> tuple[str | None, str | None]:
+    """(name shown, voice id) of a line's speaker: the voice's name, else its id (V003); merges followed.
+    The one place that decides it, for `dailies lines`, search hits and every export; pyannote's
+    per-take label (SPEAKER_00) is never shown."""
     voice = voices.get((line.take_id, line.speaker)) if line.speaker else None
-    hit.voice_id = voice.voice_id if voice is not None else None
-    hit.speaker = voice.display if voice is not None else None
+    return (voice.display, voice.voice_id) if voice is not None else (None, None)
+
+
+def named_lines(index: Index, lines: list[LineRow]) -> list[LineRow]:
+    """The lines with ``speaker`` set to the name :func:`speaker_of` gives (None when the voice is not
+    known) and ``voice_id`` to the voice, for exports."""
+    import dataclasses
+
+    voices = voice_names(index, {ln.take_id for ln in lines})
+    out = []
+    for ln in lines:
+        name, vid = speaker_of(ln, voices)
+        out.append(dataclasses.replace(ln, speaker=name, voice_id=vid))
+    return out
+
+
+def _set_speaker(hit: Hit, line: LineRow, voices: dict) -> None:
+    hit.speaker, hit.voice_id = speaker_of(line, voices)
     hit.speaker_confidence = line.speaker_confidence
     hit.overlap = line.overlap
 
@@ -248,13 +268,31 @@ def take_filter(index: Index, query: LineQuery) -> set[str] | None:
     for r in rows:
         if query.scene and (r["scene"] or "").lower() != query.scene.lower():
             continue
-        if query.take:
-            t = query.take.strip()
-            if not ((r["take"] or "").lower() == t.lower().lstrip("t").lstrip("0") or r["take"] == t
-                    or r["name"] == t or r["take_id"].startswith(t)):
-                continue
+        if query.take and not take_matches(r, query.take):
+            continue
         out.add(r["take_id"])
     return out
+
+
+def _take_number(text: str) -> str:
+    """ "T03", "t3", "3" and "03" are take 3."""
+    t = text.strip().lower()
+    t = t[1:] if t.startswith("t") and t[1:].isdigit() else t
+    return t.lstrip("0") or t
+
+
+def take_matches(row, ref: str) -> bool:
+    """Does ``--take REF`` name this take: its take number ("3", "T3"), its clip name, or its take id
+    (or an unambiguous prefix of at least 4 characters, as everywhere else). A short number is never
+    read as a hash prefix: ``--take 3`` is take 3, not every take whose id starts with "3"."""
+    ref = ref.strip()
+    if not ref:
+        return False
+    if row["take"] and _take_number(row["take"]) == _take_number(ref):
+        return True
+    if ref in (row["name"], row["take_id"]):
+        return True
+    return len(ref) >= 4 and row["take_id"].startswith(ref.lower())
 
 
 def _semantic_neighbours(index: Index, q_vec: np.ndarray, take_ids: list[str] | None) -> list[str]:
@@ -361,13 +399,24 @@ def _lexical(windows: list[_Window], q_tokens: list[str], q_phon: list[str], wei
     for k, w in enumerate(windows):
         widx[k, : len(w.tokens)] = [vpos[t] for t in w.tokens]
         pidx[k, : len(w.phon)] = [ppos[t] for t in w.phon[:max_len]]
-    fuzzy = _aligned_coverage(_similarity(q_tokens, vocab, WORD_MATCH), widx, weights)
+    sim = _similarity(q_tokens, vocab, WORD_MATCH)
+    fuzzy = _aligned_coverage(sim, widx, weights)
+    bag = _bag_coverage(sim, widx, weights)
     phon = _aligned_coverage(_similarity(q_phon, pvocab, KEY_MATCH), pidx, weights)
     for k, w in enumerate(windows):
         extra = 0.01 * (len(w.lines) - 1)     # a joined window must add something to beat a single line
         w.scores = {"fuzzy": float(fuzzy[k]) - extra, "phonetic": float(phon[k]) - extra}
         # What share of the line was delivered: the better of spelling and sound, order kept.
         w.match = max(float(fuzzy[k]), 0.95 * float(phon[k]))
+        w.bag = float(bag[k])
+
+
+def _bag_coverage(sim_q_vocab: np.ndarray, windows_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted share of the query's words found in each window in any order."""
+    padded = np.concatenate([sim_q_vocab, np.zeros((sim_q_vocab.shape[0], 1))], axis=1)
+    cols = np.where(windows_idx < 0, padded.shape[1] - 1, windows_idx)
+    best = padded[:, cols].max(axis=2) if cols.shape[1] else np.zeros((padded.shape[0], cols.shape[0]))
+    return (weights[:, None] * best).sum(axis=0) / max(weights.sum(), 1e-9)
 
 
 def _other_scores(windows: list[_Window], q_tokens: list[str], q_vec: np.ndarray | None) -> None:
@@ -446,9 +495,13 @@ def _select(windows: list[_Window], min_match: float, q_len: int) -> list[_Windo
         # fragment, not a paraphrase). Measured on the fixture shoot's paraphrases
         # (scripts/eval_search.py): deliveries score semantic 0.43-0.92 with match 0.28-0.72,
         # unrelated lines at most semantic 0.22 / match 0.22.
+        # The line's own words in another order are not a paraphrase: the text embedding is blind to
+        # word order, so it cannot vouch for them, and they were not delivered as the line (issue 20:
+        # a query in the wrong order came back as a 41 % span with --min-match 0.5).
         sem = w.scores.get("semantic")
         return (sem is not None and sem >= 0.9 * min_match and w.match >= 0.5 * min_match
-                and (sem + w.match) / 2 >= 0.8 * min_match and len(w.tokens) >= 0.6 * q_len)
+                and (sem + w.match) / 2 >= 0.8 * min_match and len(w.tokens) >= 0.6 * q_len
+                and w.bag < min_match)
 
     ranked = sorted(((lexical(w), w) for w in windows if lexical(w) or paraphrase(w)),
                     key=lambda p: (p[0], p[1].fused, p[1].match), reverse=True)
@@ -465,10 +518,12 @@ def _select(windows: list[_Window], min_match: float, q_len: int) -> list[_Windo
 
 # -------------------------------------------------------------------- hits
 
-def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str, int]], q_words: list[str]) -> Hit:
+def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str, int]], q_words: list[str],
+         whole: bool = False) -> Hit:
+    """The hit of a window: the delivered span (``whole``: every word, for a paraphrase) and its diff."""
     words = [wd for ln in w.lines for wd in ln.words]
     d_norm = normalize_words([wd.text for wd in words])
-    first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words])
+    first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words], whole)
     start = words[first_word].start if words else w.lines[0].start
     end = words[last_word].end if words else w.lines[-1].end
     # The utterance's refined edges are more exact than Whisper's word edges: use them when the match
@@ -488,14 +543,16 @@ def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str,
 
 
 def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple[str, int]],
-           d_words: list[str]) -> tuple[int, int, str]:
-    """Align query and delivered tokens; return the delivered word span and a wdiff-style diff.
-
-    Diff notation (GNU wdiff): ``[-script words not said-]`` and ``{+words said, not in the script+}``.
+           d_words: list[str], whole: bool = False) -> tuple[int, int, str]:
+    """Align query and delivered tokens; return the delivered word span and its word diff
+    (:mod:`indexer.wdiff`), built from the words of that span only, so the diff's said words are the
+    hit's text. ``whole``: the span is every word (a paraphrase is the whole window said otherwise).
     """
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.fuzz import ratio
     from rapidfuzz.process import extractOne
+
+    from .wdiff import render
 
     q = [t for t, _ in q_norm]
     d = [t for t, _ in d_norm]
@@ -512,40 +569,20 @@ def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple
         if best is not None and len(best[0]) > 2:
             canon[t] = best[0]
     d_c = [canon.get(t, t) for t in d]
-    ops = Levenshtein.opcodes(q, d_c)
-    matched = [j for op in ops if op.tag == "equal" for j in range(op.dest_start, op.dest_end)]
-    if not matched:
-        matched = [j for op in ops if op.tag == "replace" for j in range(op.dest_start, op.dest_end)] or [0]
-    lo, hi = min(matched), max(matched)
-    first_word, last_word = d_norm[lo][1], d_norm[hi][1]
-
-    parts: list[str] = []
-    shown: set[int] = set()       # a source word yields several tokens ("can't" = can not): show it once
-    for op in ops:
-        qs = _source_words(q_norm, q_words, op.src_start, op.src_end)
-        ds = _source_words(d_norm, d_words, op.dest_start, op.dest_end, shown)
-        inside = op.dest_end > lo and op.dest_start <= hi
-        if op.tag == "equal":
-            parts.append(ds)
-        elif op.tag == "insert":
-            if inside and ds:
-                parts.append("{+" + ds + "+}")
-        elif op.tag == "delete":
-            parts.append("[-" + qs + "-]")
-        else:
-            parts.append("[-" + qs + "-]" + ("{+" + ds + "+}" if ds else ""))
-    return first_word, last_word, " ".join(p for p in parts if p)
-
-
-def _source_words(norm: list[tuple[str, int]], words: list[str], a: int, b: int,
-                  shown: set[int] | None = None) -> str:
-    if a >= b:
-        return ""
-    idxs = sorted({norm[i][1] for i in range(a, b)})
-    if shown is not None:
-        idxs = [i for i in idxs if i not in shown]
-        shown.update(idxs)
-    return " ".join(words[i] for i in idxs)
+    if whole:
+        first_word, last_word = 0, len(d_words) - 1
+    else:
+        ops = Levenshtein.opcodes(q, d_c)
+        matched = [j for op in ops if op.tag == "equal" for j in range(op.dest_start, op.dest_end)]
+        if not matched:
+            matched = [j for op in ops if op.tag == "replace" for j in range(op.dest_start, op.dest_end)] or [0]
+        first_word, last_word = d_norm[min(matched)][1], d_norm[max(matched)][1]
+    span = [k for k, (_, i) in enumerate(d_norm) if first_word <= i <= last_word]
+    tags = {"equal": "eq", "insert": "ins", "delete": "del", "replace": "sub"}
+    groups = [(tags[op.tag], [q_norm[k][1] for k in range(op.src_start, op.src_end)],
+               [d_norm[span[k]][1] for k in range(op.dest_start, op.dest_end)])
+              for op in Levenshtein.opcodes(q, [d_c[k] for k in span])]
+    return first_word, last_word, render(groups, q_words, d_words).text
 
 
 def _group_by_take(windows: list[_Window]) -> list[_Window]:

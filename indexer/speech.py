@@ -173,7 +173,7 @@ class Transcriber:
     def key(self) -> str:
         """Identifies the settings that change the words (for resuming finished steps)."""
         d = self.describe()
-        return f"{d['name']}|{d['sha256']}|{d['language']}|{d['beam_size']}|{d['vad']}"
+        return f"{d['name']}|{d['sha256']}|{d['language']}|{d['beam_size']}|{d['vad']}|pieces-joined"
 
     def transcribe(self, audio: np.ndarray, progress: Callable[[float], None] | None = None) -> tuple[list[Word], dict]:
         """Words with start/end (seconds from sample 0 of ``audio``) and probabilities."""
@@ -186,11 +186,27 @@ class Transcriber:
         )
         words: list[Word] = []
         for seg in segments:
-            for w in seg.words or []:
-                text = w.word.strip()
-                if text:
-                    words.append(Word(float(w.start), float(w.end), text, float(w.probability)))
+            words.extend(join_pieces([(w.word, float(w.start), float(w.end), float(w.probability))
+                                      for w in seg.words or []]))
             if progress is not None:
                 progress(float(seg.end))
         return words, {"language": info.language, "language_probability": round(float(info.language_probability), 3),
                        "duration": float(info.duration)}
+
+
+def join_pieces(pieces: list[tuple[str, float, float, float]]) -> list[Word]:
+    """Words of one segment from Whisper's (text, start, end, probability): a piece without a leading
+    space that starts or ends a hyphen is the same word ("Mm" + "-hmm" = "Mm-hmm", "jerk" + "-tongue"),
+    which the transcript showed as "Mm -hmm"."""
+    words: list[Word] = []
+    for raw, start, end, prob in pieces:
+        text = raw.strip()
+        if not text:
+            continue
+        if words and not raw[:1].isspace() and (text.startswith("-") or words[-1].text.endswith("-")):
+            prev = words[-1]
+            words[-1] = Word(prev.start, max(prev.end, end), prev.text + text, min(prev.probability, prob))
+        else:
+            words.append(Word(start, end, text, prob))
+    return words
+

@@ -4,7 +4,9 @@ Script text and recognised speech are brought to one canonical form so they can 
 word: lower case, no punctuation, contractions and colloquial forms expanded ("gonna" -> "going to",
 "you're" -> "you are"), numbers spelled out ("3" -> "three", "1999" -> "nineteen ninety nine").
 Each normalised token remembers which source word it came from, so differences can be shown on the
-words the actor actually said. A phonetic key per token (Metaphone) lets "Thom"/"Tom" or recogniser
+words the actor actually said. Possessives are not contractions ("Maya's" is "mayas", "it's" is
+"it is"), and words of their own are never read as clipped forms ("cause", "Em"). This is the search
+normalisation; word error rates use Whisper's own normaliser (scripts/eval_asr.py). A phonetic key per token (Metaphone) lets "Thom"/"Tom" or recogniser
 spellings of names still meet.
 """
 
@@ -25,7 +27,7 @@ EXPANSIONS: dict[str, str] = {
     "gonna": "going to", "wanna": "want to", "gotta": "got to", "hafta": "have to", "hasta": "has to",
     "kinda": "kind of", "sorta": "sort of", "lotta": "lot of", "outta": "out of", "lemme": "let me",
     "gimme": "give me", "dunno": "do not know", "ya": "you", "y'all": "you all", "'cause": "because",
-    "cause": "because", "cuz": "because", "'til": "until", "till": "until", "em": "them", "'em": "them",
+    "cuz": "because", "'til": "until", "till": "until", "'em": "them",
     "ok": "okay", "o.k.": "okay", "k": "okay", "alright": "all right", "yeah": "yes", "yep": "yes",
     "yup": "yes", "nope": "no", "nah": "no", "mr": "mister", "mr.": "mister", "mrs": "missus",
     "mrs.": "missus", "dr": "doctor", "dr.": "doctor", "st.": "saint", "vs": "versus", "vs.": "versus",
@@ -34,6 +36,11 @@ EXPANSIONS: dict[str, str] = {
 }
 _SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'d", " would"),
              ("'m", " am"), ("'s", " is"))
+# "'s" is "is" only after these ("it's", "what's"); after a name or a noun it is a possessive ("Maya's"
+# stays one word, "mayas"), never "maya is". Likewise "cause" and "em" are words of their own: only the
+# clipped forms "'cause" and "'em" stand for "because" and "them".
+_S_IS = frozenset("it that what he she there here who where how when why this everything nothing something "
+                  "everyone everybody someone somebody nobody one".split())
 
 STOPWORDS = frozenset(
     "a an the and or but if of at by for with about to from in on off up down out over under again "
@@ -84,6 +91,8 @@ def _normalize_word(word: str) -> tuple[str, ...]:
     for part in w.split():
         for suffix, repl in _SUFFIXES:
             if part.endswith(suffix) and len(part) > len(suffix):
+                if suffix == "'s" and part[:-2] not in _S_IS:
+                    repl = "s"                                  # a possessive
                 part = part[: -len(suffix)] + repl
                 break
         out.extend(p.strip("'") for p in part.split())

@@ -87,9 +87,18 @@ def _find_text(data, uid: str) -> str | None:
 
 
 def wer_tokens(text: str) -> list[str]:
-    from indexer.textnorm import tokens
+    """Words for WER, normalised with Whisper's English normaliser (the whisper-normalizer package, the
+    one published Whisper WERs use), so our figures compare with published ones. Search has its own,
+    more faithful normalisation (indexer.textnorm); it is not a WER normaliser."""
+    from whisper_normalizer.english import EnglishTextNormalizer
 
-    return tokens(text)
+    global _WHISPER_NORM
+    if _WHISPER_NORM is None:
+        _WHISPER_NORM = EnglishTextNormalizer()
+    return _WHISPER_NORM(text).split()
+
+
+_WHISPER_NORM = None
 
 
 def main() -> int:

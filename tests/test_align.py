@@ -66,3 +66,18 @@ def test_lines_know_the_shots_they_span():
     lines = assign_shots(group_words([w(2.5, 3.5, "across"), w(5.0, 5.5, "after.")]), shots, rate)
     assert lines[0].shots == [0, 1]       # 2.5 s = frame 59, 3.5 s = frame 83
     assert lines[1].shots == [1]
+
+
+def test_whisper_pieces_of_a_hyphenated_word_are_one_word():
+    """Whisper gives "Mm-hmm" as " Mm" + "-hmm" (no space before the second piece); the transcript showed
+    "Mm -hmm" and "jerk -tongue" (issue 20). Pieces with their own leading space stay words."""
+    from indexer.speech import join_pieces
+
+    words = join_pieces([(" Mm", 1.0, 1.2, 0.9), ("-hmm", 1.2, 1.5, 0.8), (" a", 1.6, 1.7, 0.99),
+                         (" jerk", 2.0, 2.3, 0.9), ("-tongue", 2.3, 2.8, 0.7), (" twenty-", 3.0, 3.2, 0.9),
+                         ("five", 3.2, 3.5, 0.9), (" -", 3.6, 3.7, 0.5), (" well", 3.8, 4.0, 0.9)])
+    assert [w.text for w in words] == ["Mm-hmm", "a", "jerk-tongue", "twenty-five", "-", "well"]
+    assert (words[0].start, words[0].end, words[0].probability) == (1.0, 1.5, 0.8)
+    from indexer.records import Line
+
+    assert Line(index=0, start=1.0, end=2.8, words=words[:3]).text == "Mm-hmm a jerk-tongue"

@@ -236,3 +236,16 @@ def test_the_kept_sums_always_equal_a_fresh_reading_of_the_catalog(reg):
     check()
     reg.remove_take("t5")
     check()
+
+
+def test_a_second_voice_cannot_take_a_name_already_given(reg):
+    m = reg.register_take("t1", take(maya=8.0, leo=5.0))
+    maya, leo = m["SPEAKER_00"], m["SPEAKER_01"]
+    reg.name(maya, "SHEILA")
+    with pytest.raises(UsageError, match=f"{maya} is already called sheila.*dailies speakers merge {maya} {leo}"):
+        reg.name(leo, "sheila")
+    assert reg.find("SHEILA") == [maya]
+    reg.name(maya, "Sheila")                      # the same voice may be renamed (here: its spelling)
+    reg.merge(maya, leo)
+    reg.name(leo, "SHEILA")                       # once merged they are one voice: no conflict
+    assert reg.find("SHEILA") == [maya]

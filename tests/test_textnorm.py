@@ -31,3 +31,32 @@ def test_phonetic_keys_join_spellings():
 def test_content_tokens_drop_stopwords_unless_nothing_is_left():
     assert content_tokens(tokens("we have to follow the data")) == ["follow", "data"]
     assert content_tokens(["to", "be"]) == ["to", "be"]
+
+
+def test_possessives_are_not_contractions():
+    """Issue 17: "Maya's" was folded into "maya is", "cause" into "because" and "Em" into "them"."""
+    assert tokens("Maya's coffee") == ["mayas", "coffee"]
+    assert tokens("Leo's here") != tokens("Leo is here")
+    assert tokens("It's Maya's. What's that? There's more.") == [
+        "it", "is", "mayas", "what", "is", "that", "there", "is", "more"]
+    assert tokens("a good cause") == ["a", "good", "cause"]
+    assert tokens("Em, come here") == ["em", "come", "here"]
+    # the clipped forms are still the words they stand for, on both sides of a comparison
+    assert tokens("'cause I said so") == tokens("because I said so")
+    assert tokens("get 'em") == tokens("get them")
+
+
+def test_wer_uses_whispers_english_normaliser():
+    """scripts/eval_asr.py scores WER with Whisper's normaliser, so its figures compare with published ones."""
+    import importlib.util
+    from pathlib import Path
+
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "eval_asr.py"
+    spec = importlib.util.spec_from_file_location("eval_asr", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = "Mr. Smith's colour: 3 o'clock, and I'm gonna go -- Mm-hmm!"
+    assert mod.wer_tokens(text) == EnglishTextNormalizer()(text).split()
+    assert mod.wer_tokens("Mister Smith's color") == mod.wer_tokens("Mr. Smith's colour")

@@ -211,6 +211,14 @@ def test_index_and_query_fixture_take(tmp_path, embedder):
         from PIL import Image
 
         assert all(Image.open(p).size[0] == 160 for p in paths)
+        # Written again into the same folder: refused, nothing touched; --force overwrites.
+        before = {p: os.stat(p).st_mtime_ns for p in paths}
+        with pytest.raises(DailiesError, match="already exists; pass --force"):
+            vision.write_thumbnails(tagged[:2], tmp_path / "thumbs", width=120)
+        assert {p: os.stat(p).st_mtime_ns for p in paths} == before
+        assert all(Image.open(p).size[0] == 160 for p in paths)
+        again_paths = vision.write_thumbnails(tagged[:2], tmp_path / "thumbs", width=120, force=True)
+        assert again_paths == paths and all(Image.open(p).size[0] == 120 for p in paths)
 
         # The model that made the vectors is found again from the index for queries.
         again = vision.embedder_for_index(idx)

@@ -89,12 +89,14 @@ def script_lines_of_takes(index: Index, take_ids: Sequence[str]) -> dict[str, li
 
 def take_hits(index: Index, refs: Sequence[str]) -> list[Hit]:
     """Every line of the named takes, as hits (kind ``line``, score 1), takes in the order given."""
+    from ..search import named_lines
+
     hits: list[Hit] = []
     for ref in refs:
         row = index.take(ref)
         src = Source.from_row(row)
         clock = Clock.from_start_tc(row["start_tc"], src.rate)
-        for ln in index.lines_of_take(row["take_id"]):
+        for ln in named_lines(index, index.lines_of_take(row["take_id"])):
             hits.append(Hit(kind="line", clip=row["path"], take_id=row["take_id"], name=row["name"],
                             scene=row["scene"], take=row["take"], camera=row["camera"], start=ln.start,
                             end=ln.end, tc_in=clock.tc_in(ln.start), tc_out=clock.tc_out(ln.end),
@@ -105,10 +107,12 @@ def take_hits(index: Index, refs: Sequence[str]) -> list[Hit]:
 
 def log_entries(index: Index, sources: Sequence[Source], dialogue_words: int = 12) -> list[LogEntry]:
     """What the ALE says about each take: its speakers, its first words, the script lines it holds."""
+    from ..search import named_lines
+
     script = script_lines_of_takes(index, [s.take_id for s in sources])
     out = []
     for src in sources:
-        lines = index.lines_of_take(src.take_id)
+        lines = named_lines(index, index.lines_of_take(src.take_id))
         speakers = list(dict.fromkeys(one_line(ln.speaker) for ln in lines if ln.speaker))
         words = one_line(" ".join(ln.text for ln in lines)).split()
         dialogue = " ".join(words[:dialogue_words]) + (" ..." if len(words) > dialogue_words else "")

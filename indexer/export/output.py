@@ -102,10 +102,23 @@ def write_files(files: Sequence[tuple[Path, str]], *, force: bool = False, make_
     return written
 
 
+def _target_mode(path: Path) -> int:
+    """The mode the written file gets: an existing file keeps its own; a new one gets what the umask
+    allows (mkstemp alone would leave 0600, so an editor on another account could not open the EDL)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = None
     try:
+        mode = _target_mode(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=str(path.parent))
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)

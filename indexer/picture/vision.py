@@ -1242,18 +1242,30 @@ def extract_frame(path: str, frame: int, *, max_width: int | None = None) -> np.
         container.close()
 
 
-def write_thumbnails(hits: Sequence[VisualHit], folder: str | os.PathLike, *, width: int = 480) -> list[str]:
-    """A JPEG of each hit's best frame in ``folder`` (``NAME_TC_shotK.jpg``); returns the paths."""
+def write_thumbnails(hits: Sequence[VisualHit], folder: str | os.PathLike, *, width: int = 480,
+                     force: bool = False) -> list[str]:
+    """A JPEG of each hit's best frame in ``folder`` (``NAME_TC_shotK.jpg``); returns the paths.
+
+    An existing file is never overwritten silently: without ``force`` the first one found stops the
+    call before anything is written."""
     from PIL import Image
 
     out_dir = Path(folder).expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir} is a file; give a folder for the thumbnails.")
+    targets = []
+    for h in hits:
+        tc = (h.frame_tc or h.tc_in).replace(":", "-").replace(";", "-")
+        targets.append((h, out_dir / f"{h.name}_{tc}_shot{h.shot if h.shot is not None else 0}.jpg"))
+    if not force:
+        for _, p in targets:
+            if p.exists():
+                raise UsageError(f"{p} already exists; pass --force to overwrite it.")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for h in hits:
+    for h, p in targets:
         frame = h.frame if h.frame is not None else 0
         image = extract_frame(h.clip, frame, max_width=width)
-        tc = (h.frame_tc or h.tc_in).replace(":", "-").replace(";", "-")
-        p = out_dir / f"{h.name}_{tc}_shot{h.shot if h.shot is not None else 0}.jpg"
         Image.fromarray(image).save(p, quality=88)
         paths.append(str(p))
     return paths

@@ -34,7 +34,7 @@ from ..timecode import Clock
 from .match import Delivery, MatchParams, SceneLine, TakeWord, match_scene, scene_candidates, scene_vocab
 from .model import Script
 
-MATCHER_VERSION = 1
+MATCHER_VERSION = 2          # 2: deliveries only where heard (issue 20)
 
 Progress = Callable[[str, int, int], None]
 
@@ -339,7 +339,9 @@ def match_take(take, words: list[TakeWord], script: Script,
         best = None
         for cand in scene_candidates(scenes, words, vocab=cache.vocab):
             m = match_scene(scenes[cand], words, params)
-            if m.deliveries and (best is None or m.matched_weight > best[1].matched_weight):
+            if m.heard < params.scene_words:        # a few shared words are chance, not the scene
+                continue
+            if best is None or m.matched_weight > best[1].matched_weight:
                 best = (cand, m)
         if best is not None:
             scene, source, result = best[0], "dialogue", best[1]

@@ -45,6 +45,18 @@ class MatchParams:
     jump_any: float = 1.0       # starting any other line (out of order, restart)
     min_content: int = 1        # a delivery must match this many non-stopwords (or most of a short line)
     full: float = 0.75          # share of the line reached (not skipped) from which it counts as delivered
+    # A delivery stands on its own when this many of the line's content words were heard as written
+    # (similarity >= DIFF_EQUAL), in order, covering this share of the line; any other (a short line,
+    # "Me?", "Hello.") counts only inside a run: next to a delivery of the line before or after it in
+    # the script, in that order, at most ``run_gap`` seconds apart. Tuned on the fixture shoot and on
+    # the reference transcripts of sample.wav and AMI ES2011a against unrelated screenplays
+    # (charade-1963-draft, Brick-and-Steel): see tests/test_script_unrelated.py.
+    anchor_words: int = 2
+    anchor_coverage: float = 0.5
+    run_gap: float = 8.0
+    # A take without a scene in its name belongs to the scene whose dialogue it holds only when this
+    # many of the scene's content words were heard as written, in its deliveries.
+    scene_words: int = 4
 
 
 @dataclass
@@ -86,6 +98,8 @@ class Delivery:
     status: str = "delivered"   # delivered | partial | false_start
     attempt: int = 1            # nth delivery of this line in the take
     speaker: str | None = None  # the transcript's speaker label for these words, when known
+    heard: int = 0              # the line's content words heard as written (similarity >= DIFF_EQUAL)
+    line_index: int = 0         # position of the line in the scene's dialogue
 
 
 @dataclass
@@ -93,6 +107,11 @@ class SceneMatch:
     deliveries: list[Delivery]
     total: float                # alignment score (comparable between scenes for the same take)
     matched_weight: float       # sum of weighted similarities of matched script words
+
+    @property
+    def heard(self) -> int:
+        """The scene's content words heard as written, over its deliveries."""
+        return sum(d.heard for d in self.deliveries)
 
     def missing_lines(self, lines: list[SceneLine]) -> list[str]:
         said = {d.line_id for d in self.deliveries}
@@ -361,6 +380,7 @@ def _deliveries(events, lines, script: _Tokens, script_words, words, t_src, t_to
         d = _build(raw, lines, script, script_words, words, t_src, t_toks, sim, weights, params)
         if d is not None:
             out.append(d)
+    out = _in_runs(out, params)
     # attempts and false starts
     seen: dict[str, int] = {}
     for d in out:
@@ -376,6 +396,32 @@ def _deliveries(events, lines, script: _Tokens, script_words, words, t_src, t_to
     return out
 
 
+def _stands_alone(d: Delivery, params: MatchParams) -> bool:
+    return d.heard >= params.anchor_words and d.coverage >= params.anchor_coverage
+
+
+def _in_runs(out: list[Delivery], params: MatchParams) -> list[Delivery]:
+    """The deliveries that were heard: those that stand on their own, and those inside a run of their
+    script neighbours (the line before it delivered just before, or the line after it just after).
+
+    One shared word ("me", "what", "hello") is chance in any conversation; a short line is believed
+    only where the scene around it is being played."""
+    keep = [_stands_alone(d, params) for d in out]
+    changed = True
+    while changed:
+        changed = False
+        for i, d in enumerate(out):
+            if keep[i]:
+                continue
+            before = i > 0 and keep[i - 1] and out[i - 1].line_index == d.line_index - 1 \
+                and d.start - out[i - 1].end <= params.run_gap
+            after = i + 1 < len(out) and keep[i + 1] and out[i + 1].line_index == d.line_index + 1 \
+                and out[i + 1].start - d.end <= params.run_gap
+            if before or after:
+                keep[i] = changed = True
+    return [d for d, k in zip(out, keep) if k]
+
+
 def _build(raw: _Raw, lines, script: _Tokens, script_words, words, t_src, t_toks, sim, weights,
            params: MatchParams) -> Delivery | None:
     li = raw.line
@@ -388,7 +434,7 @@ def _build(raw: _Raw, lines, script: _Tokens, script_words, words, t_src, t_toks
     matched_w = 0.0
     deleted_w = 0.0
     n_match = n_ins = n_sub = 0
-    content = 0
+    content = heard = 0
     for op in raw.ops:
         if op[0] == "m":
             s = float(sim[op[1], op[2]])
@@ -397,6 +443,7 @@ def _build(raw: _Raw, lines, script: _Tokens, script_words, words, t_src, t_toks
                 n_match += 1
                 if script.toks[op[2]] not in STOPWORDS:
                     content += 1
+                    heard += s >= DIFF_EQUAL
             else:
                 n_sub += 1
         elif op[0] == "i":
@@ -422,7 +469,7 @@ def _build(raw: _Raw, lines, script: _Tokens, script_words, words, t_src, t_toks
         start=float(start), end=float(end), score=round(float(score), 4), coverage=round(float(min(1.0, coverage)), 4),
         reach=round(float(reach), 4),
         delivered=" ".join(w.text for w in words[w_lo: w_hi + 1]), diff=diff, added=added, missing=missing,
-        substituted=substituted, speaker=speaker)
+        substituted=substituted, speaker=speaker, heard=heard, line_index=li)
 
 
 def _max_word_seconds(text: str) -> float:
@@ -453,7 +500,8 @@ def _edges(words: list[TakeWord], lo: int, hi: int) -> tuple[float, float]:
 
 
 def _diff(ops, script: _Tokens, line_words: list[str], words: list[TakeWord], t_src, sim):
-    """wdiff text from the alignment: matched words as said, [-missing-], {+added+}, [-x-]{+y+}."""
+    """wdiff text from the alignment (:mod:`indexer.wdiff`): matched words as said, [-missing-], {+added+},
+    [-x-]{+y+}."""
     groups: list[tuple[str, list[int], list[int]]] = []   # (tag, script word idxs, take word idxs)
     # A word is shown as said only when all of its tokens matched ("can't" = can + not against "can"
     # is a change, not a match).
@@ -478,68 +526,11 @@ def _diff(ops, script: _Tokens, line_words: list[str], words: list[TakeWord], t_
             tag, s_idx, t_idx = "ins", [], [t_src[op[1]]]
         else:
             tag, s_idx, t_idx = "del", [script.src[op[1]]], []
-        if groups and groups[-1][0] == tag:
-            groups[-1][1].extend(s_idx)
-            groups[-1][2].extend(t_idx)
-        else:
-            groups.append((tag, s_idx, t_idx))
-    shown_s: set[int] = set()
-    shown_t: set[int] = set()
+        groups.append((tag, s_idx, t_idx))
+    from ..wdiff import render
 
-    def s_words(idxs):
-        new = [i for i in dict.fromkeys(idxs) if i not in shown_s]
-        shown_s.update(new)
-        return " ".join(line_words[i] for i in new)
-
-    def t_words(idxs):
-        new = [i for i in dict.fromkeys(idxs) if i not in shown_t]
-        shown_t.update(new)
-        return " ".join(words[i].text for i in new)
-
-    parts: list[str] = []
-    added: list[str] = []
-    missing: list[str] = []
-    substituted: list[tuple[str, str]] = []
-    merged: list[tuple[str, list[int], list[int]]] = []
-    for g in groups:                                   # [-a-] next to {+b+} reads as a substitution
-        if merged and {merged[-1][0], g[0]} == {"del", "ins"}:
-            prev = merged.pop()
-            merged.append(("sub", prev[1] + g[1], prev[2] + g[2]))
-        elif merged and (merged[-1][0] == "sub" and g[0] in ("del", "ins")
-                         or merged[-1][0] in ("del", "ins") and g[0] == "sub"):
-            prev = merged.pop()
-            merged.append(("sub", prev[1] + g[1], prev[2] + g[2]))
-        else:
-            merged.append(g)
-    groups = merged
-    for tag, s_idx, t_idx in groups:
-        if tag == "eq":
-            shown_s.update(s_idx)
-            txt = t_words(t_idx)
-            if txt:
-                parts.append(txt)
-        elif tag == "ins":
-            txt = t_words(t_idx)
-            if txt:
-                parts.append("{+" + txt + "+}")
-                added.append(txt)
-        elif tag == "del":
-            txt = s_words(s_idx)
-            if txt:
-                parts.append("[-" + txt + "-]")
-                missing.append(txt)
-        else:
-            a, b = s_words(s_idx), t_words(t_idx)
-            if a and b:
-                parts.append("[-" + a + "-]{+" + b + "+}")
-                substituted.append((a, b))
-            elif a:
-                parts.append("[-" + a + "-]")
-                missing.append(a)
-            elif b:
-                parts.append("{+" + b + "+}")
-                added.append(b)
-    return " ".join(parts), added, missing, substituted
+    w = render(groups, line_words, [wd.text for wd in words])
+    return w.text, w.added, w.missing, w.substituted
 
 
 # ------------------------------------------------------------------------------------------ scenes

@@ -1166,6 +1166,16 @@ def assign_lines(lines: list[Line], diar: Diarization | None, *, shots: list[Sho
             weights = [max(0.02, w.end - w.start) for w in words]
             conf = float(np.average([x.confidence for x in ws], weights=weights)) if sp is not None else None
             info.append(LineSpeaker(sp, None if conf is None else round(conf, 3), any(x.overlap for x in ws), ws))
+    if rate is not None:
+        from ..align import frame_cut
+
+        for a, b in zip(new_lines, new_lines[1:]):
+            end, start = frame_cut(a.end, b.start, rate)
+            if a.speaker != b.speaker and a.start < end and start < b.end:
+                a.end, b.start = end, start
+                if shots is not None:
+                    a.shots = shots_spanning(shots, a.start, a.end, rate)
+                    b.shots = shots_spanning(shots, b.start, b.end, rate)
     for i, ln in enumerate(new_lines):
         ln.index = i
     return new_lines, info

@@ -378,6 +378,11 @@ class VoiceRegistry:
         if _ID.match(name):
             raise UsageError(f"'{name}' looks like a voice id; choose another name.")
         vid = self._existing(ref)
+        others = [v for v in self.find(name) if v != vid]
+        if others:
+            # two voices under one name would make `--speaker NAME` and every export mix two people
+            raise UsageError(f"{others[0]} is already called {name}; if {vid} is the same person, merge them with "
+                             f"`dailies speakers merge {others[0]} {vid}`, otherwise choose another name.")
         with self.tables.transaction():
             self.tables.set_name(vid, name, _now())
         return vid

@@ -1,0 +1,28 @@
+"""A path named on the command line that cannot be read is that path's failure, never the batch's
+(issue 20: it aborted the whole run, "unexpected error (OSError ...)", before anything was indexed).
+
+As root (CI) a permission cannot be denied, so the path is one the system refuses to look at for
+everyone: a name longer than the file system allows (ENAMETOOLONG), the same error path as a folder
+above the file that the user may not enter (EACCES)."""
+
+from __future__ import annotations
+
+from conftest import FIXTURES, run_cli
+from indexer.pipeline import collect_files
+
+
+def test_an_unreadable_named_path_fails_alone(tmp_path):
+    bad = tmp_path / ("x" * 300 + ".mov")
+    good = FIXTURES / "shoot" / "12A_WT1.wav"
+    found, failed = collect_files([bad, good])
+    assert found == [str(good)]
+    assert [r.status for r in failed] == ["failed"]
+    assert "cannot be read (File name too long)" in failed[0].message
+
+    proc = run_cli("index", str(bad), str(FIXTURES / "broken" / "empty.mov"), "--index", str(tmp_path / "idx"),
+                   "--no-speakers", "--no-visual")
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 1, err
+    assert "unexpected error" not in err
+    assert "cannot be read (File name too long)" in err and "empty.mov: the file is empty" in err
+    assert ": 2 failed" in err
