@@ -105,7 +105,8 @@ def _fdx(draw) -> bytes:
     title = ""
     if draw(st.booleans()):
         title = f"<TitlePage><Content><Paragraph><Text>{_esc(draw(_XML_TEXT))}</Text></Paragraph></Content></TitlePage>"
-    doc = f'<?xml version="1.0"?><FinalDraft DocumentType="Script"><Content>{"".join(paras)}</Content>{title}</FinalDraft>'
+    doc = (f'<?xml version="1.0"?><FinalDraft DocumentType="Script"><Content>{"".join(paras)}</Content>'
+           f'{title}</FinalDraft>')
     data = doc.encode()
     if draw(st.integers(0, 4)) == 0:                      # and damaged: a cut, or a byte changed
         i = draw(st.integers(0, len(data)))
@@ -213,6 +214,16 @@ def _query(idx, text: str, scene: str | None, take: str | None, speaker: str | N
         _one_sentence(exc)
         return
     assert all(0 <= h.score and h.start <= h.end for h in hits)
+
+
+def test_an_unknown_speaker_with_a_newline_is_named_on_one_line(reader):
+    """Found by the fuzzer: ``--speaker`` text was echoed raw, so a newline split the message."""
+    from indexer.search import LineQuery, search_lines
+
+    with pytest.raises(DailiesError) as err:
+        search_lines(reader, LineQuery(text="we", speaker="NOBODY\nELSE"))
+    _one_sentence(err.value)
+    assert "NOBODY\\nELSE" in str(err.value)
 
 
 _FILTER = st.none() | st.sampled_from(["12A", "3", "T2", "12A_T2_CamA", "", "%", "_", "'", "MAYA", "V001"]) | \
