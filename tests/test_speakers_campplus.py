@@ -16,8 +16,8 @@ WEIGHTS = SHARED / "models" / "campplus-zh-en-common" / "campplus_cn_en_common.p
 SAMPLE = SHARED / "eval" / "diarization" / "pyannote_sample" / "sample.wav"
 REFERENCE = ROOT / "tests" / "data" / "campplus_reference.json"
 
-needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"CAM++ weights not at {WEIGHTS}")
-needs_sample = pytest.mark.skipif(not SAMPLE.is_file(), reason=f"evaluation audio not at {SAMPLE}")
+needs_weights = pytest.mark.needs(WEIGHTS, what="CAM++ weights from ../shared/models")
+needs_sample = pytest.mark.needs(SAMPLE)
 
 
 def _cos(a, b) -> float:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import need
 
 from indexer.store import VoiceTables
 
@@ -37,8 +38,7 @@ def diarizer():
 
 
 def test_sample_der_and_speakers(diarizer):
-    if not (SAMPLE / "sample.wav").is_file():
-        pytest.skip(f"{SAMPLE} is absent (real evaluation media from ../shared/eval)")
+    need(SAMPLE / "sample.wav")
     from pyannote.core import Segment, Timeline
     from pyannote.database.util import load_rttm
     from pyannote.metrics.diarization import DiarizationErrorRate
@@ -145,8 +145,7 @@ def test_resegmentation_finds_the_changes_inside_long_turns(diarizer):
     """AMI dev00: segmentation-3.0 runs 13 s of quick replies between two men into one turn; the
     sliding CAM++ re-read of long turns finds the changes (DER and purity both improve)."""
     ami = SHARED / "eval" / "diarization" / "pyannote_debug_ami"
-    if not (ami / "dev00.wav").is_file():
-        pytest.skip(f"{ami}/dev00.wav is absent (real evaluation media from ../shared/eval)")
+    need(ami / "dev00.wav")
     from pyannote.database.util import load_rttm, load_uem
     from pyannote.metrics.diarization import DiarizationErrorRate, DiarizationPurity
 
@@ -217,8 +216,7 @@ def test_the_other_takes_voices_correct_a_take_that_mixes_two_people(diarizer):
     local speakers. Read against the voices dev00 gave the registry, nearly all of its speech lands
     on the right man's voice; filed the old way (local speakers matched whole) it does not."""
     ami = SHARED / "eval" / "diarization" / "pyannote_debug_ami"
-    if not (ami / "dev01.wav").is_file():
-        pytest.skip(f"{ami}/dev01.wav is absent (real evaluation media from ../shared/eval)")
+    need(ami / "dev01.wav")
     from pyannote.database.util import load_rttm
 
     from indexer.speakers import diarize as D

@@ -17,8 +17,7 @@ from indexer.models import diarization as mf
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MODELS = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared")) / "models"
-needs_models = pytest.mark.skipif(not (SHARED_MODELS / mf.EMBEDDING.relpath).is_file(),
-                                  reason=f"model weights not at {SHARED_MODELS}")
+needs_models = pytest.mark.needs(SHARED_MODELS / mf.EMBEDDING.relpath, what="model weights from ../shared/models")
 
 
 def _wheel(tmp_path: Path, *, corrupt: bool = False) -> Path:

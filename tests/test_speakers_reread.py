@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import need
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared"))
@@ -37,8 +38,7 @@ def _word_share_on_right_voice(idx, take_id: str, ref, person_of_voice: dict) ->
 
 
 def test_a_take_indexed_first_is_attributed_again_once_later_takes_are_known(tmp_path, monkeypatch):
-    if not (AMI / "dev00.wav").is_file() or not (AMI / "dev01.wav").is_file():
-        pytest.skip(f"{AMI} is absent (real evaluation media from ../shared/eval)")
+    need(AMI / "dev00.wav"), need(AMI / "dev01.wav")
     from indexer.models import diarization
 
     try:

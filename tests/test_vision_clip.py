@@ -250,7 +250,7 @@ def test_combined_rerank_marks_visual_scores(tmp_path, embedder):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not POPEYE.is_dir(), reason="../shared/eval/film/popeye_showorder is absent")
+@pytest.mark.needs(POPEYE)
 def test_popeye_stills_find_their_shot(tmp_path, embedder):
     """Popeye excerpts: HEVC in Matroska, 29.97 fps, no audio, a DVD subtitle stream, many cuts."""
     files = sorted(POPEYE.glob("popeye_vob_T0*.mkv"))

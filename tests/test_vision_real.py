@@ -23,7 +23,7 @@ LIVE_ACTION = [EVAL / "film" / "tears_of_steel" / "tos_opencast_speech_to_text_t
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHECKPOINT, reason="DAILIES_CLIP_CHECKPOINT is not set (real CLIP weights needed)"),
-    pytest.mark.skipif(not POPEYE.is_dir(), reason="../shared/eval/film/popeye_showorder is absent"),
+    pytest.mark.needs(POPEYE),
 ]
 
 

@@ -111,7 +111,7 @@ def parse_fdx(data: bytes, name: str = "script.fdx") -> Script:
             stored_len = None
             if props is not None:
                 page = (props.get("Page") or "").strip()
-                stored_page = int(page) if page.isdigit() else None
+                stored_page = int(page) if re.fullmatch(r"[0-9]+", page) else None   # ("²".isdigit())
                 stored_len = parse_length(props.get("Length"))
             scenes.append(Scene(index=len(scenes) + 1, number=number, heading=text, int_ext=int_ext,
                                 location=location, time_of_day=tod, source_line=counter,

@@ -13,6 +13,7 @@ indented plain-text screenplays (character cues and dialogue set in by spaces) r
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from .model import (
@@ -76,19 +77,29 @@ def _remove_spans(text: str, name: str) -> list[tuple[str, int]]:
                               "with */ (so the rest of the script would be hidden); close it and import again.")
         spans.append((a, b + 2, False))
         pos = b + 2
-    bone = list(spans)
+    bone_starts = [a for a, _, _ in spans]     # disjoint and in order
 
     def in_bone(i: int) -> bool:
-        return any(a <= i < b for a, b, _ in bone)
+        j = bisect.bisect_right(bone_starts, i) - 1
+        return j >= 0 and i < spans[j][1]
 
-    for m in re.finditer(r"\[\[(.*?)\]\]", text, re.DOTALL):
-        if in_bone(m.start()) or "\n\n" in m.group(1):
+    notes: list[tuple[int, int, bool]] = []
+    pos = 0
+    while True:                               # ``[[ ... ]]``: the first ``]]`` after each ``[[``
+        a = text.find("[[", pos)
+        if a < 0:
+            break
+        b = text.find("]]", a + 2)
+        if b < 0:
+            break                               # no later ``[[`` can close either
+        pos = b = b + 2
+        if in_bone(a) or "\n\n" in text[a + 2:b - 2]:
             continue
-        a, b = m.start(), m.end()
         whole = (a == 0 or text[a - 1] == "\n") and (b == len(text) or text[b] == "\n")
         if whole and b < len(text):
             b += 1                          # a note on its own line(s): drop the line
-        spans.append((a, b, whole))
+        notes.append((a, b, whole))
+    spans += notes
     spans.sort()
     out: list[tuple[str, int]] = []
     cur = ""
@@ -147,6 +158,7 @@ def parse_fountain(data: bytes | str, name: str = "script.fountain") -> Script:
 
     # ---------------------------------------------------------------- title page
     title_page: dict[str, str] = {}
+    title_more: dict[str, list[str]] = {}     # continuation lines, joined once (not += per line)
     i = 0
     while i < len(lines) and _is_blank(lines[i][0]):
         i += 1
@@ -158,9 +170,12 @@ def parse_fountain(data: bytes | str, name: str = "script.fountain") -> Script:
             if m and not raw[:1].isspace():
                 key = m.group(1).strip().lower()
                 title_page[key] = strip_emphasis(m.group(2).strip())
+                title_more[key] = []                # a key given again starts over
             elif key is not None:
-                title_page[key] = (title_page[key] + "\n" + strip_emphasis(raw.strip())).strip()
+                title_more.setdefault(key, []).append(strip_emphasis(raw.strip()))
             i += 1
+    for key, more in title_more.items():
+        title_page[key] = "\n".join([title_page[key], *more]).strip()
     body = lines[i:]
 
     elements: list[Element] = []
@@ -170,10 +185,16 @@ def parse_fountain(data: bytes | str, name: str = "script.fountain") -> Script:
     prev_blank = True
     in_dialogue = False
 
+    more: dict[int, list[str]] = {}            # element index -> lines that continue its text
+
     def add(kind: str, txt: str, src: int, **kw) -> Element:
         el = Element(kind=kind, text=txt, scene=len(scenes), source_line=src, **kw)
         elements.append(el)
         return el
+
+    def extend(txt: str) -> None:
+        """Continue the last element's text by a line (joined once at the end: linear, not quadratic)."""
+        more.setdefault(len(elements) - 1, []).append(txt)
 
     def next_nonblank(j: int) -> bool:
         return j + 1 < n and not _is_blank(body[j + 1][0])
@@ -200,7 +221,7 @@ def parse_fountain(data: bytes | str, name: str = "script.fountain") -> Script:
                 txt = stripped[1:].strip() if kind == LYRICS else stripped
                 last = elements[-1]
                 if last.kind == kind:
-                    last.text += "\n" + strip_emphasis(txt)
+                    extend(strip_emphasis(txt))
                 else:
                     add(kind, strip_emphasis(txt), src)
             prev_blank = False
@@ -241,7 +262,7 @@ def parse_fountain(data: bytes | str, name: str = "script.fountain") -> Script:
             k += 1
             continue
         if stripped.startswith("!"):
-            _add_action(elements, add, strip_emphasis(stripped[1:]), src, prev_blank)
+            _add_action(elements, add, extend, strip_emphasis(stripped[1:]), src, prev_blank)
             prev_blank = False
             k += 1
             continue
@@ -277,19 +298,21 @@ def parse_fountain(data: bytes | str, name: str = "script.fountain") -> Script:
             prev_blank = False
             k += 1
             continue
-        _add_action(elements, add, strip_emphasis(stripped), src, prev_blank)
+        _add_action(elements, add, extend, strip_emphasis(stripped), src, prev_blank)
         prev_blank = False
         k += 1
 
+    for j, extra in more.items():
+        elements[j].text = "\n".join([elements[j].text, *extra])
     script = Script(title=title_page.get("title"), format="fountain", elements=elements, scenes=scenes,
                     lines=[], title_page=title_page, warnings=warnings)
     return finish(script)
 
 
-def _add_action(elements: list[Element], add, txt: str, src: int, prev_blank: bool) -> None:
+def _add_action(elements: list[Element], add, extend, txt: str, src: int, prev_blank: bool) -> None:
     last = elements[-1] if elements else None
     if last is not None and last.kind == ACTION and not prev_blank:
-        last.text += "\n" + txt
+        extend(txt)
     else:
         add(ACTION, txt, src)
 

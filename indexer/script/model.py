@@ -10,7 +10,7 @@ when the heading has no number) and the 1-based position of the speech in that s
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import DailiesError
@@ -131,7 +131,11 @@ class Script:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The same dict as ``dataclasses.asdict`` (whose deep copies cost seconds on a long script)."""
+        d = _fields(self)
+        for key, items in (("elements", self.elements), ("scenes", self.scenes), ("lines", self.lines)):
+            d[key] = [_fields(x) for x in items]
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Script":
@@ -142,6 +146,15 @@ class Script:
             lines=[DialogueLine(**ln) for ln in d["lines"]],
             title_page=d.get("title_page") or {}, warnings=d.get("warnings") or [],
             pages=d.get("pages"), pages_source=d.get("pages_source"))
+
+
+def _fields(obj) -> dict[str, Any]:
+    """A dataclass's fields as a dict; its lists and dicts (of plain values here) copied one level."""
+    out = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+    return out
 
 
 # ------------------------------------------------------------------------------------ helpers

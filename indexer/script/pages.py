@@ -22,6 +22,7 @@ the scenes and our layout only places elements within them.
 from __future__ import annotations
 
 import textwrap
+from collections import deque
 from dataclasses import dataclass
 
 from .model import (
@@ -91,15 +92,20 @@ def _blocks(script: Script) -> list[_Block | None]:
     return blocks
 
 
-def _sentence_split_points(rows: list[_Row], first: int) -> list[int]:
-    """Row counts k (rows[:k] on this page) where row k-1 ends a sentence."""
-    out = []
-    for k in range(first, len(rows) - 1):
+def _last_sentence_split(rows, first: int, last: int) -> int | None:
+    """The largest row count k in [first, last] (rows[:k] on this page) where row k-1 ends a sentence
+    and row k may start the next page. Looks at the rows of one page only, so a block many pages long
+    is laid out in time linear in its length."""
+    for k in range(min(last, len(rows) - 2), first - 1, -1):
         t = rows[k - 1].text.rstrip()
         if t.endswith(_SENTENCE_END) and rows[k - 1].kind in (ACTION, SHOT, DIALOGUE, LYRICS) and \
                 rows[k].kind in (ACTION, SHOT, DIALOGUE, LYRICS, PARENTHETICAL):
-            out.append(k)
-    return out
+            return k
+    return None
+
+
+def _take(rows: deque, k: int) -> list:
+    return [rows.popleft() for _ in range(min(k, len(rows)))]
 
 
 def paginate(script: Script, lines_per_page: int = LINES_PER_PAGE, use_stored: bool = True) -> Script:
@@ -140,7 +146,7 @@ def paginate(script: Script, lines_per_page: int = LINES_PER_PAGE, use_stored: b
         space = 0 if y == 0 else block.space
         room = lines_per_page - y
         if block.kind == "heading":
-            nxt = next((b for b in blocks[bi + 1:]), None)
+            nxt = blocks[bi + 1] if bi + 1 < len(blocks) else None
             need = space + len(rows)
             if nxt is not None:
                 need += nxt.space + min(2, len(nxt.rows))
@@ -152,34 +158,28 @@ def paginate(script: Script, lines_per_page: int = LINES_PER_PAGE, use_stored: b
             put(rows, space)
             continue
         # Does not fit: split at a sentence end, or move to the next page.
+        rows = deque(rows)                  # taken from the front a page at a time (no re-slicing)
         while rows:
             space = 0 if y == 0 else block.space
             room = lines_per_page - y
             if space + len(rows) <= room:
-                put(rows, space)
+                put(list(rows), space)
                 break
             if block.kind in ("speech", "action"):
                 more = 1 if block.kind == "speech" else 0
                 first = 3 if block.kind == "speech" else 2     # cue + 2 lines / 2 lines
-                fits = [k for k in _sentence_split_points(rows, first)
-                        if space + k + more <= room and len(rows) - k >= 2]
-                if y == 0 and not fits:                         # longer than a page: cut anywhere
-                    fits = [max(1, room - more)]
-                if fits:
-                    k = max(fits)
-                    put(rows[:k], space)
+                k = _last_sentence_split(rows, first, room - space - more)
+                if y == 0 and k is None:                        # longer than a page: cut anywhere
+                    k = max(1, room - more)
+                if k is not None:
+                    put(_take(rows, k), space)
                     y += more                                    # (MORE)
                     new_page()
-                    rest = rows[k:]
                     if block.kind == "speech":
-                        cont = _Row(rest[0].element, f"{block.cue} (CONT'D)", CHARACTER)
-                        rows = [cont] + rest
-                    else:
-                        rows = rest
+                        rows.appendleft(_Row(rows[0].element, f"{block.cue} (CONT'D)", CHARACTER))
                     continue
             if y == 0:                                          # other blocks longer than a page
-                put(rows[:room], 0)
-                rows = rows[room:]
+                put(_take(rows, room), 0)
                 new_page()
                 continue
             new_page()

@@ -340,7 +340,7 @@ class VoiceRegistry:
     def require(self, ref: str) -> list[str]:
         ids = self.find(ref)
         if not ids:
-            raise UsageError(f"No voice called '{ref}' in this index; `dailies speakers list` shows them.")
+            raise UsageError(f"No voice called {ref.strip()[:80]!r} in this index; `dailies speakers list` shows them.")
         return ids
 
     def locals_of(self, voice_ids: Iterable[str]) -> list[tuple[str, str]]:
