@@ -137,6 +137,7 @@ def make_proxy(source: Path, dest: Path, rate: Fraction, *, video: bool = True, 
             v_out.width, v_out.height = w - w % 2, h - h % 2
             v_out.pix_fmt = "yuv420p"
             v_out.time_base = Fraction(1) / rate
+            frame_tb = Fraction(1) / rate        # the muxer changes the stream's time base once it starts
             v_out.options = {"crf": "26", "preset": "veryfast", "g": str(max(1, round(float(rate))))}
         if a_in is not None:
             a_out = out.add_stream("aac", rate=48000)
@@ -150,7 +151,7 @@ def make_proxy(source: Path, dest: Path, rate: Fraction, *, video: bool = True, 
             if isinstance(frame, av.VideoFrame):
                 frame = frame.reformat(width=v_out.width, height=v_out.height, format="yuv420p")
                 frame.pts = n
-                frame.time_base = v_out.time_base
+                frame.time_base = frame_tb
                 n += 1
                 for pkt in v_out.encode(frame):
                     out.mux(pkt)

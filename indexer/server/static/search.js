@@ -34,8 +34,9 @@
     msg.textContent = hits.length ? `${hits.length} hit${hits.length > 1 ? "s" : ""}` : `No take delivers “${q}”.`;
     list.innerHTML = hits.map((h, i) => `
       <li class="hit" data-i="${i}" data-take-id="${esc(h.take_id)}" tabindex="0">
-        <img class="thumb" loading="lazy" alt="" src="/media/${encodeURIComponent(h.take_id)}/thumb?t=${h.start}"
-             onerror="this.replaceWith(Object.assign(document.createElement('div'),{className:'thumb nothumb',textContent:'♪'}))">
+        ${h.shots && h.shots.length ? `<img class="thumb" loading="lazy" alt="" src="/media/${encodeURIComponent(h.take_id)}/thumb?t=${h.start}"
+             onerror="this.replaceWith(Object.assign(document.createElement('div'),{className:'thumb nothumb',textContent:'?'}))">`
+          : `<div class="thumb nothumb" title="sound only">♪</div>`}
         <div class="body">
           <div class="head"><b class="clip">${esc(h.name)}</b>
             <span>sc ${esc(h.scene || "–")} · tk ${esc(h.take || "–")}${h.camera ? " · cam " + esc(h.camera) : ""}</span>
