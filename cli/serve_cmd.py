@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import socket
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -38,7 +39,6 @@ def serve_cmd(
 ) -> None:
     """The review room: search and play every take of a line in the browser (pages, JSON API, media)."""
     import uvicorn
-    from rich.console import Console
 
     from indexer.config import index_path
     from indexer.server import create_app
@@ -56,9 +56,9 @@ def serve_cmd(
     app = create_app(target, token=token, read_only=read_only)
     shown = "localhost" if is_loopback(host) else (socket.gethostname() if host in ("0.0.0.0", "::") else host)
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-    err = Console(stderr=True, highlight=False)
-    err.print(f"Review room for {target}: open {url}" + ("  (the link sets the token once per browser)" if token
-                                                         else ""))
+    # Plain print: the link must stay on one line whatever the terminal's width (rich would wrap it).
+    print(f"Review room for {target}: open {url}" + ("  (the link sets the token once per browser)" if token
+                                                     else ""), file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -189,3 +189,46 @@ def test_new_takes_appear_without_restart_and_missing_media_is_said(tmp_path):
         assert detail["media_missing"] is True and len(detail["shots"]) == 3
         r = c.get(f"/media/{tid}")
         assert r.status_code == 404 and "missing" in r.text and "Traceback" not in r.text
+
+
+def test_serve_on_the_lan_generates_a_token_and_checks_it(tmp_path):
+    import re
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    from conftest import DAILIES
+    from indexer.store import Index
+
+    index = tmp_path / "index"
+    Index.open_writer(index).close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([DAILIES, "serve", "--index", str(index), "--host", "0.0.0.0", "--port", str(port)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"\?token=(\S+)", line)
+        assert m, line
+        token = m.group(1)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                r = httpx.get(f"{base}/api/status")
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert r.status_code == 401
+        assert httpx.get(f"{base}/api/status", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_serve_without_an_index_is_one_sentence(tmp_path):
+    proc = run_cli("serve", "--index", str(tmp_path / "nothing-here"))
+    assert proc.returncode != 0
+    assert "No dailies index" in proc.stderr and "Traceback" not in proc.stderr
