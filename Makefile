@@ -87,6 +87,7 @@ bench: setup
 	$(RUN) python scripts/bench_index.py
 	$(RUN) python scripts/bench_search.py
 	$(RUN) python scripts/bench_voices.py --catalog 200,1000
+	$(RUN) python scripts/bench_serve.py
 
 clean:
 	rm -rf $(DEMO_INDEX) $(DEMO_INDEX)-out .pytest_cache .bench

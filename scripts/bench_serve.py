@@ -184,6 +184,79 @@ def summary(ms: list[float]) -> str:
     return f"p50 {statistics.median(ms):.0f} ms, p95 {pct(ms, 95):.0f} ms, max {max(ms):.0f} ms (n={len(ms)})"
 
 
+def time_to_first_frame(index: Path, query: str, chromium: str) -> None:
+    """Click each video hit of a query in the search page (Chromium, headless) and time until the first frame
+    of the line's pre-roll is presented (requestVideoFrameCallback): cold (the take's first click) and warm."""
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+    server, base = serve(index)
+    cold, warm = [], []
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        ctx = p.chromium.launch_persistent_context(profile, executable_path=chromium, headless=True, args=args)
+        page = ctx.new_page()
+        page.goto(f"{base}/?q={query}")
+        page.wait_for_selector(".hit")
+        hits = page.request.get(f"{base}/api/search/line", params={"q": query}).json()
+        takes = {t["take_id"]: t for t in page.request.get(f"{base}/api/takes").json()}
+        video = [i for i, h in enumerate(hits) if takes[h["take_id"]]["media_kind"] == "video"]
+        for rnd in range(3):
+            for i in video:
+                ms = page.evaluate("""async ([i, target]) => {
+                    const v = document.getElementById('video');
+                    const t0 = performance.now();
+                    document.querySelectorAll('.hit')[i].click();
+                    await new Promise(res => {
+                      const f = () => v.requestVideoFrameCallback((now, m) =>
+                        Math.abs(m.mediaTime - target) < 0.25 ? res() : f());
+                      f();
+                    });
+                    return performance.now() - t0; }""", [i, max(0.0, hits[i]["start"] - 1.0)])
+                (cold if rnd == 0 else warm).append(ms)
+                page.evaluate("document.getElementById('video').pause()")
+        ctx.close()
+    server.should_exit = True
+    print(f"time to first frame after clicking a hit ({len(video)} video hits of {query!r}): "
+          f"first click of a take {summary(cold)}; again {summary(warm)} (goal < 300 ms)")
+
+
+def proxy_cost(index: Path) -> None:
+    """A ProRes copy of each video take of the fixture shoot is proxied (PyAV, H.264 540p); its time is set
+    against the take's index time recorded in the catalog."""
+    import av
+
+    from indexer.server.media import make_proxy
+    from indexer.store import Index
+
+    with Index.open(index) as idx:
+        rows = [r for r in idx.takes("indexed") if r["has_video"] and r["index_seconds"]]
+    total_p = total_i = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in rows:
+            src = Path(tmp) / f"{r['name']}_prores.mov"
+            with av.open(r["path"]) as inp, av.open(str(src), "w") as out:
+                vin = inp.streams.video[0]
+                vout = out.add_stream("prores_ks", rate=vin.average_rate)
+                vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv422p10le"
+                tb = Fraction(1) / vin.average_rate
+                for n, f in enumerate(inp.decode(vin)):
+                    f = f.reformat(format="yuv422p10le")
+                    f.pts, f.time_base = n, tb
+                    for pk in vout.encode(f):
+                        out.mux(pk)
+                for pk in vout.encode(None):
+                    out.mux(pk)
+            t = time.perf_counter()
+            make_proxy(src, Path(tmp) / f"{r['name']}.mp4", Fraction(r["rate"]))
+            secs = time.perf_counter() - t
+            total_p += secs
+            total_i += r["index_seconds"]
+            print(f"  {r['name']}: proxy {secs:.2f} s, indexed in {r['index_seconds']:.1f} s")
+    print(f"proxy cost: {total_p:.1f} s for {len(rows)} ProRes takes = {100 * total_p / total_i:.1f} % of their "
+          f"index time ({total_i:.0f} s)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=100_000)
@@ -192,7 +265,19 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--write-takes", type=int, help=argparse.SUPPRESS)   # the writer process
     ap.add_argument("--index", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--ttff", type=Path, metavar="INDEX", help="Only time to first frame, on this index "
+                                                                 "(e.g. demo-index), in Chromium.")
+    ap.add_argument("--ttff-query", default="We have to follow the data, not the calendar.")
+    ap.add_argument("--proxy-cost", type=Path, metavar="INDEX", help="Only proxy cost against index time, on "
+                                                                       "this index of the fixture shoot.")
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
+    if args.ttff:
+        time_to_first_frame(args.ttff, args.ttff_query, args.chromium)
+        return 0
+    if args.proxy_cost:
+        proxy_cost(args.proxy_cost)
+        return 0
     if args.write_takes is not None:                        # child: the one writer, adding takes
         lines, _ = synthetic_lines(args.write_takes * LINES_PER_TAKE, seed=11)
         build_index(args.index, lines, start_take=10_000_000)

@@ -232,3 +232,13 @@ def test_serve_without_an_index_is_one_sentence(tmp_path):
     proc = run_cli("serve", "--index", str(tmp_path / "nothing-here"))
     assert proc.returncode != 0
     assert "No dailies index" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_read_only_writes_nothing_into_the_index(shoot_index, takes):
+    tid = takes["12A_T3_CamB"]["take_id"]
+    before = sorted(p.relative_to(shoot_index) for p in shoot_index.rglob("*") if "chroma" not in p.parts)
+    with TestClient(create_app(shoot_index, read_only=True), raise_server_exceptions=False) as c:
+        r = c.get(f"/media/{tid}/thumb", params={"t": "33.3", "w": "97"})
+        assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+    after = sorted(p.relative_to(shoot_index) for p in shoot_index.rglob("*") if "chroma" not in p.parts)
+    assert [p for p in after if p not in before and not p.name.startswith("catalog.sqlite")] == []
