@@ -116,3 +116,32 @@ def test_missing_source_is_one_sentence(prores, tmp_path):
     gone = dict(row, take_id="gone00000000", path=str(tmp_path / "moved.mov"))
     with pytest.raises(MediaError, match="missing"):
         pmedia.ensure_proxy(pmedia.playable(tmp_path / "index", gone), gone)
+
+
+def test_sound_a_browser_cannot_play_gets_an_aac_proxy(tmp_path):
+    """A 6-channel 32-bit float Broadcast Wave (as sound recorders write polyphonic files) -> stereo AAC .m4a."""
+    import av
+
+    src = tmp_path / "12A_WT1_poly.wav"
+    with av.open(str(FIXTURES / "shoot" / "12A_WT1.wav")) as inp, av.open(str(src), "w") as out:
+        aout = out.add_stream("pcm_f32le", rate=48000)
+        aout.layout = "5.1"
+        resampler = av.AudioResampler(format="flt", layout="5.1", rate=48000)
+        for frame in inp.decode(audio=0):
+            frame.pts = None
+            for rf in resampler.resample(frame):
+                for pk in aout.encode(rf):
+                    out.mux(pk)
+        for pk in aout.encode(None):
+            out.mux(pk)
+    info = probe(src)
+    row = {"take_id": "snd000000000", "path": str(src), "rate": rate_str(info.rate), "name": info.name,
+           "info": json.dumps(info.to_json())}
+    assert not pmedia.browser_plays(row)
+    p = pmedia.playable(tmp_path / "index", row)
+    assert p.kind == "audio" and p.path.suffix == ".m4a" and p.media_type == "audio/mp4"
+    assert pmedia.ensure_proxy(p, row) is True
+    with av.open(str(p.path)) as c:
+        a = c.streams.audio[0]
+        assert not c.streams.video and a.codec_context.name == "aac" and a.codec_context.channels == 2
+        assert abs(float(c.duration / 1e6) - info.duration) < 0.1
