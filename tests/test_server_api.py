@@ -242,3 +242,15 @@ def test_read_only_writes_nothing_into_the_index(shoot_index, takes):
         assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
     after = sorted(p.relative_to(shoot_index) for p in shoot_index.rglob("*") if "chroma" not in p.parts)
     assert [p for p in after if p not in before and not p.name.startswith("catalog.sqlite")] == []
+
+
+def test_picture_search_by_a_dropped_still(client, takes):
+    still = client.get(f"{takes['12A_T1_CamA']['media_url']}/thumb", params={"t": "5"}).content
+    status = client.get("/api/status").json()
+    r = client.post("/api/search/visual", content=still, headers={"Content-Type": "image/jpeg"})
+    if status["frames"]:
+        assert r.status_code == 200 and r.json()[0]["name"] == "12A_T1_CamA"
+    else:
+        assert r.status_code == 400 and "CLIP" in r.json()["error"]
+    bad = client.post("/api/search/visual", content=b"not an image")
+    assert bad.status_code == 400 and "could not be read" in bad.json()["error"]

@@ -29,6 +29,7 @@ log = logging.getLogger("dailies.server")
 HERE = Path(__file__).resolve().parent
 COOKIE = "dailies_token"
 PRE_ROLL = 1.0
+MAX_STILL = 20 * 2**20
 
 
 class IndexPool:
@@ -187,6 +188,32 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                                      limit=num_param(request, "limit", 20, int, 1, 1000))
         return JSONResponse(with_media(views.hits_json(hits)))
 
+    async def api_search_visual_still(request: Request):
+        """POST a still (JPEG/PNG body): shots that look like it, as `dailies search visual --image`."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+        from starlette.concurrency import run_in_threadpool
+
+        body = await request.body()
+        if not body:
+            raise UsageError("Send a still (JPEG or PNG) as the request body.")
+        if len(body) > MAX_STILL:
+            raise UsageError(f"The still is {len(body) // 2**20} MB; send one under {MAX_STILL // 2**20} MB.")
+        try:
+            image = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+        except Exception:
+            raise UsageError("The still could not be read as an image (send a JPEG or PNG).") from None
+
+        def search():
+            with pool.reader() as idx:
+                return views.hits_json(views.visual_hits(
+                    idx, None, image, tags=request.query_params.getlist("tag"), scene=text_param(request, "scene"),
+                    take=text_param(request, "take"), limit=num_param(request, "limit", 20, int, 1, 1000)))
+
+        return JSONResponse(with_media(await run_in_threadpool(search)))
+
     def api_status(request: Request):
         with pool.reader() as idx:
             return JSONResponse(views.status(idx))
@@ -298,7 +325,8 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         Route("/api/search/line", api_search_line),
         Route("/api/search/speaker", api_search_speaker),
         Route("/api/search/shots", api_search_shots),
-        Route("/api/search/visual", api_search_visual),
+        Route("/api/search/visual", api_search_visual, methods=["GET"]),
+        Route("/api/search/visual", api_search_visual_still, methods=["POST"]),
         Route("/api/status", api_status),
         Route("/api/takes", api_takes),
         Route("/api/takes/{take_id}", api_take),

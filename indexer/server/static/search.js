@@ -60,6 +60,25 @@
   player.onHit = i => {
     for (const li of list.querySelectorAll(".hit")) li.classList.toggle("current", Number(li.dataset.i) === i);
   };
+  // Picture search: drop a still anywhere on the page (shots that look like it, CLIP).
+  document.addEventListener("dragover", e => { e.preventDefault(); document.body.classList.add("dropping"); });
+  document.addEventListener("dragleave", () => document.body.classList.remove("dropping"));
+  document.addEventListener("drop", async e => {
+    e.preventDefault();
+    document.body.classList.remove("dropping");
+    const file = e.dataTransfer.files[0];
+    if (!file) return;
+    const mine = ++seq;
+    msg.textContent = `searching shots that look like ${file.name}…`;
+    try {
+      const r = await fetch("/api/search/visual", { method: "POST", body: file, credentials: "same-origin" });
+      const body = await r.json();
+      if (mine !== seq) return;
+      if (!r.ok) throw new Error(body.error || r.statusText);
+      hits = body;
+      render(file.name);
+    } catch (err) { if (mine === seq) { list.innerHTML = ""; msg.textContent = err.message; } }
+  });
   // Restore a query from the address (?q=...), e.g. a link shared with a colleague.
   const start = new URLSearchParams(location.search);
   for (const f of ["scene", "take", "speaker", "visual"]) if (start.get(f)) $("f-" + f).value = start.get(f);
