@@ -196,3 +196,29 @@ def test_a_wrong_token_gets_401_on_a_page_an_api_call_and_media(pw, signed_in, b
         assert ok.status == 206
     finally:
         stranger.close()
+
+
+def test_take_page_plays_a_line_and_loops_it(page, base_url):
+    takes = {t["name"]: t for t in page.request.get(f"{base_url}/api/takes").json()}
+    t1 = takes["12A_T1_CamA"]
+    detail = page.request.get(f"{base_url}/api/takes/{t1['take_id']}").json()
+    line = detail["lines"][2]
+    page.goto(f"{base_url}/take/{t1['take_id']}")
+    page.wait_for_function("() => document.querySelectorAll('.line').length > 2")
+    page.locator("#loop").check()
+    # Played from the pre-roll through the line's end, then back to its start (not to the pre-roll).
+    page.evaluate("""([start, end]) => {
+        const v = document.getElementById('video');
+        let preroll = false;
+        window.__looped = false;
+        v.addEventListener('seeked', () => {
+          if (Math.abs(v.currentTime - (start - 1)) < 0.05) preroll = true;
+          else if (preroll && Math.abs(v.currentTime - start) < 0.05) {
+            const r = v.played;
+            for (let i = 0; i < r.length; i++) if (r.start(i) <= start && r.end(i) >= end - 0.05) window.__looped = true;
+          }
+        });
+    }""", [line["start"], line["end"]])
+    page.locator(".line").nth(2).locator(".tcs").click()
+    page.wait_for_function("() => document.querySelector('.line.current') !== null")
+    page.wait_for_function("() => window.__looped === true", timeout=20000)

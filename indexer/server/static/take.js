@@ -19,11 +19,23 @@
       <span class="tcs">${esc(ln.tc_in)}</span>
       <span class="words">${ln.words.map(w => `<span class="word" data-t="${w.start}">${esc(w.text)}</span>`).join(" ")}</span>
     </div>`).join("") : "<p>No speech in this take.</p>";
+  // The take's lines are the player's "hits" here: N / P move by line, O loops the current one.
+  const lineHits = take.lines.map(ln => ({ take_id: take.take_id, name: take.name, scene: take.scene, take: take.take,
+    start: ln.start, end: ln.end, tc_in: ln.tc_in, tc_out: ln.tc_out, speaker: ln.speaker || ln.local_speaker,
+    text: ln.text, diff: null }));
+  player.onHit = i => $("transcript").querySelectorAll(".line").forEach((el, k) => el.classList.toggle("current", k === i));
   $("transcript").addEventListener("click", e => {
     const w = e.target.closest(".word");
-    if (!w) return;
-    player.seek(parseFloat(w.dataset.t)).then(() => player.play());
+    if (w) { player.seek(parseFloat(w.dataset.t)).then(() => player.play()); return; }
+    const ln = e.target.closest(".line");
+    if (ln) player.playHit(lineHits, [...$("transcript").children].indexOf(ln));
   });
+  const link = $("takelink");
+  if (link) link.hidden = true;
+  $("prev").title = "Previous line (P)";
+  $("next").title = "Next line (N)";
+  $("prev").textContent = "◀◀ line";
+  $("next").textContent = "line ▶▶";
   $("shots").innerHTML = take.shots.map(s => `
     <figure class="shot" data-start="${s.start}">
       <img loading="lazy" alt="shot ${s.shot}" src="/media/${encodeURIComponent(take.take_id)}/thumb?t=${TC.secondsOf(s.first_frame, rate) + 1e-4}">
