@@ -222,3 +222,31 @@ def test_take_page_plays_a_line_and_loops_it(page, base_url):
     page.locator(".line").nth(2).locator(".tcs").click()
     page.wait_for_function("() => document.querySelector('.line.current') !== null")
     page.wait_for_function("() => window.__looped === true", timeout=20000)
+
+
+def test_browser_timecode_is_the_indexers_timecode(page, base_url):
+    """tc.js (the readout) against indexer.timecode at every rate, across minute and ten-minute boundaries."""
+    from indexer.timecode import frames_to_tc
+
+    page.goto(f"{base_url}/")
+    cases = []
+    for rate, drop in (("24000/1001", False), ("25", False), ("30000/1001", True), ("30000/1001", False),
+                       ("60000/1001", True), ("24", False)):
+        r = Fraction(rate)
+        fps = round(r)
+        # Near midnight at 29.97 non-drop, indexer.timecode (OTIO) rolls over at 24 h of real time, not of
+        # timecode (frame 2590200 -> 00:00:26:12, not 23:59:00:00); reported, left out here.
+        for minute in (0, 1, 9, 10, 11, 59) + ((60 * 23 + 59,) if (rate, drop) != ("30000/1001", False) else ()):
+            base = minute * 60 * fps - (minute - minute // 10) * (2 * fps // 30) * drop
+            for f in range(max(0, base - 3), base + 3):
+                cases.append((rate, drop, f))
+    got = page.evaluate("""cases => cases.map(([rate, drop, f]) => TC.toTc(f, TC.parseRate(rate), drop))""", cases)
+    want = [frames_to_tc(f, Fraction(rate), drop) for rate, drop, f in cases]
+    assert got == want
+    # frame_at: the frame whose interval holds t, as the index computes tc_in.
+    from indexer.timecode import frame_at
+
+    ts = [0.0, 1.0, 10.0107, 27.275, 46.855, 59.96, 3599.9]
+    for rate in ("24000/1001", "25", "30000/1001"):
+        js = page.evaluate("([ts, rate]) => ts.map(t => TC.frameAt(t, TC.parseRate(rate)))", [ts, rate])
+        assert js == [frame_at(t, Fraction(rate)) for t in ts]
