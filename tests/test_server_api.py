@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -254,3 +255,40 @@ def test_picture_search_by_a_dropped_still(client, takes):
         assert r.status_code == 400 and "CLIP" in r.json()["error"]
     bad = client.post("/api/search/visual", content=b"not an image")
     assert bad.status_code == 400 and "could not be read" in bad.json()["error"]
+
+
+@pytest.mark.slow
+def test_vectors_the_writer_adds_reach_a_running_server(tmp_path):
+    """An embedded vector client that has answered a query keeps its vectors in memory; the server must
+    see what `dailies index` (another process) adds while it runs, for semantic candidates too."""
+    import wave
+
+    import numpy as np
+
+    from conftest import DAILIES
+    from indexer import embed
+    from indexer.config import IndexSettings
+    from indexer.pipeline import Indexer
+    from indexer.store import Index
+
+    a, b = tmp_path / "12A_WT1.wav", tmp_path / "12A_WT2.wav"
+    shutil.copy(FIXTURES / "shoot" / a.name, a)
+    with wave.open(str(a)) as w:                     # the same speech, other bytes: another take
+        params, pcm = w.getparams(), np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    with wave.open(str(b), "wb") as w:
+        w.setparams(params)
+        w.writeframes((pcm * 0.7).astype("<i2").tobytes())
+    index = tmp_path / "index"
+    with Index.open_writer(index) as idx:
+        Indexer(idx, IndexSettings(speakers=False, visual=False)).run([a])
+    app = create_app(index, proxies=False, refresh=0)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert {h["name"] for h in c.get("/api/search/line", params={"q": LINE7}).json()} == {"12A_WT1"}
+        subprocess.run([DAILIES, "index", str(b), "--index", str(index), "--no-speakers", "--no-visual"],
+                       check=True, capture_output=True)
+        assert {h["name"] for h in c.get("/api/search/line", params={"q": LINE7}).json()} == {"12A_WT1", "12A_WT2"}
+        q = embed.embed([LINE7])[0].tolist()
+        with app.state.pool.reader() as idx:
+            found = idx.collection("lines").query(query_embeddings=[q], n_results=2)["ids"][0]
+        takes = {t["take_id"]: t["name"] for t in c.get("/api/takes").json()}
+        assert {takes[i.rsplit("-", 1)[0]] for i in found} == {"12A_WT1", "12A_WT2"}

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import queue
 import threading
+import time
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -33,46 +33,103 @@ MAX_STILL = 20 * 2**20
 
 
 class IndexPool:
-    """Read-only :class:`~indexer.store.Index` connections shared by the server's threads."""
+    """Read-only :class:`~indexer.store.Index` connections shared by the server's threads.
 
-    def __init__(self, path: Path, size: int = 8):
+    The catalog (SQLite, WAL) shows each query the takes committed so far. The embedded vector store does
+    not: a client that has answered a query keeps its vectors in memory. So when the catalog has changed
+    (another process, the writer, committed) and ``refresh`` seconds have passed, new readers wait until
+    none is in flight, every connection is dropped, the vector clients are refreshed, and readers reopen.
+    """
+
+    def __init__(self, path: Path, size: int = 8, refresh: float = 5.0):
         self.path = Path(path)
-        self._free: queue.LifoQueue = queue.LifoQueue()
-        self._sem = threading.BoundedSemaphore(size)
+        self.size = size
+        self.refresh = refresh
+        self._free: list = []
+        self._cond = threading.Condition()
+        self._active = 0
+        self._draining = False
+        self._stamp = self._catalog_stamp()
+        self._checked = time.monotonic()
+
+    def _catalog_stamp(self) -> tuple:
+        out = []
+        for name in ("catalog.sqlite", "catalog.sqlite-wal"):
+            try:
+                st = (self.path / name).stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def _stale(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked < self.refresh:
+            return False
+        self._checked = now
+        stamp = self._catalog_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return True
+
+    def _acquire(self):
+        from ..store import Index, refresh_vector_clients
+
+        with self._cond:
+            if not self._draining and self._stale():
+                self._draining = True
+            while self._draining and self._active:
+                self._cond.wait()
+            if self._draining:                              # no reader in flight: start afresh
+                for idx in self._free:
+                    idx.close()
+                self._free.clear()
+                refresh_vector_clients()
+                self._draining = False
+                self._cond.notify_all()
+            while self._active >= self.size:
+                self._cond.wait()
+            self._active += 1
+            idx = self._free.pop() if self._free else None
+        if idx is None:
+            try:
+                idx = Index.open(self.path)
+            except BaseException:
+                self._release(None)
+                raise
+        return idx
+
+    def _release(self, idx) -> None:
+        with self._cond:
+            self._active -= 1
+            if idx is not None:
+                self._free.append(idx)
+            self._cond.notify_all()
 
     @contextmanager
     def reader(self):
-        from ..store import Index
-
-        self._sem.acquire()
+        idx = self._acquire()
+        ok = False
         try:
-            try:
-                idx = self._free.get_nowait()
-            except queue.Empty:
-                idx = Index.open(self.path)
-            ok = False
-            try:
-                yield idx
-                ok = True
-            finally:
-                if ok:
-                    self._free.put(idx)
-                else:
-                    idx.close()
+            yield idx
+            ok = True
         finally:
-            self._sem.release()
+            if not ok:
+                idx.close()
+            self._release(idx if ok else None)
 
     def close(self) -> None:
-        while True:
-            try:
-                self._free.get_nowait().close()
-            except queue.Empty:
-                return
+        with self._cond:
+            for idx in self._free:
+                idx.close()
+            self._free.clear()
 
 
 def create_app(index: str | Path, *, token: str | None = None, read_only: bool = False,
-               proxies: bool = True) -> Any:
-    """The ASGI app for an index folder. ``proxies``: make missing browser proxies in a background thread."""
+               proxies: bool = True, refresh: float = 5.0) -> Any:
+    """The ASGI app for an index folder. ``proxies``: make missing browser proxies in a background thread;
+    ``refresh``: at most this often (seconds) reopen the index when the writer has changed it."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
@@ -84,7 +141,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     from . import media as pmedia
     from .. import views
 
-    pool = IndexPool(Path(index))
+    pool = IndexPool(Path(index), refresh=refresh)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     # ------------------------------------------------------------------ helpers

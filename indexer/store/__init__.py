@@ -586,6 +586,18 @@ class Index:
         }
 
 
+def refresh_vector_clients() -> None:
+    """Make this process's next embedded Chroma clients read the vector store from disk again.
+
+    A long-lived reader (the review room) whose client has answered a query keeps that collection's HNSW
+    index in memory and does not see vectors the writer process added since. Call only with no query in
+    flight: clients of every index in this process are dropped, and the next :meth:`Index.open` starts anew.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
 def _line_row(r: sqlite3.Row) -> LineRow:
     return LineRow(
         id=r["id"], line_id=r["line_id"], take_id=r["take_id"], idx=r["idx"], start=r["start"], end=r["end"],
