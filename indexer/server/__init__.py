@@ -39,9 +39,11 @@ class IndexPool:
     not: a client that has answered a query keeps its vectors in memory. So when the catalog has changed
     (another process, the writer, committed) and ``refresh`` seconds have passed, new readers wait until
     none is in flight, every connection is dropped, the vector clients are refreshed, and readers reopen.
+    Reloading costs about a second per 100k lines, hence the default of a minute: a new take's lines are
+    found by their words at once, by meaning (semantic candidates) within a minute.
     """
 
-    def __init__(self, path: Path, size: int = 8, refresh: float = 5.0):
+    def __init__(self, path: Path, size: int = 8, refresh: float = 60.0):
         self.path = Path(path)
         self.size = size
         self.refresh = refresh
@@ -127,7 +129,7 @@ class IndexPool:
 
 
 def create_app(index: str | Path, *, token: str | None = None, read_only: bool = False,
-               proxies: bool = True, refresh: float = 5.0) -> Any:
+               proxies: bool = True, refresh: float = 60.0) -> Any:
     """The ASGI app for an index folder. ``proxies``: make missing browser proxies in a background thread;
     ``refresh``: at most this often (seconds) reopen the index when the writer has changed it."""
     from starlette.applications import Starlette
