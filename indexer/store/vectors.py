@@ -116,3 +116,15 @@ class Vectors:
 def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and all(os.access(p, os.W_OK) for p in path.iterdir()
                                              if p.name == "chroma.sqlite3")
+
+
+def refresh_vector_clients() -> None:
+    """Make this process's next embedded Chroma clients read the vector store from disk again.
+
+    A long-lived reader (the review room) whose client has answered a query keeps that collection's HNSW
+    index in memory and does not see vectors the writer process added since. Call only with no query in
+    flight: clients of every index in this process are dropped, and the next :meth:`Index.open` starts anew.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()

@@ -1,0 +1,442 @@
+"""The review room: ``dailies serve``. A Starlette app over one index, for many readers.
+
+* ``/api/...`` returns exactly what the CLI's ``--json`` prints (built by :mod:`indexer.views`), each hit
+  or take with a ``media_url``; pages (``/``, ``/take/ID``) are templates whose JavaScript uses only the API.
+* ``/media/ID`` serves a take's playable file (original or proxy, :mod:`.media`) by take id only, with
+  HTTP range requests; ``/media/ID/thumb?t=SECONDS`` a JPEG of one frame.
+* With a token, every request (pages, API, media, assets) needs ``Authorization: Bearer TOKEN`` or the
+  cookie that opening ``/?token=TOKEN`` once sets; otherwise 401.
+* The index is opened for reading, one connection per worker thread at a time (a small pool); each
+  query sees the catalog as it is then, so takes that ``dailies index`` finishes meanwhile appear at once.
+* Errors are one sentence (JSON ``{"error": ...}`` for the API, a page otherwise), never a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import DailiesError, UsageError
+
+log = logging.getLogger("dailies.server")
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "dailies_token"
+PRE_ROLL = 1.0
+MAX_STILL = 20 * 2**20
+
+
+class IndexPool:
+    """Read-only :class:`~indexer.store.Index` connections shared by the server's threads.
+
+    The catalog (SQLite, WAL) shows each query the takes committed so far. The embedded vector store does
+    not: a client that has answered a query keeps its vectors in memory. So when the catalog has changed
+    (another process, the writer, committed) and ``refresh`` seconds have passed, new readers wait until
+    none is in flight, every connection is dropped, the vector clients are refreshed, and readers reopen.
+    Reloading costs about a second per 100k lines, hence the default of a minute: a new take's lines are
+    found by their words at once, by meaning (semantic candidates) within a minute.
+    """
+
+    def __init__(self, path: Path, size: int = 8, refresh: float = 60.0):
+        self.path = Path(path)
+        self.size = size
+        self.refresh = refresh
+        self._free: list = []
+        self._cond = threading.Condition()
+        self._active = 0
+        self._draining = False
+        self._stamp = self._catalog_stamp()
+        self._checked = time.monotonic()
+
+    def _catalog_stamp(self) -> tuple:
+        out = []
+        for name in ("catalog.sqlite", "catalog.sqlite-wal"):
+            try:
+                st = (self.path / name).stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def _stale(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked < self.refresh:
+            return False
+        self._checked = now
+        stamp = self._catalog_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return True
+
+    def _acquire(self):
+        from ..store import Index, refresh_vector_clients
+
+        with self._cond:
+            if not self._draining and self._stale():
+                self._draining = True
+            while self._draining and self._active:
+                self._cond.wait()
+            if self._draining:                              # no reader in flight: start afresh
+                for idx in self._free:
+                    idx.close()
+                self._free.clear()
+                refresh_vector_clients()
+                self._draining = False
+                self._cond.notify_all()
+            while self._active >= self.size:
+                self._cond.wait()
+            self._active += 1
+            idx = self._free.pop() if self._free else None
+        if idx is None:
+            try:
+                idx = Index.open(self.path)
+            except BaseException:
+                self._release(None)
+                raise
+        return idx
+
+    def _release(self, idx) -> None:
+        with self._cond:
+            self._active -= 1
+            if idx is not None:
+                self._free.append(idx)
+            self._cond.notify_all()
+
+    @contextmanager
+    def reader(self):
+        idx = self._acquire()
+        ok = False
+        try:
+            yield idx
+            ok = True
+        finally:
+            if not ok:
+                idx.close()
+            self._release(idx if ok else None)
+
+    def close(self) -> None:
+        with self._cond:
+            for idx in self._free:
+                idx.close()
+            self._free.clear()
+
+
+def create_app(index: str | Path, *, token: str | None = None, read_only: bool = False,
+               proxies: bool = True, refresh: float = 60.0) -> Any:
+    """The ASGI app for an index folder. ``proxies``: make missing browser proxies in a background thread;
+    ``refresh``: at most this often (seconds) reopen the index when the writer has changed it."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+    from starlette.templating import Jinja2Templates
+
+    from . import media as pmedia
+    from .. import views
+
+    pool = IndexPool(Path(index), refresh=refresh)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+    # ------------------------------------------------------------------ helpers
+    def wants_json(request: Request) -> bool:
+        return request.url.path.startswith("/api/")
+
+    def error(request: Request, message: str, status: int) -> Response:
+        if wants_json(request):
+            return JSONResponse({"error": message}, status_code=status)
+        if request.url.path.startswith("/media/") or request.url.path.startswith("/static/"):
+            return PlainTextResponse(message, status_code=status)
+        return templates.TemplateResponse(request, "error.html", {"message": message, "status": status},
+                                          status_code=status)
+
+    def text_param(request: Request, name: str) -> str | None:
+        v = request.query_params.get(name)
+        return v.strip() or None if v is not None else None
+
+    def num_param(request: Request, name: str, default, kind: Callable = int, lo=None, hi=None):
+        raw = request.query_params.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            v = kind(raw)
+        except ValueError:
+            raise UsageError(f"The parameter {name}={raw!r} is not a number.") from None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise UsageError(f"The parameter {name}={raw} is out of range ({lo} to {hi}).")
+        return v
+
+    def bool_param(request: Request, name: str, default: bool) -> bool:
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        return raw.lower() not in ("0", "false", "no", "off")
+
+    def media_url(take_id: str) -> str:
+        return f"/media/{take_id}"
+
+    def with_media(hits: list[dict]) -> list[dict]:
+        return [{**h, "media_url": media_url(h["take_id"])} for h in hits]
+
+    def take_info(idx, row) -> dict:
+        from ..timecode import Clock
+
+        rate = Fraction(row["rate"])
+        clock = Clock.from_start_tc(row["start_tc"], rate)
+        p = pmedia.playable(idx.path, row)
+        return {"take_id": row["take_id"], "name": row["name"], "clip": row["path"], "scene": row["scene"],
+                "take": row["take"], "camera": row["camera"], "rate": row["rate"], "start_tc": clock.start_tc,
+                "start_frame": clock.start_frame, "drop_frame": clock.drop_frame, "duration": row["duration"],
+                "frames": row["frames"], "status": row["status"], "media_kind": p.kind,
+                "media_url": media_url(row["take_id"]), "proxy": p.proxy,
+                "media_missing": not p.source.is_file(),
+                "media_pending": p.proxy and p.source.is_file() and not pmedia.proxy_is_current(p)}
+
+    # ------------------------------------------------------------------ API
+    def api_search_line(request: Request):
+        q = text_param(request, "q")
+        if not q:
+            raise UsageError("Give some words to search for (?q=...).")
+        with pool.reader() as idx:
+            hits = views.line_hits(idx, q, scene=text_param(request, "scene"), take=text_param(request, "take"),
+                                   speaker=text_param(request, "speaker"),
+                                   limit=num_param(request, "limit", 50, int, 1, 10000),
+                                   min_match=num_param(request, "min_match", 0.5, float, 0.0, 1.0),
+                                   span=num_param(request, "span", 2, int, 1, 4),
+                                   semantic=bool_param(request, "semantic", True),
+                                   visual=text_param(request, "visual"))
+        return JSONResponse(with_media(views.hits_json(hits)))
+
+    def api_search_speaker(request: Request):
+        from ..search import search_speaker
+
+        name = text_param(request, "name") or text_param(request, "q")
+        if not name:
+            raise UsageError("Say which voice (?name=MAYA or ?name=V003).")
+        with pool.reader() as idx:
+            hits = search_speaker(idx, name, scene=text_param(request, "scene"), take=text_param(request, "take"),
+                                  limit=num_param(request, "limit", 1000, int, 1, 100000))
+        return JSONResponse(with_media(views.hits_json(hits)))
+
+    def api_search_shots(request: Request):
+        speaker = text_param(request, "speaker")
+        if not speaker:
+            raise UsageError("Say whose shots (?speaker=MAYA).")
+        with pool.reader() as idx:
+            hits = views.speaker_shot_hits(idx, speaker, scene=text_param(request, "scene"),
+                                           take=text_param(request, "take"),
+                                           limit=num_param(request, "limit", 1000, int, 1, 100000),
+                                           visual=text_param(request, "visual"))
+        return JSONResponse(with_media(views.hits_json(hits)))
+
+    def api_search_visual(request: Request):
+        q = text_param(request, "q")
+        if not q:
+            raise UsageError("Describe the picture (?q=night exterior).")
+        with pool.reader() as idx:
+            hits = views.visual_hits(idx, q, tags=request.query_params.getlist("tag"),
+                                     scene=text_param(request, "scene"), take=text_param(request, "take"),
+                                     limit=num_param(request, "limit", 20, int, 1, 1000))
+        return JSONResponse(with_media(views.hits_json(hits)))
+
+    async def api_search_visual_still(request: Request):
+        """POST a still (JPEG/PNG body): shots that look like it, as `dailies search visual --image`."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+        from starlette.concurrency import run_in_threadpool
+
+        body = await request.body()
+        if not body:
+            raise UsageError("Send a still (JPEG or PNG) as the request body.")
+        if len(body) > MAX_STILL:
+            raise UsageError(f"The still is {len(body) // 2**20} MB; send one under {MAX_STILL // 2**20} MB.")
+        try:
+            image = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+        except Exception:
+            raise UsageError("The still could not be read as an image (send a JPEG or PNG).") from None
+
+        def search():
+            with pool.reader() as idx:
+                return views.hits_json(views.visual_hits(
+                    idx, None, image, tags=request.query_params.getlist("tag"), scene=text_param(request, "scene"),
+                    take=text_param(request, "take"), limit=num_param(request, "limit", 20, int, 1, 1000)))
+
+        return JSONResponse(with_media(await run_in_threadpool(search)))
+
+    def api_status(request: Request):
+        with pool.reader() as idx:
+            return JSONResponse(views.status(idx))
+
+    def api_takes(request: Request):
+        with pool.reader() as idx:
+            data = views.status(idx)
+            rows = {r["take_id"]: r for r in idx.takes()}
+            takes = [{**t, **take_info(idx, rows[t["take_id"]])} for t in data["takes"]]
+        return JSONResponse(takes)
+
+    def api_take(request: Request):
+        take_id = request.path_params["take_id"]
+        with pool.reader() as idx:
+            row = idx.take_row(take_id)
+            if row is None:
+                return error(request, f"No take {take_id} in the index.", 404)
+            out = take_info(idx, row)
+            out["lines"] = views.take_lines(idx, take_id)["lines"]
+            out["shots"] = views.take_shots(idx, take_id)["shots"]
+        return JSONResponse(out)
+
+    # ------------------------------------------------------------------ media
+    def _take_row(take_id: str):
+        with pool.reader() as idx:
+            return idx.take_row(take_id)
+
+    def media(request: Request):
+        take_id = request.path_params["take_id"]
+        row = _take_row(take_id)
+        if row is None:
+            return error(request, f"No take {take_id} in the index.", 404)
+        p = pmedia.playable(pool.path, row)
+        if not p.source.is_file():
+            return error(request, f"The media of {row['name']} is missing ({row['path']} moved or is offline).", 404)
+        if p.proxy and not pmedia.proxy_is_current(p):
+            if read_only:
+                return error(request, f"{row['name']} has no browser proxy yet (run `dailies proxies`).", 404)
+            try:
+                pmedia.ensure_proxy(p, row)
+            except DailiesError as exc:
+                return error(request, exc.message, 500)
+        return FileResponse(p.path, media_type=p.media_type)
+
+    def thumb(request: Request):
+        take_id = request.path_params["take_id"]
+        row = _take_row(take_id)
+        if row is None:
+            return error(request, f"No take {take_id} in the index.", 404)
+        t = num_param(request, "t", 0.0, float, 0.0)
+        w = num_param(request, "w", 320, int, 16, 1920)
+        data = pmedia.thumbnail(pool.path, row, t, width=w, cache=not read_only)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+    # ------------------------------------------------------------------ pages
+    def page_search(request: Request):
+        return templates.TemplateResponse(request, "search.html", {"pre_roll": PRE_ROLL})
+
+    def page_take(request: Request):
+        return templates.TemplateResponse(request, "take.html", {"take_id": request.path_params["take_id"],
+                                                                  "pre_roll": PRE_ROLL})
+
+    # ------------------------------------------------------------------ token, errors
+    class TokenMiddleware:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http" or not token:
+                return await self.app(scope, receive, send)
+            request = Request(scope)
+            given = request.query_params.get("token")
+            if given is not None and request.method == "GET" and not wants_json(request):
+                if hmac.compare_digest(given.encode(), token.encode()):
+                    params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+                    from urllib.parse import urlencode
+
+                    url = request.url.path + ("?" + urlencode(params) if params else "")
+                    resp = RedirectResponse(url, status_code=303)
+                    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+                    return await resp(scope, receive, send)
+            auth = request.headers.get("authorization", "")
+            candidates = [request.cookies.get(COOKIE, "")]
+            if auth.lower().startswith("bearer "):
+                candidates.append(auth[7:].strip())
+            if given is not None:
+                candidates.append(given)
+            if any(c and hmac.compare_digest(c.encode(), token.encode()) for c in candidates):
+                return await self.app(scope, receive, send)
+            msg = "This review room needs its token: open the link `dailies serve` printed, or send " \
+                  "Authorization: Bearer TOKEN."
+            resp = error(request, msg, 401)
+            return await resp(scope, receive, send)
+
+    async def on_dailies_error(request: Request, exc: DailiesError):
+        status = 404 if "No take" in exc.message or "No dailies index" in exc.message else 400
+        return error(request, exc.message, status)
+
+    async def on_error(request: Request, exc: Exception):
+        log.exception("request %s failed", request.url.path)
+        return error(request, f"Unexpected error ({type(exc).__name__}); the server log has the details.", 500)
+
+    async def on_http(request: Request, exc):
+        return error(request, exc.detail if isinstance(exc.detail, str) else "Not found.", exc.status_code)
+
+    routes = [
+        Route("/", page_search),
+        Route("/take/{take_id}", page_take),
+        Route("/api/search/line", api_search_line),
+        Route("/api/search/speaker", api_search_speaker),
+        Route("/api/search/shots", api_search_shots),
+        Route("/api/search/visual", api_search_visual, methods=["GET"]),
+        Route("/api/search/visual", api_search_visual_still, methods=["POST"]),
+        Route("/api/status", api_status),
+        Route("/api/takes", api_takes),
+        Route("/api/takes/{take_id}", api_take),
+        Route("/media/{take_id}", media),
+        Route("/media/{take_id}/thumb", thumb),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    from starlette.exceptions import HTTPException
+
+    app = Starlette(routes=routes, middleware=[Middleware(TokenMiddleware)],
+                    exception_handlers={DailiesError: on_dailies_error, HTTPException: on_http, Exception: on_error})
+    app.state.pool = pool
+    app.state.read_only = read_only
+    if proxies and not read_only:
+        app.state.proxy_thread = start_proxy_thread(pool.path)
+    return app
+
+
+def make_proxies(index: str | Path, report: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Make every missing or outdated browser proxy of an index (``dailies proxies``); one bad take is
+    reported and skipped. Returns counts: made, current, failed."""
+    from . import media as pmedia
+    from ..store import Index
+
+    counts = {"made": 0, "current": 0, "failed": 0, "playable": 0}
+    with Index.open(index) as idx:
+        rows = idx.takes("indexed")
+    for row in rows:
+        p = pmedia.playable(index, row)
+        if not p.proxy:
+            counts["playable"] += 1
+            continue
+        try:
+            made = pmedia.ensure_proxy(p, row)
+            counts["made" if made else "current"] += 1
+            if made and report:
+                report(f"proxy made for {row['name']}: {p.path}")
+        except DailiesError as exc:
+            counts["failed"] += 1
+            if report:
+                report(exc.message)
+    return counts
+
+
+def start_proxy_thread(index: str | Path) -> threading.Thread:
+    def run():
+        try:
+            make_proxies(index, lambda m: log.info("%s", m))
+        except Exception as exc:  # the server goes on; media requests make a missing proxy on demand
+            log.warning("background proxies stopped: %s", exc)
+
+    t = threading.Thread(target=run, name="dailies-proxies", daemon=True)
+    t.start()
+    return t

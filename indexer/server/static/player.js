@@ -1,0 +1,182 @@
+// The player: plays a take from a line's start less the pre-roll, shows the current frame's source
+// timecode, J/K/L shuttle, arrow-key frame steps, line loop, next/previous hit.
+"use strict";
+
+async function api(url) {
+  const r = await fetch(url, { credentials: "same-origin" });
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = null; }
+  if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);
+  return body;
+}
+
+function esc(s) {
+  return String(s == null ? "" : s).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+// wdiff notation -> HTML: [-not said-] struck through, {+said, not written+} underlined.
+function diffHtml(diff, text) {
+  if (!diff) return esc(text);
+  return esc(diff)
+    .replace(/\[-(.*?)-\]/g, '<del title="in the script, not said">$1</del>')
+    .replace(/\{\+(.*?)\+\}/g, '<ins title="said, not in the script">$1</ins>');
+}
+
+class Player {
+  constructor(root) {
+    this.root = root;
+    this.preRoll = parseFloat(root.dataset.preRoll || "1");
+    this.video = root.querySelector("#video");
+    this.audio = root.querySelector("#audio");
+    this.tcEl = root.querySelector("#tc");
+    this.nameEl = root.querySelector("#clipname");
+    this.noteEl = root.querySelector("#media-note");
+    this.loopEl = root.querySelector("#loop");
+    this.wave = root.querySelector("#wave");
+    this.takes = {};
+    this.take = null;
+    this.hit = null;
+    this.hits = [];
+    this.pos = -1;
+    this.reverse = null;
+    this.onHit = null;
+    root.querySelector("#playpause").addEventListener("click", () => this.toggle());
+    root.querySelector("#back1").addEventListener("click", () => this.step(-1));
+    root.querySelector("#fwd1").addEventListener("click", () => this.step(1));
+    root.querySelector("#prev").addEventListener("click", () => this.go(-1));
+    root.querySelector("#next").addEventListener("click", () => this.go(1));
+    for (const el of [this.video, this.audio]) {
+      el.addEventListener("timeupdate", () => this.tick());
+      el.addEventListener("seeked", () => this.tick());
+      el.addEventListener("play", () => this.label());
+      el.addEventListener("pause", () => this.label());
+      el.addEventListener("error", () => this.note("This take's media cannot be played (missing, offline or not yet proxied)."));
+    }
+    const frameLoop = () => { this.tick(); requestAnimationFrame(frameLoop); };
+    requestAnimationFrame(frameLoop);
+    document.addEventListener("keydown", e => this.key(e));
+  }
+  get el() { return this.take && this.take.media_kind === "audio" ? this.audio : this.video; }
+  note(msg) { this.noteEl.textContent = msg || ""; }
+  label() { this.root.querySelector("#playpause").textContent = this.el.paused ? "play" : "pause"; }
+
+  async loadTake(takeId) {
+    if (!this.takes[takeId]) this.takes[takeId] = await api(`/api/takes/${encodeURIComponent(takeId)}`);
+    const t = this.takes[takeId];
+    if (!this.take || this.take.take_id !== takeId) {
+      this.take = t;
+      this.rate = TC.parseRate(t.rate);
+      const audioOnly = t.media_kind === "audio";
+      this.video.hidden = audioOnly;
+      this.wave.hidden = !audioOnly;
+      this.audio.hidden = !audioOnly;
+      this.audio.controls = false;
+      const other = audioOnly ? this.video : this.audio;
+      other.pause(); other.removeAttribute("src"); other.load();
+      this.el.src = t.media_url;
+      this.nameEl.textContent = `${t.name}  ·  ${t.rate} fps  ·  start ${t.start_tc}`;
+      this.note(t.media_missing ? "The media of this take is missing (moved or offline); its transcript is below." :
+                t.media_pending ? "Making a browser proxy of this take…" : "");
+      if (audioOnly) this.drawWave();
+      const link = this.root.querySelector("#takelink");
+      if (link) link.href = `/take/${t.take_id}`;
+    }
+    return t;
+  }
+
+  // Play hits[i]: from its start less the pre-roll.
+  async playHit(hits, i) {
+    this.hits = hits; this.pos = i;
+    const hit = hits[i];
+    this.hit = hit;
+    await this.loadTake(hit.take_id);
+    const info = this.root.querySelector("#hitinfo");
+    if (info) info.innerHTML = `<b>${esc(hit.name)}</b> sc ${esc(hit.scene || "–")} tk ${esc(hit.take || "–")} ` +
+      `<span class="tcs">${esc(hit.tc_in)} – ${esc(hit.tc_out)}</span> ${esc(hit.speaker || "")}<br>${diffHtml(hit.diff, hit.text)}`;
+    await this.seek(Math.max(0, hit.start - this.preRoll));
+    this.play();
+    if (this.onHit) this.onHit(i);
+  }
+  async seek(t) {
+    const el = this.el;
+    if (el.readyState < 1) await new Promise(res => el.addEventListener("loadedmetadata", res, { once: true }));
+    el.currentTime = t;
+    await new Promise(res => el.addEventListener("seeked", res, { once: true }));
+    this.tick();
+  }
+  play() { this.stopReverse(); const p = this.el.play(); if (p) p.catch(() => {}); }
+  pause() { this.stopReverse(); this.el.pause(); this.el.playbackRate = 1; }
+  toggle() { this.el.paused ? this.play() : this.pause(); }
+  frame() { return TC.frameAt(this.el.currentTime, this.rate); }
+  step(n) {
+    if (!this.take) return;
+    this.pause();
+    const f = Math.max(0, this.frame() + n);
+    this.el.currentTime = TC.secondsOf(f, this.rate) + 1e-4;
+  }
+  go(d) {
+    if (!this.hits.length) return;
+    const i = Math.min(this.hits.length - 1, Math.max(0, this.pos + d));
+    if (i !== this.pos) this.playHit(this.hits, i);
+  }
+  stopReverse() { if (this.reverse) { clearInterval(this.reverse); this.reverse = null; } }
+  key(e) {
+    if (!this.take || e.target.matches("input, textarea")) return;
+    const k = e.key.toLowerCase();
+    if (k === "k" || k === " ") { e.preventDefault(); this.toggle(); }
+    else if (k === "l") {
+      if (this.reverse || this.el.paused) { this.play(); this.el.playbackRate = 1; }
+      else this.el.playbackRate = Math.min(8, this.el.playbackRate * 2);
+    } else if (k === "j") {                        // browsers cannot play backwards: step back in time
+      this.el.pause();
+      const speed = this.reverse ? Math.min(8, (this.reverseSpeed || 1) * 2) : 1;
+      this.stopReverse();
+      this.reverseSpeed = speed;
+      this.reverse = setInterval(() => {
+        const t = this.el.currentTime - 0.1 * speed;
+        if (t <= 0) { this.el.currentTime = 0; this.stopReverse(); } else this.el.currentTime = t;
+      }, 100);
+    } else if (e.key === "ArrowLeft") { e.preventDefault(); this.step(-1); }
+    else if (e.key === "ArrowRight") { e.preventDefault(); this.step(1); }
+    else if (k === "n") this.go(1);
+    else if (k === "p") this.go(-1);
+    else if (k === "o" && this.loopEl) this.loopEl.checked = !this.loopEl.checked;
+  }
+  tick() {
+    if (!this.take) return;
+    const el = this.el;
+    this.tcEl.textContent = TC.toTc(this.take.start_frame + this.frame(), this.rate, this.take.drop_frame);
+    if (this.hit && this.loopEl && this.loopEl.checked && !el.paused && el.currentTime >= this.hit.end) {
+      el.currentTime = this.hit.start;
+    }
+    if (!this.wave.hidden) this.drawCursor();
+  }
+  async drawWave() {
+    // A waveform of the sound, decoded by the browser itself (no server work).
+    this.peaks = null;
+    const take = this.take;
+    try {
+      const buf = await (await fetch(take.media_url, { credentials: "same-origin" })).arrayBuffer();
+      const ctx = new (window.OfflineAudioContext || window.webkitOfflineAudioContext)(1, 1, 8000);
+      const audio = await ctx.decodeAudioData(buf);
+      if (this.take !== take) return;
+      const data = audio.getChannelData(0), w = this.wave.width, per = Math.max(1, Math.floor(data.length / w));
+      this.peaks = [];
+      for (let x = 0; x < w; x++) {
+        let m = 0;
+        for (let i = x * per; i < (x + 1) * per && i < data.length; i++) m = Math.max(m, Math.abs(data[i]));
+        this.peaks.push(m);
+      }
+      this.waveDuration = audio.duration;
+    } catch (e) { this.peaks = []; }
+    this.drawCursor();
+  }
+  drawCursor() {
+    const c = this.wave.getContext("2d"), w = this.wave.width, h = this.wave.height;
+    c.fillStyle = "#111"; c.fillRect(0, 0, w, h);
+    c.fillStyle = "#4aa3df";
+    (this.peaks || []).forEach((p, x) => { const y = p * h / 2; c.fillRect(x, h / 2 - y, 1, Math.max(1, 2 * y)); });
+    const d = this.waveDuration || this.el.duration;
+    if (d) { c.fillStyle = "#f5c542"; c.fillRect(Math.round(this.el.currentTime / d * w), 0, 2, h); }
+  }
+}

@@ -1,0 +1,87 @@
+// The search page: results as you type (debounced), filters, click a hit to play it.
+"use strict";
+(() => {
+  const $ = id => document.getElementById(id);
+  const player = new Player($("player"));
+  const list = $("hits"), msg = $("message");
+  let hits = [], seq = 0, timer = null;
+
+  function params() {
+    const p = new URLSearchParams({ q: $("q").value.trim() });
+    for (const f of ["scene", "take", "speaker", "visual"]) {
+      const v = $("f-" + f).value.trim();
+      if (v) p.set(f, v);
+    }
+    return p;
+  }
+  async function search() {
+    const p = params();
+    if (!p.get("q")) { list.innerHTML = ""; msg.textContent = ""; hits = []; return; }
+    const mine = ++seq;
+    msg.textContent = "searching…";
+    try {
+      const found = await api(`/api/search/line?${p}`);
+      if (mine !== seq) return;                      // a newer query is on its way
+      hits = found;
+      render(p.get("q"));
+      const history = new URLSearchParams(p);
+      window.history.replaceState(null, "", `/?${history}`);
+    } catch (e) {
+      if (mine === seq) { list.innerHTML = ""; msg.textContent = e.message; }
+    }
+  }
+  function render(q) {
+    msg.textContent = hits.length ? `${hits.length} hit${hits.length > 1 ? "s" : ""}` : `No take delivers “${q}”.`;
+    list.innerHTML = hits.map((h, i) => `
+      <li class="hit" data-i="${i}" data-take-id="${esc(h.take_id)}" tabindex="0">
+        ${h.shots && h.shots.length ? `<img class="thumb" loading="lazy" alt="" src="/media/${encodeURIComponent(h.take_id)}/thumb?t=${h.start}"
+             onerror="this.replaceWith(Object.assign(document.createElement('div'),{className:'thumb nothumb',textContent:'?'}))">`
+          : `<div class="thumb nothumb" title="sound only">♪</div>`}
+        <div class="body">
+          <div class="head"><b class="clip">${esc(h.name)}</b>
+            <span>sc ${esc(h.scene || "–")} · tk ${esc(h.take || "–")}${h.camera ? " · cam " + esc(h.camera) : ""}</span>
+            <span class="tcs"><span class="tc-in">${esc(h.tc_in)}</span> – <span class="tc-out">${esc(h.tc_out)}</span></span>
+            <span class="speaker">${esc(h.speaker || "")}</span>
+            <span class="score">${h.match != null ? Math.round(h.match * 100) + "%" : ""}</span></div>
+          <div class="text">${diffHtml(h.diff, h.text)}</div>
+        </div>
+      </li>`).join("");
+  }
+  function schedule() { clearTimeout(timer); timer = setTimeout(search, 250); }
+  $("q").addEventListener("input", schedule);
+  for (const f of ["scene", "take", "speaker", "visual"]) $("f-" + f).addEventListener("input", schedule);
+  $("q").addEventListener("keydown", e => { if (e.key === "Enter") { clearTimeout(timer); search(); } });
+  list.addEventListener("click", e => {
+    const li = e.target.closest(".hit");
+    if (!li) return;
+    $("player").hidden = false;
+    player.playHit(hits, Number(li.dataset.i)).catch(err => player.note(err.message));
+  });
+  player.onHit = i => {
+    for (const li of list.querySelectorAll(".hit")) li.classList.toggle("current", Number(li.dataset.i) === i);
+  };
+  // Picture search: drop a still anywhere on the page (shots that look like it, CLIP).
+  document.addEventListener("dragover", e => { e.preventDefault(); document.body.classList.add("dropping"); });
+  document.addEventListener("dragleave", () => document.body.classList.remove("dropping"));
+  document.addEventListener("drop", async e => {
+    e.preventDefault();
+    document.body.classList.remove("dropping");
+    const file = e.dataTransfer.files[0];
+    if (!file) return;
+    const mine = ++seq;
+    msg.textContent = `searching shots that look like ${file.name}…`;
+    try {
+      const r = await fetch("/api/search/visual", { method: "POST", body: file, credentials: "same-origin" });
+      const body = await r.json();
+      if (mine !== seq) return;
+      if (!r.ok) throw new Error(body.error || r.statusText);
+      hits = body;
+      render(file.name);
+    } catch (err) { if (mine === seq) { list.innerHTML = ""; msg.textContent = err.message; } }
+  });
+  // Restore a query from the address (?q=...), e.g. a link shared with a colleague.
+  const start = new URLSearchParams(location.search);
+  for (const f of ["scene", "take", "speaker", "visual"]) if (start.get(f)) $("f-" + f).value = start.get(f);
+  if (start.get("q")) { $("q").value = start.get("q"); search(); }
+  api("/api/status").then(s => { $("status").textContent = `${s.indexed} takes · ${s.lines} lines`; }).catch(() => {});
+})();

@@ -1,0 +1,51 @@
+// The take page: transcript by line and speaker (click a word to seek), shot strip with TC.
+"use strict";
+(async () => {
+  const $ = id => document.getElementById(id);
+  const takeId = document.querySelector(".takepage").dataset.takeId;
+  const player = new Player($("player"));
+  let take;
+  try {
+    take = await player.loadTake(takeId);
+  } catch (e) { $("message").textContent = e.message; $("player").hidden = true; return; }
+  $("take-title").textContent = take.name;
+  $("take-meta").textContent = `sc ${take.scene || "–"} · tk ${take.take || "–"}${take.camera ? " · cam " + take.camera : ""} · ` +
+    `${take.rate} fps · start ${take.start_tc} · ${take.clip}`;
+  if (take.media_missing) $("message").textContent = "The media of this take is missing (moved or offline); its transcript is below.";
+  const rate = TC.parseRate(take.rate);
+  $("transcript").innerHTML = take.lines.length ? take.lines.map(ln => `
+    <div class="line" data-start="${ln.start}">
+      <span class="who">${esc(ln.speaker || ln.local_speaker || "–")}</span>
+      <span class="tcs">${esc(ln.tc_in)}</span>
+      <span class="words">${ln.words.map(w => `<span class="word" data-t="${w.start}">${esc(w.text)}</span>`).join(" ")}</span>
+    </div>`).join("") : "<p>No speech in this take.</p>";
+  // The take's lines are the player's "hits" here: N / P move by line, O loops the current one.
+  const lineHits = take.lines.map(ln => ({ take_id: take.take_id, name: take.name, scene: take.scene, take: take.take,
+    start: ln.start, end: ln.end, tc_in: ln.tc_in, tc_out: ln.tc_out, speaker: ln.speaker || ln.local_speaker,
+    text: ln.text, diff: null }));
+  player.onHit = i => $("transcript").querySelectorAll(".line").forEach((el, k) => el.classList.toggle("current", k === i));
+  $("transcript").addEventListener("click", e => {
+    const w = e.target.closest(".word");
+    if (w) { player.seek(parseFloat(w.dataset.t)).then(() => player.play()); return; }
+    const ln = e.target.closest(".line");
+    if (ln) player.playHit(lineHits, [...$("transcript").children].indexOf(ln));
+  });
+  const link = $("takelink");
+  if (link) link.hidden = true;
+  $("prev").title = "Previous line (P)";
+  $("next").title = "Next line (N)";
+  $("prev").textContent = "◀◀ line";
+  $("next").textContent = "line ▶▶";
+  $("shots").innerHTML = take.shots.map(s => `
+    <figure class="shot" data-start="${s.start}">
+      <img loading="lazy" alt="shot ${s.shot}" src="/media/${encodeURIComponent(take.take_id)}/thumb?t=${TC.secondsOf(s.first_frame, rate) + 1e-4}">
+      <figcaption>shot ${s.shot} · ${esc(s.tc_in)}–${esc(s.tc_out)}${s.tags.length ? " · " + esc(s.tags.join(", ")) : ""}</figcaption>
+    </figure>`).join("") || "<p>No picture.</p>";
+  $("shots").addEventListener("click", e => {
+    const f = e.target.closest(".shot");
+    if (f) player.seek(parseFloat(f.dataset.start) + 1e-4).then(() => player.play());
+  });
+  // ?t=SECONDS opens the take there.
+  const t = parseFloat(new URLSearchParams(location.search).get("t"));
+  if (!take.media_missing) player.seek(isNaN(t) ? 0 : t).catch(() => {});
+})();

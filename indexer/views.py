@@ -1,0 +1,108 @@
+"""What each read-only command returns as data: the CLI's ``--json`` prints it, the review room's API
+serves it (one code path, so the two never drift apart).
+
+Each function takes an open :class:`~indexer.store.Index` and returns hits (``Hit``) or plain dicts;
+``hits_json`` turns hits into the list ``--json`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from .records import Hit
+
+
+def hits_json(hits: Iterable[Hit]) -> list[dict]:
+    return [h.to_json() for h in hits]
+
+
+def line_hits(idx, text: str, *, scene: str | None = None, take: str | None = None, speaker: str | None = None,
+              limit: int = 50, min_match: float = 0.5, span: int = 2, semantic: bool = True,
+              visual: str | None = None, visual_image=None, clip_checkpoint: str | None = None) -> list[Hit]:
+    """`dailies search line`: every take where a line was delivered, optionally re-ranked by picture."""
+    from .search import LineQuery, search_lines
+
+    hits = search_lines(idx, LineQuery(text=text, scene=scene, take=take, speaker=speaker, limit=limit,
+                                       min_match=min_match, span=span, semantic=semantic))
+    if visual or visual_image is not None:
+        from .picture import vision
+
+        hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
+                                       visual, visual_image)
+    return hits
+
+
+def speaker_shot_hits(idx, speaker: str, *, scene: str | None = None, take: str | None = None, limit: int = 1000,
+                      visual: str | None = None, visual_image=None, clip_checkpoint: str | None = None) -> list[Hit]:
+    """`dailies search shots`: every shot in which a voice speaks, optionally re-ranked by picture."""
+    from .search import search_speaker_shots
+
+    hits = search_speaker_shots(idx, speaker, scene=scene, take=take, limit=limit)
+    if visual or visual_image is not None:
+        from .picture import vision
+
+        hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
+                                       visual, visual_image)
+    return hits
+
+
+def visual_hits(idx, text: str | None = None, image=None, *, tags: Iterable[str] = (), scene: str | None = None,
+                take: str | None = None, limit: int = 20, clip_checkpoint: str | None = None) -> list[Hit]:
+    """`dailies search visual`: shots whose picture matches a description or a still (CLIP)."""
+    from .picture import vision
+
+    emb = vision.embedder_for_index(idx, checkpoint=clip_checkpoint)
+    return vision.search_visual(idx, vision.VisualQuery(text=text, image=image, scene=scene, take=take,
+                                                        tags=list(tags), limit=limit), emb)
+
+
+def status(idx, target: str | Path | None = None) -> dict:
+    """`dailies status --json`: meta, counts, every take (with its models and notes) and the failed files."""
+    takes = [dict(r) for r in idx.takes()]
+    files = [dict(r) for r in idx.files()]
+    stats = idx.stats()
+    meta = {k: idx.meta(k) for k in ("schema_version", "created_at", "created_by", "index_uid")}
+    from .speakers.identity import open_registry
+
+    reg = open_registry(idx, readonly=True)
+    stats["voices"] = len(reg.summaries()) if reg is not None else 0
+    for t in takes:
+        t["models"] = json.loads(t["models"]) if t.get("models") else None
+        t["notes"] = json.loads(t["notes"]) if t.get("notes") else []
+        t.pop("info", None)
+    failed = [f for f in files if f["status"] == "failed"]
+    return {"index": str(target if target is not None else idx.path), **meta, **stats, "takes": takes,
+            "failed": failed}
+
+
+def take_shots(idx, ref: str) -> dict:
+    """`dailies shots TAKE --json`: the shots of a take with source TC in/out and tags."""
+    row = idx.take(ref)
+    shots = idx.shots(row["take_id"])
+    tags = idx.shot_tags(row["take_id"])
+    rate, clock = row.rate, row.clock
+    data = [{"shot": s.index, "first_frame": s.first_frame, "last_frame": s.last_frame,
+             "start": round(s.start(rate), 3), "end": round(s.end(rate), 3),
+             "tc_in": clock.tc(s.first_frame), "tc_out": clock.tc(s.last_frame + 1),
+             "tags": tags.get(s.index, [])} for s in shots]
+    return {"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "shots": data}
+
+
+def take_lines(idx, ref: str) -> dict:
+    """`dailies lines TAKE --json`: the transcript of a take, line by line, with source TC, shots, words."""
+    from .search import speaker_of, voice_names
+
+    row = idx.take(ref)
+    lines = idx.lines_of_take(row["take_id"])
+    voices = voice_names(idx, [row["take_id"]])
+    clock = row.clock
+    who = {ln.line_id: speaker_of(ln, voices) for ln in lines}
+    data = [{"line": ln.idx, "line_id": ln.line_id, "start": round(ln.start, 3), "end": round(ln.end, 3),
+             "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end), "text": ln.text, "shots": ln.shots,
+             "speaker": who[ln.line_id][0], "voice_id": who[ln.line_id][1],
+             "local_speaker": ln.speaker, "speaker_confidence": ln.speaker_confidence, "overlap": ln.overlap,
+             "words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
+                       for w in ln.words]} for ln in lines]
+    return {"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "lines": data}

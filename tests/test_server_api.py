@@ -1,0 +1,294 @@
+"""The review room's JSON API and media (`dailies serve`), with Starlette's test client on the fixture shoot.
+
+The API must return exactly what the CLI's --json prints (one code path), serve media by take id only with
+range requests, check the token on every request, and answer errors with one sentence, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from conftest import FIXTURES, run_cli
+from indexer.server import create_app
+
+LINE7 = "We have to follow the data, not the calendar."
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def client(shoot_index):
+    with TestClient(create_app(shoot_index, proxies=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def takes(client) -> dict[str, dict]:
+    r = client.get("/api/takes")
+    assert r.status_code == 200
+    return {t["name"]: t for t in r.json()}
+
+
+def cli_json(*args: str):
+    return json.loads(run_cli(*args, check=True).stdout)
+
+
+def without_media_url(hits: list[dict]) -> list[dict]:
+    for h in hits:
+        assert h["media_url"] == f"/media/{h['take_id']}"
+    return [{k: v for k, v in h.items() if k != "media_url"} for h in hits]
+
+
+def test_search_line_is_exactly_the_cli_json(client, shoot_index):
+    api = client.get("/api/search/line", params={"q": LINE7})
+    assert api.status_code == 200
+    cli = cli_json("search", "line", LINE7, "--index", str(shoot_index), "--json")
+    assert len(cli) >= 4
+    assert without_media_url(api.json()) == cli
+
+
+def test_search_line_filters_are_the_cli_filters(client, shoot_index):
+    api = client.get("/api/search/line", params={"q": LINE7, "scene": "12A", "take": "12A_T2_CamA", "limit": "3",
+                                                 "min_match": "0.6", "semantic": "0"})
+    cli = cli_json("search", "line", LINE7, "--scene", "12A", "--take", "12A_T2_CamA", "--limit", "3",
+                   "--min-match", "0.6", "--no-semantic", "--index", str(shoot_index), "--json")
+    assert cli and {h["name"] for h in cli} == {"12A_T2_CamA"}
+    assert without_media_url(api.json()) == cli
+
+
+def test_status_and_takes_mirror_the_cli(client, shoot_index, takes, manifest):
+    cli = cli_json("status", "--index", str(shoot_index), "--json")
+    assert client.get("/api/status").json() == cli
+    assert {t["name"] for t in manifest["takes"]} <= set(takes)
+    assert takes["12A_WT1"]["media_kind"] == "audio" and takes["12A_T1_CamA"]["media_kind"] == "video"
+    t2 = takes["12A_T2_CamA"]
+    assert (t2["start_tc"], t2["drop_frame"], t2["rate"]) == ("01:00:59;20", True, "30000/1001")
+    # H.264/AAC originals and a WAV are served as they are: no proxy.
+    assert not any(t["proxy"] for t in takes.values())
+
+
+def test_take_detail_is_the_cli_lines_and_shots(client, shoot_index, takes):
+    tid = takes["12A_T1_CamA"]["take_id"]
+    r = client.get(f"/api/takes/{tid}")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["lines"] == cli_json("lines", tid, "--index", str(shoot_index), "--json")["lines"]
+    assert body["shots"] == cli_json("shots", tid, "--index", str(shoot_index), "--json")["shots"]
+    assert len(body["shots"]) == 4 and body["media_url"] == f"/media/{tid}"
+
+
+def test_media_by_take_id_with_range_requests(client, takes):
+    t = takes["12A_T3_CamB"]
+    data = (FIXTURES / "shoot" / "12A_T3_CamB.mp4").read_bytes()
+    whole = client.get(t["media_url"])
+    assert whole.status_code == 200 and whole.content == data
+    assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-type"] == "video/mp4"
+    part = client.get(t["media_url"], headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+    assert part.content == data[1000:2000]
+    wav = client.get(takes["12A_WT1"]["media_url"], headers={"Range": "bytes=0-3"})
+    assert wav.status_code == 206 and wav.content == b"RIFF" and wav.headers["content-type"] == "audio/wav"
+
+
+@pytest.mark.parametrize("url", ["/media/..%2F..%2F..%2Fetc%2Fpasswd", "/media/%2Fetc%2Fpasswd",
+                                 "/media/nosuchtake", "/media/fixtures/shoot/12A_T1_CamA.mov"])
+def test_media_never_from_a_path_in_the_request(client, url):
+    r = client.get(url)
+    assert r.status_code == 404
+    assert b"root:" not in r.content and b"ftyp" not in r.content[:16]
+
+
+def test_thumbnail_is_a_jpeg_of_the_frame(client, takes):
+    r = client.get(f"{takes['12A_T1_CamA']['media_url']}/thumb", params={"t": "12.5"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
+
+
+def test_errors_are_one_sentence_never_a_traceback(client, takes):
+    cases = [
+        ("/api/search/line", 400, "Give some words"),
+        ("/api/search/line?q=hello&limit=lots", 400, "limit"),
+        ("/api/takes/nosuchtake", 404, "No take nosuchtake"),
+        ("/api/search/speaker?name=NOBODY_AT_ALL", 400, ""),
+    ]
+    for url, status, needle in cases:
+        r = client.get(url)
+        assert r.status_code == status, url
+        msg = r.json()["error"]
+        assert needle in msg and "Traceback" not in msg and "\n" not in msg
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and "Traceback" not in page.text
+    thumb = client.get(f"{takes['12A_WT1']['media_url']}/thumb")          # a sound file has no picture
+    assert thumb.status_code == 400 and "no picture" in thumb.text and "Traceback" not in thumb.text
+
+
+def test_visual_search_says_plainly_when_there_are_no_picture_vectors(client, shoot_index):
+    status = client.get("/api/status").json()
+    r = client.get("/api/search/visual", params={"q": "a purple sun over a field"})
+    if status["frames"]:
+        assert r.status_code == 200 and isinstance(r.json(), list)
+    else:
+        assert r.status_code == 400 and "CLIP" in r.json()["error"]
+
+
+def test_pages_render(client, takes):
+    home = client.get("/")
+    assert home.status_code == 200 and 'id="q"' in home.text and "/static/search.js" in home.text
+    page = client.get(f"/take/{takes['12A_T2_CamA']['take_id']}")
+    assert page.status_code == 200 and "/static/take.js" in page.text
+    for asset in ("app.css", "tc.js", "player.js", "search.js", "take.js"):
+        assert client.get(f"/static/{asset}").status_code == 200
+    # Every asset ships in the package: nothing from another origin.
+    assert "http://" not in home.text and "https://" not in home.text
+
+
+def test_token_is_checked_on_pages_api_media_and_assets(shoot_index, takes):
+    media = takes["12A_T1_CamA"]["media_url"]
+    with TestClient(create_app(shoot_index, token=TOKEN, proxies=False), raise_server_exceptions=False) as c:
+        for url in ("/", "/api/status", media, "/static/player.js", f"/take/{takes['12A_T1_CamA']['take_id']}"):
+            assert c.get(url).status_code == 401, url
+            assert c.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401, url
+            assert c.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).status_code in (200, 206), url
+        assert c.get("/?token=wrong", follow_redirects=False).status_code == 401
+        assert "error" in c.get("/api/status").json()
+        # Opening /?token=TOKEN once sets a cookie; after that the browser needs nothing more.
+        first = c.get(f"/?token={TOKEN}&q=coffee", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"] == "/?q=coffee"
+        assert "dailies_token" in first.headers["set-cookie"] and "HttpOnly" in first.headers["set-cookie"]
+        assert c.get("/api/status").status_code == 200
+        assert c.get(media, headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_new_takes_appear_without_restart_and_missing_media_is_said(tmp_path):
+    from indexer.config import IndexSettings
+    from indexer.pipeline import Indexer
+    from indexer.store import Index
+
+    src = tmp_path / "media" / "12A_T4_CamC_MOS.mov"
+    src.parent.mkdir()
+    shutil.copy(FIXTURES / "shoot" / src.name, src)
+    index = tmp_path / "index"
+    Index.open_writer(index).close()
+    with TestClient(create_app(index, proxies=False), raise_server_exceptions=False) as c:
+        assert c.get("/api/takes").json() == []
+        # `dailies index` writes while the server reads; the take appears without a restart.
+        with Index.open_writer(index) as idx:
+            Indexer(idx, IndexSettings(speakers=False, visual=False)).run([src])
+        takes = c.get("/api/takes").json()
+        assert [t["name"] for t in takes] == ["12A_T4_CamC_MOS"]
+        tid = takes[0]["take_id"]
+        assert c.get(f"/media/{tid}", headers={"Range": "bytes=0-9"}).status_code == 206
+        # The media moves away: the take still answers, and says its media is missing.
+        src.rename(tmp_path / "elsewhere.mov")
+        detail = c.get(f"/api/takes/{tid}").json()
+        assert detail["media_missing"] is True and len(detail["shots"]) == 3
+        r = c.get(f"/media/{tid}")
+        assert r.status_code == 404 and "missing" in r.text and "Traceback" not in r.text
+
+
+def test_serve_on_the_lan_generates_a_token_and_checks_it(tmp_path):
+    import re
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    from conftest import DAILIES
+    from indexer.store import Index
+
+    index = tmp_path / "index"
+    Index.open_writer(index).close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([DAILIES, "serve", "--index", str(index), "--host", "0.0.0.0", "--port", str(port)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"\?token=(\S+)", line)
+        assert m, line
+        token = m.group(1)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                r = httpx.get(f"{base}/api/status")
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert r.status_code == 401
+        assert httpx.get(f"{base}/api/status", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_serve_without_an_index_is_one_sentence(tmp_path):
+    proc = run_cli("serve", "--index", str(tmp_path / "nothing-here"))
+    assert proc.returncode != 0
+    assert "No dailies index" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_read_only_writes_nothing_into_the_index(shoot_index, takes):
+    tid = takes["12A_T3_CamB"]["take_id"]
+    before = sorted(p.relative_to(shoot_index) for p in shoot_index.rglob("*") if "chroma" not in p.parts)
+    with TestClient(create_app(shoot_index, read_only=True), raise_server_exceptions=False) as c:
+        r = c.get(f"/media/{tid}/thumb", params={"t": "33.3", "w": "97"})
+        assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+    after = sorted(p.relative_to(shoot_index) for p in shoot_index.rglob("*") if "chroma" not in p.parts)
+    assert [p for p in after if p not in before and not p.name.startswith("catalog.sqlite")] == []
+
+
+def test_picture_search_by_a_dropped_still(client, takes):
+    still = client.get(f"{takes['12A_T1_CamA']['media_url']}/thumb", params={"t": "5"}).content
+    status = client.get("/api/status").json()
+    r = client.post("/api/search/visual", content=still, headers={"Content-Type": "image/jpeg"})
+    if status["frames"]:
+        assert r.status_code == 200 and r.json()[0]["name"] == "12A_T1_CamA"
+    else:
+        assert r.status_code == 400 and "CLIP" in r.json()["error"]
+    bad = client.post("/api/search/visual", content=b"not an image")
+    assert bad.status_code == 400 and "could not be read" in bad.json()["error"]
+
+
+@pytest.mark.slow
+def test_vectors_the_writer_adds_reach_a_running_server(tmp_path):
+    """An embedded vector client that has answered a query keeps its vectors in memory; the server must
+    see what `dailies index` (another process) adds while it runs, for semantic candidates too."""
+    import wave
+
+    import numpy as np
+
+    from conftest import DAILIES
+    from indexer import embed
+    from indexer.config import IndexSettings
+    from indexer.pipeline import Indexer
+    from indexer.store import Index
+
+    a, b = tmp_path / "12A_WT1.wav", tmp_path / "12A_WT2.wav"
+    shutil.copy(FIXTURES / "shoot" / a.name, a)
+    with wave.open(str(a)) as w:                     # the same speech, other bytes: another take
+        params, pcm = w.getparams(), np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    with wave.open(str(b), "wb") as w:
+        w.setparams(params)
+        w.writeframes((pcm * 0.7).astype("<i2").tobytes())
+    index = tmp_path / "index"
+    with Index.open_writer(index) as idx:
+        Indexer(idx, IndexSettings(speakers=False, visual=False)).run([a])
+    app = create_app(index, proxies=False, refresh=0)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert {h["name"] for h in c.get("/api/search/line", params={"q": LINE7}).json()} == {"12A_WT1"}
+        subprocess.run([DAILIES, "index", str(b), "--index", str(index), "--no-speakers", "--no-visual"],
+                       check=True, capture_output=True)
+        assert {h["name"] for h in c.get("/api/search/line", params={"q": LINE7}).json()} == {"12A_WT1", "12A_WT2"}
+        q = embed.embed([LINE7])[0].tolist()
+        with app.state.pool.reader() as idx:
+            found = idx.collection("lines").query(query_embeddings=[q], n_results=2)["ids"][0]
+        takes = {t["take_id"]: t["name"] for t in c.get("/api/takes").json()}
+        assert {takes[i.rsplit("-", 1)[0]] for i in found} == {"12A_WT1", "12A_WT2"}
