@@ -289,6 +289,6 @@ def test_vectors_the_writer_adds_reach_a_running_server(tmp_path):
         assert {h["name"] for h in c.get("/api/search/line", params={"q": LINE7}).json()} == {"12A_WT1", "12A_WT2"}
         q = embed.embed([LINE7])[0].tolist()
         with app.state.pool.reader() as idx:
-            found = idx.collection("lines").query(query_embeddings=[q], n_results=2)["ids"][0]
+            found = idx.vectors.nearest("lines", q, 2)["ids"][0]
         takes = {t["take_id"]: t["name"] for t in c.get("/api/takes").json()}
         assert {takes[i.rsplit("-", 1)[0]] for i in found} == {"12A_WT1", "12A_WT2"}
