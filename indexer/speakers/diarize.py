@@ -465,12 +465,13 @@ class Diarizer:
         clock = _StepClock()
 
         def hook(step, artefact, file=None, total=None, completed=None):
-            clock.reached(step)
+            # pyannote names a step when it ends; "discrete_diarization" ends the clustering
+            clock.reached({"discrete_diarization": "clustering"}.get(step, step))
             if progress is not None and total:
                 progress(step, float(completed or 0), float(total))
         out = pipeline(file, hook=hook)
         turns, exclusive, centroids = _unpack(out)
-        clock.reached("clustering")       # pyannote's last step: clustering and the reconstruction
+        clock.reached("turns")            # pyannote's last step: the diarization made into turns
         labels = list(turns.labels())
         speakers = []
         for k, label in enumerate(labels):
