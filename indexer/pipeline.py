@@ -75,6 +75,7 @@ class RunSummary:
     seconds: float = 0.0
     worker_busy: bool = False          # interrupted while a file was being transcribed
     reread: int = 0                    # takes whose lines changed when all takes were read again (voices)
+    timings: dict = field(default_factory=dict)   # seconds of the run's own work (model checks, end-of-run pass)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -233,6 +234,7 @@ class Indexer:
         self.tagger = None
         self.picture_skipped: str | None = None    # why there is no picture step (said once, recorded)
         self._checked = False
+        self.timings: dict[str, float] = {}        # the run's fixed costs, by step (RunSummary.timings)
 
     # -------------------------------------------------------------- models
     def transcriber(self):
@@ -250,11 +252,20 @@ class Indexer:
         from . import embed
 
         self._checked = True
+        t = time.monotonic()
         if speech:
             self.transcriber()
             self.index.check_embedder("lines", embed.describe())
+            t = self._timed("check: speech, text vectors", t)
             self._load_speakers()
+            t = self._timed("check: speakers", t)
         self._load_picture()
+        self._timed("check: picture", t)
+
+    def _timed(self, name: str, since: float) -> float:
+        now = time.monotonic()
+        self.timings[name] = self.timings.get(name, 0.0) + now - since
+        return now
 
     def _load_speakers(self) -> None:
         s = self.settings
@@ -361,7 +372,9 @@ class Indexer:
                 self._complete(pending, summary)
             if self.diarizer is not None and self.index.meta(VOICES_STALE):
                 try:
+                    t = time.monotonic()
                     summary.reread = self.reread_voices()
+                    self._timed("voices: every take against the others", t)
                 except DailiesError as exc:        # the takes keep the speakers they were filed with
                     self.reporter.warning(f"Speakers were not re-read across takes: {exc.message}")
                 except Exception as exc:  # noqa: BLE001 - never lose a finished run to this last step
@@ -373,6 +386,7 @@ class Indexer:
             summary.interrupted = True
             summary.worker_busy = worker.busy
         summary.seconds = time.monotonic() - t0
+        summary.timings = dict(self.timings)
         return summary
 
     def _match_screenplays(self) -> None:
@@ -577,6 +591,10 @@ class Indexer:
         else:
             rep.step("speech", 0.0, duration, file=p.path)
             t = time.monotonic()
+            self.transcriber()._load()                # the first take loads the model: timed apart
+            if time.monotonic() - t > 0.01:
+                heard.timings["speech: model load"] = time.monotonic() - t
+            t = time.monotonic()
             heard.words, heard.asr_info = self.transcriber().transcribe(
                 p.audio, progress=lambda t_: rep.step("speech", t_, duration, file=p.path))
             heard.timings["speech"] = time.monotonic() - t
@@ -585,11 +603,15 @@ class Indexer:
                 heard.diar = self.diarizer.restore(p.cached_diar, channels=p.channels)
             else:
                 rep.step("speakers", 0.0, 1.0, file=p.path)
+                loaded = self.diarizer.load()              # the first take loads the models: timed apart
+                if loaded > 0.01:
+                    heard.timings["speakers: model load"] = loaded
                 t = time.monotonic()
                 heard.diar = self.diarizer(p.audio, channels=p.channels, uri=p.take_id,
                                            progress=lambda step, done, total: rep.step(
                                                f"speakers: {step}", done, total, file=p.path))
                 heard.timings["speakers"] = time.monotonic() - t
+                heard.timings.update({f"speakers: {k}": v for k, v in self.diarizer.last_timings.items()})
                 heard.diar_fresh = True
         return heard
 

@@ -12,7 +12,13 @@ Prints, for the same set of files (default: the fixture shoot + real media from 
   * `dailies index` with speakers (and the picture step when CLIP weights are present, or
     --clip-checkpoint), its ratio to faster-whisper alone, and the time of each step summed over the
     takes from the catalog (diarization / speech is the speakers issue's figure);
-  * real-time factors and peak RSS of each run.
+  * real-time factors and peak RSS of each run;
+  * the profile of each run: the takes' steps summed (decode with shots, speech, speakers and its
+    parts: segmentation, counting, embeddings, clustering, refine, resegment, windows; lines, store),
+    the models' loads, and the run's own costs (store open and close, model checks, the end-of-run
+    voice pass, and start-up: interpreter, imports and exit, i.e. the wall time nothing else explains);
+  * with --fixed: the fixed cost of a run, on a 1 s file cut from sample.wav (goal <= 3 s with every
+    default step), with its profile, without and with speakers.
 Each runs as a separate process, one after the other, so none pays for another's imports or caches.
 """
 
@@ -50,7 +56,7 @@ t0 = time.monotonic()
 p = subprocess.run(sys.argv[1:], stdin=sys.stdin, capture_output=True, text=True)
 wall = time.monotonic() - t0
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"rc": p.returncode, "wall": wall, "rss": rss, "stdout": p.stdout[-4000:], "stderr": p.stderr[-4000:]}))
+print(json.dumps({"rc": p.returncode, "wall": wall, "rss": rss, "stdout": p.stdout, "stderr": p.stderr[-4000:]}))
 """
 
 
@@ -104,10 +110,14 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--clip-checkpoint", help="CLIP weights for the full run (default: whatever is present)")
     ap.add_argument("--foundation-only", action="store_true", help="skip the run with speakers and picture")
+    ap.add_argument("--fixed", action="store_true",
+                    help="only the fixed cost of a run: index a 1 s file without and with speakers")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run faster-whisper alone and the foundation index this many times, alternately, and "
                          "report the median of the pairs' ratios (a shared machine's noise is ~15 %%)")
     args = ap.parse_args()
+    if args.fixed:
+        return fixed_cost(args)
     files = args.files or default_files()
     if not files:
         print("No files to benchmark.")
@@ -131,11 +141,7 @@ def main() -> int:
         return fw
 
     def index_run(extra: list[str]) -> tuple[dict, dict]:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "idx"
-            run = measured([str(Path(sys.executable).parent / "dailies"), "index", *with_audio, "--index",
-                            str(path), "--whisper-model", args.whisper_model, "--threads", str(args.threads), *extra])
-            return completed(run), step_totals(path)
+        return index_once(with_audio, args, extra)
 
     pairs = []
     for _ in range(max(1, args.repeat)):            # alternately, so that both see the same machine
@@ -151,17 +157,77 @@ def main() -> int:
     print(f"  ratio index / faster-whisper alone = {base['wall'] / fw['wall']:.2f}  (goal <= 1.3)"
           + (f"; median of {len(pairs)} pairs: " + ", ".join(f"{b['wall'] / f['wall']:.2f}" for f, b in pairs)
              if len(pairs) > 1 else ""))
-    print(f"  steps: {_fmt(base_steps)}")
+    print(profile(base, base_steps))
     if not args.foundation_only:
         extra = ["--clip-checkpoint", args.clip_checkpoint] if args.clip_checkpoint else []
         full, steps = index_run(extra)
         print(f"dailies index (with speakers{', picture' if 'picture' in steps else ''}): {full['wall']:7.1f} s "
               f"wall, RTF {full['wall'] / audio_s:.3f}, peak RSS {full['rss'] / 2**20:6.0f} MiB")
         print(f"  ratio index / faster-whisper alone = {full['wall'] / fw['wall']:.2f}")
-        print(f"  steps: {_fmt(steps)}")
+        print(profile(full, steps))
         if steps.get("speech"):
             print(f"  diarization / speech = {steps.get('speakers', 0) / steps['speech']:.2f}"
                   + (f", picture / speech = {steps['picture'] / steps['speech']:.2f}" if "picture" in steps else ""))
+    return 0
+
+
+def index_once(files: list[str], args, extra: list[str]) -> tuple[dict, dict]:
+    """One `dailies index --json` into a fresh index: the measured run (with the run's own timings
+    under "timings") and the takes' steps summed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "idx"
+        run = measured([str(Path(sys.executable).parent / "dailies"), "index", *files, "--index", str(path),
+                        "--whisper-model", args.whisper_model, "--threads", str(args.threads), "--json", *extra])
+        completed(run)
+        try:
+            out = json.loads(run["stdout"])
+        except ValueError:
+            out = {}
+        run["timings"] = out.get("timings") or {}
+        run["run_seconds"] = float(out.get("seconds") or 0.0)
+        return run, step_totals(path)
+
+
+def profile(run: dict, steps: dict[str, float]) -> str:
+    """Where a run's wall time went: the takes' steps (summed over takes; model loads apart), the
+    run's own costs, and start-up (interpreter, imports, exit: the wall time nothing else explains)."""
+    loads = {k: v for k, v in steps.items() if k.endswith("model load")}
+    parts = {k: v for k, v in steps.items() if k.startswith("speakers: ") and k not in loads}
+    main = {k: v for k, v in steps.items() if k not in loads and k not in parts}
+    own = dict(run.get("timings") or {})
+    files_work = sum(main.values())
+    accounted = sum(v for k, v in own.items() if not k.startswith("voices")) + run.get("run_seconds", 0.0)
+    startup = max(0.0, run["wall"] - accounted)
+    fixed = run["wall"] - files_work
+    lines = [f"  steps (summed over takes): {_fmt(main)}"]
+    if parts:
+        lines.append(f"    speakers' parts: {_fmt({k[len('speakers: '):]: v for k, v in parts.items()})}")
+    lines.append(f"  fixed cost {fixed:.1f} s (wall - the takes' steps): start-up, imports and exit {startup:.1f} s; "
+                 + _fmt({**loads, **own}))
+    return "\n".join(lines)
+
+
+def fixed_cost(args) -> int:
+    """Index a 1 s file (cut from sample.wav) into a fresh index, without and with speakers."""
+    import wave
+
+    src = EVAL / "diarization" / "pyannote_sample" / "sample.wav"
+    if not src.exists():
+        print(f"No {src}: nothing to cut the 1 s file from.")
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp) / "one_second.wav"
+        with wave.open(str(src)) as w, wave.open(str(one), "wb") as o:
+            o.setparams(w.getparams())
+            w.setpos(5 * w.getframerate())
+            o.writeframes(w.readframes(w.getframerate()))
+        extra = ["--clip-checkpoint", args.clip_checkpoint] if args.clip_checkpoint else []
+        print(f"fixed cost of a run (1 s file, whisper {args.whisper_model}, {args.threads} CPU threads; "
+              f"load {os.getloadavg()[0]:.1f}); goal <= 3 s with every default step")
+        for label, more in (("--no-speakers", ["--no-speakers"]), ("every default step", [])):
+            run, steps = index_once([str(one)], args, more + extra)
+            print(f"dailies index ({label}): {run['wall']:.1f} s wall, peak RSS {run['rss'] / 2**20:.0f} MiB")
+            print(profile(run, steps))
     return 0
 
 

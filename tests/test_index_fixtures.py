@@ -282,6 +282,24 @@ def test_status_records_models(shoot_index):
     assert status["schema_version"] == str(SCHEMA_VERSION)
 
 
+def test_takes_record_the_profile_of_their_steps(shoot_index):
+    """Each take records its steps' seconds (the bench's per-step profile): the speaker step's parts
+    add up to no more than the step, and the models' first loads are counted once, apart."""
+    _need_speakers(shoot_index)
+    with Index.open(shoot_index) as idx:
+        timings = [json.loads(r["models"])["timings"] for r in idx.takes(status="indexed")]
+    said = [t for t in timings if "speakers" in t]
+    assert said
+    for t in said:
+        parts = {k: v for k, v in t.items() if k.startswith("speakers: ") and not k.endswith("model load")}
+        assert {"speakers: segmentation", "speakers: embeddings", "speakers: clustering", "speakers: refine",
+                "speakers: resegment", "speakers: windows"} <= set(parts), t
+        assert all(v >= 0 for v in t.values())
+        assert sum(parts.values()) <= t["speakers"] + 0.01, t
+    assert sum("speech: model load" in t for t in timings) == 1
+    assert sum("speakers: model load" in t for t in timings) == 1
+
+
 # ---------------------------------------------------------------------------------------- speakers
 
 def _voice_of_deliveries(shoot_index, manifest):

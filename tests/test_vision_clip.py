@@ -377,3 +377,31 @@ def test_weights_fetched_into_the_model_cache_are_found_offline(tmp_path, monkey
     assert (src.model, src.pretrained, src.origin) == ("ViT-B-32", "laion2b_s34b_b79k", "model cache")
     rows = vision.model_rows()
     assert rows[0]["status"] == "present" and len(rows[0]["sha256"]) == 64
+
+
+def test_known_pretrained_table_is_open_clips_own():
+    """The weights table that lets the default be found without importing open_clip says what open_clip
+    says: the same hub repository and file (or URL) for every pair it lists."""
+    for (model, tag), cfg in vision.KNOWN_PRETRAINED.items():
+        theirs = open_clip.get_pretrained_cfg(model, tag)
+        assert theirs, (model, tag)
+        assert model in open_clip.list_models()
+        assert (cfg["hf_hub"], cfg["url"]) == (theirs.get("hf_hub", ""), theirs.get("url", "")), (model, tag)
+
+
+def test_default_weights_resolve_without_importing_open_clip(tmp_path):
+    """Finding (or missing) the default CLIP weights at the start of a run does not import open_clip
+    (seconds of torchvision and timm for a run that may have no picture at all)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom indexer.picture import vision\nfrom indexer.errors import ModelError\n"
+            "try:\n    vision.resolve_clip()\nexcept ModelError as exc:\n    print(exc.message)\n"
+            "print('open_clip' in sys.modules)\n")
+    env = {**os.environ, "DAILIES_MODELS": str(tmp_path / "models"), "HF_HUB_CACHE": str(tmp_path / "hf"),
+           "HF_HOME": str(tmp_path / "hf-home")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert "dailies models fetch clip:ViT-B-32/laion2b_s34b_b79k" in lines[0]
+    assert lines[-1] == "False"

@@ -55,6 +55,12 @@ DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 COLLECTION = "frames"
 META_KEY = "clip_frames"          # the full description of the model that made the index's frame vectors
 DEFAULT_BATCH = 32
+# Where open_clip publishes the default weights (its get_pretrained_cfg, checked by
+# tests/test_vision_clip.py): finding them, or saying they are absent, needs no open_clip import,
+# which costs seconds at the start of every index run (torchvision, timm).
+KNOWN_PRETRAINED: dict[tuple[str, str], dict[str, str]] = {
+    (DEFAULT_MODEL, DEFAULT_PRETRAINED): {"hf_hub": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K/", "url": ""},
+}
 # A keyframe whose 32x18 grey thumbnail differs from the last embedded one's by less than this in every
 # block (0..1) shows the same picture (locked-off camera, nothing moving): its vector is reused.
 SAME_PICTURE = 0.02
@@ -234,17 +240,19 @@ def resolve_clip(model: str | None = None, pretrained: str | None = None,
                 "checkpoint with --clip-checkpoint FILE.")
         return ClipSource(model, None, found, "Hugging Face cache")
 
-    _check_architecture(model)
     tag = pretrained or (DEFAULT_PRETRAINED if model == DEFAULT_MODEL else None)
-    if not tag:
-        raise ModelError(f"Say which weights to use for CLIP model {model}: a pretrained tag (--clip-model "
-                         f"{model}/TAG; `dailies models list` shows some) or --clip-checkpoint FILE.")
-    open_clip = _import_open_clip()
-    cfg = open_clip.get_pretrained_cfg(model, tag)
-    if not cfg:
-        tags = open_clip.list_pretrained_tags_by_model(model)
-        raise ModelError(f"'{tag}' is not a published weight set for CLIP model {model} (known: "
-                         f"{', '.join(tags) or 'none'}); or pass a local checkpoint with --clip-checkpoint FILE.")
+    cfg = KNOWN_PRETRAINED.get((model, tag or ""))
+    if cfg is None:                      # open_clip's own table (importing open_clip costs seconds)
+        _check_architecture(model)
+        if not tag:
+            raise ModelError(f"Say which weights to use for CLIP model {model}: a pretrained tag (--clip-model "
+                             f"{model}/TAG; `dailies models list` shows some) or --clip-checkpoint FILE.")
+        open_clip = _import_open_clip()
+        cfg = open_clip.get_pretrained_cfg(model, tag)
+        if not cfg:
+            tags = open_clip.list_pretrained_tags_by_model(model)
+            raise ModelError(f"'{tag}' is not a published weight set for CLIP model {model} (known: "
+                             f"{', '.join(tags) or 'none'}); or pass a local checkpoint with --clip-checkpoint FILE.")
     found = None
     looked = [str(clip_cache())]
     if cfg.get("hf_hub"):

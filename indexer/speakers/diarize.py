@@ -400,6 +400,7 @@ class Diarizer:
         self.channels_spec = channels or "mix"
         self.segmentation_step = segmentation_step
         self._pipeline = None
+        self.last_timings: dict[str, float] = {}    # seconds per step of the last call (the bench's profile)
 
     @property
     def pipeline(self):
@@ -419,9 +420,9 @@ class Diarizer:
         return NAME if self.models.kind == "default" else f"pipeline:{self.models.pipeline}"
 
     def describe(self) -> dict[str, Any]:
-        import pyannote.audio
+        from importlib.metadata import version     # not pyannote.audio.__version__: importing it costs seconds
 
-        return {**self.models.describe(), "pyannote.audio": pyannote.audio.__version__,
+        return {**self.models.describe(), "pyannote.audio": version("pyannote.audio"),
                 "params": self.params if self.models.kind == "default" else None,
                 "segmentation_step": self.segmentation_step, "channels": self.channels_spec,
                 "embed_min_seconds": EMBED_MIN_SECONDS,
@@ -460,13 +461,17 @@ class Diarizer:
             return Diarization(Annotation(), Annotation(), [], duration)
 
         file = {"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE, "uri": uri}
-        hook = None
-        if progress is not None:
-            def hook(step, artefact, file=None, total=None, completed=None):
-                if total:
-                    progress(step, float(completed or 0), float(total))
-        out = self.pipeline(file, hook=hook) if hook else self.pipeline(file)
+        pipeline = self.pipeline
+        clock = _StepClock()
+
+        def hook(step, artefact, file=None, total=None, completed=None):
+            # pyannote names a step when it ends; "discrete_diarization" ends the clustering
+            clock.reached({"discrete_diarization": "clustering"}.get(step, step))
+            if progress is not None and total:
+                progress(step, float(completed or 0), float(total))
+        out = pipeline(file, hook=hook)
         turns, exclusive, centroids = _unpack(out)
+        clock.reached("turns")            # pyannote's last step: the diarization made into turns
         labels = list(turns.labels())
         speakers = []
         for k, label in enumerate(labels):
@@ -479,16 +484,31 @@ class Diarizer:
         embedder = getattr(getattr(self.pipeline, "_embedding", None), "embedder", None)
         if embedder is not None and self.refine:
             diar = refine(diar, audio, embedder)
+            clock.reached("refine")
             cache: dict = {}
             for _ in range(int(REFINE["reseg_passes"])):     # speakers' embeddings get purer each pass
                 again = resegment(diar, audio, embedder, cache=cache)
                 if again is diar:
                     break
                 diar = again
+            clock.reached("resegment")
             diar.windows = speech_windows(diar, audio, embedder, cache)
+            clock.reached("windows")
         if chan is not None and chan.shape[0] > 1:
             _channel_owners(diar, chan, picked)
+            clock.reached("channels")
+        self.last_timings = clock.seconds
         return diar
+
+    def load(self) -> float:
+        """Load the models now (they load on first use otherwise); the seconds it took, 0 when loaded."""
+        import time
+
+        if self._pipeline is not None:
+            return 0.0
+        t = time.monotonic()
+        self.pipeline
+        return time.monotonic() - t
 
 
     def restore(self, data: dict, *, channels: np.ndarray | None = None) -> Diarization:
@@ -500,6 +520,23 @@ class Diarizer:
                 [c for c in self.channels if c < channels.shape[0]]
             diar.channel_levels = channel_levels(channels[picked])
         return diar
+
+
+class _StepClock:
+    """Seconds spent in each named step of one diarization, in order: a step ends when it is
+    ``reached`` (pyannote's hook reports a step's batches and then its end, all under its name)."""
+
+    def __init__(self):
+        import time
+
+        self._now = time.monotonic
+        self._last = self._now()
+        self.seconds: dict[str, float] = {}
+
+    def reached(self, step: str) -> None:
+        now = self._now()
+        self.seconds[step] = self.seconds.get(step, 0.0) + now - self._last
+        self._last = now
 
 
 def _unpack(out) -> tuple["Annotation", "Annotation", np.ndarray | None]:
