@@ -19,6 +19,7 @@ import pytest
 from conftest import EVAL, ROOT, need
 from indexer.script import load_file
 from indexer.script.catalog import _ScriptCache, match_take, take_words
+from indexer.records import Take
 from indexer.script.match import TakeWord
 from indexer.store import Index
 from indexer.textnorm import split_words
@@ -49,9 +50,9 @@ def _ami() -> list[tuple[float, float, str]]:
     return [(r["start"], r["start"] + r["duration"], r["text"].lower()) for r in rows]
 
 
-def _take(name: str) -> dict:
-    return {"take_id": name, "name": name, "scene": None, "take": "1", "camera": None, "path": name,
-            "rate": "25", "start_tc": "00:00:00:00"}
+def _take(name: str) -> Take:
+    return Take.from_columns({"take_id": name, "name": name, "scene": None, "take": "1", "camera": None,
+                              "path": name, "rate": "25", "start_tc": "00:00:00:00"})
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_no_delivery_of_an_unrelated_screenplay_in_the_shoot(unrelated, shoot_in
         for row in idx.takes(status="indexed"):
             words = take_words(idx, row["take_id"])
             for name, (script, cache) in unrelated.items():
-                tm = match_take(dict(row, scene=None), words, script, cache=cache)
+                tm = match_take(Take.from_columns(dict(row, scene=None)), words, script, cache=cache)
                 assert not tm.deliveries, (row["name"], name, [(d.line_id, d.delivered) for d in tm.deliveries])
 
 
