@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -125,3 +126,13 @@ def make_random_clip_folder(folder: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> Path:
     return make_random_clip_folder(tmp_path_factory.mktemp("clip") / "tiny-clip-RANDOM-WEIGHTS")
+
+
+def as_other_user(cmd: list[str]) -> list[str]:
+    """The command run as an unprivileged user: root ignores file permissions, so a permission tested
+    as root would test nothing. (Run as a normal user, the permissions hold by themselves.)"""
+    if os.geteuid() != 0:
+        return cmd
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "running as root, these tests need setpriv (util-linux) to run as another user"
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]

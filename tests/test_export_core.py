@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, as_other_user
 from indexer.errors import DailiesError, UsageError
 from indexer.export import (MARKER_FORMATS, STRINGOUT_FORMATS, TRANSCRIPT_EXT, best_per_take, order_hits,
                             pick_format, plan_stringout, reel_name, reel_names, render_markers,
@@ -155,20 +156,34 @@ def test_no_overwrite_without_force_and_unwritable_paths(tmp_path):
     (tmp_path / "plain").write_text("a file")
     with pytest.raises(DailiesError, match="is not a folder"):
         write_files([(tmp_path / "plain" / "s.edl", "x")])
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        import os
-
-        if os.access(locked, os.W_OK):        # running as root: permissions do not stop us
-            pytest.skip("permissions are not enforced for this user")
-        with pytest.raises(DailiesError, match="not writable"):
-            write_files([(locked / "s.edl", "x")])
-    finally:
-        locked.chmod(0o700)
     # all or nothing: one clash stops every file
     with pytest.raises(DailiesError):
         write_files([(tmp_path / "new.edl", "x"), (outputs[0][0], "y")])
     assert not (tmp_path / "new.edl").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_a_folder_the_user_cannot_write_is_one_sentence():
+    """Run as an unprivileged user (root ignores permissions): the refusal names the folder."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="dailies-locked-"))
+    try:
+        os.chmod(base, 0o755)
+        locked = base / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        code = ("import sys; from pathlib import Path; from indexer.errors import DailiesError; from indexer.export import write_files\n"
+                "try:\n    write_files([(Path(sys.argv[1]), 'x')])\nexcept DailiesError as e:\n    print(e.message); sys.exit(3)")
+        proc = subprocess.run(as_other_user([sys.executable, "-c", code, str(locked / "s.edl")]), capture_output=True,
+                              text=True, cwd=str(ROOT), env=dict(os.environ, HOME=tempfile.gettempdir()))
+        assert proc.returncode == 3, proc.stderr
+        assert "not writable" in proc.stdout and str(locked) in proc.stdout
+        assert not list(locked.iterdir())
+    finally:
+        (base / "locked").chmod(0o700)
+        import shutil
+        shutil.rmtree(base)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAILIES, FIXTURES, ROOT, run_cli
+from conftest import DAILIES, FIXTURES, ROOT, as_other_user, run_cli
 from indexer.errors import UsageError
 from indexer.store import SCHEMA_VERSION, Index
 
@@ -111,21 +111,11 @@ def test_a_newer_index_is_refused_in_one_sentence(tmp_path):
 
 # ------------------------------------------------------------------ read-only index folders
 
-def _as_other_user(cmd: list[str]) -> list[str]:
-    """The command run as an unprivileged user: root ignores file permissions, so a read-only folder
-    tested as root would test nothing. (Run as a normal user, the permissions hold by themselves.)"""
-    if os.geteuid() != 0:
-        return cmd
-    setpriv = shutil.which("setpriv")
-    assert setpriv, "running as root, these tests need setpriv (util-linux) to run dailies as another user"
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-
-
 def _run_as_other(*args: str):
     import subprocess
 
     env = dict(os.environ, HOME=tempfile.gettempdir())
-    return subprocess.run(_as_other_user([DAILIES, *args]), capture_output=True, text=True, env=env,
+    return subprocess.run(as_other_user([DAILIES, *args]), capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir())
 
 
@@ -148,7 +138,7 @@ def read_only_index():
 def test_the_read_only_folder_is_really_read_only_for_the_test_user(read_only_index):
     path, _ = read_only_index
     proc = _run_as_other("status", "--index", str(path / "new-index"))
-    probe = __import__("subprocess").run(_as_other_user(["touch", str(path / "probe")]), capture_output=True)
+    probe = __import__("subprocess").run(as_other_user(["touch", str(path / "probe")]), capture_output=True)
     assert probe.returncode != 0, "the test user can write the read-only folder: the tests below test nothing"
     assert proc.returncode != 0
 
