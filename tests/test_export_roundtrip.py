@@ -14,6 +14,8 @@ from xml.etree import ElementTree as ET
 import opentimelineio as otio
 import pytest
 
+from conftest import absent
+
 from indexer.export import plan_stringout, render_ale, render_stringout
 from indexer.export.core import Source, cut_hit
 from indexer.export.timeline import LogEntry, edl_strings, fcp7_string, fcpxml_string, otio_string
@@ -27,7 +29,7 @@ MANIFEST = ROOT / "fixtures" / "manifest.json"
 @pytest.fixture(scope="module")
 def shoot() -> dict:
     if not MANIFEST.exists():
-        pytest.skip("fixtures/manifest.json is absent (run scripts/make_fixtures.py)")
+        absent("fixtures/manifest.json is absent (run scripts/make_fixtures.py)")
     return json.loads(MANIFEST.read_text())
 
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import FIXTURES, frame_of, run_cli
+from conftest import FIXTURES, absent, frame_of, run_cli
 from indexer.errors import IndexLockedError, MediaError
 from indexer.media import probe
 from indexer.search import LineQuery, search_lines
@@ -328,7 +328,7 @@ def _need_speakers(shoot_index):
     with Index.open(shoot_index) as idx:
         row = idx.find_takes("12A_T1_CamA")[0]
         if "skipped" in json.loads(row["models"]).get("diarization", {"skipped": "absent"}):
-            pytest.skip("speaker models absent (`dailies models fetch`)")
+            absent("speaker models absent (`dailies models fetch`)")
 
 
 def test_every_lines_speaker_is_right_in_every_take(shoot_index, manifest):

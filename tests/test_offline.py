@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, absent
 
 GUARD = r"""
 import json, os, socket, sys
@@ -71,7 +71,7 @@ def test_indexing_and_searching_a_take_opens_no_network_connection(tmp_path):
     try:
         diarization.resolve(verify=False)
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"the speaker models are absent ({exc}); without them pyannote is never loaded")
+        absent(f"the speaker models are absent ({exc}); without them pyannote is never loaded")
     env = {k: v for k, v in os.environ.items() if k not in ("PYANNOTE_METRICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY")}
     index = tmp_path / "index"
     got = _guarded(tmp_path, "index", "index", str(FIXTURES / "shoot" / "12A_T1_CamA.mov"), "--index", str(index),

@@ -10,9 +10,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-pytest.importorskip("pyannote.core")
-
 from pyannote.core import Annotation, Segment  # noqa: E402
 
 from indexer.speakers import diarize as D  # noqa: E402

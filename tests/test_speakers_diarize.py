@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import absent, need
 
 from indexer.store import VoiceTables
 
@@ -32,7 +32,7 @@ def diarizer():
         models = diarization.resolve()
     except diarization.ModelMissingError:
         if not (SHARED / "models").is_dir():
-            pytest.skip("diarization weights absent (run `dailies models fetch`)")
+            absent("diarization weights absent (run `dailies models fetch`)")
         models = diarization.resolve(str(SHARED / "models"))
     return Diarizer(models, threads=2, channels="each")
 
@@ -61,7 +61,7 @@ def test_sample_der_and_speakers(diarizer):
 
 def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
     if not MANIFEST.is_file():
-        pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
+        absent("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
     from indexer.speakers import diarize as D
     from indexer.media import decode, probe
     from indexer.speakers.voices import VoiceRegistry
@@ -98,7 +98,7 @@ def test_fixture_lines_and_shots_by_speaker(diarizer):
     lines, diarization, known-voice split and re-read, registry, attribution; every line's voice is its
     character's, and the shots with a character's words are exactly the manifest's."""
     if not MANIFEST.is_file():
-        pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
+        absent("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
     from indexer.speakers import diarize as D
     from indexer.align import build_lines
     from indexer.media import decode, probe
@@ -175,7 +175,7 @@ def test_resegmentation_restores_a_change_it_is_shown_merged(diarizer):
     speaker; the re-read puts the change back within half a second of where the diarizer had it,
     and leaves the turns around it alone."""
     if not MANIFEST.is_file():
-        pytest.skip("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
+        absent("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
     from pyannote.core import Annotation, Segment
 
     from indexer.speakers import diarize as D

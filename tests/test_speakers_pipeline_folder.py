@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, absent, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,7 @@ def segmentation() -> str:
     try:
         return diarization.resolve(verify=False).segmentation
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"segmentation-3.0 is absent ({exc})")
+        absent(f"segmentation-3.0 is absent ({exc})")
 
 
 def test_a_local_pipeline_folder_diarizes_offline_and_keeps_its_voices_apart(tmp_path, segmentation):
