@@ -9,7 +9,6 @@ Models:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 
 from .config import models_dir
 from .errors import ModelError
+from .models.checksum import file_sha256
 from .records import Word
 
 log = logging.getLogger(__name__)
@@ -96,18 +96,6 @@ def fetch_whisper(name: str) -> Path:
         return Path(download_model(name, cache_dir=str(whisper_cache())))
     except Exception as exc:
         raise ModelError(f"Could not download Whisper model '{name}' ({type(exc).__name__}: {exc}).") from None
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    st = os.stat(path)
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        with open(path, "rb") as f:
-            _SHA_CACHE[key] = hashlib.file_digest(f, "sha256").hexdigest()
-    return _SHA_CACHE[key]
 
 
 class Transcriber:

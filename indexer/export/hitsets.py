@@ -11,7 +11,6 @@ from typing import Iterable, Sequence
 from ..errors import DailiesError
 from ..records import Hit
 from ..store import Index
-from ..timecode import Clock
 from .core import Source, one_line
 from .timeline import LogEntry
 
@@ -93,15 +92,10 @@ def take_hits(index: Index, refs: Sequence[str]) -> list[Hit]:
 
     hits: list[Hit] = []
     for ref in refs:
-        row = index.take(ref)
-        src = Source.from_row(row)
-        clock = Clock.from_start_tc(row["start_tc"], src.rate)
-        for ln in named_lines(index, index.lines_of_take(row["take_id"])):
-            hits.append(Hit(kind="line", clip=row["path"], take_id=row["take_id"], name=row["name"],
-                            scene=row["scene"], take=row["take"], camera=row["camera"], start=ln.start,
-                            end=ln.end, tc_in=clock.tc_in(ln.start), tc_out=clock.tc_out(ln.end),
-                            rate=row["rate"], text=ln.text, score=1.0, shots=list(ln.shots), speaker=ln.speaker,
-                            voice_id=ln.voice_id, line_ids=[ln.line_id]))
+        take = index.take(ref)
+        for ln in named_lines(index, index.lines_of_take(take.take_id)):
+            hits.append(take.hit("line", ln.start, ln.end, ln.text, 1.0, shots=list(ln.shots), speaker=ln.speaker,
+                                 voice_id=ln.voice_id, line_ids=[ln.line_id]))
     return hits
 
 

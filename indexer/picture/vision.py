@@ -42,6 +42,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..models.checksum import file_sha256
+
 from ..config import models_dir
 from ..errors import DailiesError, MediaError, ModelError, UsageError
 from .keyframes import Keyframe, KeyframePolicy, KeyframeSink, shot_of
@@ -322,7 +324,7 @@ def model_rows() -> list[dict]:
     try:
         src = resolve_clip()
         rows.append({"name": name, "role": "picture (default)", "status": "present", "path": src.checkpoint,
-                     "origin": src.origin, "sha256": _sha256(src.checkpoint)})
+                     "origin": src.origin, "sha256": file_sha256(src.checkpoint)})
     except ModelError as exc:
         rows.append({"name": name, "role": "picture (default)", "status": "missing", "path": None,
                      "detail": exc.message})
@@ -332,14 +334,8 @@ def model_rows() -> list[dict]:
         for f in sorted([*cache.glob("**/*.safetensors"), *cache.glob("**/*.bin"), *cache.glob("**/*.pt")]):
             if str(f.resolve()) not in seen and str(f) not in seen:
                 rows.append({"name": f"clip {f.parent.name}/{f.name}", "role": "picture", "status": "present",
-                             "path": str(f), "origin": "model cache", "sha256": _sha256(str(f))})
+                             "path": str(f), "origin": "model cache", "sha256": file_sha256(str(f))})
     return rows
-
-
-def _sha256(path: str) -> str:
-    from ..speech import file_sha256
-
-    return file_sha256(path)
 
 
 # =============================================================================================
@@ -444,7 +440,7 @@ class ClipEmbedder:
     @property
     def sha256(self) -> str | None:
         if self._sha is None and self.source.checkpoint:
-            self._sha = _sha256(self.source.checkpoint)
+            self._sha = file_sha256(self.source.checkpoint)
         return self._sha
 
     @property

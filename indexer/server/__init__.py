@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -187,10 +186,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         return [{**h, "media_url": media_url(h["take_id"])} for h in hits]
 
     def take_info(idx, row) -> dict:
-        from ..timecode import Clock
-
-        rate = Fraction(row["rate"])
-        clock = Clock.from_start_tc(row["start_tc"], rate)
+        clock = row.clock
         p = pmedia.playable(idx.path, row)
         return {"take_id": row["take_id"], "name": row["name"], "clip": row["path"], "scene": row["scene"],
                 "take": row["take"], "camera": row["camera"], "rate": row["rate"], "start_tc": clock.start_tc,

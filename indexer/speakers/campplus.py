@@ -17,7 +17,6 @@ module costs nothing; ``dailies --help`` never loads torch.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections import OrderedDict
 import os
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ModelError
+from ..models.checksum import file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -230,14 +230,6 @@ def fbank(waveform: "np.ndarray | torch.Tensor", *, normalize: bool = True) -> "
 # ------------------------------------------------------------------------------------------------
 # loading and embedding
 # ------------------------------------------------------------------------------------------------
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 class CamppEmbedder:
     """The CAM++ network with its weights loaded, on CPU (or ``device``), in eval mode.
