@@ -3,8 +3,8 @@
 :func:`search_visual` embeds the query with the model that made the index's frame vectors, finds the
 nearest frames and returns the best frame of each shot as a :class:`VisualHit` (a
 :class:`indexer.records.Hit` of kind ``visual`` with the shot, the best frame and its timecode).
-:func:`rerank_by_visual` fuses a visual query with the hits of another search; :func:`write_thumbnails`
-saves each hit's best frame as a JPEG.
+:func:`rerank_by_visual` fuses a visual query with the hits of another search (one rank fusion:
+:mod:`indexer.ranking`); :func:`write_thumbnails` saves each hit's best frame as a JPEG.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import UsageError
+from ..ranking import RRF_K, reciprocal_rank_fusion
 from ..records import Hit, Shot
 from .embedder import ClipEmbedder, embedder_for_index, unit
 from .step import COLLECTION
@@ -156,10 +157,11 @@ def shot_similarities(index, q: np.ndarray, take_ids: Iterable[str]) -> dict[tup
 
 def rerank_by_visual(index, hits: list[Hit], embedder: ClipEmbedder, text: str | None = None,
                      image: str | os.PathLike | np.ndarray | None = None, *, min_similarity: float | None = None,
-                     rrf_k: int = 60) -> list[Hit]:
+                     rrf_k: int = RRF_K) -> list[Hit]:
     """Combine a visual query with hits of another search (lines, a speaker's lines): each hit's visual
-    score is the best similarity over the shots it spans; the two orders are fused by reciprocal rank
-    (``rankers['visual']`` is set). Hits whose shots have no picture vectors rank last; with
+    score is the best similarity over the shots it spans; the hits' own order and the visual order are
+    fused by reciprocal rank (:func:`indexer.ranking.reciprocal_rank_fusion`; ``rankers['visual']`` is
+    set). Hits whose shots have no picture vectors come last in the visual order; with
     ``min_similarity`` hits below it are dropped."""
     if not hits:
         return []
@@ -174,11 +176,10 @@ def rerank_by_visual(index, hits: list[Hit], embedder: ClipEmbedder, text: str |
         if v is not None:
             h.rankers = {**(h.rankers or {}), "visual": v}
         scored.append((h, v))
-    first = {id(h): i for i, (h, _) in enumerate(scored)}
-    order_v = sorted(scored, key=lambda hv: -(hv[1] if hv[1] is not None else -9.0))
-    second = {id(h): i for i, (h, _) in enumerate(order_v)}
-    return [h for h, _ in sorted(scored, key=lambda hv: -(1.0 / (rrf_k + 1 + first[id(hv[0])])
-                                                        + 1.0 / (rrf_k + 1 + second[id(hv[0])])))]
+    given = [-float(i) for i in range(len(scored))]                 # the other search's order
+    visual = [v if v is not None else -9.0 for _, v in scored]
+    fused = reciprocal_rank_fusion([given, visual], k=rrf_k)
+    return [scored[i][0] for i in sorted(range(len(scored)), key=lambda i: -fused[i])]
 
 
 def write_thumbnails(hits: Sequence[VisualHit], folder: str | os.PathLike, *, width: int = 480,
