@@ -352,7 +352,6 @@ def search_visual_cmd(
 ) -> None:
     """Shots whose picture matches a description or a still (CLIP), best first, with shot TC in/out."""
     from indexer import views
-    from indexer.picture import vision
     from indexer.config import index_path
     from indexer.store import Index
 
@@ -361,7 +360,9 @@ def search_visual_cmd(
         hits = views.visual_hits(idx, text, str(image) if image else None, tags=tag, scene=scene, take=take,
                                  limit=limit, clip_checkpoint=clip_checkpoint)
     if thumbs:
-        for path in vision.write_thumbnails(hits, thumbs, force=force):
+        from indexer.picture.search import write_thumbnails
+
+        for path in write_thumbnails(hits, thumbs, force=force):
             _console(stderr=True).print(f"wrote {path}", highlight=False)
     if as_json:
         print(json.dumps(views.hits_json(hits), indent=2, ensure_ascii=False))

@@ -6,6 +6,8 @@
 * :func:`decode` makes ONE pass over the file: audio is resampled to 16 kHz mono in memory (for speech
   and speakers) while picture frames, reduced in size, go to a sink (shot detection, keyframes).
   No file is decoded twice in one index run.
+* :func:`extract_frame` seeks to one frame, numbered as :func:`decode` numbers them (stills for visual
+  queries and thumbnails).
 """
 
 from __future__ import annotations
@@ -546,3 +548,49 @@ def load_audio(path: str, *, audio_tc_rate: Fraction = Fraction(24000, 1001)) ->
     if not info.has_audio:
         raise MediaError(f"{path}: has no sound.")
     return decode(info).audio
+
+
+def extract_frame(path: str, frame: int, *, max_width: int | None = None) -> np.ndarray:
+    """Frame ``frame`` of a file (numbered as :func:`indexer.media.decode` numbers them) as RGB, found by
+    seeking to the nearest keyframe before it."""
+    import av
+
+    info = probe(path)
+    if not info.has_video:
+        raise MediaError(f"{path}: has no picture.")
+    container = _open(path)
+    try:
+        stream = container.streams[info.video_stream]
+        tb = stream.time_base
+        t0 = float(stream.start_time * tb) if stream.start_time is not None else 0.0
+        target = t0 + float(Fraction(frame) / info.rate)
+        size = None
+        if max_width and info.width and info.width > max_width:
+            size = (max_width, max(2, int(round(info.height * max_width / info.width))))
+        kw = {"width": size[0], "height": size[1]} if size else {}
+        for back in (0.5, 3.0, 15.0, None):
+            last_try = back is None or target - back <= t0
+            container.seek(0 if back is None else max(0, int((target - back) / tb)), stream=stream,
+                           backward=True, any_frame=False)
+            first = True
+            prev = None
+            for f in container.decode(stream):
+                if f.pts is None:
+                    continue
+                idx = int(math.floor((float(f.pts * tb) - t0) * float(info.rate) + 0.5))
+                if first and idx > frame and not last_try:
+                    break                       # the seek landed after the frame: seek further back
+                first = False
+                if idx >= frame:                # a frame missing from the stream shows the next picture
+                    return f.to_ndarray(format="rgb24", **kw)
+                prev = f
+            else:
+                if prev is not None:            # past the end: the last picture
+                    return prev.to_ndarray(format="rgb24", **kw)
+            if last_try:
+                break
+        raise MediaError(f"{path}: frame {frame} cannot be decoded.")
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: frame {frame} cannot be decoded ({exc}).") from None
+    finally:
+        container.close()

@@ -104,7 +104,7 @@ class _Prepared:
     shots: list[Shot] = field(default_factory=list)
     audio: object = None                  # 16 kHz mono float32
     channels: object = None               # (C, n) when per-channel speakers are asked for
-    picture: object = None                # vision.PictureResult
+    picture: object = None                # picture.step.PictureResult
     models: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     asr_key: str = ""
@@ -296,10 +296,11 @@ class Indexer:
         if not s.visual:
             self.picture_skipped = "picture step off (--no-visual)"
             return
-        from .picture import vision
+        from .picture.clip import parse_clip_spec
+        from .picture.step import load_for_indexing
 
-        model, tag = vision.parse_clip_spec(s.clip_model)
-        self.clip, self.tagger, message = vision.load_for_indexing(
+        model, tag = parse_clip_spec(s.clip_model)
+        self.clip, self.tagger, message = load_for_indexing(
             model, tag, s.clip_checkpoint, device=s.device, batch_size=s.clip_batch, threads=s.threads,
             vocabulary=s.tag_vocabulary)
         if message:
@@ -542,14 +543,13 @@ class Indexer:
         sink = detector if (want_shots and cached_shots is None) else None
         picture_step = None
         if self.clip is not None and info.has_video:
-            from .picture import vision
+            from .picture.step import PictureStep
 
             known = [Shot(*v) for v in cached_shots["shots"]] if cached_shots is not None else None
             if known is None and detector is None:      # no shot detection: the whole take is one shot
                 known = [Shot(0, 0, max(0, (info.frames or 1) - 1))]
-            picture_step = vision.PictureStep(self.clip, info.rate, take_id=take_id, policy=self.keyframe_policy(),
-                                              detector=sink, shots=known if sink is None else None,
-                                              tagger=self.tagger)
+            picture_step = PictureStep(self.clip, info.rate, take_id=take_id, policy=self.keyframe_policy(),
+                                       detector=sink, shots=known if sink is None else None, tagger=self.tagger)
         elif self.picture_skipped and info.has_video:
             models["clip"] = {"skipped": self.picture_skipped}
         keep_channels = diarizer is not None and diarizer.channels != "mix" and \
@@ -647,10 +647,10 @@ class Indexer:
         t = time.monotonic()
         tag_rows, n_frames = None, 0
         if p.picture is not None:
-            from .picture import vision
+            from .picture.step import shot_tag_rows, store_frames
 
-            n_frames = vision.store_frames(idx, take_id, info, p.picture)
-            tag_rows = vision.shot_tag_rows(take_id, p.picture)
+            n_frames = store_frames(idx, take_id, info, p.picture)
+            tag_rows = shot_tag_rows(take_id, p.picture)
         p.timings["store"] = time.monotonic() - t       # (the commit itself is not counted)
         models["timings"] = {k: round(v, 3) for k, v in p.timings.items()}
         idx.commit_take(take_id, info, p.shots, lines, vectors, models=models,
@@ -714,7 +714,7 @@ class Indexer:
     # -------------------------------------------------------------- picture later (--visual-only)
     def add_picture(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
         """The picture step alone, for takes already indexed without it; speech is not redone."""
-        from .picture import vision
+        from .picture.step import picture_of_take, shot_tag_rows
 
         summary, files = self._collect(paths)
         t0 = time.monotonic()
@@ -734,11 +734,11 @@ class Indexer:
                 else:
                     try:
                         self.reporter.step("picture", file=path)
-                        pic = vision.picture_of_take(self.index, take["take_id"], self.clip, tagger=self.tagger,
-                                                     policy=self.keyframe_policy(),
-                                                     progress=lambda s_, d=take["duration"]: self.reporter.step(
-                                                         "picture", s_, d, file=path))
-                        self.index.set_picture(take["take_id"], vision.shot_tag_rows(take["take_id"], pic),
+                        pic = picture_of_take(self.index, take["take_id"], self.clip, tagger=self.tagger,
+                                              policy=self.keyframe_policy(),
+                                              progress=lambda s_, d=take["duration"]: self.reporter.step(
+                                                  "picture", s_, d, file=path))
+                        self.index.set_picture(take["take_id"], shot_tag_rows(take["take_id"], pic),
                                                len(pic.frames), pic.settings())
                         result = FileResult(path, "indexed", take_id=take["take_id"], shots=take["n_shots"],
                                             lines=take["n_lines"], message=f"{len(pic.frames)} frames embedded")

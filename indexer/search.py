@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import UsageError
+from .ranking import reciprocal_rank_fusion
 from .records import Hit, Shot, Take, shots_spanning
 from .store import Index, LineRow
 from .textnorm import STOPWORDS, content_tokens, normalize_words, phonetic, split_words
 
-RRF_K = 60
 RANKERS = ("fuzzy", "phonetic", "exact", "semantic")
 # (longest length, least similarity) for a word pair to count as a match; the last entry covers the rest.
 WORD_MATCH = ((3, 1.0), (5, 0.85), (99, 0.72))
@@ -464,22 +464,12 @@ def _semantic_scores(windows: list[_Window], q_vec: np.ndarray) -> np.ndarray:
 
 
 def _fuse(windows: list[_Window]) -> None:
-    """Reciprocal-rank fusion of the rankers; ``fused`` is scaled so 1.0 = first for every ranker."""
+    """Reciprocal-rank fusion of the rankers any window has; ``fused`` is 1.0 for a window first for
+    every ranker. A window a ranker did not score counts as -1.0 for it (last)."""
     present = [r for r in RANKERS if any(r in w.scores for w in windows)]
-    for w in windows:
-        w.fused = 0.0
-    for r in present:
-        order = sorted(windows, key=lambda w: w.scores.get(r, -1.0), reverse=True)
-        rank = 0
-        prev = None
-        for i, w in enumerate(order):
-            val = w.scores.get(r, -1.0)
-            if val != prev:
-                rank, prev = i + 1, val
-            w.fused += 1.0 / (RRF_K + rank)
-    top = len(present) / (RRF_K + 1) if present else 1.0
-    for w in windows:
-        w.fused /= top
+    fused = reciprocal_rank_fusion([[w.scores.get(r, -1.0) for w in windows] for r in present])
+    for w, f in zip(windows, fused or [0.0] * len(windows)):
+        w.fused = f
 
 
 def _select(windows: list[_Window], min_match: float, q_len: int) -> list[_Window]:

@@ -27,10 +27,10 @@ def line_hits(idx, text: str, *, scene: str | None = None, take: str | None = No
     hits = search_lines(idx, LineQuery(text=text, scene=scene, take=take, speaker=speaker, limit=limit,
                                        min_match=min_match, span=span, semantic=semantic))
     if visual or visual_image is not None:
-        from .picture import vision
+        from .picture.embedder import embedder_for_index
+        from .picture.search import rerank_by_visual
 
-        hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
-                                       visual, visual_image)
+        hits = rerank_by_visual(idx, hits, embedder_for_index(idx, checkpoint=clip_checkpoint), visual, visual_image)
     return hits
 
 
@@ -41,21 +41,22 @@ def speaker_shot_hits(idx, speaker: str, *, scene: str | None = None, take: str 
 
     hits = search_speaker_shots(idx, speaker, scene=scene, take=take, limit=limit)
     if visual or visual_image is not None:
-        from .picture import vision
+        from .picture.embedder import embedder_for_index
+        from .picture.search import rerank_by_visual
 
-        hits = vision.rerank_by_visual(idx, hits, vision.embedder_for_index(idx, checkpoint=clip_checkpoint),
-                                       visual, visual_image)
+        hits = rerank_by_visual(idx, hits, embedder_for_index(idx, checkpoint=clip_checkpoint), visual, visual_image)
     return hits
 
 
 def visual_hits(idx, text: str | None = None, image=None, *, tags: Iterable[str] = (), scene: str | None = None,
                 take: str | None = None, limit: int = 20, clip_checkpoint: str | None = None) -> list[Hit]:
     """`dailies search visual`: shots whose picture matches a description or a still (CLIP)."""
-    from .picture import vision
+    from .picture.embedder import embedder_for_index
+    from .picture.search import VisualQuery, search_visual
 
-    emb = vision.embedder_for_index(idx, checkpoint=clip_checkpoint)
-    return vision.search_visual(idx, vision.VisualQuery(text=text, image=image, scene=scene, take=take,
-                                                        tags=list(tags), limit=limit), emb)
+    emb = embedder_for_index(idx, checkpoint=clip_checkpoint)
+    return search_visual(idx, VisualQuery(text=text, image=image, scene=scene, take=take, tags=list(tags),
+                                          limit=limit), emb)
 
 
 def status(idx, target: str | Path | None = None) -> dict:

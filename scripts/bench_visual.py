@@ -70,10 +70,13 @@ def main() -> int:
 
     import numpy as np
 
-    from indexer.picture import vision
     from indexer.config import IndexSettings, default_threads
     from indexer.pipeline import Indexer
+    from indexer.picture.clip import ClipSource, resolve_clip
+    from indexer.picture.embedder import ClipEmbedder
     from indexer.picture.keyframes import KeyframePolicy
+    from indexer.picture.step import PictureStep, store_frames
+    from indexer.picture.tags import Tagger, load_vocabulary
     from indexer.media import decode, probe
     from indexer.shots import ShotDetector
     from indexer.store import Index
@@ -83,10 +86,10 @@ def main() -> int:
     policy = KeyframePolicy(margin=args.margin, every=args.every, grid=args.grid)
 
     t0 = time.perf_counter()
-    source = (vision.resolve_clip(args.model, checkpoint=args.checkpoint) if args.checkpoint
-              else vision.ClipSource.random_weights(args.model, seed=0))
-    embedder = vision.ClipEmbedder(source, device=args.device, batch_size=args.batch, threads=threads)
-    tagger = vision.Tagger(embedder, vision.load_vocabulary())
+    source = (resolve_clip(args.model, checkpoint=args.checkpoint) if args.checkpoint
+              else ClipSource.random_weights(args.model, seed=0))
+    embedder = ClipEmbedder(source, device=args.device, batch_size=args.batch, threads=threads)
+    tagger = Tagger(embedder, load_vocabulary())
     embedder.embed_images([np.zeros((224, 398, 3), dtype=np.uint8)] * 2)      # warm the image path
     clip_load = time.perf_counter() - t0
     transcriber = None
@@ -131,8 +134,8 @@ def main() -> int:
                     asr = time.perf_counter() - ts
 
                 det_b = ShotDetector(info.rate)
-                step = vision.PictureStep(embedder, info.rate, take_id=f"t{n}", policy=policy, detector=det_b,
-                                          tagger=tagger)
+                step = PictureStep(embedder, info.rate, take_id=f"t{n}", policy=policy, detector=det_b,
+                                   tagger=tagger)
                 tb = time.perf_counter()
                 dec_b = decode(info, audio=info.has_audio, sinks=[det_b, step.sink])
                 pass_b = time.perf_counter() - tb
@@ -141,7 +144,7 @@ def main() -> int:
                 result = step.finish(shots_b, dec_b.frames)
                 finish = time.perf_counter() - tf
                 tw = time.perf_counter()
-                vision.store_frames(idx, f"t{n}", info, result)
+                store_frames(idx, f"t{n}", info, result)
                 store = time.perf_counter() - tw
                 picture = max(0.0, pass_b - pass_a) + finish + store
                 row = {

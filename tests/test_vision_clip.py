@@ -24,7 +24,13 @@ if not POPEYE.is_dir():
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
-from indexer.picture import vision  # noqa: E402
+from indexer.media import extract_frame  # noqa: E402
+from indexer.picture.clip import KNOWN_PRETRAINED, ClipSource, model_rows, parse_clip_spec, resolve_clip  # noqa: E402
+from indexer.picture.embedder import ClipEmbedder, embedder_for_index  # noqa: E402
+from indexer.picture.search import VisualQuery, rerank_by_visual, search_visual, write_thumbnails  # noqa: E402
+from indexer.picture.step import (PictureResult, PictureStep, frame_id, load_for_indexing,  # noqa: E402
+                                  picture_of_take, store_frames)
+from indexer.picture.tags import Tagger, load_vocabulary, tag_slug  # noqa: E402
 from indexer.errors import DailiesError, ModelError, UsageError  # noqa: E402
 from indexer.media import decode, probe  # noqa: E402
 from indexer.shots import ShotDetector  # noqa: E402
@@ -40,8 +46,8 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def embedder(tiny_dir) -> vision.ClipEmbedder:
-    return vision.ClipEmbedder(vision.resolve_clip(checkpoint=tiny_dir), device="cpu", batch_size=8)
+def embedder(tiny_dir) -> ClipEmbedder:
+    return ClipEmbedder(resolve_clip(checkpoint=tiny_dir), device="cpu", batch_size=8)
 
 
 def index_picture(idx: Index, path: str, embedder, take_id: str, tagger=None):
@@ -49,13 +55,13 @@ def index_picture(idx: Index, path: str, embedder, take_id: str, tagger=None):
     shot detector and the keyframe sink, then frames to Chroma and the take to the catalog."""
     info = probe(path)
     detector = ShotDetector(info.rate)
-    step = vision.PictureStep(embedder, info.rate, take_id=take_id, detector=detector, tagger=tagger)
+    step = PictureStep(embedder, info.rate, take_id=take_id, detector=detector, tagger=tagger)
     decoded = decode(info, audio=False, sinks=[detector, step.sink])
     shots = detector.finish(decoded.frames)
     info.frames = decoded.frames
     result = step.finish(shots, decoded.frames)
     idx.upsert_take(take_id, take_id + "-hash", info, status="pending")
-    vision.store_frames(idx, take_id, info, result)
+    store_frames(idx, take_id, info, result)
     idx.commit_take(take_id, info, shots, [], np.zeros((0, 256), dtype=np.float32),
                     models={"clip": result.settings()}, seconds=0.0)
     return info, shots, result
@@ -70,7 +76,7 @@ def test_missing_default_weights_say_which_where_and_how(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf"))
     with pytest.raises(ModelError) as err:
-        vision.resolve_clip()
+        resolve_clip()
     msg = err.value.message
     assert "ViT-B-32" in msg and "laion2b_s34b_b79k" in msg
     assert str(tmp_path / "models" / "clip") in msg
@@ -80,24 +86,24 @@ def test_missing_default_weights_say_which_where_and_how(tmp_path, monkeypatch):
 
 def test_bad_checkpoints_and_names_are_one_sentence(tmp_path):
     with pytest.raises(ModelError, match="no such file"):
-        vision.resolve_clip(checkpoint=tmp_path / "nope.safetensors")
+        resolve_clip(checkpoint=tmp_path / "nope.safetensors")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="open_clip_config.json"):
-        vision.resolve_clip(checkpoint=tmp_path / "empty")
+        resolve_clip(checkpoint=tmp_path / "empty")
     with pytest.raises(ModelError, match="Unknown CLIP architecture 'ViT-B-33'"):
-        vision.resolve_clip("ViT-B-33", "laion2b_s34b_b79k")
+        resolve_clip("ViT-B-33", "laion2b_s34b_b79k")
     with pytest.raises(ModelError, match="not a published weight set"):
-        vision.resolve_clip("ViT-B-32", "no_such_tag")
-    assert vision.parse_clip_spec("ViT-L-14/openai") == ("ViT-L-14", "openai")
-    assert vision.parse_clip_spec("") == ("ViT-B-32", "laion2b_s34b_b79k")
+        resolve_clip("ViT-B-32", "no_such_tag")
+    assert parse_clip_spec("ViT-L-14/openai") == ("ViT-L-14", "openai")
+    assert parse_clip_spec("") == ("ViT-B-32", "laion2b_s34b_b79k")
 
 
 def test_checkpoint_file_for_a_named_architecture(tmp_path, tiny_dir):
     weights = tiny_dir / "open_clip_pytorch_model.bin"
-    src = vision.resolve_clip("ViT-B-32", checkpoint=weights)
+    src = resolve_clip("ViT-B-32", checkpoint=weights)
     assert src.origin == "checkpoint file" and src.checkpoint == str(weights.resolve())
     with pytest.raises(ModelError, match="Cannot load CLIP model"):   # tiny weights do not fit ViT-B-32
-        vision.ClipEmbedder(src, device="cpu").embed_texts(["x"])
+        ClipEmbedder(src, device="cpu").embed_texts(["x"])
 
 
 # ------------------------------------------------------------------------------------- the model
@@ -133,22 +139,22 @@ def test_preprocess_matches_open_clip_transform(embedder):
 
 
 def test_vocabulary_default_custom_and_errors(tmp_path, embedder):
-    voc = vision.load_vocabulary()
+    voc = load_vocabulary()
     names = [g.name for g in voc.groups]
     assert {"place", "time", "framing"} <= set(names)
-    assert {"int", "ext", "day", "night", "close-up", "medium", "wide"} <= {vision.tag_slug(x) for x in voc.labels()}
+    assert {"int", "ext", "day", "night", "close-up", "medium", "wide"} <= {tag_slug(x) for x in voc.labels()}
     custom = tmp_path / "tags.toml"
     custom.write_text('[settings]\ntemplates = ["{}"]\n[weather]\nrain = ["rain"]\nsnow = ["snow", "a blizzard"]\n')
-    v2 = vision.load_vocabulary(custom)
+    v2 = load_vocabulary(custom)
     assert [g.name for g in v2.groups] == ["weather"] and v2.key() != voc.key()
-    tags = vision.Tagger(embedder, v2).tag(embedder.embed_images([np.zeros((64, 64, 3), np.uint8)]))
+    tags = Tagger(embedder, v2).tag(embedder.embed_images([np.zeros((64, 64, 3), np.uint8)]))
     assert len(tags[0]) == 1 and tags[0][0].label in ("rain", "snow") and 0.5 <= tags[0][0].score <= 1
     bad = tmp_path / "bad.toml"
     bad.write_text("[weather]\nrain = [\"rain\"]\n")
     with pytest.raises(UsageError, match="at least two labels"):
-        vision.load_vocabulary(bad)
+        load_vocabulary(bad)
     with pytest.raises(UsageError, match="no such tag vocabulary"):
-        vision.load_vocabulary(tmp_path / "missing.toml")
+        load_vocabulary(tmp_path / "missing.toml")
 
 
 # ------------------------------------------------------------------------------------- end to end
@@ -164,13 +170,13 @@ def test_index_and_query_fixture_take(tmp_path, embedder):
     path = _fixture("12A_T4_CamC_MOS.mov")
     manifest = json.loads((FIXTURES / "manifest.json").read_text())
     truth = next(t for t in manifest["takes"] if t["name"] == "12A_T4_CamC_MOS")
-    tagger = vision.Tagger(embedder, vision.load_vocabulary())
+    tagger = Tagger(embedder, load_vocabulary())
     with Index.open_writer(tmp_path / "idx") as idx:
         info, shots, result = index_picture(idx, str(path), embedder, "take4", tagger)
         assert [[s.first_frame, s.last_frame] for s in shots] == truth["shots"]
         # One record per embedded frame, ids deterministic, TC from the take's own clock.
         got = idx.vectors.get("frames", where={"take_id": "take4"})
-        assert sorted(got["ids"]) == sorted(vision.frame_id("take4", r.frame) for r in result.frames)
+        assert sorted(got["ids"]) == sorted(frame_id("take4", r.frame) for r in result.frames)
         rate = Fraction(truth["rate"])
         from indexer.timecode import tc_to_frames
 
@@ -181,17 +187,17 @@ def test_index_and_query_fixture_take(tmp_path, embedder):
             assert truth["shots"][meta["shot"]][0] <= meta["frame"] <= truth["shots"][meta["shot"]][1]
         assert {r.shot for r in result.frames} == {0, 1, 2} and set(result.tags) == {0, 1, 2}
         # Redoing the take is an upsert: nothing duplicated.
-        vision.store_frames(idx, "take4", info, result)
+        store_frames(idx, "take4", info, result)
         assert idx.vectors.count("frames") == len(result.frames)
 
         for s in shots:
             frame = (s.first_frame + s.last_frame) // 2 + 1            # not necessarily a keyframe
-            still = vision.extract_frame(str(path), frame)
+            still = extract_frame(str(path), frame)
             png = tmp_path / f"still{s.index}.png"
             from PIL import Image
 
             Image.fromarray(still).save(png)
-            hits = vision.search_visual(idx, vision.VisualQuery(image=str(png), limit=3), embedder)
+            hits = search_visual(idx, VisualQuery(image=str(png), limit=3), embedder)
             assert hits[0].shot == s.index, [h.to_json() for h in hits]
             h = hits[0].to_json()
             assert h["kind"] == "visual" and h["take_id"] == "take4" and h["rate"] == truth["rate"]
@@ -202,33 +208,33 @@ def test_index_and_query_fixture_take(tmp_path, embedder):
 
         # Tag filter: only shots carrying that tag come back.
         tag = result.tags[1][0].slug
-        tagged = vision.search_visual(idx, vision.VisualQuery(text="anything", tags=[tag], limit=10), embedder)
+        tagged = search_visual(idx, VisualQuery(text="anything", tags=[tag], limit=10), embedder)
         assert tagged and all(tag in h.tags for h in tagged)
         assert {h.shot for h in tagged} == {k for k, ts in result.tags.items() if tag in [t.slug for t in ts]}
 
         # Thumbnails of the best frames.
-        paths = vision.write_thumbnails(tagged[:2], tmp_path / "thumbs", width=160)
+        paths = write_thumbnails(tagged[:2], tmp_path / "thumbs", width=160)
         from PIL import Image
 
         assert all(Image.open(p).size[0] == 160 for p in paths)
         # Written again into the same folder: refused, nothing touched; --force overwrites.
         before = {p: os.stat(p).st_mtime_ns for p in paths}
         with pytest.raises(DailiesError, match="already exists; pass --force"):
-            vision.write_thumbnails(tagged[:2], tmp_path / "thumbs", width=120)
+            write_thumbnails(tagged[:2], tmp_path / "thumbs", width=120)
         assert {p: os.stat(p).st_mtime_ns for p in paths} == before
         assert all(Image.open(p).size[0] == 160 for p in paths)
-        again_paths = vision.write_thumbnails(tagged[:2], tmp_path / "thumbs", width=120, force=True)
+        again_paths = write_thumbnails(tagged[:2], tmp_path / "thumbs", width=120, force=True)
         assert again_paths == paths and all(Image.open(p).size[0] == 120 for p in paths)
 
         # The model that made the vectors is found again from the index for queries.
-        again = vision.embedder_for_index(idx)
+        again = embedder_for_index(idx)
         assert again.name == embedder.name
 
         # Another model's vectors are refused in this index.
-        other = vision.ClipEmbedder(vision.ClipSource.random_weights("ViT-B-32", seed=1))
-        fake = vision.PictureResult([], {}, {"name": other.name, "dim": 512}, "p", None)
+        other = ClipEmbedder(ClipSource.random_weights("ViT-B-32", seed=1))
+        fake = PictureResult([], {}, {"name": other.name, "dim": 512}, "p", None)
         with pytest.raises(DailiesError, match="were made with"):
-            vision.store_frames(idx, "take4", info, fake)
+            store_frames(idx, "take4", info, fake)
 
 
 def test_combined_rerank_marks_visual_scores(tmp_path, embedder):
@@ -237,15 +243,15 @@ def test_combined_rerank_marks_visual_scores(tmp_path, embedder):
 
     with Index.open_writer(tmp_path / "idx") as idx:
         info, shots, result = index_picture(idx, str(path), embedder, "take4")
-        still = vision.extract_frame(str(path), shots[2].first_frame + 20)
+        still = extract_frame(str(path), shots[2].first_frame + 20)
         hits = [Hit("line", str(path), "take4", info.name, None, None, None, s.start(info.rate), s.end(info.rate),
                     "", "", "30000/1001", f"line in shot {s.index}", 1.0 - 0.1 * s.index, shots=[s.index])
                 for s in shots]
-        ranked = vision.rerank_by_visual(idx, hits, embedder, image=still)
+        ranked = rerank_by_visual(idx, hits, embedder, image=still)
         assert len(ranked) == 3 and all("visual" in h.rankers for h in ranked)
         best = max(ranked, key=lambda h: h.rankers["visual"])
         assert best.shots == [2]
-        kept = vision.rerank_by_visual(idx, hits, embedder, image=still, min_similarity=best.rankers["visual"] - 1e-6)
+        kept = rerank_by_visual(idx, hits, embedder, image=still, min_similarity=best.rankers["visual"] - 1e-6)
         assert [h.shots for h in kept] == [[2]]
 
 
@@ -269,16 +275,16 @@ def test_popeye_stills_find_their_shot(tmp_path, embedder):
             for s in shots:
                 # A still of one of the shot's keyframes, at full size: shot k first, always.
                 key = next(r.frame for r in result.frames if r.shot == s.index)
-                q = vision.VisualQuery(image=vision.extract_frame(str(path), key), take_ids=[take_id], limit=1)
-                hit = vision.search_visual(idx, q, embedder)[0]
+                q = VisualQuery(image=extract_frame(str(path), key), take_ids=[take_id], limit=1)
+                hit = search_visual(idx, q, embedder)[0]
                 assert (hit.shot, hit.frame) == (s.index, key)
                 exact += 1
                 # A still from the middle of the shot (usually not a keyframe): shot k first, nearly always
                 # (a few Popeye shots share their background with the next shot).
                 frame = (s.first_frame + s.last_frame) // 2 + 2
-                q = vision.VisualQuery(image=vision.extract_frame(str(path), frame), take_ids=[take_id], limit=1)
+                q = VisualQuery(image=extract_frame(str(path), frame), take_ids=[take_id], limit=1)
                 total += 1
-                correct += vision.search_visual(idx, q, embedder)[0].shot == s.index
+                correct += search_visual(idx, q, embedder)[0].shot == s.index
         assert exact >= 30
         assert correct / total >= 0.9, f"{correct}/{total}"
 
@@ -289,12 +295,12 @@ def test_visual_only_redo_uses_catalog_shots_and_converts_only_planned_frames(tm
 
     with Index.open_writer(tmp_path / "idx") as idx:
         info, shots, first = index_picture(idx, str(path), embedder, "take4")
-        again = vision.picture_of_take(idx, "take4", embedder)
+        again = picture_of_take(idx, "take4", embedder)
         planned = sorted(f for s in shots for f in plan_shot(s.first_frame, s.last_frame, info.rate, KeyframePolicy()))
         assert [r.frame for r in again.frames] == planned
         assert again.converted == len(planned)
         got = idx.vectors.get("frames", where={"take_id": "take4"})
-        assert sorted(got["ids"]) == [vision.frame_id("take4", f) for f in planned]
+        assert sorted(got["ids"]) == [frame_id("take4", f) for f in planned]
         # Streaming (shots found in the same pass) lands within a grid step of the exact plan.
         assert len(first.frames) == len(planned)
         assert all(abs(a.frame - b.frame) <= 8 for a, b in zip(first.frames, again.frames))
@@ -308,7 +314,7 @@ def test_same_picture_reuses_the_vector(embedder):
     noisy = np.clip(still.astype(int) + rng.integers(-1, 2, still.shape), 0, 255).astype(np.uint8)
     moved = still.copy()
     moved[10:20, 20:30] = 255 - moved[10:20, 20:30]              # something moved in one corner of the picture
-    step = vision.PictureStep(embedder, Fraction(25), take_id="t")
+    step = PictureStep(embedder, Fraction(25), take_id="t")
     step._embed([Keyframe(0, still, "start"), Keyframe(50, noisy, "middle")])
     step._embed([Keyframe(100, noisy.copy(), "end"), Keyframe(150, moved, "every")])
     res = step.finish([], 200)
@@ -322,10 +328,10 @@ def test_missing_weights_mean_no_picture_step_not_a_failure(tmp_path, monkeypatc
     import huggingface_hub.constants as hc
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    emb, tagger, message = vision.load_for_indexing()
+    emb, tagger, message = load_for_indexing()
     assert emb is None and tagger is None and "dailies models fetch clip:" in message
     with pytest.raises(ModelError):
-        vision.load_for_indexing(checkpoint=tmp_path / "missing.bin")
+        load_for_indexing(checkpoint=tmp_path / "missing.bin")
 
 
 class _Grab:
@@ -355,7 +361,7 @@ def test_stills_are_the_frames_the_pass_numbered(name):
     grab = _Grab(want)
     decode(info, audio=False, sinks=[grab])
     for k in want:
-        still = vision.extract_frame(str(path), k)
+        still = extract_frame(str(path), k)
         assert np.abs(still.astype(int) - grab.got[k].astype(int)).mean() < 0.5, k
 
 
@@ -372,17 +378,17 @@ def test_weights_fetched_into_the_model_cache_are_found_offline(tmp_path, monkey
     snap = repo / "snapshots" / "abc123"
     snap.mkdir(parents=True)
     (snap / "open_clip_model.safetensors").write_bytes(b"not really weights")
-    src = vision.resolve_clip()
+    src = resolve_clip()
     assert src.checkpoint == str(snap / "open_clip_model.safetensors")
     assert (src.model, src.pretrained, src.origin) == ("ViT-B-32", "laion2b_s34b_b79k", "model cache")
-    rows = vision.model_rows()
+    rows = model_rows()
     assert rows[0]["status"] == "present" and len(rows[0]["sha256"]) == 64
 
 
 def test_known_pretrained_table_is_open_clips_own():
     """The weights table that lets the default be found without importing open_clip says what open_clip
     says: the same hub repository and file (or URL) for every pair it lists."""
-    for (model, tag), cfg in vision.KNOWN_PRETRAINED.items():
+    for (model, tag), cfg in KNOWN_PRETRAINED.items():
         theirs = open_clip.get_pretrained_cfg(model, tag)
         assert theirs, (model, tag)
         assert model in open_clip.list_models()
@@ -395,8 +401,8 @@ def test_default_weights_resolve_without_importing_open_clip(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom indexer.picture import vision\nfrom indexer.errors import ModelError\n"
-            "try:\n    vision.resolve_clip()\nexcept ModelError as exc:\n    print(exc.message)\n"
+    code = ("import sys\nfrom indexer.picture.clip import resolve_clip\nfrom indexer.errors import ModelError\n"
+            "try:\n    resolve_clip()\nexcept ModelError as exc:\n    print(exc.message)\n"
             "print('open_clip' in sys.modules)\n")
     env = {**os.environ, "DAILIES_MODELS": str(tmp_path / "models"), "HF_HUB_CACHE": str(tmp_path / "hf"),
            "HF_HOME": str(tmp_path / "hf-home")}

@@ -28,27 +28,29 @@ def visual_index(tmp_path_factory, tiny_clip):
 def _still(tmp_path, clip, frame):
     from PIL import Image
 
-    from indexer.picture import vision
+    from indexer.media import extract_frame
 
     p = tmp_path / f"still_{frame}.png"
-    Image.fromarray(vision.extract_frame(str(clip), frame)).save(p)
+    Image.fromarray(extract_frame(str(clip), frame)).save(p)
     return p
 
 
 def test_a_still_finds_its_own_shot_first(visual_index, manifest):
     from fractions import Fraction
 
-    from indexer.picture import vision
+    from indexer.media import extract_frame
+    from indexer.picture.embedder import embedder_for_index
+    from indexer.picture.search import VisualQuery, search_visual
     from indexer.store import Index
     from indexer.timecode import Clock
 
     with Index.open(visual_index) as idx:
-        emb = vision.embedder_for_index(idx)
+        emb = embedder_for_index(idx)
         for take in manifest["takes"]:
             clock = Clock.from_start_tc(take["start_tc"], Fraction(take["rate"]))
             for k, (first, last) in enumerate(take["shots"] or []):
-                still = vision.extract_frame(str(FIXTURES / take["file"]), (first + last) // 2)
-                best = vision.search_visual(idx, vision.VisualQuery(image=still, limit=3), emb)[0]
+                still = extract_frame(str(FIXTURES / take["file"]), (first + last) // 2)
+                best = search_visual(idx, VisualQuery(image=still, limit=3), emb)[0]
                 assert (best.name, best.shot, best.kind) == (take["name"], k, "visual")
                 # the shot's TC in/out are the shot's own frames at the take's own timecode
                 assert (best.tc_in, best.tc_out) == (clock.tc(first), clock.tc(last + 1))

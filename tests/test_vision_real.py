@@ -28,14 +28,18 @@ pytestmark = [
 
 
 def test_a_cartoon_sailor_finds_popeye(tmp_path):
-    from indexer.picture import vision
+    from indexer.picture.clip import DEFAULT_MODEL, resolve_clip
+    from indexer.picture.embedder import ClipEmbedder
+    from indexer.picture.search import VisualQuery, search_visual
+    from indexer.picture.step import PictureStep, store_frames
+    from indexer.picture.tags import Tagger, load_vocabulary
     from indexer.media import decode, probe
     from indexer.shots import ShotDetector
     from indexer.store import Index
 
-    source = vision.resolve_clip(os.environ.get("DAILIES_CLIP_MODEL") or vision.DEFAULT_MODEL, checkpoint=CHECKPOINT)
-    embedder = vision.ClipEmbedder(source)
-    tagger = vision.Tagger(embedder, vision.load_vocabulary())
+    source = resolve_clip(os.environ.get("DAILIES_CLIP_MODEL") or DEFAULT_MODEL, checkpoint=CHECKPOINT)
+    embedder = ClipEmbedder(source)
+    tagger = Tagger(embedder, load_vocabulary())
     popeye = sorted(POPEYE.glob("popeye_vob_T0*.mkv"))
     others = [p for p in LIVE_ACTION if p.is_file()]
     others += sorted((ROOT / "fixtures" / "shoot").glob("*.mov"))
@@ -45,19 +49,19 @@ def test_a_cartoon_sailor_finds_popeye(tmp_path):
         for n, path in enumerate(popeye + others):
             info = probe(str(path))
             det = ShotDetector(info.rate)
-            step = vision.PictureStep(embedder, info.rate, take_id=f"t{n}", detector=det, tagger=tagger)
+            step = PictureStep(embedder, info.rate, take_id=f"t{n}", detector=det, tagger=tagger)
             decoded = decode(info, audio=False, sinks=[det, step.sink])
             shots = det.finish(decoded.frames)
             info.frames = decoded.frames
             result = step.finish(shots, decoded.frames)
             idx.upsert_take(f"t{n}", f"h{n}", info, status="pending")
-            vision.store_frames(idx, f"t{n}", info, result)
+            store_frames(idx, f"t{n}", info, result)
             idx.commit_take(f"t{n}", info, shots, [], np.zeros((0, 256), np.float32), models={}, seconds=0.0)
             names[f"t{n}"] = path.name
-        hits = vision.search_visual(idx, vision.VisualQuery(text="a cartoon sailor", limit=10), embedder)
+        hits = search_visual(idx, VisualQuery(text="a cartoon sailor", limit=10), embedder)
         top = [names[h.take_id] for h in hits[:5]]
         assert all(name.startswith("popeye") for name in top), top
         # Zero-shot: most Popeye shots are tagged as animation, the live-action files are not.
-        anim = vision.search_visual(idx, vision.VisualQuery(text="a cartoon", tags=["animation"], limit=200), embedder)
+        anim = search_visual(idx, VisualQuery(text="a cartoon", tags=["animation"], limit=200), embedder)
         share = np.mean([names[h.take_id].startswith("popeye") for h in anim])
         assert share >= 0.8, share

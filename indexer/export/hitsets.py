@@ -50,10 +50,11 @@ def speaker_hits(index: Index, name: str, *, scene: str | None = None, take: str
 def visual_hits(index: Index, text: str, *, scene: str | None = None, take: str | None = None,
                 limit: int = 50, **_) -> list[Hit]:
     """Shots that look like a description (CLIP), one hit per shot spanning the whole shot."""
-    from ..picture import vision
+    from ..picture.embedder import embedder_for_index
+    from ..picture.search import VisualQuery, search_visual
 
-    return vision.search_visual(index, vision.VisualQuery(text=text, scene=scene, take=take, limit=limit),
-                                vision.embedder_for_index(index))
+    return search_visual(index, VisualQuery(text=text, scene=scene, take=take, limit=limit),
+                         embedder_for_index(index))
 
 
 def script_line_hits(index: Index, ref: str, *, limit: int = 100, **_) -> list[Hit]:

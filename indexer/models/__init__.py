@@ -36,10 +36,10 @@ def list_models() -> list[dict]:
     else:
         rows.append({"name": embed.NAME, "role": "semantic line search", "status": "missing", "path": None})
     from . import diarization
-    from ..picture import vision
+    from ..picture.clip import model_rows
 
     rows.extend(diarization.list_rows())
-    rows.extend(vision.model_rows())
+    rows.extend(model_rows())
     return rows
 
 
@@ -61,9 +61,9 @@ def fetch(names: list[str], *, wheel: str | None = None) -> list[str]:
             path = fetch_whisper(value)
             out.append(f"whisper {value}: {path}")
         elif kind == "clip":
-            from ..picture import vision
+            from ..picture.clip import fetch_clip
 
-            out.append(f"clip {value or 'default'}: {vision.fetch_clip(value or None)}")
+            out.append(f"clip {value or 'default'}: {fetch_clip(value or None)}")
         else:
             raise DailiesError(f"Unknown model '{name}'; use diarization (the default speaker models), "
                                "whisper:SIZE (e.g. whisper:small.en) or clip:MODEL/TAG "

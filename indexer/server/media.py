@@ -176,7 +176,7 @@ def thumbnail(index_path: str | os.PathLike, take, seconds: float, *, width: int
 
     from PIL import Image
 
-    from ..picture.vision import extract_frame
+    from ..media import extract_frame
     from ..timecode import frame_at
 
     frame = frame_at(max(0.0, seconds), Fraction(take["rate"]))

@@ -351,7 +351,7 @@ class Index:
                     speakers: list | None = None) -> None:
         """Make a take's results visible: vectors to Chroma, then catalog rows in one transaction.
 
-        Picture vectors (``frames``) are written by :func:`indexer.picture.vision.store_frames` just before.
+        Picture vectors (``frames``) are written by :func:`indexer.picture.step.store_frames` just before.
         ``speakers`` holds, per line, (its :class:`indexer.speakers.diarize.LineSpeaker`, its voice id)."""
         rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
         with self._db:
