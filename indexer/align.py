@@ -1,19 +1,31 @@
-"""Words (+ shots, + later speaker turns) -> lines. Pure functions, no I/O.
+"""Words + shots + speaker turns -> lines. Pure functions, no I/O; every cut of a line is made here.
 
 A *line* is an utterance: consecutive words between pauses or at sentence ends. Whisper's word
 times are good to a tenth of a second or so; an editor needs the first and last frame of the
 delivery, so each line's outer edges are refined on the sound itself (short-time energy against
 the local noise floor), never moving by more than a few hundred milliseconds.
+
+With a take's diarization (:class:`indexer.speakers.records.Diarization`), each word is attributed
+to a local speaker (:func:`attribute_words`) and :func:`assign_lines` splits lines where the speaker
+changes and gives each line its speaker, a confidence and an overlap flag.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from .records import Line, Shot, Word, shots_spanning
+from .speakers.channels import channel_vote
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyannote.core import Annotation
+
+    from .speakers.records import Diarization
 
 SENTENCE_END = (".", "?", "!", "…")
 
@@ -237,3 +249,253 @@ def build_lines(words: list[Word], shots: list[Shot], rate: Fraction, audio: np.
     lines = group_words(words, rules)
     lines = refine_edges(lines, audio, sample_rate)
     return assign_shots(lines, shots, rate)
+
+
+# --------------------------------------------------------------------------------------------
+# Speakers: who said each word, and lines split where the speaker changes
+# --------------------------------------------------------------------------------------------
+
+NEAR_CHANGE = 0.30               # a word this close (s) to a change of speaker gets a lower confidence
+OVERLAP_SHARE = 0.25             # a word this much inside overlapped speech is flagged ``overlap``
+GAP_REACH = 0.60                 # a word in a gap between turns takes the nearest turn within this reach
+
+
+@dataclass
+class WordSpeaker:
+    """Who said one word, how sure we are (0..1), and whether it was in overlapped speech."""
+
+    speaker: str | None
+    confidence: float
+    overlap: bool
+
+
+@dataclass
+class LineSpeaker:
+    speaker: str | None
+    confidence: float | None
+    overlap: bool
+    words: list[WordSpeaker]
+
+
+# --------------------------------------------------------------------------------------------
+# attributing words
+# --------------------------------------------------------------------------------------------
+
+def _intervals(ann: "Annotation") -> dict[str, list[tuple[float, float]]]:
+    """Each label's turns as sorted, merged (start, end) intervals."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for seg, _, label in ann.itertracks(yield_label=True):
+        out.setdefault(str(label), []).append((seg.start, seg.end))
+    return {lab: _merged(iv) for lab, iv in out.items()}
+
+
+def _merged(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for s, e in sorted(iv):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(a, b) for a, b in out]
+
+
+def _covered(iv: list[tuple[float, float]], a: float, b: float) -> float:
+    """Seconds of [a, b] inside sorted, disjoint intervals ``iv``."""
+    import bisect
+
+    k = max(0, bisect.bisect_right(iv, (a, math.inf)) - 1)
+    total = 0.0
+    while k < len(iv) and iv[k][0] < b:
+        total += max(0.0, min(b, iv[k][1]) - max(a, iv[k][0]))
+        k += 1
+    return total
+
+
+def _distance(iv: list[tuple[float, float]], t: float) -> float:
+    """Distance from ``t`` to sorted, disjoint intervals ``iv`` (0 inside one)."""
+    import bisect
+
+    k = bisect.bisect_right(iv, (t, math.inf))
+    best = math.inf
+    for j in (k - 1, k):
+        if 0 <= j < len(iv):
+            s, e = iv[j]
+            best = min(best, 0.0 if s <= t <= e else (s - t if t < s else t - e))
+    return best
+
+
+def attribute_words(words: list[Word], diar: Diarization | None) -> list[WordSpeaker]:
+    """Per word: the local speaker (from the exclusive turns), a confidence 0..1, an overlap flag.
+
+    Confidence is the share of the word covered by the winner's exclusive turns, lowered near a
+    change of speaker (within ``NEAR_CHANGE`` s) and in overlapped speech; with per-channel levels
+    (``--channels each``), a lav/iso channel that clearly says who speaks confirms or overrides.
+    """
+    if diar is None or not diar.speakers:
+        return [WordSpeaker(None, 0.0, False) for _ in words]
+    import bisect
+
+    excl = _intervals(diar.exclusive)
+    over = _merged([(s.start, s.end) for s in diar.overlap()])
+    changes = sorted(_changes(diar.exclusive))
+    out = []
+    for w in words:
+        a, b = float(w.start), float(max(w.end, w.start + 0.02))
+        dur = b - a
+        cover = {lab: _covered(iv, a, b) / dur for lab, iv in excl.items()}
+        label, share = max(cover.items(), key=lambda kv: kv[1]) if cover else (None, 0.0)
+        if share <= 0.0:
+            mid = (a + b) / 2
+            dist = {lab: _distance(iv, mid) for lab, iv in excl.items()}
+            near_lab, d = min(dist.items(), key=lambda kv: kv[1])
+            if d <= GAP_REACH:
+                label, share = near_lab, 0.5 * (1.0 - d / GAP_REACH)
+            else:
+                label, share = None, 0.0
+        conf = share
+        in_overlap = _covered(over, a, b) / dur
+        overlap = in_overlap >= OVERLAP_SHARE
+        if overlap:
+            conf *= 0.5
+        if changes:
+            k = bisect.bisect_left(changes, a)
+            near = [changes[j] for j in (k - 1, k, k + 1) if 0 <= j < len(changes)]
+            d_change = min(0.0 if a <= c <= b else min(abs(c - a), abs(c - b)) for c in near)
+            if d_change < NEAR_CHANGE:
+                conf *= 0.5 + 0.5 * d_change / NEAR_CHANGE
+        if diar.channel_owner and diar.channel_levels is not None:
+            label, conf = channel_vote(diar, a, b, label, conf)
+        out.append(WordSpeaker(label, round(float(min(1.0, max(0.0, conf))), 3), bool(overlap)))
+    return out
+
+
+def _changes(ann: "Annotation") -> list[float]:
+    """Times where the exclusive speaker changes (the boundary between two different speakers'
+    turns, taken at the middle of any gap shorter than 1 s)."""
+    segs = sorted((seg.start, seg.end, str(lab)) for seg, _, lab in ann.itertracks(yield_label=True))
+    out = []
+    for (s1, e1, l1), (s2, e2, l2) in zip(segs, segs[1:]):
+        if l1 != l2 and s2 - e1 < 1.0:
+            out.append((e1 + s2) / 2 if s2 > e1 else s2)
+    return out
+
+# --------------------------------------------------------------------------------------------
+# lines
+# --------------------------------------------------------------------------------------------
+
+def smooth(attrib: list[WordSpeaker], words: list[Word], *, max_flip_words: int = 1,
+           max_flip_seconds: float = 0.5, weak: float = 0.6) -> list[WordSpeaker]:
+    """Give a short, weakly attributed run of words to the speaker around it: between two runs of
+    the same speaker, or at the start or end of a line next to a longer run (diarization edges are
+    less precise than word times, and a line rarely changes speaker without a pause)."""
+    out = list(attrib)
+    runs = _runs([x.speaker for x in out])
+    if len(runs) < 2:
+        return out
+
+    def short_and_weak(s1: int, e1: int) -> bool:
+        return (e1 - s1 <= max_flip_words and words[e1 - 1].end - words[s1].start <= max_flip_seconds
+                and max(x.confidence for x in out[s1:e1]) < weak)
+
+    def give(s1: int, e1: int, speaker: str) -> None:
+        for i in range(s1, e1):
+            out[i] = WordSpeaker(speaker, round(min(out[i].confidence, 0.3), 3), out[i].overlap)
+
+    for k, (s1, e1, sp1) in enumerate(runs):
+        before = runs[k - 1] if k > 0 else None
+        after = runs[k + 1] if k + 1 < len(runs) else None
+        if sp1 is None or not short_and_weak(s1, e1):
+            continue
+        if before and after and before[2] == after[2] and before[2] not in (None, sp1):
+            give(s1, e1, before[2])
+        elif before is None and after and after[2] is not None and after[1] - after[0] > e1 - s1:
+            give(s1, e1, after[2])
+        elif after is None and before and before[2] is not None and before[1] - before[0] > e1 - s1:
+            give(s1, e1, before[2])
+    return out
+
+
+def _runs(values: list) -> list[tuple[int, int, Any]]:
+    runs = []
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            runs.append((start, i, values[start]))
+            start = i
+    return runs
+
+
+def assign_lines(lines: list[Line], diar: Diarization | None, *, shots: list[Shot] | None = None,
+                 rate: Fraction | None = None) -> tuple[list[Line], list[LineSpeaker]]:
+    """Attribute every word, split lines where the speaker changes, and give each line its speaker.
+
+    Returns the new lines (re-numbered; ``Line.speaker`` is the local label) and, in the same order,
+    a :class:`LineSpeaker` with the line's confidence (the words' mean), its overlap flag (any word
+    in overlapped speech) and the per-word attribution. Without a diarization, lines are returned as
+    they are with no speaker.
+    """
+    new_lines: list[Line] = []
+    info: list[LineSpeaker] = []
+    for line in lines:
+        if not line.words:
+            new_lines.append(line)
+            info.append(LineSpeaker(None, None, False, []))
+            continue
+        attrib = smooth(attribute_words(line.words, diar), line.words)
+        for s, e, sp in _merge_unknown(_runs([a.speaker for a in attrib])):
+            words = line.words[s:e]
+            ws = attrib[s:e]
+            part = replace(line, start=words[0].start if s > 0 else line.start,
+                           end=words[-1].end if e < len(line.words) else line.end, words=list(words),
+                           speaker=sp)
+            if shots is not None and rate is not None:
+                part.shots = shots_spanning(shots, part.start, part.end, rate)
+            new_lines.append(part)
+            weights = [max(0.02, w.end - w.start) for w in words]
+            conf = float(np.average([x.confidence for x in ws], weights=weights)) if sp is not None else None
+            info.append(LineSpeaker(sp, None if conf is None else round(conf, 3), any(x.overlap for x in ws), ws))
+    if rate is not None:
+        for a, b in zip(new_lines, new_lines[1:]):
+            end, start = frame_cut(a.end, b.start, rate)
+            if a.speaker != b.speaker and a.start < end and start < b.end:
+                a.end, b.start = end, start
+                if shots is not None:
+                    a.shots = shots_spanning(shots, a.start, a.end, rate)
+                    b.shots = shots_spanning(shots, b.start, b.end, rate)
+    for i, ln in enumerate(new_lines):
+        ln.index = i
+    return new_lines, info
+
+
+def _merge_unknown(runs: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
+    """Runs of words with no speaker join the neighbouring run (a line is never split by them)."""
+    known = [r for r in runs if r[2] is not None]
+    if not known:
+        return [(runs[0][0], runs[-1][1], None)] if runs else []
+    out: list[list] = []
+    for s, e, sp in runs:
+        if sp is None:
+            if out:
+                out[-1][1] = e
+            else:
+                out.append([s, e, None])
+            continue
+        if out and (out[-1][2] is None or out[-1][2] == sp):
+            out[-1][1] = e
+            out[-1][2] = sp
+        else:
+            out.append([s, e, sp])
+    return [tuple(x) for x in out]
+
+
+def shot_speech(shots: list[Shot], rate: Fraction, spans: Iterable[tuple[float, float]]) -> dict[int, float]:
+    """Seconds of speech in each shot, for spans (start, end) in seconds (e.g. one speaker's words):
+    ``{shot index: seconds}``, only shots with some speech. For `search shots --speaker`."""
+    out: dict[int, float] = {}
+    bounds = [(s.index, s.start(rate), s.end(rate)) for s in shots]
+    for a, b in spans:
+        for idx, s0, s1 in bounds:
+            d = min(b, s1) - max(a, s0)
+            if d > 0:
+                out[idx] = out.get(idx, 0.0) + d
+    return out

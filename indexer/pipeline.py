@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from . import __version__
-from .align import LineRules, build_lines
+from .align import LineRules, assign_lines, build_lines
 from .config import MEDIA_EXTENSIONS, IndexSettings
 from .errors import DailiesError, MediaError
 from .records import Line, MediaInfo, Shot, Word
@@ -273,7 +273,8 @@ class Indexer:
             self.speakers_skipped = "speakers off (--no-speakers)"
             return
         from .models import diarization
-        from .speakers.diarize import Diarizer, parse_channels
+        from .speakers.channels import parse_channels
+        from .speakers.diarize import Diarizer
 
         parse_channels(s.channels)                       # a bad --channels fails the run at once
         try:
@@ -663,7 +664,7 @@ class Indexer:
 
     def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict):
         """Production-wide voices for the take's local speakers; lines split where the speaker changes."""
-        from .speakers import diarize, identity
+        from .speakers import identity
 
         self.reporter.step("voices", file=info.path)
         reg = identity.VoiceRegistry(self.index.voice_tables())
@@ -671,7 +672,7 @@ class Indexer:
         # other takes can.
         diar, voice_of = identity.identify(diar, reg, take_id, model=self.diarizer.embedding_model)
         self.index.set_meta(VOICES_STALE, "1")      # the other takes may read differently with this one
-        lines, info_ = diarize.assign_lines(lines, diar, shots=shots, rate=info.rate)
+        lines, info_ = assign_lines(lines, diar, shots=shots, rate=info.rate)
         models["voices"] = reg.settings()
         return lines, [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
 
@@ -684,8 +685,8 @@ class Indexer:
         theirs: that needs the sound. Returns the number of takes whose lines changed."""
         import json
 
-        from .speakers import diarize, identity
         from . import embed
+        from .speakers import identity
 
         idx = self.index
         changed = 0
@@ -699,7 +700,7 @@ class Indexer:
                 cached = idx.get_step(take_id, "lines", LINES_STEP_KEY)
                 base = [_line_from_json(x) for x in cached] if cached is not None else \
                     [Line(r.idx, r.start, r.end, r.words, r.shots) for r in stored]
-                lines, info_ = diarize.assign_lines(base, diar, shots=idx.shots(take_id), rate=info.rate)
+                lines, info_ = assign_lines(base, diar, shots=idx.shots(take_id), rate=info.rate)
                 speakers = [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
                 before = [(round(r.start, 3), round(r.end, 3), r.text, r.speaker, r.voice_id) for r in stored]
                 after = [(round(ln.start, 3), round(ln.end, 3), ln.text, ln.speaker, vid)

@@ -227,7 +227,7 @@ def search_speaker_shots(index: Index, ref: str, *, scene: str | None = None, ta
                          limit: int = 1000) -> list[Hit]:
     """Every shot in which a voice speaks: shot TC in/out and how much of the shot it speaks (``score``
     = share of the shot's duration, ``rankers['seconds']`` = seconds of speech)."""
-    from .speakers.diarize import shot_speech
+    from .align import shot_speech
 
     lines = search_speaker(index, ref, scene=scene, take=take, limit=10**9)
     by_take: dict[str, list[Hit]] = {}

@@ -66,7 +66,7 @@ def main() -> int:
     from pyannote.core import Segment, Timeline
     from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from indexer.speakers import diarize as D
+    from indexer.speakers.diarize import Diarizer
     from indexer.models.diarization import resolve
 
     files = [(f, None) for f in args.files] if args.files else default_files(args.shared)
@@ -84,7 +84,7 @@ def main() -> int:
     total = sum(len(a) for a in audio.values()) / 16000
     results: dict[str, dict[Path, tuple[float, object]]] = {}
     for dev in devices:
-        dz = D.Diarizer(models, threads=args.threads, device=dev)
+        dz = Diarizer(models, threads=args.threads, device=dev)
         dz(next(iter(audio.values()))[: 16000 * 5])                 # load + warm up, not timed
         results[dev] = {}
         for f, _ in files:

@@ -35,7 +35,8 @@ def main() -> int:
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     os.environ.setdefault("DAILIES_MODELS", str(args.shared / "models"))
-    from indexer.speakers import diarize as D
+    from indexer.speakers.diarize import Diarizer
+    from indexer.speakers.records import SAMPLE_RATE
     from indexer.media import load_audio
     from indexer.models.diarization import resolve
 
@@ -43,17 +44,17 @@ def main() -> int:
     names = ("dev00", "dev01", "tst00", "tst01", "trn03", "trn05")
     parts = [load_audio(str(base / "pyannote_debug_ami" / f"{n}.wav")) for n in names]
     parts.append(load_audio(str(base / "pyannote_sample" / "sample.wav")))
-    need = int(args.minutes * 60 * D.SAMPLE_RATE)
+    need = int(args.minutes * 60 * SAMPLE_RATE)
     reps = int(np.ceil(need / sum(len(p) for p in parts)))
     audio = np.concatenate(parts * reps)[:need]
-    print(f"{len(audio) / D.SAMPLE_RATE / 60:.1f} min of speech; RSS before {_rss_mb():.0f} MB", flush=True)
-    diarizer = D.Diarizer(resolve(), threads=args.threads, device=args.device)
+    print(f"{len(audio) / SAMPLE_RATE / 60:.1f} min of speech; RSS before {_rss_mb():.0f} MB", flush=True)
+    diarizer = Diarizer(resolve(), threads=args.threads, device=args.device)
     t0 = time.perf_counter()
     out = diarizer(audio, uri="long")
     secs = time.perf_counter() - t0
     cached = json.dumps(out.to_json())
     n_win = 0 if out.windows is None else len(out.windows.start)
-    print(f"diarized in {secs:.0f} s (RTF {secs / (len(audio) / D.SAMPLE_RATE):.3f}); {len(out.labels)} speakers, "
+    print(f"diarized in {secs:.0f} s (RTF {secs / (len(audio) / SAMPLE_RATE):.3f}); {len(out.labels)} speakers, "
           f"{len(out.segments)} segments, {n_win} windows; peak RSS {_rss_mb():.0f} MB (goal < 3072); "
           f"step cache {len(cached) / 1e6:.1f} MB")
     return 0

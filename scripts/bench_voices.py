@@ -4,8 +4,8 @@
     .venv/bin/python scripts/bench_voices.py [--takes 250,1000] [--cast 40] [--catalog 200,1000]
 
 A production has hundreds to thousands of takes. Each take is filed under the production's voices
-(``diarize.identify``) and, at the end of every run that filed takes, every take is read again
-against all the others (``diarize.identify_all``). This builds synthetic takes (a cast of voices as
+(``identity.identify``) and, at the end of every run that filed takes, every take is read again
+against all the others (``identity.identify_all``). This builds synthetic takes (a cast of voices as
 random unit vectors, 2-3 speakers a take, 20-60 s of turns, 1.5 s speech windows as noisy copies of the
 speaker's voice; no model runs: this measures the bookkeeping, not the embeddings) and prints, for each
 number of takes, the time to file them one by one and the time of one end-of-run pass, per take. Both
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 def synthetic_takes(n: int, cast: int, seed: int = 0) -> dict:
     from pyannote.core import Annotation, Segment
 
-    from indexer.speakers import diarize as D
+    from indexer.speakers.records import Diarization, LocalSpeaker, SpeechSegment, Windows
 
     rng = np.random.default_rng(seed)
     people = rng.normal(size=(cast, 192))
@@ -59,16 +59,16 @@ def synthetic_takes(n: int, cast: int, seed: int = 0) -> dict:
             starts.extend(w0)
             e = noisy(int(who[p]), len(w0))
             embs.append(e)
-            segs.append(D.SpeechSegment(clock, clock + dur, label, e.mean(axis=0) / np.linalg.norm(e.mean(axis=0))))
+            segs.append(SpeechSegment(clock, clock + dur, label, e.mean(axis=0) / np.linalg.norm(e.mean(axis=0))))
             clock += dur + float(rng.uniform(0.2, 1.0))
         speakers = []
         for p in range(len(who)):
             label = f"SPEAKER_{p:02d}"
             if label in ann.labels():
                 v = noisy(int(who[p]), 1)[0]
-                speakers.append(D.LocalSpeaker(label, v, float(ann.label_duration(label))))
-        d = D.Diarization(ann, ann, speakers, clock, segments=segs)
-        d.windows = D.Windows(np.array(starts), np.full(len(starts), 1.5), np.concatenate(embs))
+                speakers.append(LocalSpeaker(label, v, float(ann.label_duration(label))))
+        d = Diarization(ann, ann, speakers, clock, segments=segs)
+        d.windows = Windows(np.array(starts), np.full(len(starts), 1.5), np.concatenate(embs))
         takes[f"take{t:05d}"] = d
     return takes
 
@@ -151,8 +151,7 @@ def main() -> int:
     ap.add_argument("--catalog", default="", help="also the whole end-of-run pass on real catalogs of these "
                                                    "numbers of takes (comma-separated)")
     args = ap.parse_args()
-    from indexer.speakers import diarize as D
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.identity import VoiceRegistry, identify, identify_all
     from indexer.store import VoiceTables
 
     sizes = [int(x) for x in args.takes.split(",")]
@@ -163,9 +162,9 @@ def main() -> int:
         reg = VoiceRegistry(VoiceTables.memory())
         t0 = time.perf_counter()
         for take_id, d in takes.items():
-            D.identify(d, reg, take_id)
+            identify(d, reg, take_id)
         t1 = time.perf_counter()
-        D.identify_all(takes, reg)
+        identify_all(takes, reg)
         t2 = time.perf_counter()
         voices = len(reg.summaries())
         rows.append((n, (t1 - t0) / n, (t2 - t1) / n))

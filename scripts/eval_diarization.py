@@ -41,8 +41,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.speakers import diarize as D  # noqa: E402
+from indexer.align import assign_lines  # noqa: E402
 from indexer.models.diarization import resolve  # noqa: E402
+from indexer.speakers.diarize import Diarizer  # noqa: E402
+from indexer.speakers.identity import identify, identify_all  # noqa: E402
+from indexer.speakers.load import DEFAULT_PARAMS, CamppPyannoteEmbedding, _pyannote_with_our_embedding  # noqa: E402
+from indexer.speakers.records import Diarization, LocalSpeaker  # noqa: E402
+from indexer.speakers.refine import REFINE  # noqa: E402
 
 PYANNOTE_31_PARAMS = {
     "segmentation": {"min_duration_off": 0.0},
@@ -101,7 +106,7 @@ def audio_of(item: dict) -> np.ndarray:
 # systems
 # ------------------------------------------------------------------------------------------------
 
-class PyannoteStyleEmbedding(D.CamppPyannoteEmbedding):
+class PyannoteStyleEmbedding(CamppPyannoteEmbedding):
     """CAM++ fed as pyannote feeds its fbank embedding models (WeSpeaker): fbank of the whole chunk,
     mean-normalised over the chunk, masked frames selected, no cropping."""
 
@@ -132,7 +137,7 @@ def pyannote_direct(models, threads: int):
 
     torch.set_num_threads(threads)
     embedding = PyannoteStyleEmbedding(CamppEmbedder(models.embedding, verify=False))
-    with D._pyannote_with_our_embedding(embedding) as SpeakerDiarization:
+    with _pyannote_with_our_embedding(embedding) as SpeakerDiarization:
         pipe = SpeakerDiarization(segmentation=Model.from_pretrained(models.segmentation),
                                   embedding="campplus", embedding_exclude_overlap=True, plda=None,
                                   clustering="AgglomerativeClustering")
@@ -140,10 +145,10 @@ def pyannote_direct(models, threads: int):
 
     def run(audio):
         out = pipe({"waveform": torch.from_numpy(audio)[None], "sample_rate": 16000, "uri": "x"})
-        speakers = [D.LocalSpeaker(str(lab), None if c is None else c / (np.linalg.norm(c) or 1),
+        speakers = [LocalSpeaker(str(lab), None if c is None else c / (np.linalg.norm(c) or 1),
                                    float(out.exclusive_speaker_diarization.label_duration(lab)))
                     for lab, c in zip(out.speaker_diarization.labels(), out.speaker_embeddings)]
-        return D.Diarization(out.speaker_diarization, out.exclusive_speaker_diarization, speakers, len(audio) / 16000)
+        return Diarization(out.speaker_diarization, out.exclusive_speaker_diarization, speakers, len(audio) / 16000)
 
     return run
 
@@ -241,16 +246,16 @@ def identity(items: list[dict], key: str, mapping_key: str) -> dict:
 def register_all(items: list[dict], key: str, threshold: float, out_key: str, again: bool = True):
     """Register the files' speakers in one registry, in order, as indexing does (with the split of a
     speaker whose segments belong to voices already known from other files). Returns the registry."""
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.identity import VoiceRegistry
     from indexer.store import VoiceTables
 
     reg = VoiceRegistry(VoiceTables.memory(), threshold=threshold)
     for it in items:                              # take by take, as they are indexed
         d = it.setdefault(f"{key}_before_registry", it[key])
-        it[key], m = D.identify(d, reg, it["uri"])
+        it[key], m = identify(d, reg, it["uri"])
         it[out_key] = {lab: (vid or f"{it['uri']}:{lab}") for lab, vid in m.items()}
     if again:                                     # then every take against all the others (end of the run)
-        out = D.identify_all({it["uri"]: it[f"{key}_before_registry"] for it in items}, reg)
+        out = identify_all({it["uri"]: it[f"{key}_before_registry"] for it in items}, reg)
         for it in items:
             it[key], m = out[it["uri"]]
             it[out_key] = {lab: (vid or f"{it['uri']}:{lab}") for lab, vid in m.items()}
@@ -260,7 +265,7 @@ def register_all(items: list[dict], key: str, threshold: float, out_key: str, ag
 def pass_again(items: list[dict], key: str, out_key: str, reg) -> float:
     """The end-of-run pass once more (as the next run that files a take does): every take re-read
     against all the others as they now stand. Returns the seconds of speech whose voice changed."""
-    out = D.identify_all({it["uri"]: it[f"{key}_before_registry"] for it in items}, reg)
+    out = identify_all({it["uri"]: it[f"{key}_before_registry"] for it in items}, reg)
     changed = 0.0
     for it in items:
         before = it[key].exclusive.rename_labels(mapping=it[out_key])
@@ -323,7 +328,7 @@ def hyp_words(item: dict, key: str) -> dict[str, list[str]]:
     from indexer.textnorm import tokens
 
     lines = build_lines(words_of(item), [], Fraction(25), audio_of(item))
-    lines, info = D.assign_lines(lines, item[key])
+    lines, info = assign_lines(lines, item[key])
     out: dict[str, list[str]] = {}
     for ln in lines:
         out.setdefault(ln.speaker or "?", []).extend(tokens(ln.text))
@@ -355,7 +360,7 @@ def session_gap(items: list[dict], embedder) -> tuple[float, int]:
     voice in the other takes (same room, microphone and day): the mean, over 1.5 s windows of the
     reference turns of people heard in two or more files, of cosine(window, that person's other
     windows in this file) - cosine(window, that person's windows in the other files). This is the
-    bias diarize.reread() gives the take's own speakers (REFINE["reread_bias"]). Returns (gap, windows)."""
+    bias identity.reread() gives the take's own speakers (REFINE["reread_bias"]). Returns (gap, windows)."""
     from indexer.speakers.campplus import fbank
 
     rows, feats = [], []
@@ -363,7 +368,7 @@ def session_gap(items: list[dict], embedder) -> tuple[float, int]:
         audio, ref = audio_of(it), it["ref"]
         single = ref.get_timeline().support().extrude(ref.get_overlap())
         for seg, _, p in ref.crop(single).itertracks(yield_label=True):
-            win, hop = D.REFINE["reseg_window"], D.REFINE["reseg_hop"]
+            win, hop = REFINE["reseg_window"], REFINE["reseg_hop"]
             starts = [seg.start] if seg.duration < win else list(np.arange(seg.start, seg.end - win + 1e-6, hop))
             for t in starts if seg.duration >= 0.5 else []:
                 rows.append((it["uri"], p))
@@ -387,19 +392,19 @@ def tune(sets: dict, models, threads: int) -> dict:
     threshold (identity): AMI train only."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from indexer.speakers.voices import DEFAULT_THRESHOLD
+    from indexer.speakers.identity import DEFAULT_THRESHOLD
 
     train = sets["ami-train"]
-    diarizer = D.Diarizer(models, threads=threads)
+    diarizer = Diarizer(models, threads=threads)
     _cache_pipeline(diarizer.pipeline)
-    saved = dict(D.REFINE)
+    saved = dict(REFINE)
     results = []
     for thr in (0.55, 0.60, 0.70, 0.80, 0.90):
         for gap in (0.10, 0.15, 0.20):
-            params = json.loads(json.dumps(D.DEFAULT_PARAMS))
+            params = json.loads(json.dumps(DEFAULT_PARAMS))
             params["clustering"]["threshold"] = thr
             diarizer.pipeline.instantiate(params)
-            D.REFINE["split_gap"] = gap
+            REFINE["split_gap"] = gap
             metric = DiarizationErrorRate(collar=0.0)
             for it in train:
                 it.pop("swept_before_registry", None)
@@ -420,8 +425,8 @@ def tune(sets: dict, models, threads: int) -> dict:
     best = min(r[0] for r in results)
     near = [r for r in results if r[0] <= best + 0.01]
     best_der, neg_thr, best_gap = min(near, key=lambda r: (abs(-r[1] - 0.70), abs(r[2] - saved["split_gap"])))
-    D.REFINE.update(saved, split_gap=best_gap)
-    params = json.loads(json.dumps(D.DEFAULT_PARAMS))
+    REFINE.update(saved, split_gap=best_gap)
+    params = json.loads(json.dumps(DEFAULT_PARAMS))
     params["clustering"]["threshold"] = -neg_thr
     diarizer.pipeline.instantiate(params)
     # Resegmentation of long turns: among the change penalties that leave train DER no worse than
@@ -431,7 +436,7 @@ def tune(sets: dict, models, threads: int) -> dict:
     # gap between same-speaker (~0.5) and other-speaker (~0.1) cosine on AMI segments.
     rres = []
     for pen in (1e9, 1.0, 0.5, 0.3, 0.25, 0.2, 0.15, 0.1):
-        D.REFINE["reseg_penalty"] = pen
+        REFINE["reseg_penalty"] = pen
         metric = DiarizationErrorRate(collar=0.0)
         for it in train:
             metric(it["ref"], diarizer(audio_of(it), uri=it["uri"]).turns, uem=it["uem"])
@@ -439,7 +444,7 @@ def tune(sets: dict, models, threads: int) -> dict:
         print(f"  resegmentation penalty {pen:g}: train DER {abs(metric):.2%}", flush=True)
     off = rres[0][0]
     best_pen = min((pen for d, pen in rres if d <= off + 0.0005), key=lambda pen: abs(pen - 0.25))
-    D.REFINE["reseg_penalty"] = best_pen
+    REFINE["reseg_penalty"] = best_pen
     for it in train:
         it["tuned"] = diarizer(audio_of(it), uri=it["uri"])
     vres = []
@@ -450,7 +455,7 @@ def tune(sets: dict, models, threads: int) -> dict:
         print(f"  voice threshold {vthr:.2f}: train identity {ident['accuracy']:.1%} (1:1 {ident['accuracy_1to1']:.1%}), "
               f"{ident['voices']} voices / {ident['participants']} participants", flush=True)
     # The plateau where both identity measures are at their best; ties go to its high end, as
-    # indexer/speakers/voices.py says: a wrong merge puts a wrong name on lines, a wrong split is one
+    # indexer/speakers/identity.py says: a wrong merge puts a wrong name on lines, a wrong split is one
     # `speakers merge` away. Past the high end lies over-splitting (train at 0.75: one voice more,
     # one-to-one identity 94.3 -> 86.0 %), the cheap error; towards the low end, similar voices merge
     # (the fixture shoot's two synthetic voices are ~0.6 apart). An earlier rule stepped one grid
@@ -495,7 +500,7 @@ def main() -> int:
         print(json.dumps(tune(sets, models, args.threads), indent=2))
         return 0
 
-    systems = {"dailies": D.Diarizer(models, threads=args.threads)}
+    systems = {"dailies": Diarizer(models, threads=args.threads)}
     if not args.no_baseline:
         systems["pyannote"] = pyannote_direct(models, args.threads)
     report: dict = {"der": {}, "cpwer": {}, "identity": {}, "seconds": {}}
@@ -543,7 +548,7 @@ def main() -> int:
         report["cpwer"]["speaker_blind_wer"] = plain
         print(f"  (speaker-blind WER of the same words: {plain:.2%}; ASR {item['asr_s']:.1f}s for 30 s)")
 
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.identity import VoiceRegistry
     from indexer.store import VoiceTables
 
     print(f"\nCross-take identity (voice registry, threshold {VoiceRegistry(VoiceTables.memory()).threshold})")

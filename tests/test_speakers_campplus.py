@@ -36,9 +36,11 @@ def test_import_does_not_load_torch():
     import subprocess
     import sys
 
-    code = "import sys, indexer.speakers.campplus, indexer.speakers.diarize, indexer.speakers.voices, indexer.models.diarization; print('torch' in sys.modules)"
+    modules = ["indexer.speakers." + m for m in ("campplus", "diarize", "load", "refine", "channels", "records",
+                                                 "identity")] + ["indexer.align", "indexer.models.diarization"]
+    code = f"import sys, {', '.join(modules)}; print('torch' in sys.modules, 'pyannote.core' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
 
 
 def test_fbank_shape_and_mean_normalisation():

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cli.speakers_cmd import speakers_app
 from indexer.records import Line, MediaInfo, Word
 from indexer.store import Index
-from indexer.speakers.voices import LocalIn, VoiceRegistry
+from indexer.speakers.identity import LocalIn, VoiceRegistry
 
 RNG = np.random.default_rng(3)
 A, B = (v / np.linalg.norm(v) for v in RNG.normal(size=(2, 192)))

@@ -53,7 +53,7 @@ def test_sample_der_and_speakers(diarizer):
     assert all(s.embedding is not None and abs(float((s.embedding ** 2).sum()) - 1) < 1e-4 for s in out.speakers)
     assert not out.exclusive.get_overlap()
     # the cached form gives back the same turns
-    from indexer.speakers.diarize import Diarization, _turns_json
+    from indexer.speakers.records import Diarization, _turns_json
 
     back = Diarization.from_json(json.loads(json.dumps(out.to_json())))
     assert _turns_json(back.exclusive) == _turns_json(out.exclusive)
@@ -62,9 +62,9 @@ def test_sample_der_and_speakers(diarizer):
 def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
     if not MANIFEST.is_file():
         absent("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
-    from indexer.speakers import diarize as D
+    from indexer.align import _covered, _intervals
     from indexer.media import decode, probe
-    from indexer.speakers.voices import VoiceRegistry
+    from indexer.speakers.identity import VoiceRegistry, identify
 
     manifest = json.loads(MANIFEST.read_text())
     reg = VoiceRegistry(VoiceTables.memory())
@@ -76,10 +76,10 @@ def test_fixture_shoot_every_delivery_gets_its_characters_voice(diarizer):
         info = probe(str(ROOT / "fixtures" / take["file"]))
         dec = decode(info, keep_channels=True)
         diar = diarizer(dec.audio, channels=dec.channels)
-        diar, mapping = D.identify(diar, reg, take["name"])
-        excl = D._intervals(diar.exclusive)
+        diar, mapping = identify(diar, reg, take["name"])
+        excl = _intervals(diar.exclusive)
         for d in take["deliveries"]:
-            cover = {lab: D._covered(iv, d["start"], d["end"]) for lab, iv in excl.items()}
+            cover = {lab: _covered(iv, d["start"], d["end"]) for lab, iv in excl.items()}
             label = max(cover, key=cover.get)
             assert cover[label] >= 0.8 * (d["end"] - d["start"]), (take["name"], d["text"])
             voice_of_character.setdefault(d["character"], set()).add(mapping[label])
@@ -99,12 +99,11 @@ def test_fixture_lines_and_shots_by_speaker(diarizer):
     character's, and the shots with a character's words are exactly the manifest's."""
     if not MANIFEST.is_file():
         absent("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
-    from indexer.speakers import diarize as D
-    from indexer.align import build_lines
+    from indexer.align import assign_lines, build_lines, shot_speech
     from indexer.media import decode, probe
     from indexer.records import Shot
+    from indexer.speakers.identity import VoiceRegistry, identify
     from indexer.speech import BUNDLED, Transcriber
-    from indexer.speakers.voices import VoiceRegistry
 
     manifest = json.loads(MANIFEST.read_text())
     transcriber = Transcriber(BUNDLED, threads=2)
@@ -120,8 +119,8 @@ def test_fixture_lines_and_shots_by_speaker(diarizer):
         shots = [Shot(i, a, b) for i, (a, b) in enumerate(take.get("shots") or [])]
         lines = build_lines(words, shots, info.rate, dec.audio)
         diar = diarizer(dec.audio, channels=dec.channels)
-        diar, mapping = D.identify(diar, reg, take["name"])
-        lines, info_lines = D.assign_lines(lines, diar, shots=shots, rate=info.rate)
+        diar, mapping = identify(diar, reg, take["name"])
+        lines, info_lines = assign_lines(lines, diar, shots=shots, rate=info.rate)
         for ln, li in zip(lines, info_lines):
             mid = (ln.start + ln.end) / 2
             d = min(take["deliveries"], key=lambda d: 0 if d["start"] <= mid <= d["end"] else
@@ -132,7 +131,7 @@ def test_fixture_lines_and_shots_by_speaker(diarizer):
             for character in {d["character"] for d in take["deliveries"]}:
                 vid = next(iter(voice_lines[character]))
                 spans = [(w.start, w.end) for ln in lines if mapping.get(ln.speaker) == vid for w in ln.words]
-                got = {i for i, secs in D.shot_speech(shots, info.rate, spans).items() if secs >= 0.15}
+                got = {i for i, secs in shot_speech(shots, info.rate, spans).items() if secs >= 0.15}
                 want = {s for d in take["deliveries"] if d["character"] == character for s in d["shots"]}
                 shots_found[(take["name"], character)] = got
                 assert got == want, (take["name"], character, got, want,
@@ -149,19 +148,19 @@ def test_resegmentation_finds_the_changes_inside_long_turns(diarizer):
     from pyannote.database.util import load_rttm, load_uem
     from pyannote.metrics.diarization import DiarizationErrorRate, DiarizationPurity
 
-    from indexer.speakers import diarize as D
     from indexer.media import load_audio
+    from indexer.speakers.refine import REFINE
 
     audio = load_audio(str(ami / "dev00.wav"))
     ref = load_rttm(str(ami / "debug.development.rttm"))["dev00"]
     uem = load_uem(str(ami / "debug.development.uem"))["dev00"]
     with_reseg = diarizer(audio, uri="dev00")
-    saved = D.REFINE["reseg_min_turn"]
-    D.REFINE["reseg_min_turn"] = float("inf")
+    saved = REFINE["reseg_min_turn"]
+    REFINE["reseg_min_turn"] = float("inf")
     try:
         without = diarizer(audio, uri="dev00")
     finally:
-        D.REFINE["reseg_min_turn"] = saved
+        REFINE["reseg_min_turn"] = saved
     der = {k: DiarizationErrorRate(collar=0.0)(ref, d.turns, uem=uem) for k, d in (("on", with_reseg), ("off", without))}
     purity = {k: DiarizationPurity()(ref, d.exclusive, uem=uem) for k, d in (("on", with_reseg), ("off", without))}
     assert der["on"] < der["off"] - 0.05, der             # measured 35.2 % -> 17.6 %
@@ -178,8 +177,9 @@ def test_resegmentation_restores_a_change_it_is_shown_merged(diarizer):
         absent("fixtures/manifest.json is absent (scripts/make_fixtures.py makes it)")
     from pyannote.core import Annotation, Segment
 
-    from indexer.speakers import diarize as D
     from indexer.media import load_audio
+    from indexer.speakers.records import Diarization, SpeechSegment
+    from indexer.speakers.refine import resegment
 
     audio = load_audio(str(ROOT / "fixtures" / "shoot" / "12A_T1_CamA.mov"))
     diar = diarizer(audio, uri="T1")
@@ -198,10 +198,10 @@ def test_resegmentation_restores_a_change_it_is_shown_merged(diarizer):
     turns = diar.turns.copy()
     turns = turns.extrude(Segment(s2.start, s2.end))
     turns[Segment(s2.start, s2.end), "m"] = l1
-    segs = [D.SpeechSegment(g.start, g.end, l1 if (g.start >= s2.start - 1e-6 and g.end <= s2.end + 1e-6) else g.label,
+    segs = [SpeechSegment(g.start, g.end, l1 if (g.start >= s2.start - 1e-6 and g.end <= s2.end + 1e-6) else g.label,
                             g.embedding) for g in diar.segments]
-    broken = D.Diarization(turns.support(), merged.support(), diar.speakers, diar.duration, segments=segs)
-    fixed = D.resegment(broken, audio, diarizer.pipeline._embedding.embedder)
+    broken = Diarization(turns.support(), merged.support(), diar.speakers, diar.duration, segments=segs)
+    fixed = resegment(broken, audio, diarizer.pipeline._embedding.embedder)
     found = [seg for seg, _, lab in fixed.exclusive.itertracks(yield_label=True)
              if lab == l2 and seg.start >= s1.start and seg.end <= s2.end + 0.01]
     assert found, "the second speaker's line is found again"
@@ -219,9 +219,9 @@ def test_the_other_takes_voices_correct_a_take_that_mixes_two_people(diarizer):
     need(ami / "dev01.wav")
     from pyannote.database.util import load_rttm
 
-    from indexer.speakers import diarize as D
     from indexer.media import load_audio
-    from indexer.speakers.voices import LocalIn, VoiceRegistry
+    from indexer.speakers.identity import LocalIn, VoiceRegistry, identify
+    from indexer.speakers.refine import split_by_known_voices
 
     refs = load_rttm(str(ami / "debug.development.rttm"))
     diars = {uri: diarizer(load_audio(str(ami / f"{uri}.wav")), uri=uri) for uri in ("dev00", "dev01")}
@@ -229,11 +229,11 @@ def test_the_other_takes_voices_correct_a_take_that_mixes_two_people(diarizer):
 
     def right_share(reread: bool) -> float:
         reg = VoiceRegistry(VoiceTables.memory())
-        d0, m0 = D.identify(diars["dev00"], reg, "dev00")
+        d0, m0 = identify(diars["dev00"], reg, "dev00")
         if reread:
-            d1, m1 = D.identify(diars["dev01"], reg, "dev01")
+            d1, m1 = identify(diars["dev01"], reg, "dev01")
         else:
-            d1 = D.split_by_known_voices(diars["dev01"], reg.centroids(exclude_take="dev01")[1], reg.threshold)
+            d1 = split_by_known_voices(diars["dev01"], reg.centroids(exclude_take="dev01")[1], reg.threshold)
             m1 = reg.register_take("dev01", [LocalIn(s.label, s.embedding, s.seconds) for s in d1.speakers])
         # each voice stands for the man it holds most of in dev00
         person = {}

@@ -1,4 +1,4 @@
-"""Voice registry (indexer/speakers/voices.py): matching, stable ids, names, merges and splits.
+"""Voice registry (indexer/speakers/identity.py): matching, stable ids, names, merges and splits.
 
 Embeddings here are synthetic unit vectors (one direction per person plus noise): these tests are
 about the registry's bookkeeping, not about a model.
@@ -13,7 +13,7 @@ import pytest
 
 from indexer.errors import UsageError
 from indexer.store import VoiceTables
-from indexer.speakers.voices import LocalIn, VoiceRegistry
+from indexer.speakers.identity import LocalIn, VoiceRegistry
 
 RNG = np.random.default_rng(7)
 PEOPLE = {name: v / np.linalg.norm(v) for name, v in
@@ -149,7 +149,7 @@ def test_a_local_read_as_a_known_voice_is_filed_there_unless_the_user_pinned_it(
     maya_id, leo_id = m1["SPEAKER_00"], m1["SPEAKER_01"]
     mix = np.random.default_rng(11).normal(size=192)
     mix = (mix / np.linalg.norm(mix)).astype(np.float32)          # like no one's voice
-    # a local that matches nobody as a whole, read as LEO by its windows (diarize.reread): filed as LEO
+    # a local that matches nobody as a whole, read as LEO by its windows (identity.reread): filed as LEO
     m = reg.register_take("t2", [LocalIn("SPEAKER_00", voice("maya"), 6.0), LocalIn("SPEAKER_03", mix, 3.0, voice=leo_id)])
     assert m["SPEAKER_00"] == maya_id and m["SPEAKER_03"] == leo_id
     # the user moves it to a voice of its own: re-filing the same take keeps the user's choice
@@ -164,7 +164,7 @@ def test_window_profiles_are_the_mean_of_a_voices_windows_in_the_other_takes(reg
     """centroids(windows=True): each voice by the mean of its locals' speech windows (a long take
     counted as at most WINDOW_CAP windows), the take being read left out; a voice whose locals have
     no windows keeps its embedding centroid."""
-    from indexer.speakers.voices import WINDOW_CAP
+    from indexer.speakers.identity import WINDOW_CAP
 
     maya_w, leo_w = voice("maya"), voice("leo")
     reg.register_take("t1", [LocalIn("SPEAKER_00", voice("maya"), 8.0, window_sum=3 * maya_w, window_count=3),

@@ -3,8 +3,9 @@
 This module holds all of it: the voice registry (below), the re-reading of a take's diarization
 against the voices of the other takes and its filing (:func:`identify`, :func:`identify_all`,
 :func:`reread`), and the end-of-run pass over the stored takes (:func:`reread_stored`). The
-diarization itself (models, segmentation, refinement, channel ownership, word attribution) stays in
-:mod:`indexer.speakers.diarize`; the registry's rows are the store's (:mod:`indexer.store.voices`).
+diarization itself is :mod:`indexer.speakers.diarize` (models in ``load``, refinement in ``refine``,
+channel ownership in ``channels``); word attribution is :mod:`indexer.align`; the registry's rows are
+the store's (:mod:`indexer.store.voices`).
 
 The registry.
 
@@ -35,8 +36,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .campplus import NAME as CAMPPLUS_NAME
-from .diarize import (REFINE, Diarization, _apply_runs, _label_factory, _runs_of, _viterbi,
-                      split_by_known_voices)
+from .records import Diarization
+from .refine import REFINE, _apply_runs, _label_factory, _runs_of, _viterbi, split_by_known_voices
 from ..errors import UsageError
 from ..store.voices import VoiceTables
 
@@ -80,14 +81,14 @@ def _vec(b: bytes | None) -> np.ndarray | None:
 
 @dataclass
 class LocalIn:
-    """What the registry needs of one local speaker (``indexer.speakers.diarize.LocalSpeaker`` fits)."""
+    """What the registry needs of one local speaker (``indexer.speakers.records.LocalSpeaker`` fits)."""
 
     label: str
     embedding: np.ndarray | None
     seconds: float
     channel: int | None = None
-    voice: str | None = None             # the voice this local was read as (indexer.speakers.diarize.reread)
-    window_sum: np.ndarray | None = None  # sum of the unit embeddings of its speech windows (indexer.speakers.diarize.Windows)
+    voice: str | None = None             # the voice this local was read as (reread, below)
+    window_sum: np.ndarray | None = None  # sum of the unit embeddings of its speech windows (indexer.speakers.records.Windows)
     window_count: int = 0
 
 
@@ -183,7 +184,7 @@ class VoiceRegistry:
 
         ``windows``: a voice's *window profile* instead, the mean of the CAM++ embeddings of its speech
         windows in those takes, where its locals have windows (else its centroid). That is what a
-        window of speech is compared with in :func:`indexer.speakers.diarize.reread`: like with like.
+        window of speech is compared with in :func:`reread`: like with like.
 
         The sums over every take are kept between calls (and the excluded take's part taken off), so
         the end-of-run pass over T takes costs O(T), not O(T^2) (scripts/bench_voices.py: 1000 takes,
@@ -241,7 +242,7 @@ class VoiceRegistry:
                 result[lab] = self.resolve_id(old_usable[j][1])
                 pinned[lab] = old_usable[j][3]
                 sims[lab] = sim
-            # 1b. locals already read as a known voice (indexer.speakers.diarize.reread) go to that voice,
+            # 1b. locals already read as a known voice (reread, below) go to that voice,
             #     unless the user pinned this take's local to a voice of their choosing
             for s in speakers:
                 vid = self.resolve_id(s.voice) if s.voice else None

@@ -352,7 +352,7 @@ class Index:
         """Make a take's results visible: vectors to Chroma, then catalog rows in one transaction.
 
         Picture vectors (``frames``) are written by :func:`indexer.picture.step.store_frames` just before.
-        ``speakers`` holds, per line, (its :class:`indexer.speakers.diarize.LineSpeaker`, its voice id)."""
+        ``speakers`` holds, per line, (its :class:`indexer.align.LineSpeaker`, its voice id)."""
         rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
         with self._db:
             self._insert_lines(take_id, rows)
