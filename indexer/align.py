@@ -120,10 +120,23 @@ def refine_edges(lines: list[Line], audio: np.ndarray | None, sample_rate: int =
 
 
 def _with_edges(line: Line, start: float, end: float, index: int) -> Line:
+    """The line with its refined edges; its first and last words stretched to them, and kept inside them.
+
+    Whisper sometimes places a line's last word, with no length, past the end of the speech the sound
+    shows ("Leo." at 10.70-10.70 when the speech ends at 10.57): that word was said between the word
+    before it and the offset, so it gets that span rather than lying outside its own line (and a search
+    for it would end before it began). Likewise a first word placed before the onset."""
     words = list(line.words)
     if words:
-        words[0] = replace(words[0], start=min(start, words[0].end))
-        words[-1] = replace(words[-1], end=max(end, words[-1].start))
+        first = words[0]
+        if first.end <= start:
+            nxt = words[1].start if len(words) > 1 else end
+            first = replace(first, end=max(start, min(nxt, end)))
+        words[0] = replace(first, start=min(start, first.end))
+        last = words[-1]
+        if last.start >= end and len(words) > 1:
+            last = replace(last, start=max(start, min(words[-2].end, end)))
+        words[-1] = replace(last, end=max(end, last.start))
     return replace(line, index=index, start=start, end=end, words=words)
 
 

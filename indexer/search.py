@@ -517,11 +517,15 @@ def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str,
     start = words[first_word].start if words else w.lines[0].start
     end = words[last_word].end if words else w.lines[-1].end
     # The utterance's refined edges are more exact than Whisper's word edges: use them when the match
-    # reaches the utterance's first or last word.
-    if first_word == 0:
+    # reaches the utterance's first or last word, unless that edge falls on the other side of the span
+    # (a refined edge can cut into a lone word Whisper placed past it: the fuzzer found "Leo." ending
+    # before it began).
+    if first_word == 0 and w.lines[0].start < end:
         start = w.lines[0].start
-    if last_word == len(words) - 1:
+    if last_word == len(words) - 1 and w.lines[-1].end > start:
         end = w.lines[-1].end
+    if end <= start:        # a word with no length of its own (an index written before align clamped words)
+        start, end = w.lines[0].start, w.lines[-1].end
     shots = shots_spanning(take_shots, start, end, take.rate) if take_shots else \
         sorted({s for ln in w.lines for s in ln.shots})
     delivered = " ".join(wd.text for wd in words[first_word: last_word + 1])

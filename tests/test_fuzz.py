@@ -236,3 +236,18 @@ def _query_property(reader, text, scene, take, speaker):
 
 test_line_query, test_line_query_slow = both(_query_property, text=_QUERY, scene=_FILTER, take=_FILTER,
                                              speaker=_FILTER)
+
+
+def test_a_hit_on_a_lines_last_word_never_ends_before_it_starts(reader):
+    """Found by the fuzzer ("to (" on the fixture shoot): a hit on a line's lone last word took the line's
+    refined end, which falls before Whisper's start of that word ("Leo.", 10.70 -> 10.57). Every line's
+    last word, searched alone, gives hits that start before they end."""
+    from indexer.search import LineQuery, search_lines
+
+    words = {ln.words[-1].text for take in reader.takes(status="indexed")
+             for ln in reader.lines_of_take(take.take_id) if ln.words}
+    assert "Leo." in words
+    for word in sorted(words):
+        if any(c.isalnum() for c in word):
+            for h in search_lines(reader, LineQuery(text=word, limit=5)):
+                assert h.start < h.end, (word, h.name, h.start, h.end)
