@@ -118,25 +118,33 @@ class Transcriber:
         self._resolved_device: str | None = None
         self._resolved_compute: str | None = None
 
+    def _resolve(self) -> tuple[str, str]:
+        """The device and compute type "auto" stands for on this machine, decided without loading the
+        model: a take whose words were resumed from the step cache records the same as one transcribed."""
+        if self._resolved_device is None:
+            import ctranslate2
+
+            device = self.device
+            if device == "auto":
+                device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+            compute = self.compute_type
+            if compute == "auto":
+                compute = "float16" if device == "cuda" else "int8"
+            self._resolved_device, self._resolved_compute = device, compute
+        return self._resolved_device, self._resolved_compute
+
     def _load(self):
         if self._model is not None:
             return self._model
-        import ctranslate2
         from faster_whisper import WhisperModel
 
-        device = self.device
-        if device == "auto":
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        compute = self.compute_type
-        if compute == "auto":
-            compute = "float16" if device == "cuda" else "int8"
+        device, compute = self._resolve()
         try:
             self._model = WhisperModel(self.source.path, device=device, compute_type=compute,
                                        cpu_threads=self.threads or 0, local_files_only=True)
         except Exception as exc:
             raise ModelError(f"Cannot load Whisper model '{self.source.name}' from {self.source.path} "
                              f"on {device} ({type(exc).__name__}: {exc}).") from None
-        self._resolved_device, self._resolved_compute = device, compute
         return self._model
 
     def describe(self) -> dict:
@@ -144,14 +152,15 @@ class Transcriber:
         import faster_whisper
 
         model_bin = Path(self.source.path) / "model.bin"
+        device, compute = self._resolve()
         return {
             "name": self.source.name,
             "origin": self.source.origin,
             "path": self.source.path,
             "sha256": file_sha256(model_bin) if model_bin.is_file() else None,
             "faster_whisper": faster_whisper.__version__,
-            "device": self._resolved_device or self.device,
-            "compute_type": self._resolved_compute or self.compute_type,
+            "device": device,
+            "compute_type": compute,
             "language": self.language,
             "beam_size": self.beam_size,
             "vad": self.vad,

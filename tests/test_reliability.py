@@ -76,11 +76,18 @@ def snapshot(idx: Path) -> dict:
     return _strip({"takes": takes, "failed": status["failed"], "counts": counts, "lines": lines, "hits": hits})
 
 
-def _diff(a: dict, b: dict) -> str:
-    for key in a:
-        if a[key] != b.get(key):
-            return f"{key} differs: {json.dumps(a[key])[:400]} != {json.dumps(b.get(key))[:400]}"
-    return "keys differ"
+def _diff(a, b, path: str = "") -> str:
+    """Where two snapshots first differ, down to the field (a take's voice, a line's end), with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if a.get(key) != b.get(key):
+                return _diff(a.get(key), b.get(key), f"{path}.{key}")
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for k, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                name = x.get("name") or x.get("line_id") if isinstance(x, dict) else None
+                return _diff(x, y, f"{path}[{k}{' ' + str(name) if name else ''}]")
+    return f"{path or 'snapshot'}: resumed {json.dumps(a)[:300]} != uninterrupted {json.dumps(b)[:300]}"
 
 
 @pytest.fixture(scope="module")

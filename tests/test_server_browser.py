@@ -152,13 +152,16 @@ def test_drop_frame_take_shows_semicolon_tc_across_its_minute_boundary(page, bas
     page.goto(f"{base_url}/take/{t2['take_id']}")
     page.wait_for_function("() => document.getElementById('take-title').textContent === '12A_T2_CamA'")
     rate = Fraction(t2["rate"])
+    # Seek once the video knows its duration (a seek before that is the browser's to defer); the waits are
+    # generous because a loaded machine (a parallel index run) decodes slowly: the test is of the readout.
+    page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=30000)
     page.evaluate("t => { const v = document.getElementById('video'); v.pause(); v.currentTime = t; }",
                   float(Fraction(9) / rate) + 1e-4)
-    page.wait_for_function("() => document.getElementById('tc').textContent === '01:00:59;29'", timeout=10000)
+    page.wait_for_function("() => document.getElementById('tc').textContent === '01:00:59;29'", timeout=30000)
     page.keyboard.press("ArrowRight")                         # one frame on: ;00 and ;01 do not exist at 1 min
-    page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'", timeout=5000)
+    page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'", timeout=15000)
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function("() => document.getElementById('tc').textContent === '01:00:59;29'", timeout=5000)
+    page.wait_for_function("() => document.getElementById('tc').textContent === '01:00:59;29'", timeout=15000)
     # The transcript and the shot strip are on the page.
     assert page.locator(".line").count() >= 5 and page.locator(".shot").count() == 3
 
