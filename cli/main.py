@@ -470,10 +470,13 @@ def models_list(as_json: bool = JsonOpt) -> None:
     from rich.table import Table
 
     t = Table(title="Models")
-    for c in ("model", "used for", "status", "where", "sha256"):
-        t.add_column(c, overflow="fold")
+    t.add_column("model", overflow="fold", ratio=2)
+    t.add_column("used for", overflow="fold", ratio=2)
+    t.add_column("status", no_wrap=True)
+    t.add_column("where", overflow="fold", ratio=3)
+    t.add_column("sha256", no_wrap=True)           # its first 12 digits: --json has all of it
     for r in rows:
-        t.add_row(r["name"], r["role"], r["status"], r.get("path") or "—", (r.get("sha256") or "")[:16])
+        t.add_row(r["name"], r["role"], r["status"], r.get("path") or "—", (r.get("sha256") or "")[:12])
     _console().print(t)
 
 

@@ -297,7 +297,7 @@ class Indexer:
         if not s.visual:
             self.picture_skipped = "picture step off (--no-visual)"
             return
-        from .picture.clip import parse_clip_spec
+        from .models.clip import parse_clip_spec
         from .picture.step import load_for_indexing
 
         model, tag = parse_clip_spec(s.clip_model)

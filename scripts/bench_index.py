@@ -123,7 +123,7 @@ def main() -> int:
         print("No files to benchmark.")
         return 1
     sys.path.insert(0, str(ROOT))
-    from indexer.speech import resolve_whisper
+    from indexer.models.whisper import resolve_whisper
 
     src = resolve_whisper(args.whisper_model)
     lang = "en" if args.whisper_model.endswith(".en") else ""

@@ -72,7 +72,7 @@ def main() -> int:
 
     from indexer.config import IndexSettings, default_threads
     from indexer.pipeline import Indexer
-    from indexer.picture.clip import ClipSource, resolve_clip
+    from indexer.models.clip import ClipSource, resolve_clip
     from indexer.picture.embedder import ClipEmbedder
     from indexer.picture.keyframes import KeyframePolicy
     from indexer.picture.step import PictureStep, store_frames

@@ -115,7 +115,7 @@ def main() -> int:
 
     from indexer.config import IndexSettings
     from indexer.pipeline import Indexer
-    from indexer.speech import resolve_whisper
+    from indexer.models.whisper import resolve_whisper
     from indexer.store import Index
 
     refs = references(args.eval)

@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 from indexer.media import extract_frame  # noqa: E402
-from indexer.picture.clip import KNOWN_PRETRAINED, ClipSource, model_rows, parse_clip_spec, resolve_clip  # noqa: E402
+from indexer.models.clip import KNOWN_PRETRAINED, ClipSource, model_rows, parse_clip_spec, resolve_clip  # noqa: E402
 from indexer.picture.embedder import ClipEmbedder, embedder_for_index  # noqa: E402
 from indexer.picture.search import VisualQuery, rerank_by_visual, search_visual, write_thumbnails  # noqa: E402
 from indexer.picture.step import (PictureResult, PictureStep, frame_id, load_for_indexing,  # noqa: E402
@@ -401,7 +401,7 @@ def test_default_weights_resolve_without_importing_open_clip(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom indexer.picture.clip import resolve_clip\nfrom indexer.errors import ModelError\n"
+    code = ("import sys\nfrom indexer.models.clip import resolve_clip\nfrom indexer.errors import ModelError\n"
             "try:\n    resolve_clip()\nexcept ModelError as exc:\n    print(exc.message)\n"
             "print('open_clip' in sys.modules)\n")
     env = {**os.environ, "DAILIES_MODELS": str(tmp_path / "models"), "HF_HUB_CACHE": str(tmp_path / "hf"),

@@ -28,7 +28,7 @@ pytestmark = [
 
 
 def test_a_cartoon_sailor_finds_popeye(tmp_path):
-    from indexer.picture.clip import DEFAULT_MODEL, resolve_clip
+    from indexer.models.clip import DEFAULT_MODEL, resolve_clip
     from indexer.picture.embedder import ClipEmbedder
     from indexer.picture.search import VisualQuery, search_visual
     from indexer.picture.step import PictureStep, store_frames

@@ -9,7 +9,7 @@ from ..errors import DailiesError
 
 def list_models() -> list[dict]:
     from .. import embed
-    from ..speech import BUNDLED, resolve_whisper, whisper_cache
+    from .whisper import BUNDLED, resolve_whisper, whisper_cache
     from .checksum import file_sha256
 
     rows: list[dict] = []
@@ -36,7 +36,7 @@ def list_models() -> list[dict]:
     else:
         rows.append({"name": embed.NAME, "role": "semantic line search", "status": "missing", "path": None})
     from . import diarization
-    from ..picture.clip import model_rows
+    from .clip import model_rows
 
     rows.extend(diarization.list_rows())
     rows.extend(model_rows())
@@ -45,7 +45,7 @@ def list_models() -> list[dict]:
 
 def fetch(names: list[str], *, wheel: str | None = None) -> list[str]:
     """Fetch the named models (``whisper:NAME``); returns one message per model."""
-    from ..speech import fetch_whisper
+    from .whisper import fetch_whisper
 
     from . import diarization
 
@@ -61,7 +61,7 @@ def fetch(names: list[str], *, wheel: str | None = None) -> list[str]:
             path = fetch_whisper(value)
             out.append(f"whisper {value}: {path}")
         elif kind == "clip":
-            from ..picture.clip import fetch_clip
+            from .clip import fetch_clip
 
             out.append(f"clip {value or 'default'}: {fetch_clip(value or None)}")
         else:

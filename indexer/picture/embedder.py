@@ -1,6 +1,6 @@
 """The CLIP model at work: open_clip's image and text towers turning pictures and texts into unit vectors.
 
-:class:`ClipEmbedder` loads a :class:`indexer.picture.clip.ClipSource` on first use (offline) and keeps it
+:class:`ClipEmbedder` loads a :class:`indexer.models.clip.ClipSource` on first use (offline) and keeps it
 for the run; :func:`embedder_for_index` loads the very model that made an index's frame vectors, for
 queries. torch and open_clip are imported inside the functions that use them.
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DailiesError, MediaError, ModelError, UsageError
 from ..models.checksum import file_sha256
-from .clip import DEFAULT_MODEL, ClipSource, import_open_clip, offline, quiet, resolve_clip
+from ..models.clip import DEFAULT_MODEL, ClipSource, import_open_clip, offline, quiet, resolve_clip
 
 META_KEY = "clip_frames"          # the full description of the model that made the index's frame vectors
 DEFAULT_BATCH = 32

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ModelError, UsageError
 from ..records import Shot
 from ..timecode import Clock
-from .clip import resolve_clip
+from ..models.clip import resolve_clip
 from .embedder import DEFAULT_BATCH, META_KEY, ClipEmbedder
 from .keyframes import Keyframe, KeyframePolicy, KeyframeSink, shot_of
 from .tags import ShotTag, Tagger, load_vocabulary, tag_key
