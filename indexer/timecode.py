@@ -107,8 +107,16 @@ def frames_to_tc(frames: int, rate: Fraction, drop_frame: bool | None = None) ->
         drop_frame = is_drop_frame_rate(rate)
     if drop_frame and not is_drop_frame_rate(rate):
         drop_frame = False
-    # OTIO rolls over at 24 h; keep it (timecode is time of day).
-    return opentime.to_timecode(opentime.RationalTime(frames, float(rate)), float(rate), drop_frame)
+    if drop_frame:
+        # OTIO's drop-frame count rolls over at 24 h (timecode is time of day), which for DF is real time.
+        return opentime.to_timecode(opentime.RationalTime(frames, float(rate)), float(rate), drop_frame)
+    # Non-drop timecode labels every frame at the nominal rate, so its day is nominal x 86400 frames. OTIO
+    # rolls 29.97/59.94 NDF over after 24 h of *real* time, 86 s early: 23:59:00:00 became 00:00:26:12.
+    fps = nominal_fps(rate)
+    frame = frames % (fps * 86400)
+    secs, ff = divmod(frame, fps)
+    width = max(2, len(str(fps - 1)))
+    return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}:{ff:0{width}d}"
 
 
 def frame_at(seconds: float, rate: Fraction) -> int:

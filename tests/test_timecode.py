@@ -81,3 +81,13 @@ def test_rates():
         parse_rate("fast")
     with pytest.raises(DailiesError):
         tc_to_frames("25:99:00:00x", F(25))
+
+
+@pytest.mark.parametrize("rate", [F(30000, 1001), F(60000, 1001), F(24000, 1001), F(25)])
+def test_non_drop_timecode_runs_to_the_end_of_its_day(rate):
+    """Non-drop TC counts nominal frames: at 29.97 NDF the last minute of the day is 23:59:xx, not a
+    roll-over to 00:00 after 24 h of real time (86 s early, as OTIO counts)."""
+    fps = round(rate)
+    for tc in ("23:58:00:00", "23:59:00:00", f"23:59:59:{fps - 1:02d}", "12:34:56:07", "00:00:00:00"):
+        assert frames_to_tc(tc_to_frames(tc, rate), rate, False) == tc
+    assert frames_to_tc(fps * 86400, rate, False) == "00:00:00:00"       # the next day starts at midnight
