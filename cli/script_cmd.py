@@ -170,7 +170,10 @@ def _load(index, script, version):
 
 
 def _note_unstored(matches) -> None:
-    fresh = [m.name for m in matches if not m.stored]
+    _note_unstored_names([m.name for m in matches if not m.stored])
+
+
+def _note_unstored_names(fresh: list[str]) -> None:
     if fresh:
         _console(stderr=True).print(
             f"[dim]{len(fresh)} take(s) indexed since the last match were matched now, not stored: "
@@ -228,27 +231,19 @@ def take_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """A take's deliveries in script order, with deviations and the lines it skipped."""
-    name, v, s, matches, takes = _load(index, script, version)
+    from indexer import views
     from indexer.config import index_path
+    from indexer.script.catalog import resolve_version
     from indexer.store import Index
 
     with Index.open(index_path(index)) as idx:
+        resolve_version(idx, script, version)            # no screenplay, or no such script: one sentence
         row = idx.take(take)
-    tm = next((m for m in matches if m.take_id == row["take_id"]), None)
-    if tm is None:
-        raise DailiesError(f"The take {row['name']} is not indexed yet (status {row['status']}).")
-    order = {ln.line_id: i for i, ln in enumerate(s.lines)}
-    by_id = {ln.line_id: ln for ln in s.lines}
-    entries = [d.to_json() for d in tm.deliveries]
-    for lid in tm.missing:
-        ln = by_id[lid]
-        entries.append({"line_id": lid, "character": ln.character, "clip": row["path"], "take_id": row["take_id"],
-                        "name": row["name"], "scene": tm.scene, "take": row["take"], "camera": row["camera"],
-                        "start": None, "end": None, "tc_in": None, "tc_out": None, "rate": row["rate"],
-                        "score": 0.0, "coverage": 0.0, "status": "missing", "attempt": 0, "delivered": "",
-                        "diff": "[-" + ln.text + "-]", "text": ln.text, "page": ln.page})
-    entries.sort(key=lambda e: (order.get(e["line_id"], 1 << 30), e["attempt"], e["start"] or 0.0))
-    _note_unstored(matches)
+        if row["status"] != "indexed":
+            raise DailiesError(f"The take {row['name']} is not indexed yet (status {row['status']}).")
+        ts = views.take_script(idx, take, script=script, version=version)
+    entries = ts["lines"]
+    _note_unstored_names([] if ts["stored"] else [ts["name"]])
     if as_json:
         print(json.dumps(entries, indent=2, ensure_ascii=False))
         return
@@ -259,14 +254,15 @@ def take_cmd(
 
     out = _console()
     markers = plain_output(out)
-    how = {"name": "from its name", "dialogue": "found from its dialogue"}.get(tm.scene_source or "", "")
-    if tm.scene is None:
-        out.print(f"{row['name']}: no scene of '{name}' found for this take"
-                  + (" (nothing was said in it)." if tm.no_dialogue else " (its dialogue matches no scene)."))
+    how = {"name": "from its name", "dialogue": "found from its dialogue"}.get(ts["scene_source"] or "", "")
+    if ts["scene"] is None:
+        out.print(f"{row['name']}: no scene of '{ts['script']}' found for this take"
+                  + (" (nothing was said in it)." if ts["no_dialogue"] else " (its dialogue matches no scene)."))
         return
-    out.print(f"[bold]{row['name']}[/]  scene {tm.scene} ({how}), {len(tm.deliveries)} deliveries"
-              + (f", skipped: {', '.join(tm.missing)}" if tm.missing else "")
-              + (" — no dialogue recorded (MOS)" if tm.no_dialogue else ""))
+    skipped = [e["line_id"] for e in entries if e["status"] == "missing"]
+    out.print(f"[bold]{row['name']}[/]  scene {ts['scene']} ({how}), {len(entries) - len(skipped)} deliveries"
+              + (f", skipped: {', '.join(skipped)}" if skipped else "")
+              + (" — no dialogue recorded (MOS)" if ts["no_dialogue"] else ""))
     t = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, caption=diff_legend(True, markers))
     for c, kw in (("line", {"no_wrap": True}), ("character", {"no_wrap": True}), ("TC in", {"no_wrap": True}),
                   ("TC out", {"no_wrap": True}), ("score", {"justify": "right"}), ("status", {}),

@@ -107,3 +107,39 @@ def take_lines(idx, ref: str) -> dict:
              "words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
                        for w in ln.words]} for ln in lines]
     return {"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "lines": data}
+
+
+def take_script(idx, ref: str, *, script: str | None = None, version: int | None = None) -> dict | None:
+    """A take's script lines (`dailies script take TAKE --json` prints its ``lines``): the scene the take was
+    matched to and how (``name``: from the clip name, ``dialogue``: found from what is said), then every
+    line of that scene in script order, one entry per delivery (a line said twice, or restarted, has two)
+    with take-relative ``start``/``end`` and source ``tc_in``/``tc_out``, and one entry with status
+    ``missing`` (times null) per line never said. Read from the stored matches (a take indexed since the
+    last match is matched now, in memory: ``stored`` false). None when no screenplay is imported."""
+    from .script.catalog import has_scripts, name_of_script, resolve_version, script_of, take_match
+
+    if not has_scripts(idx):
+        return None
+    row = idx.take(ref)
+    v = resolve_version(idx, script, version)
+    out = {"script": name_of_script(idx, v), "version": v["version"], "take_id": row["take_id"],
+           "name": row["name"], "scene": None, "scene_source": None, "no_dialogue": False, "stored": True,
+           "lines": []}
+    if row["status"] != "indexed":
+        return out
+    s = script_of(idx, v)
+    tm = take_match(idx, v, row, s)
+    order = {ln.line_id: i for i, ln in enumerate(s.lines)}
+    by_id = {ln.line_id: ln for ln in s.lines}
+    entries = [d.to_json() for d in tm.deliveries]
+    for lid in tm.missing:
+        ln = by_id[lid]
+        entries.append({"line_id": lid, "character": ln.character, "clip": row["path"], "take_id": row["take_id"],
+                        "name": row["name"], "scene": tm.scene, "take": row["take"], "camera": row["camera"],
+                        "start": None, "end": None, "tc_in": None, "tc_out": None, "rate": row["rate"],
+                        "score": 0.0, "coverage": 0.0, "status": "missing", "attempt": 0, "delivered": "",
+                        "diff": "[-" + ln.text + "-]", "text": ln.text, "page": ln.page})
+    entries.sort(key=lambda e: (order.get(e["line_id"], 1 << 30), e["attempt"], e["start"] or 0.0))
+    out.update(scene=tm.scene, scene_source=tm.scene_source, no_dialogue=tm.no_dialogue, stored=tm.stored,
+               lines=entries)
+    return out

@@ -93,6 +93,21 @@ def shoot_index(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def scripted_index(shoot_index, tmp_path_factory) -> Path:
+    """A copy of the shoot index with fixtures/scene.fountain imported (every take matched and stored)."""
+    import shutil
+
+    from indexer.script import catalog
+    from indexer.store import Index
+
+    path = tmp_path_factory.mktemp("scripted") / "index"
+    shutil.copytree(shoot_index, path)
+    with Index.open_writer(path) as idx:
+        catalog.import_script(idx, FIXTURES / "scene.fountain")
+    return path
+
+
+@pytest.fixture(scope="session")
 def shoot_summary(shoot_index) -> list[dict]:
     return json.loads((shoot_index.parent / "summary.json").read_text())
 

@@ -83,6 +83,42 @@ def test_take_detail_is_the_cli_lines_and_shots(client, shoot_index, takes):
     assert len(body["shots"]) == 4 and body["media_url"] == f"/media/{tid}"
 
 
+def test_take_detail_has_no_script_without_a_screenplay(client, takes):
+    body = client.get(f"/api/takes/{takes['12A_T1_CamA']['take_id']}").json()
+    assert "script" in body and body["script"] is None
+
+
+def test_take_detail_has_its_script_lines_when_a_screenplay_is_imported(scripted_index, manifest):
+    from indexer.timecode import Clock, tc_to_frames
+
+    with TestClient(create_app(scripted_index, proxies=False), raise_server_exceptions=False) as c:
+        takes = {t["name"]: t for t in c.get("/api/takes").json()}
+        truth = next(t for t in manifest["takes"] if t["name"] == "12A_T2_CamA")        # drop-frame, skips 12A/3
+        r = c.get(f"/api/takes/{takes['12A_T2_CamA']['take_id']}")
+        assert r.status_code == 200
+        sc = r.json()["script"]
+    assert (sc["scene"], sc["scene_source"], sc["stored"]) == ("12A", "name", True)
+    # Exactly what `dailies script take TAKE --json` prints (one code path).
+    assert sc["lines"] == cli_json("script", "take", sc["take_id"], "--index", str(scripted_index), "--json")
+    by_id = {}
+    for ln in sc["lines"]:
+        by_id.setdefault(ln["line_id"], []).append(ln)
+    # Every line of the scene is there, in script order.
+    assert list(by_id) == [s["id"] for s in manifest["script_lines"]]
+    seven = next(s for s in manifest["script_lines"] if s["id"] == "12A/7")
+    (got,) = by_id["12A/7"]
+    want = next(d for d in truth["deliveries"] if d["script_line"] == 7)
+    assert (got["status"], got["character"], got["text"]) == ("delivered", seven["character"], seven["text"])
+    rate = Fraction(truth["rate"])
+    clock = Clock.from_start_tc(truth["start_tc"], rate)
+    assert ";" in got["tc_in"] and got["page"] is not None
+    assert abs(tc_to_frames(got["tc_in"], rate) - tc_to_frames(clock.tc_in(want["start"]), rate)) <= 3
+    assert abs(tc_to_frames(got["tc_out"], rate) - tc_to_frames(clock.tc_out(want["end"]), rate)) <= 3
+    assert abs(got["start"] - want["start"]) < 0.25 and abs(got["end"] - want["end"]) < 0.25
+    (skipped,) = by_id["12A/3"]
+    assert skipped["status"] == "missing" and skipped["start"] is None and skipped["tc_in"] is None
+
+
 def test_media_by_take_id_with_range_requests(client, takes):
     t = takes["12A_T3_CamB"]
     data = (FIXTURES / "shoot" / "12A_T3_CamB.mp4").read_bytes()

@@ -35,14 +35,13 @@ def deliveries(manifest, n: int) -> dict[str, list[dict]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def base_url(shoot_index):
+def serve(index: Path):
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(shoot_index, token=TOKEN), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(create_app(index, token=TOKEN), log_level="warning",
                                            access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -53,6 +52,17 @@ def base_url(shoot_index):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def base_url(shoot_index):
+    yield from serve(shoot_index)
+
+
+@pytest.fixture(scope="module")
+def scripted_url(scripted_index):
+    """A second review room, over a copy of the shoot with fixtures/scene.fountain imported."""
+    yield from serve(scripted_index)
 
 
 def launch(pw, profile: Path):
@@ -252,3 +262,35 @@ def test_browser_timecode_is_the_indexers_timecode(page, base_url):
     for rate in ("24000/1001", "25", "30000/1001"):
         js = page.evaluate("([ts, rate]) => ts.map(t => TC.frameAt(t, TC.parseRate(rate)))", [ts, rate])
         assert js == [frame_at(t, Fraction(rate)) for t in ts]
+
+
+def test_take_page_says_when_no_screenplay_is_imported(page, base_url):
+    takes = {t["name"]: t for t in page.request.get(f"{base_url}/api/takes").json()}
+    page.goto(f"{base_url}/take/{takes['12A_T1_CamA']['take_id']}")
+    page.wait_for_function("() => document.getElementById('take-title').textContent === '12A_T1_CamA'")
+    assert "No screenplay is imported" in page.locator("#script").inner_text()
+    assert page.locator(".sline").count() == 0
+
+
+def test_take_page_script_panel_seeks_to_a_delivered_line(page, scripted_url):
+    # The same token: the signed-in browser's cookie is per host, not per port.
+    page.goto(f"{scripted_url}/?token={TOKEN}")
+    takes = {t["name"]: t for t in page.request.get(f"{scripted_url}/api/takes").json()}
+    t2 = takes["12A_T2_CamA"]
+    sc = page.request.get(f"{scripted_url}/api/takes/{t2['take_id']}").json()["script"]
+    page.goto(f"{scripted_url}/take/{t2['take_id']}")
+    page.wait_for_function("() => document.querySelectorAll('.sline').length > 0")
+    rows = page.locator(".sline")
+    assert rows.count() == len(sc["lines"])
+    # Line ids, characters, text and status are shown; a missing line is dimmed and does not seek.
+    missing = page.locator(".sline.missing")
+    assert missing.count() == 1 and "12A/3" in missing.inner_text() and missing.get_attribute("data-start") is None
+    assert float(missing.evaluate("el => getComputedStyle(el).opacity")) < 1
+    k, line = next((k, ln) for k, ln in enumerate(sc["lines"]) if ln["line_id"] == "12A/7")
+    assert line["status"] == "delivered"
+    row = rows.nth(k)
+    assert all(x in row.inner_text() for x in ("12A/7", line["character"], line["text"], "delivered"))
+    page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=30000)
+    row.locator(".text").click()
+    page.wait_for_function("t => Math.abs(document.getElementById('video').currentTime - t) < 0.5",
+                           arg=line["start"], timeout=30000)

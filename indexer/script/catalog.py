@@ -431,24 +431,35 @@ def all_matches(index: Index, version_row, script: Script | None = None) -> list
     stored = index.screenplays().matches(vid)
     rows = index.screenplays().deliveries(vid)
     cache = _ScriptCache(script)
-    by_scene = cache.scenes
-    out: list[TakeMatch] = []
-    for take in index.takes(status="indexed"):
-        s = stored.get(take["take_id"])
-        if _fresh(s, take):
-            dels = [ScriptDelivery(**json.loads(data)) for data in rows.get(take["take_id"], [])]
-            for d in dels:              # the clip may have moved since
-                d.clip, d.name = take["path"], take["name"]
-            said = {d.line_id for d in dels}
-            no_dialogue = take["n_lines"] == 0
-            missing = [sl.line_id for sl in by_scene.get(s["scene"], [])] if s["scene"] and not no_dialogue else []
-            out.append(TakeMatch(take["take_id"], take["name"], s["scene"], s["scene_source"], dels,
-                                 [m for m in missing if m not in said], no_dialogue=no_dialogue))
-        else:
-            tm = match_take(take, take_words(index, take["take_id"]), script, cache=cache)
-            tm.stored = False
-            out.append(tm)
-    return out
+    return [_match_of(index, take, stored.get(take["take_id"]), rows.get(take["take_id"], []), script, cache)
+            for take in index.takes(status="indexed")]
+
+
+def take_match(index: Index, version_row, take, script: Script | None = None) -> TakeMatch:
+    """One indexed take's match against a version (a row of ``takes``), as :func:`all_matches` gives it,
+    reading only that take's stored match (the review room's take page)."""
+    script = script or script_of(index, version_row)
+    vid, tid = version_row["version_id"], take["take_id"]
+    stored = index.screenplays().matches(vid, tid).get(tid)
+    rows = index.screenplays().deliveries(vid, tid).get(tid, [])
+    return _match_of(index, take, stored, rows, script, _ScriptCache(script))
+
+
+def _match_of(index: Index, take, stored, rows: list[str], script: Script, cache: _ScriptCache) -> TakeMatch:
+    """The stored match of a take if it still stands, else one made now in memory (``stored=False``)."""
+    if _fresh(stored, take):
+        dels = [ScriptDelivery(**json.loads(data)) for data in rows]
+        for d in dels:              # the clip may have moved since
+            d.clip, d.name = take["path"], take["name"]
+        said = {d.line_id for d in dels}
+        no_dialogue = take["n_lines"] == 0
+        scene = stored["scene"]
+        missing = [sl.line_id for sl in cache.scenes.get(scene, [])] if scene and not no_dialogue else []
+        return TakeMatch(take["take_id"], take["name"], scene, stored["scene_source"], dels,
+                         [m for m in missing if m not in said], no_dialogue=no_dialogue)
+    tm = match_take(take, take_words(index, take["take_id"]), script, cache=cache)
+    tm.stored = False
+    return tm
 
 
 def line_deliveries(matches: list[TakeMatch], line_id: str) -> list[ScriptDelivery]:

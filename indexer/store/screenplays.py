@@ -118,15 +118,20 @@ class Screenplays:
                 "status, attempt, delivered, diff, data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(version_id, take_id, *r) for r in deliveries])
 
-    def matches(self, version_id: int) -> dict[str, sqlite3.Row]:
-        """Stored matches of a version, by take."""
-        return {r["take_id"]: r for r in self._db.execute("SELECT * FROM script_matches WHERE version_id=?",
-                                                          (version_id,))}
+    def matches(self, version_id: int, take_id: str | None = None) -> dict[str, sqlite3.Row]:
+        """Stored matches of a version, by take (only that take's with ``take_id``)."""
+        sql, args = "SELECT * FROM script_matches WHERE version_id=?", (version_id,)
+        if take_id is not None:
+            sql, args = sql + " AND take_id=?", (version_id, take_id)
+        return {r["take_id"]: r for r in self._db.execute(sql, args)}
 
-    def deliveries(self, version_id: int) -> dict[str, list[str]]:
-        """The stored deliveries (their JSON) of a version, by take, in order."""
+    def deliveries(self, version_id: int, take_id: str | None = None) -> dict[str, list[str]]:
+        """The stored deliveries (their JSON) of a version, by take, in order (only that take's with
+        ``take_id``)."""
+        sql, args = "SELECT take_id, data FROM script_deliveries WHERE version_id=?", (version_id,)
+        if take_id is not None:
+            sql, args = sql + " AND take_id=?", (version_id, take_id)
         out: dict[str, list[str]] = {}
-        for r in self._db.execute("SELECT take_id, data FROM script_deliveries WHERE version_id=? ORDER BY take_id, n",
-                                  (version_id,)):
+        for r in self._db.execute(sql + " ORDER BY take_id, n", args):
             out.setdefault(r["take_id"], []).append(r["data"])
         return out

@@ -1,4 +1,5 @@
-// The take page: transcript by line and speaker (click a word to seek), shot strip with TC.
+// The take page: transcript by line and speaker (click a word to seek), the script lines of the take's scene
+// (click a delivered one to seek to it), shot strip with TC.
 "use strict";
 (async () => {
   const $ = id => document.getElementById(id);
@@ -36,6 +37,11 @@
   $("next").title = "Next line (N)";
   $("prev").textContent = "◀◀ line";
   $("next").textContent = "line ▶▶";
+  renderScript(take.script);
+  $("script").addEventListener("click", e => {
+    const ln = e.target.closest(".sline[data-start]");
+    if (ln) player.seek(parseFloat(ln.dataset.start)).then(() => player.play());
+  });
   $("shots").innerHTML = take.shots.map(s => `
     <figure class="shot" data-start="${s.start}">
       <img loading="lazy" alt="shot ${s.shot}" src="/media/${encodeURIComponent(take.take_id)}/thumb?t=${TC.secondsOf(s.first_frame, rate) + 1e-4}">
@@ -45,6 +51,31 @@
     const f = e.target.closest(".shot");
     if (f) player.seek(parseFloat(f.dataset.start) + 1e-4).then(() => player.play());
   });
+  // The script panel: every line of the scene the take was matched to, in script order (one row per delivery).
+  function renderScript(sc) {
+    if (!sc) {
+      $("script-meta").textContent = "";
+      $("script").innerHTML = "<p class=\"none\">No screenplay is imported into this index " +
+        "(<code>dailies script import FILE</code> adds one).</p>";
+      return;
+    }
+    const how = { name: "from its name", dialogue: "found from its dialogue" }[sc.scene_source] || "";
+    if (!sc.scene) {
+      $("script-meta").textContent = `script “${sc.script}” v${sc.version}`;
+      $("script").innerHTML = `<p class="none">No scene of “${esc(sc.script)}” found for this take` +
+        (sc.no_dialogue ? " (nothing was said in it)." : " (its dialogue matches no scene).") + "</p>";
+      return;
+    }
+    $("script-meta").textContent = `script “${sc.script}” v${sc.version} · scene ${sc.scene}${how ? " (" + how + ")" : ""}` +
+      (sc.no_dialogue ? " · no dialogue recorded (MOS)" : "");
+    $("script").innerHTML = sc.lines.map(ln => `
+      <div class="sline ${esc(ln.status)}"${ln.start != null ? ` data-start="${ln.start}" title="${esc(ln.tc_in)}–${esc(ln.tc_out)}"` : ""}>
+        <span class="lid">${esc(ln.line_id)}</span>
+        <span class="who">${esc(ln.character)}</span>
+        <span class="text">${esc(ln.text)}</span>
+        <span class="st">${esc(ln.status.replace("_", " "))}${ln.attempt > 1 ? " #" + ln.attempt : ""}${ln.tc_in ? " · " + esc(ln.tc_in) : ""}</span>
+      </div>`).join("") || "<p class=\"none\">This scene has no dialogue.</p>";
+  }
   // ?t=SECONDS opens the take there.
   const t = parseFloat(new URLSearchParams(location.search).get("t"));
   if (!take.media_missing) player.seek(isNaN(t) ? 0 : t).catch(() => {});
