@@ -198,3 +198,24 @@ def test_takes_come_out_of_the_store_typed_with_their_clock(tmp_path):
         assert (hit.clip, hit.rate, hit.tc_in, hit.tc_out) == (df.path, "30000/1001", df.clock.tc_in(1.0),
                                                                df.clock.tc_out(2.0))
         assert idx.take("12A_T2_CamA") == df and idx.takes_by_id([df.take_id]) == {df.take_id: df}
+
+
+def test_readers_of_a_new_index_find_its_vector_store_made(tmp_path):
+    """The writer makes a new index's vector store before its catalog: readers that arrive as soon as the
+    catalog exists only read it. (Made by the first readers instead, eight at once raced in Chroma's own
+    migrations: "table collections already exists", found by the reliability suite.)"""
+    import subprocess
+    import sys
+
+    path = tmp_path / "idx"
+    writer = Index.open_writer(path)
+    try:
+        assert (path / "chroma" / "chroma.sqlite3").is_file()
+        code = ("import sys; from indexer.store import Index\n"
+                "with Index.open(sys.argv[1]) as idx: print(idx.vectors.count('lines'))")
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, cwd=str(ROOT)) for _ in range(8)]
+        outs = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    finally:
+        writer.close()
+    assert all(rc == 0 and out.strip() == "0" for out, err, rc in outs), [err for _, err, _ in outs]

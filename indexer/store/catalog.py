@@ -44,7 +44,7 @@ from ..textnorm import normalize_words, phonetic
 from . import schema
 from .schema import SCHEMA_VERSION
 from .screenplays import Screenplays
-from .vectors import Vectors
+from .vectors import CHROMA_DIR, Vectors
 from .voices import VoiceTables
 
 CATALOG = "catalog.sqlite"
@@ -178,8 +178,22 @@ class Index:
                 "wait for it to finish or stop it, then run again.") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        url = chroma_url or _chroma_url_env()
+        vectors = None
+        if url is None and not (path / CATALOG).exists() and not (path / CHROMA_DIR).is_dir():
+            # A new index: its vector store is made before its catalog, so no reader finds an index whose
+            # store is still to be created (readers that created it at once raced in Chroma's own
+            # migrations: "table collections already exists", found by the reliability suite).
+            try:
+                vectors = Vectors(path, None, lambda: None, readonly=False)
+                vectors.client()
+            except BaseException:
+                os.close(fd)
+                raise
         db = _connect(path / CATALOG)
-        idx = cls(path, db, writer=True, lock_fd=fd, chroma_url=chroma_url or _chroma_url_env())
+        idx = cls(path, db, writer=True, lock_fd=fd, chroma_url=url)
+        if vectors is not None:
+            idx.vectors = vectors
         idx._init_schema()
         return idx
 
