@@ -122,11 +122,8 @@ def _visual_hits(index, ranked: list[tuple[tuple[str, int], float, dict]], limit
             spoken[take_id] = index.lines_of_take(take_id)
         words = " ".join(ln.text for ln in spoken[take_id] if shot_idx in (ln.shots or []))
         frame = int(meta["frame"])
-        hits.append(VisualHit(
-            kind="visual", clip=row["path"], take_id=take_id, name=row["name"], scene=row["scene"],
-            take=row["take"], camera=row["camera"], start=shot.start(rate), end=shot.end(rate),
-            tc_in=clock.tc(shot.first_frame), tc_out=clock.tc(shot.last_frame + 1), rate=row["rate"],
-            text=words[:300], score=sim, shots=[shot_idx], rankers={"visual": sim},
+        hits.append(row.hit(
+            "visual", shot.start(rate), shot.end(rate), words[:300], sim, shots=[shot_idx], rankers={"visual": sim},
             shot=shot_idx, frame=frame, frame_tc=clock.tc(frame), frame_seconds=float(Fraction(frame) / rate),
             tags=[t for t in str(meta.get("tags") or "").split(",") if t]))
         if len(hits) >= limit:
