@@ -452,15 +452,15 @@ def _semantic_scores(windows: list[_Window], q_vec: np.ndarray) -> np.ndarray:
         for ln in w.lines:
             texts.setdefault(ln.text, len(texts))
     raw = embed.embed_raw(list(texts))
-    out = np.empty(len(windows), dtype=np.float32)
+    pooled = np.empty((len(windows), raw.shape[1]), dtype=np.float32)
     for k, w in enumerate(windows):
         if len(w.lines) == 1:
-            v = raw[texts[w.lines[0].text]]
+            pooled[k] = raw[texts[w.lines[0].text]]
         else:
-            v = sum(raw[texts[ln.text]] * max(1, len(ln.tokens)) for ln in w.lines)
-        n = float(np.linalg.norm(v))
-        out[k] = float(v @ q_vec) / n if n > 0 else 0.0
-    return out
+            pooled[k] = sum(raw[texts[ln.text]] * max(1, len(ln.tokens)) for ln in w.lines)
+    norms = np.linalg.norm(pooled, axis=1)
+    dots = pooled @ np.asarray(q_vec, dtype=np.float32)
+    return np.where(norms > 0, dots / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
 
 
 def _fuse(windows: list[_Window]) -> None:
