@@ -304,6 +304,11 @@ class Index:
     def take_row(self, take_id: str) -> Take | None:
         return _take(self._db.execute("SELECT * FROM takes WHERE take_id=?", (take_id,)).fetchone())
 
+    def has_file_of_size(self, size: int) -> bool:
+        """Whether an indexed file of exactly this many bytes is on record."""
+        return self._db.execute("SELECT 1 FROM files WHERE size=? AND status IN ('indexed', 'duplicate') LIMIT 1",
+                                (size,)).fetchone() is not None
+
     def take_by_hash(self, content_hash: str) -> Take | None:
         return _take(self._db.execute("SELECT * FROM takes WHERE content_hash=?", (content_hash,)).fetchone())
 
