@@ -95,9 +95,10 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
 
     # ---------------------------------------------------------------- candidates
     cand_rowids: set[int] = set()
-    content = content_tokens(q_tokens)
+    df, total = index.doc_freq(q_tokens)
+    content = list(dict.fromkeys(content_tokens(q_tokens)))
     terms = []
-    for t in dict.fromkeys(content):
+    for t in content:
         terms.append(f'norm:"{t}"')
         if len(t) >= 6:
             terms.append(f'norm:"{t[:len(t) - 2]}"*')
@@ -125,7 +126,7 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
         return []
 
     # Each candidate alone; then, where it holds only part of the line, joined with its neighbours.
-    weights = _weights(index, q_tokens)
+    weights = _weights(df, total, q_tokens)
     singles = [_Window(ln.take_id, [ln], ln.tokens, ln.keys) for ln in lines]
     _lexical(singles, q_tokens, q_phon, weights)
     partial = [w.lines[0] for w in singles if 0.05 <= w.match < 0.95]
@@ -335,9 +336,9 @@ def _joined_windows(index: Index, lines: list[LineRow], span: int,
 
 # -------------------------------------------------------------------- scoring
 
-def _weights(index: Index, q_tokens: list[str]) -> np.ndarray:
-    """Word weights: rare words count more than common ones; stopwords count little."""
-    df, total = index.doc_freq(q_tokens)
+def _weights(df: dict[str, int], total: int, q_tokens: list[str]) -> np.ndarray:
+    """Word weights (``df``: lines holding each word, of ``total``): rare words count more than common ones;
+    stopwords count little."""
     max_idf = math.log(1 + (total + 0.5) / 0.5) if total else 1.0
     w = []
     for t in q_tokens:

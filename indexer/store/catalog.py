@@ -566,7 +566,11 @@ class Index:
     def doc_freq(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:
         """How many lines contain each normalised term (for IDF weights), and the number of lines."""
         terms = sorted(set(terms))
-        total = self._db.execute("SELECT COUNT(*) FROM lines").fetchone()[0]
+        # Counting 100k lines costs 5 ms a search: counted again only when the catalog changed.
+        stamp = (self._db.execute("PRAGMA data_version").fetchone()[0], self._db.total_changes)
+        if getattr(self, "_line_count", (None, 0))[0] != stamp:
+            self._line_count = (stamp, self._db.execute("SELECT COUNT(*) FROM lines").fetchone()[0])
+        total = self._line_count[1]
         if not terms:
             return {}, total
         rows = self._db.execute(
