@@ -99,6 +99,8 @@ def test_clicking_take_3_at_line_12a_3_plays_that_delivery(page, scripted_url):
                            arg=entry["start"], timeout=30000)
     assert page.evaluate("document.getElementById('video').src").endswith(f"/media/{t3['take_id']}")
     assert "12A/3" in page.locator("#hitinfo").inner_text()
+    if entry["state"] == "deviates":                       # tapped: what was said, beside the player
+        assert page.locator("#hitinfo del, #hitinfo ins").count() >= 1
 
 
 def test_filters_camera_circled_and_character(page, scripted_url):
@@ -185,6 +187,44 @@ def test_a_long_screenplay_renders_every_page_without_overlap_or_lost_lines(chro
             return bad; }""")
         assert bad == []
         assert pdf_pages(page) == parsed.pages
+    finally:
+        page.close()
+        next(gen, None)
+
+
+def test_the_version_is_chosen_in_the_page(chromium, scripted_index, tmp_path):
+    """A second import of the screenplay (a line rewritten) is shown by default; the page's version menu
+    brings back the first, as /api/script?version=1 gives it."""
+    import shutil
+
+    from conftest import FIXTURES
+    from indexer.script import catalog
+    from indexer.store import Index
+
+    old = "I brought you coffee. Black, no sugar."
+    new = "I brought you tea. Green, no honey."
+    path = tmp_path / "index"
+    shutil.copytree(scripted_index, path)
+    revised = tmp_path / "scene.fountain"
+    revised.write_text((FIXTURES / "scene.fountain").read_text().replace(old, new))
+    with Index.open_writer(path) as idx:
+        assert catalog.import_script(idx, revised).version == 2
+    gen = serve(path)
+    url = next(gen)
+    page = chromium.new_page()
+    try:
+        page.goto(f"{url}/?token={TOKEN}")
+        for v, text in ((2, new), (1, old)):
+            data = page.request.get(f"{url}/api/script", params={"version": str(v)}).json()
+            assert data["version"] == v and {"name": data["script"], "version": 1} in data["versions"]
+            assert text in " ".join(r["text"] for r in data["pages"][0]["rows"] if r["line_id"] == "12A/3")
+        page.goto(f"{url}/script")
+        assert page.locator("#version option").count() == 2 and new[:20] in page.locator(".sheet").inner_text()
+        page.select_option("#version", "1")
+        page.wait_for_url("**/script?*version=1*")
+        text = page.locator(".sheet").inner_text()
+        assert old[:20] in text and new[:20] not in text
+        assert page.locator(".takeline").count() == len(data["takes"])
     finally:
         page.close()
         next(gen, None)

@@ -359,7 +359,6 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
 
         data = lined_data(request)
         return templates.TemplateResponse(request, "script.html", {"data": data, "pre_roll": PRE_ROLL,
-                                                                    "script_name": text_param(request, "script"),
                                                                     **lookups(data)})
 
     def page_script_print(request: Request):

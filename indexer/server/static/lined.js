@@ -25,6 +25,12 @@
     e.preventDefault();
     play(el);
   });
+  // The version shown (the lined script page, when several are imported).
+  const version = $("version");
+  if (version) version.addEventListener("change", () => {
+    const opt = version.selectedOptions[0];
+    location.search = new URLSearchParams({ script: opt.dataset.script, version: opt.value }).toString();
+  });
   // Filters (the lined script page).
   const camera = $("camera"), circled = $("circled"), character = $("character");
   function filter() {
