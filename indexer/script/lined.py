@@ -44,7 +44,11 @@ def layout(script: Script) -> list[Placed]:
 
 def build(script: Script, name: str, version: int, matches: list[TakeMatch], takes: dict[str, Any]) -> dict:
     """The lined script of a version: its pages (rows with their scene and script line) and its takes
-    (each take matched to a scene: one segment per line of that scene, per page the scene is on)."""
+    (each take matched to a scene: one segment per line of that scene, per page the scene is on).
+
+    A page's ``page`` counts our layout's sheets from 1; its ``number`` is what is printed on it: the same,
+    or, where the file states its pages (Final Draft), the stated page of what starts the sheet (``5A``
+    after ``5`` when our layout needs one more sheet than the file did)."""
     placed = layout(script)
     els = script.elements
     labels = {s.index: s.label for s in script.scenes}
@@ -58,12 +62,24 @@ def build(script: Script, name: str, version: int, matches: list[TakeMatch], tak
         first = r.element not in seen
         seen.add(r.element)
         line_id = line_of_speech.get(el.speech) if el.speech is not None and r.kind in SPEECH_KINDS else None
-        page = pages.setdefault(r.page, {"page": r.page, "rows": [], "takes": []})
+        page = pages.setdefault(r.page, {"page": r.page, "number": str(r.page), "rows": [], "takes": []})
+        if not page["rows"] and script.pages_source in ("stored", "mixed") and el.page is not None:
+            page["number"] = str(el.page)        # the page the file states (Final Draft) for what starts here
         page["rows"].append({"y": r.y, "kind": r.kind, "text": r.text, "scene": labels.get(el.scene),
                              "line_id": line_id, "first": first})
         if line_id is not None:
             span = spans.setdefault((r.page, line_id), [r.y, r.y])
             span[0], span[1] = min(span[0], r.y), max(span[1], r.y)
+    last = None
+    for k in sorted(pages):                     # our layout may need more sheets than the file's pages: 5, 5A
+        num = pages[k]["number"]
+        base = num.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        if last is not None and base == last[0]:
+            num = base + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[min(last[1], 25)]
+            last = (base, last[1] + 1)
+        else:
+            last = (base, 0)
+        pages[k]["number"] = num
     line_pages: dict[str, list[int]] = {}
     for (pg, lid) in spans:
         line_pages.setdefault(lid, []).append(pg)
