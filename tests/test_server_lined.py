@@ -134,3 +134,25 @@ def test_bad_requests_get_one_sentence(client, shoot_index, tmp_path):
             assert r.status_code == 400 and "script import" in r.text, url
     r = run_cli("script", "lined", "-o", str(tmp_path / "none" / "x.html"), "--index", str(shoot_index))
     assert r.returncode != 0 and "No screenplay has been imported" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sheets_carry_the_page_numbers_a_final_draft_file_states():
+    """A Final Draft scene stated on page 3 starts a sheet numbered 3; the sheet our layout adds for its long
+    action (the file fit it on fewer) is 3A, not a number the crew's script does not have."""
+    from indexer.script import parse_bytes
+    from indexer.script.lined import build
+
+    row = "Beat {:02d} of the long action paragraph: one sentence a row."
+    assert len(row.format(0)) <= 60 < len(row.format(0)) + len(" Beat")      # one sentence per row of 60
+    action = " ".join(row.format(i) for i in range(70))
+    data = f"""<?xml version="1.0"?><FinalDraft DocumentType="Script" Version="5"><Content>
+    <Paragraph Number="12A" Type="Scene Heading"><SceneProperties Length="1" Page="3"/><Text>INT. LAB - NIGHT</Text></Paragraph>
+    <Paragraph Type="Action"><Text>{action}</Text></Paragraph>
+    <Paragraph Number="13" Type="Scene Heading"><SceneProperties Length="1/8" Page="4"/><Text>EXT. ROOF - NIGHT</Text></Paragraph>
+    <Paragraph Type="Character"><Text>MAYA</Text></Paragraph><Paragraph Type="Dialogue"><Text>There.</Text></Paragraph>
+    </Content></FinalDraft>""".encode()
+    s = parse_bytes(data, "lab.fdx")
+    assert s.pages_source == "stored"
+    lined = build(s, "lab", 1, [], {})
+    assert [p["number"] for p in lined["pages"]] == ["3", "3A"]
+    assert [p["page"] for p in lined["pages"]] == [1, 2]
