@@ -56,6 +56,7 @@ demo: models
 	@mkdir -p $(DEMO_INDEX)-out
 	$(RUN) dailies export stringout --script-line 12A/7 -o $(DEMO_INDEX)-out/12A_7.edl --force --index $(DEMO_INDEX)
 	$(RUN) dailies export ale -o $(DEMO_INDEX)-out/shoot.ale --force --index $(DEMO_INDEX)
+	$(RUN) dailies script lined -o $(DEMO_INDEX)-out/lined.html --index $(DEMO_INDEX)
 	@echo; $(RUN) dailies status --index $(DEMO_INDEX)
 	@echo; echo "== The review room: search and play every take of a line in the browser"
 	@echo "   $(RUN) dailies serve --index $(DEMO_INDEX)      (then open http://localhost:8750/)"

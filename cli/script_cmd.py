@@ -293,12 +293,13 @@ def coverage_cmd(
         fmt = "json"
     if fmt not in FORMATS:
         raise DailiesError(f"Unknown format '{fmt}' (use one of: {', '.join(FORMATS)}).")
-    name, v, s, matches, takes = _load(index, script, version)
-    if scene and s.scene_by_label(scene) is None:
-        raise DailiesError(f"No scene {scene} in script '{name}' (scenes: "
-                           f"{', '.join(x.label for x in s.scenes[:12])}{' ...' if len(s.scenes) > 12 else ''}).")
-    cov = report.build(s, name, v["version"], matches, scene=scene, takes=takes)
-    _note_unstored(matches)
+    from indexer import views
+    from indexer.config import index_path
+    from indexer.store import Index
+
+    with Index.open(index_path(index)) as idx:
+        cov, fresh = views.coverage(idx, script, version, scene)
+    _note_unstored_names(fresh)
     if fmt != "table":
         text = {"csv": report.to_csv, "json": report.to_json, "html": report.to_html}[fmt](cov)
         if output:
@@ -308,6 +309,28 @@ def coverage_cmd(
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     _print_table(cov)
+
+
+@script_app.command("lined")
+def lined_cmd(
+    output: Path = typer.Option(..., "--output", "-o", help="The HTML file to write (print it, or save it as PDF)."),
+    index: Optional[Path] = IndexOpt, script: Optional[str] = ScriptOpt, version: Optional[int] = VersionOpt,
+) -> None:
+    """The lined script as print-ready HTML: every script page (US Letter) with a line per take down the
+    dialogue it covers (solid: delivered; * deviates; dotted: partly said; dashed: not said), the same
+    pages as the review room's /script/print."""
+    from indexer import views
+    from indexer.config import index_path
+    from indexer.server.lined import print_html
+    from indexer.store import Index
+
+    with Index.open(index_path(index)) as idx:
+        data = views.lined_script(idx, script, version)
+    try:
+        output.write_text(print_html(data), encoding="utf-8")
+    except OSError as exc:
+        raise DailiesError(f"Cannot write the lined script to {output} ({exc.strerror}).") from None
+    _console(stderr=True).print(f"Wrote {output}: {len(data['pages'])} pages, {len(data['takes'])} takes lined.")
 
 
 def _print_table(cov) -> None:

@@ -143,3 +143,53 @@ def take_script(idx, ref: str, *, script: str | None = None, version: int | None
     out.update(scene=tm.scene, scene_source=tm.scene_source, no_dialogue=tm.no_dialogue, stored=tm.stored,
                lines=entries)
     return out
+
+
+def _script_takes(idx) -> dict[str, dict]:
+    """Every take's catalog facts by id, with ``circled`` (False until takes can be circled)."""
+    out = {}
+    for r in idx.takes():
+        d = dict(r)
+        d["circled"] = bool(d.get("circled", getattr(r, "circled", False)) or False)
+        d.setdefault("circle_note", getattr(r, "circle_note", None))
+        out[r["take_id"]] = d
+    return out
+
+
+def script_versions(idx) -> list[dict]:
+    """`dailies script list --json`: every imported version of every screenplay."""
+    from .script.catalog import scripts
+
+    return scripts(idx)
+
+
+def lined_script(idx, script: str | None = None, version: int | None = None) -> dict:
+    """The lined script (the review room's /script and /api/script, `dailies script lined`): the version's
+    printed pages and every take matched to a scene with the state of each of its lines
+    (:mod:`indexer.script.lined`)."""
+    from .script import lined
+    from .script.catalog import all_matches, name_of_script, resolve_version, script_of
+
+    v = resolve_version(idx, script, version)
+    s = script_of(idx, v)
+    data = lined.build(s, name_of_script(idx, v), v["version"], all_matches(idx, v, s), _script_takes(idx))
+    data["versions"] = [{"name": r["name"], "version": r["version"]} for r in script_versions(idx)]
+    return data
+
+
+def coverage(idx, script: str | None = None, version: int | None = None, scene: str | None = None):
+    """`dailies script coverage`: the lines x takes matrix and the summary per scene (a
+    :class:`~indexer.script.report.Coverage`; ``unstored``: takes matched now, not read from the index)."""
+    from .errors import DailiesError
+    from .script import report
+    from .script.catalog import all_matches, name_of_script, resolve_version, script_of
+
+    v = resolve_version(idx, script, version)
+    s = script_of(idx, v)
+    name = name_of_script(idx, v)
+    if scene and s.scene_by_label(scene) is None:
+        raise DailiesError(f"No scene {scene} in script '{name}' (scenes: "
+                           f"{', '.join(x.label for x in s.scenes[:12])}{' ...' if len(s.scenes) > 12 else ''}).")
+    matches = all_matches(idx, v, s)
+    cov = report.build(s, name, v["version"], matches, scene=scene, takes=_script_takes(idx))
+    return cov, [m.name for m in matches if not m.stored]

@@ -3,7 +3,9 @@
     python scripts/screenshots.py OUT_DIR [--index DIR] [--query TEXT]
 
 Serves the index (default: the demo index, `make demo`) on a free local port, drives Debian's Chromium
-(headless, Playwright) and writes search.png (hits shown), player.png (a hit playing) and take.png.
+(headless, Playwright) and writes search.png (hits shown), player.png (a hit playing), take.png, and, when a
+screenplay is imported (`make demo` imports fixtures/scene.fountain), script.png (the lined script, a take
+line playing) and coverage.png.
 """
 
 from __future__ import annotations
@@ -80,9 +82,27 @@ def main() -> int:
                                timeout=60000)
         time.sleep(0.5)
         page.screenshot(path=str(args.out / "take.png"), full_page=True)
+        names = ["search.png", "player.png", "take.png"]
+        if page.request.get(base + "/api/script").ok:
+            page.goto(base + "/script")
+            seg = page.locator(".seg[data-start]")
+            if seg.count():
+                seg.nth(min(2, seg.count() - 1)).click()
+                page.wait_for_function("() => document.getElementById('tc').textContent.indexOf('-') < 0",
+                                       timeout=30000)
+                time.sleep(1.0)
+                page.evaluate("document.getElementById('video').pause(); document.getElementById('audio').pause()")
+            page.set_viewport_size({"width": 1400, "height": 1150})
+            page.screenshot(path=str(args.out / "script.png"))
+            page.goto(base + "/coverage")
+            page.screenshot(path=str(args.out / "coverage.png"), full_page=True)
+            names += ["script.png", "coverage.png"]
+        else:
+            print("No screenplay in the index: no script.png or coverage.png (`dailies script import FILE`).",
+                  file=sys.stderr)
         ctx.close()
     server.should_exit = True
-    for name in ("search.png", "player.png", "take.png"):
+    for name in names:
         print(args.out / name)
     return 0
 

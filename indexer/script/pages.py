@@ -108,10 +108,24 @@ def _take(rows: deque, k: int) -> list:
     return [rows.popleft() for _ in range(min(k, len(rows)))]
 
 
-def paginate(script: Script, lines_per_page: int = LINES_PER_PAGE, use_stored: bool = True) -> Script:
+@dataclass
+class Placed:
+    """One printed row of the layout: its page, its line on the page (0-based, blank lines counted), its
+    kind (an element kind, or ``more`` for ``(MORE)``), its text and the element it comes from."""
+
+    page: int
+    y: int
+    kind: str
+    text: str
+    element: int
+
+
+def paginate(script: Script, lines_per_page: int = LINES_PER_PAGE, use_stored: bool = True,
+             placed: list[Placed] | None = None) -> Script:
     """Lay the script out; set element/line pages, scene page spans and eighths, and the page count.
 
-    With ``use_stored`` (the default), pages and lengths the file states win over our layout."""
+    With ``use_stored`` (the default), pages and lengths the file states win over our layout. A ``placed``
+    list receives every printed row of our layout, in order (the lined script draws them)."""
     blocks = _blocks(script)
     page = 1
     y = 0
@@ -130,6 +144,8 @@ def paginate(script: Script, lines_per_page: int = LINES_PER_PAGE, use_stored: b
             row_page.setdefault(r.element, page)
             last_page_of[r.element] = page
             elem_lines[r.element] = elem_lines.get(r.element, 0) + 1
+            if placed is not None:
+                placed.append(Placed(page, y, r.kind, r.text, r.element))
             y += 1
 
     def new_page() -> None:
@@ -173,6 +189,8 @@ def paginate(script: Script, lines_per_page: int = LINES_PER_PAGE, use_stored: b
                     k = max(1, room - more)
                 if k is not None:
                     put(_take(rows, k), space)
+                    if more and placed is not None:
+                        placed.append(Placed(page, y, "more", "(MORE)", placed[-1].element))
                     y += more                                    # (MORE)
                     new_page()
                     if block.kind == "speech":

@@ -45,6 +45,7 @@ class Cell:
     diff: str | None = None       # the best delivery's diff, when it deviates from the script
     tc_in: str | None = None
     tc_out: str | None = None
+    start: float | None = None    # the best delivery's start, seconds from the take's first frame (to play it)
 
 
 @dataclass
@@ -142,7 +143,8 @@ def build(script: Script, name: str, version: int, matches: list[TakeMatch], sce
             best = _best(dels)
             status = "delivered" if best.status == "delivered" else "partial"
             row.cells[c.take_id] = Cell(status, len(dels), best.score,
-                                        best.diff if _MARKUP.search(best.diff or "") else None, best.tc_in, best.tc_out)
+                                        best.diff if _MARKUP.search(best.diff or "") else None, best.tc_in, best.tc_out,
+                                        round(best.start, 3))
         rows.append(row)
     summaries: list[SceneSummary] = []
     for s in scenes:

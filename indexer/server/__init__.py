@@ -2,6 +2,8 @@
 
 * ``/api/...`` returns exactly what the CLI's ``--json`` prints (built by :mod:`indexer.views`), each hit
   or take with a ``media_url``; pages (``/``, ``/take/ID``) are templates whose JavaScript uses only the API.
+* ``/script`` the lined script (``/script/print`` its print-ready pages), ``/coverage`` the coverage matrix,
+  each over ``/api/script`` and ``/api/coverage`` (``?script=NAME&version=N``), built by the same views.
 * ``/media/ID`` serves a take's playable file (original or proxy, :mod:`.media`) by take id only, with
   HTTP range requests; ``/media/ID/thumb?t=SECONDS`` a JPEG of one frame.
 * With a token, every request (pages, API, media, assets) needs ``Authorization: Bearer TOKEN`` or the
@@ -292,6 +294,26 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
             out["script"] = views.take_script(idx, take_id)        # None: no screenplay imported
         return JSONResponse(out)
 
+    def version_params(request: Request) -> tuple[str | None, int | None]:
+        return text_param(request, "script"), num_param(request, "version", None, int, 1)
+
+    def lined_data(request: Request) -> dict:
+        with pool.reader() as idx:
+            return views.lined_script(idx, *version_params(request))
+
+    def api_script(request: Request):
+        """The lined script: pages (rows at their printed line), takes and the state of each line."""
+        return JSONResponse(lined_data(request))
+
+    def coverage_of(request: Request):
+        with pool.reader() as idx:
+            cov, _ = views.coverage(idx, *version_params(request), scene=text_param(request, "scene"))
+        return cov
+
+    def api_coverage(request: Request):
+        """What `dailies script coverage --json` prints."""
+        return JSONResponse(coverage_of(request).to_json())
+
     # ------------------------------------------------------------------ media
     def _take_row(take_id: str):
         with pool.reader() as idx:
@@ -331,6 +353,23 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     def page_take(request: Request):
         return templates.TemplateResponse(request, "take.html", {"take_id": request.path_params["take_id"],
                                                                   "pre_roll": PRE_ROLL})
+
+    def page_script(request: Request):
+        from .lined import lookups
+
+        data = lined_data(request)
+        return templates.TemplateResponse(request, "script.html", {"data": data, "pre_roll": PRE_ROLL,
+                                                                    **lookups(data)})
+
+    def page_script_print(request: Request):
+        from starlette.responses import HTMLResponse
+
+        from .lined import print_html
+
+        return HTMLResponse(print_html(lined_data(request)))
+
+    def page_coverage(request: Request):
+        return templates.TemplateResponse(request, "coverage.html", {"cov": coverage_of(request), "pre_roll": PRE_ROLL})
 
     # ------------------------------------------------------------------ token, errors
     class TokenMiddleware:
@@ -378,6 +417,11 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     routes = [
         Route("/", page_search),
         Route("/take/{take_id}", page_take),
+        Route("/script", page_script),
+        Route("/script/print", page_script_print),
+        Route("/coverage", page_coverage),
+        Route("/api/script", api_script),
+        Route("/api/coverage", api_coverage),
         Route("/api/search/line", api_search_line),
         Route("/api/search/speaker", api_search_speaker),
         Route("/api/search/shots", api_search_shots),
