@@ -100,6 +100,19 @@ def take_hits(index: Index, refs: Sequence[str]) -> list[Hit]:
     return hits
 
 
+def circle_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
+    """One marker hit (kind ``circle``, one frame at the take's first frame, text ``CIRCLED: note``) per
+    circled take (of ``take_ids`` when given), by clip name."""
+    from fractions import Fraction
+
+    takes = index.takes() if take_ids is None else list(index.takes_by_id(take_ids).values())
+    out = []
+    for t in sorted((t for t in takes if t.circled), key=lambda t: t.name):
+        text = "CIRCLED" + (f": {t.circle_note}" if t.circle_note else "")
+        out.append(t.hit("circle", 0.0, float(Fraction(1) / t.rate), text, 1.0))
+    return out
+
+
 def log_entries(index: Index, sources: Sequence[Source], dialogue_words: int = 12) -> list[LogEntry]:
     """What the ALE says about each take: its speakers, its first words, the script lines it holds."""
     from ..search import named_lines
