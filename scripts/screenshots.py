@@ -3,7 +3,8 @@
     python scripts/screenshots.py OUT_DIR [--index DIR] [--query TEXT]
 
 Serves the index (default: the demo index, `make demo`) on a free local port, drives Debian's Chromium
-(headless, Playwright) and writes search.png (hits shown), player.png (a hit playing) and take.png.
+(headless, Playwright) and writes search.png (hits shown), player.png (a hit playing), take.png and
+voices.png (the voices page).
 """
 
 from __future__ import annotations
@@ -80,9 +81,14 @@ def main() -> int:
                                timeout=60000)
         time.sleep(0.5)
         page.screenshot(path=str(args.out / "take.png"), full_page=True)
+        page.goto(f"{base}/voices")
+        page.wait_for_function("() => document.querySelectorAll('.voice').length > 0 || "
+                               "document.getElementById('message').textContent.startsWith('No voices')", timeout=60000)
+        time.sleep(0.5)
+        page.screenshot(path=str(args.out / "voices.png"), full_page=True)
         ctx.close()
     server.should_exit = True
-    for name in ("search.png", "player.png", "take.png"):
+    for name in ("search.png", "player.png", "take.png", "voices.png"):
         print(args.out / name)
     return 0
 
