@@ -109,7 +109,7 @@ def test_circled_takes_are_in_the_ale_and_the_markers(client, index, tmp_path):
     names = {tl.name: [m.name for c in tl.find_clips() for m in c.markers] for tl in col}
     assert names["12A_T1_CamA"][0] == "CIRCLED: print it; focus soft at the end"
     assert not any(n.startswith("CIRCLED") for n in names["12A_T2_CamA"]) and len(names["12A_T2_CamA"]) > 3
-    clip = next(col[[tl.name for tl in col].index("12A_T1_CamA")].find_clips())
+    clip = col[[tl.name for tl in col].index("12A_T1_CamA")].find_clips()[0]
     first = clip.markers[0].marked_range.start_time
     assert round(first.value) == clip.source_range.start_time.value           # at the take's first frame
     # --circled alone: only the circled takes' markers.
