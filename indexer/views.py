@@ -160,20 +160,26 @@ def voices(idx, clips: int = CLIPS_PER_VOICE) -> list[dict]:
     if reg is None:
         return []
     takes = {r.take_id: r for r in idx.takes(status="indexed")}   # a pending take shows no voices
+    lines_of: dict[str, list] = {}                                   # a take's lines, read once
+
+    def size(c) -> tuple:                                            # most words, then longest
+        return (len(c[1].text.split()), c[1].end - c[1].start)
+
     rows = []
     for v in reg.summaries(take_ids=list(takes)):
         candidates = []                              # (take, line)
         for take_id, label, _ in v.locals:           # longest local first
-            candidates.extend((takes[take_id], ln) for ln in idx.lines_of_take(take_id)
+            if take_id not in lines_of:
+                lines_of[take_id] = idx.lines_of_take(take_id)
+            candidates.extend((takes[take_id], ln) for ln in lines_of[take_id]
                               if ln.speaker == label or ln.voice_id == v.voice_id)
         example = None
-        if candidates:                               # the longest line of its longest local (as before)
-            first = [c for c in candidates if c[0].take_id == candidates[0][0].take_id]
-            t, ln = max(first, key=lambda c: (len(c[1].words), c[1].end - c[1].start))
+        if candidates:                               # the longest line of its longest local's take (as before)
+            t, ln = max((c for c in candidates if c[0].take_id == candidates[0][0].take_id), key=size)
             example = {"take_id": t.take_id, "clip": t.name, "text": ln.text, "tc_in": t.clock.tc_in(ln.start),
                        "tc_out": t.clock.tc_out(ln.end), "line_id": ln.line_id}
         clean = sorted((c for c in candidates if not c[1].overlap),
-                       key=lambda c: (-len(c[1].words), -(c[1].end - c[1].start), c[1].line_id))
+                       key=lambda c: (-size(c)[0], -size(c)[1], c[1].line_id))
         rows.append({"voice_id": v.voice_id, "name": v.name, "takes": v.takes, "seconds": round(v.seconds, 2),
                      "minutes": round(v.seconds / 60, 2), "example": example,
                      "clips": [{"take_id": t.take_id, "clip": t.name, "line_id": ln.line_id, "text": ln.text,
