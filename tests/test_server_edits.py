@@ -112,6 +112,12 @@ def test_circled_takes_are_in_the_ale_and_the_markers(client, index, tmp_path):
     clip = col[[tl.name for tl in col].index("12A_T1_CamA")].find_clips()[0]
     first = clip.markers[0].marked_range.start_time
     assert round(first.value) == clip.source_range.start_time.value           # at the take's first frame
+    # A string-out of a script line's deliveries says which are circled too.
+    run_cli("export", "stringout", "--script-line", "12A/4", "--index", str(index), "-o", str(tmp_path / "s.otio"),
+            check=True)
+    cut = {c.name: c.metadata["dailies"]["circled"] for c in otio.adapters.read_from_file(str(tmp_path / "s.otio"))
+           .find_clips()}
+    assert cut.get("12A_T1_CamA") is True and len(cut) >= 2 and sum(cut.values()) == 1, cut
     # --circled alone: only the circled takes' markers.
     out = run_cli("export", "markers", "--circled", "--index", str(index), "-o", str(tmp_path / "c.csv"), check=True)
     rows = (tmp_path / "c.csv").read_text().splitlines()

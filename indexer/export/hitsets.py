@@ -70,7 +70,11 @@ def script_line_hits(index: Index, ref: str, *, limit: int = 100, **_) -> list[H
         raise DailiesError(f"No line {ref} in the imported script (ids are SCENE/N, e.g. 12A/4; "
                            "`dailies script coverage` lists them).")
     dels = line_deliveries(all_matches(index, version, script), line.line_id)
-    return [d.to_hit() for d in dels if d.status != "false_start"][:limit]
+    hits = [d.to_hit() for d in dels if d.status != "false_start"][:limit]
+    circled = {t.take_id for t in index.takes_by_id({h.take_id for h in hits}).values() if t.circled}
+    for h in hits:
+        h.circled = h.take_id in circled
+    return hits
 
 
 def script_lines_of_takes(index: Index, take_ids: Sequence[str]) -> dict[str, list[str]]:
