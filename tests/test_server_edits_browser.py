@@ -136,3 +136,29 @@ def test_naming_a_voice_on_the_voices_page_changes_the_cli_list(page, base_url, 
     names = {v["name"] for v in json.loads(run_cli("speakers", "list", "--index", str(index), "--json",
                                                    check=True).stdout)}
     assert {"MAYA", "LEO"} <= names
+
+
+def test_merging_and_splitting_on_the_voices_page(page, base_url, index):
+    def listed():
+        return json.loads(run_cli("speakers", "list", "--index", str(index), "--json", check=True).stdout)
+
+    before = listed()
+    assert len(before) == 2
+    keep, other = before[0]["voice_id"], before[1]["voice_id"]
+    page.goto(f"{base_url}/voices")
+    page.wait_for_function("() => document.querySelectorAll('.voice').length === 2")
+    first = page.locator(f".voice[data-voice-id='{keep}']")
+    first.locator(".merge-other").select_option(other)
+    first.locator(".merge-form button").click()
+    page.wait_for_function("() => document.querySelectorAll('.voice').length === 1", timeout=15000)
+    merged = listed()
+    assert [v["voice_id"] for v in merged] == [keep]
+    assert len(merged[0]["locals"]) == len(before[0]["locals"]) + len(before[1]["locals"])
+    # Split one take's speaker off again: it becomes a voice of its own, holding just that.
+    loc = next(loc for loc in before[1]["locals"])
+    page.locator(f".voice[data-voice-id='{keep}'] .split[data-take-id='{loc['take_id']}']"
+                 f"[data-label='{loc['label']}']").click()
+    page.wait_for_function("() => document.querySelectorAll('.voice').length === 2", timeout=15000)
+    assert "that speaker is now" in page.locator("#message").inner_text()
+    new = [v for v in listed() if v["voice_id"] not in (keep, other)]
+    assert len(new) == 1 and [(x["take_id"], x["label"]) for x in new[0]["locals"]] == [(loc["take_id"], loc["label"])]
