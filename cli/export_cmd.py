@@ -162,13 +162,16 @@ def markers_cmd(
     script_line: Optional[str] = ScriptLineOpt,
     index: Optional[Path] = IndexOpt, scene: Optional[str] = SceneOpt, limit: int = LimitOpt,
     min_match: float = MinMatchOpt,
+    circled: bool = typer.Option(False, "--circled", help="A marker on every circled take (\"CIRCLED: note\" "
+                                                          "at its first frame); alone, only those."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="avid, resolve, premiere, csv or otio."),
     force: bool = ForceOpt, as_json: bool = JsonOpt,
 ) -> None:
-    """One marker per line ("speaker: text") at the take's source TC, for Avid, Resolve or Premiere."""
+    """One marker per line ("speaker: text") at the take's source TC, for Avid, Resolve or Premiere.
+    A circled take among them also gets a "CIRCLED: note" marker at its first frame."""
     from indexer.errors import UsageError
     from indexer.export import MARKER_FORMATS, pick_format, render_markers
-    from indexer.export.hitsets import sources_for, take_hits
+    from indexer.export.hitsets import circle_hits, sources_for, take_hits
     from indexer.export.output import is_folder_target
 
     if fmt is None and is_folder_target(out):
@@ -178,7 +181,12 @@ def markers_cmd(
     if fmt_name in ("premiere", "csv", "otio") and is_folder_target(out):
         out = out / f"markers{MARKER_FORMATS[fmt_name]}"
     with _open(index) as idx:
-        if take:
+        if circled and not take and not any((line, speaker, visual, script_line)):
+            hits = circle_hits(idx)
+            if not hits:
+                raise DailiesError("Nothing to export: no take is circled (`dailies circle TAKE`); "
+                                   "no file was written.")
+        elif take:
             if any((line, speaker, visual, script_line)):
                 raise UsageError("Give either --take or one search (--line, --speaker, --visual, --script-line).")
             hits = take_hits(idx, take)
@@ -190,6 +198,8 @@ def markers_cmd(
                                       scene=scene, limit=limit, min_match=min_match)
             if not hits:
                 raise _no_hits(kind, value)
+        if hits[0].kind != "circle":
+            hits = circle_hits(idx, {h.take_id for h in hits}) + hits
         sources = sources_for(idx, [h.take_id for h in hits])
     outputs = render_markers(hits, sources, fmt_name, out)
     written = _write(outputs, force, make_folder=is_folder_target(out))

@@ -456,6 +456,26 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
     _console().print(t)
 
 
+@app.command("circle")
+def circle_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."),
+               note: Optional[str] = typer.Option(None, "--note", help="Why it is circled (shown in the review room, "
+                                                                       "the ALE and markers; \"\" clears it)."),
+               off: bool = typer.Option(False, "--off", help="Take the circle off."),
+               index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
+    """Circle (print) a take, with a note; `--off` takes the circle off. Shown in searches, exported in ALEs."""
+    from indexer.config import index_path
+    from indexer.edits import circle, writer
+
+    with writer(index_path(index)) as idx:
+        done = circle(idx, take, on=not off, note=note)
+    if as_json:
+        print(json.dumps(done, indent=2, ensure_ascii=False))
+        return
+    _console(stderr=True).print(f"{done['name']} is " + ("circled" + (f": {done['circle_note']}"
+                                                                      if done["circle_note"] else "") + "."
+                                                         if done["circled"] else "no longer circled."))
+
+
 # ------------------------------------------------------------------------------------------ models
 
 @models_app.command("list")

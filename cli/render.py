@@ -70,7 +70,8 @@ def diff_text(diff: str | None, fallback: str, markers: bool = False) -> Text:
 def hits_table(hits, query: str, markers: bool = False) -> Table:
     n_takes = len({h.take_id for h in hits})
     t = Table(title=f"“{shorten(query)}” — {len(hits)} hit{'s' if len(hits) != 1 else ''} in "
-                    f"{n_takes} take{'s' if n_takes != 1 else ''}",
+                    f"{n_takes} take{'s' if n_takes != 1 else ''}"
+                    + (" (● circled take)" if any(h.circled for h in hits) else ""),
               caption=diff_legend(False, markers), show_lines=False, expand=True, box=box.SIMPLE_HEAD,
               pad_edge=False)
     clip_column(t, [h.name for h in hits])
@@ -83,7 +84,7 @@ def hits_table(hits, query: str, markers: bool = False) -> Table:
     for h in hits:
         same = h.take_id == prev
         prev = h.take_id
-        sctk = "/".join(x for x in (h.scene or "", h.take or "") if x) or "—"
+        sctk = ("/".join(x for x in (h.scene or "", h.take or "") if x) or "—") + (" ●" if h.circled else "")
         said = diff_text(h.diff, h.text, markers)
         if h.speaker:
             said = Text.assemble((f"{h.speaker}: ", "bold"), said)

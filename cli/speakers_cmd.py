@@ -12,7 +12,6 @@ from typing import Optional
 
 import typer
 
-from indexer.errors import DailiesError
 
 speakers_app = typer.Typer(help="The production's voices: who speaks, across every take (list, name, merge, split).",
                            rich_markup_mode=None, no_args_is_help=True)
@@ -31,38 +30,9 @@ def _console(stderr: bool = False):
 def _writer(index: Optional[Path]):
     """The index opened for writing, refusing to create one that does not exist."""
     from indexer.config import index_path
-    from indexer.store import Index
+    from indexer.edits import writer
 
-    target = index_path(index)
-    Index.open(target).close()          # IndexMissingError with its advice when there is none
-    return Index.open_writer(target)
-
-
-def voice_rows(idx) -> list[dict]:
-    """One dict per voice: id, name, takes, seconds, minutes, its local speakers and an example line."""
-    from indexer.speakers.identity import open_registry
-
-    reg = open_registry(idx, readonly=True)
-    if reg is None:
-        return []
-    takes = {r["take_id"]: r for r in idx.takes(status="indexed")}   # a pending take shows no voices
-    rows = []
-    for v in reg.summaries(take_ids=list(takes)):
-        example = None
-        for take_id, label, _ in v.locals:          # longest local first
-            t = takes[take_id]
-            lines = [ln for ln in idx.lines_of_take(take_id) if ln.speaker == label or ln.voice_id == v.voice_id]
-            if lines:
-                ln = max(lines, key=lambda x: (len(x.words), x.end - x.start))
-                clock = t.clock
-                example = {"take_id": take_id, "clip": t["name"], "text": ln.text, "tc_in": clock.tc_in(ln.start),
-                           "tc_out": clock.tc_out(ln.end), "line_id": ln.line_id}
-                break
-        rows.append({"voice_id": v.voice_id, "name": v.name, "takes": v.takes, "seconds": round(v.seconds, 2),
-                     "minutes": round(v.seconds / 60, 2), "example": example,
-                     "locals": [{"take_id": t, "clip": takes[t]["name"], "label": lab, "seconds": round(s, 2)}
-                                for t, lab, s in v.locals]})
-    return rows
+    return writer(index_path(index))
 
 
 @speakers_app.command("list")
@@ -70,9 +40,10 @@ def list_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Every voice in the index: id, name, takes, minutes of speech and an example line."""
     from indexer.config import index_path
     from indexer.store import Index
+    from indexer.views import voices
 
     with Index.open(index_path(index)) as idx:
-        rows = voice_rows(idx)
+        rows = voices(idx)
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -103,39 +74,34 @@ def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) o
              yes: bool = typer.Option(False, "--yes", "-y", help="With --from-script: apply the proposal."),
              index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Name a voice (the name survives re-indexing and is what `--speaker` searches use)."""
-    from indexer.speakers.identity import VoiceRegistry
+    from indexer.edits import name_voice
 
     if from_script:
         _name_from_script(index, yes, as_json)
         return
-    if not voice or not name:
-        raise DailiesError("Say which voice and what name, e.g. `dailies speakers name V003 MAYA`, "
-                           "or use --from-script.")
     with _writer(index) as idx:
-        vid = VoiceRegistry(idx.voice_tables()).name(voice, name)
-    _console(stderr=True).print(f"{vid} is now {name.strip()}.")
+        done = name_voice(idx, voice or "", name or "")
+    if as_json:
+        print(json.dumps(done, indent=2, ensure_ascii=False))
+        return
+    _console(stderr=True).print(f"{done['voice_id']} is now {done['name']}.")
 
 
 def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
     from indexer.config import index_path
-    from indexer.script.naming import propose_names
+    from indexer.edits import names_from_script
     from indexer.store import Index
-    from indexer.speakers.identity import VoiceRegistry
 
-    with Index.open(index_path(index)) as idx:
-        proposals = propose_names(idx)
-    if yes and proposals:
+    if yes:
         with _writer(index) as idx:
-            reg = VoiceRegistry(idx.voice_tables())
-            given: set[str] = set()
-            for p in proposals:                   # one name, one voice: a second voice of a character is
-                if p.character.lower() in given:  # left for `speakers merge` (said below)
-                    continue
-                reg.name(p.voice_id, p.character)
-                given.add(p.character.lower())
+            result = names_from_script(idx, apply=True)
+    else:
+        with Index.open(index_path(index)) as idx:
+            result = names_from_script(idx, apply=False)
     if as_json:
-        print(json.dumps({"applied": yes, "proposals": [p.to_json() for p in proposals]}, indent=2))
+        print(json.dumps(result, indent=2))
         return
+    proposals = result["proposals"]
     out = _console()
     if not proposals:
         out.print("No voice delivers one character's lines clearly enough to be named from the script.")
@@ -147,11 +113,12 @@ def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
     for c in ("voice", "now", "proposed", "share", "deliveries", "takes"):
         t.add_column(c)
     for p in proposals:
-        t.add_row(p.voice_id, p.current or "—", p.character, f"{p.share:.0%}", str(p.deliveries), str(p.takes))
+        t.add_row(p["voice_id"], p["current"] or "—", p["character"], f"{p['share']:.0%}", str(p["deliveries"]),
+                  str(p["takes"]))
     out.print(t)
-    chars = [p.character for p in proposals]
+    chars = [p["character"] for p in proposals]
     for c in sorted({c for c in chars if chars.count(c) > 1}):
-        ids = [p.voice_id for p in proposals if p.character == c]
+        ids = [p["voice_id"] for p in proposals if p["character"] == c]
         out.print(f"[yellow]{' and '.join(ids)} both deliver {c}: if they are one actor, "
                   f"`dailies speakers merge {ids[0]} {ids[1]}`.[/]")
     if not yes:
@@ -163,18 +130,15 @@ def merge_cmd(keep: str = typer.Argument(..., help="The voice to keep (id or nam
               other: str = typer.Argument(..., help="The voice merged into it (its id keeps resolving)."),
               index: Optional[Path] = IndexOpt) -> None:
     """Merge two voices that are the same person (e.g. `dailies speakers merge V004 V007`)."""
-    from indexer.speakers.identity import VoiceRegistry
+    from indexer.edits import merge_voices
 
     err = _console(stderr=True)
     with _writer(index) as idx:
-        reg = VoiceRegistry(idx.voice_tables())
-        shared = reg.shared_takes(keep, other)
-        kept = reg.merge(keep, other)
-        v = reg.voice(kept)
-    if shared:
-        err.print(f"[yellow]Note[/]: the two voices speak in {shared} take(s) together, where diarization told "
-                  "them apart; `dailies speakers split` undoes a wrong merge take by take.")
-    err.print(f"{other} merged into {kept}" + (f" ({v.name})." if v and v.name else "."))
+        done = merge_voices(idx, keep, other)
+    if done["shared_takes"]:
+        err.print(f"[yellow]Note[/]: the two voices speak in {done['shared_takes']} take(s) together, where "
+                  "diarization told them apart; `dailies speakers split` undoes a wrong merge take by take.")
+    err.print(f"{other} merged into {done['voice_id']}" + (f" ({done['name']})." if done["name"] else "."))
 
 
 @speakers_app.command("split")
@@ -185,12 +149,9 @@ def split_cmd(voice: str = typer.Argument(..., help="The voice (id or name) that
               name: Optional[str] = typer.Option(None, "--name", help="Name the new voice at once."),
               index: Optional[Path] = IndexOpt) -> None:
     """Move a take's local speaker out of a voice into a new voice (kept apart on re-indexing)."""
-    from indexer.speakers.identity import VoiceRegistry
+    from indexer.edits import split_voice
 
     with _writer(index) as idx:
-        row = idx.take(take)
-        reg = VoiceRegistry(idx.voice_tables())
-        new = reg.split(voice, row["take_id"], label)
-        if name:
-            reg.name(new, name)
-    _console(stderr=True).print(f"{row['name']}: that speaker is now {new}" + (f" ({name})." if name else "."))
+        done = split_voice(idx, voice, take, label, name)
+    _console(stderr=True).print(f"{done['clip']}: that speaker is now {done['voice_id']}"
+                                + (f" ({done['name']})." if done["name"] else "."))

@@ -138,6 +138,8 @@ class Take:
     n_frames: int
     indexed_at: str | None
     columns: dict[str, Any] = field(repr=False, compare=False)
+    circled: bool = False          # circled (printed) by the script supervisor: `dailies circle`
+    circle_note: str | None = None
 
     @classmethod
     def from_columns(cls, row) -> "Take":
@@ -147,7 +149,8 @@ class Take:
                    camera=c.get("camera"), rate=Fraction(c["rate"]), start_tc=c["start_tc"],
                    drop_frame=bool(c.get("drop_frame")), duration=c.get("duration"), frames=c.get("frames"),
                    status=c.get("status") or "", n_lines=c.get("n_lines") or 0, n_shots=c.get("n_shots") or 0,
-                   n_frames=c.get("n_frames") or 0, indexed_at=c.get("indexed_at"), columns=c)
+                   n_frames=c.get("n_frames") or 0, indexed_at=c.get("indexed_at"), columns=c,
+                   circled=bool(c.get("circled")), circle_note=c.get("circle_note"))
 
     @functools.cached_property
     def clock(self) -> Clock:
@@ -161,7 +164,8 @@ class Take:
         """A hit in this take from ``start`` to ``end`` seconds (source TC in/out from its clock)."""
         return Hit(kind=kind, clip=self.path, take_id=self.take_id, name=self.name, scene=self.scene,
                    take=self.take, camera=self.camera, start=start, end=end, tc_in=self.clock.tc_in(start),
-                   tc_out=self.clock.tc_out(end), rate=self.rate_str, text=text, score=score, **more)
+                   tc_out=self.clock.tc_out(end), rate=self.rate_str, text=text, score=score,
+                   circled=self.circled, **more)
 
     # the catalog's columns, read by name (as rows were)
     def __getitem__(self, key: str) -> Any:
@@ -187,7 +191,7 @@ def shots_spanning(shots: list[Shot], start: float, end: float, rate: Fraction) 
 class Hit:
     """One search result. Every search returns these, so exports and --json take any of them."""
 
-    kind: str                      # line, speaker, visual, script
+    kind: str                      # line, speaker, visual, script; circle (a circled take's marker)
     clip: str                      # path as indexed
     take_id: str
     name: str                      # clip name (file name without extension)
@@ -217,6 +221,7 @@ class Hit:
     frame_tc: str | None = None
     frame_seconds: float | None = None
     tags: list[str] = field(default_factory=list)
+    circled: bool = False          # the hit's take is circled (printed)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -72,6 +72,7 @@ def status(idx, target: str | Path | None = None) -> dict:
     for t in takes:
         t["models"] = json.loads(t["models"]) if t.get("models") else None
         t["notes"] = json.loads(t["notes"]) if t.get("notes") else []
+        t["circled"] = bool(t.get("circled"))
         t.pop("info", None)
     failed = [f for f in files if f["status"] == "failed"]
     return {"index": str(target if target is not None else idx.path), **meta, **stats, "takes": takes,
@@ -193,3 +194,47 @@ def coverage(idx, script: str | None = None, version: int | None = None, scene: 
     matches = all_matches(idx, v, s)
     cov = report.build(s, name, v["version"], matches, scene=scene, takes=_script_takes(idx))
     return cov, [m.name for m in matches if not m.stored]
+CLIPS_PER_VOICE = 3
+
+
+def voices(idx, clips: int = CLIPS_PER_VOICE) -> list[dict]:
+    """`dailies speakers list --json`: one dict per voice: id, name, takes, seconds, minutes, its local
+    speakers (a take's SPEAKER_00 ...), an example line and ``clips``: up to ``clips`` of its longest clean
+    lines to listen to (most words; none overlapped by another speaker), each with take-relative
+    ``start``/``end`` and source ``tc_in``/``tc_out``, longest first."""
+    from .speakers.identity import open_registry
+
+    reg = open_registry(idx, readonly=True)
+    if reg is None:
+        return []
+    takes = {r.take_id: r for r in idx.takes(status="indexed")}   # a pending take shows no voices
+    lines_of: dict[str, list] = {}                                   # a take's lines, read once
+
+    def size(c) -> tuple:                                            # most words, then longest
+        return (len(c[1].text.split()), c[1].end - c[1].start)
+
+    rows = []
+    for v in reg.summaries(take_ids=list(takes)):
+        candidates = []                              # (take, line)
+        for take_id, label, _ in v.locals:           # longest local first
+            if take_id not in lines_of:
+                lines_of[take_id] = idx.lines_of_take(take_id)
+            candidates.extend((takes[take_id], ln) for ln in lines_of[take_id]
+                              if ln.speaker == label or ln.voice_id == v.voice_id)
+        example = None
+        if candidates:                               # the longest line of its longest local's take (as before)
+            t, ln = max((c for c in candidates if c[0].take_id == candidates[0][0].take_id), key=size)
+            example = {"take_id": t.take_id, "clip": t.name, "text": ln.text, "tc_in": t.clock.tc_in(ln.start),
+                       "tc_out": t.clock.tc_out(ln.end), "line_id": ln.line_id}
+        clean = sorted((c for c in candidates if not c[1].overlap),
+                       key=lambda c: (-size(c)[0], -size(c)[1], c[1].line_id))
+        rows.append({"voice_id": v.voice_id, "name": v.name, "takes": v.takes, "seconds": round(v.seconds, 2),
+                     "minutes": round(v.seconds / 60, 2), "example": example,
+                     "clips": [{"take_id": t.take_id, "clip": t.name, "line_id": ln.line_id, "text": ln.text,
+                                "start": round(ln.start, 3), "end": round(ln.end, 3),
+                                "tc_in": t.clock.tc_in(ln.start), "tc_out": t.clock.tc_out(ln.end)}
+                               for t, ln in clean[:clips]],
+                     "locals": [{"take_id": t, "clip": takes[t].name, "label": lab, "seconds": round(s, 2)}
+                                for t, lab, s in v.locals]})
+    return rows
+

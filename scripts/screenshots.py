@@ -3,9 +3,9 @@
     python scripts/screenshots.py OUT_DIR [--index DIR] [--query TEXT]
 
 Serves the index (default: the demo index, `make demo`) on a free local port, drives Debian's Chromium
-(headless, Playwright) and writes search.png (hits shown), player.png (a hit playing), take.png, and, when a
-screenplay is imported (`make demo` imports fixtures/scene.fountain), script.png (the lined script, a take
-line playing) and coverage.png.
+(headless, Playwright) and writes search.png (hits shown), player.png (a hit playing), take.png, voices.png
+(the voices page), and, when a screenplay is imported (`make demo` imports fixtures/scene.fountain),
+script.png (the lined script, a take line playing) and coverage.png.
 """
 
 from __future__ import annotations
@@ -82,7 +82,12 @@ def main() -> int:
                                timeout=60000)
         time.sleep(0.5)
         page.screenshot(path=str(args.out / "take.png"), full_page=True)
-        names = ["search.png", "player.png", "take.png"]
+        names = ["search.png", "player.png", "take.png", "voices.png"]
+        page.goto(f"{base}/voices")
+        page.wait_for_function("() => document.querySelectorAll('.voice').length > 0 || "
+                               "document.getElementById('message').textContent.startsWith('No voices')", timeout=60000)
+        time.sleep(0.5)
+        page.screenshot(path=str(args.out / "voices.png"), full_page=True)
         if page.request.get(base + "/api/script").ok:
             page.goto(base + "/script")
             seg = page.locator(".seg[data-start]")

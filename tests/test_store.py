@@ -84,8 +84,11 @@ def test_an_index_of_the_last_release_is_upgraded_in_place(tmp_path):
     assert json.loads(status.stdout)["indexed"] == 5
     with sqlite3.connect(path / "catalog.sqlite") as db:
         cols = {r[1] for r in db.execute("PRAGMA table_info(voice_locals)")}
+        take_cols = {r[1] for r in db.execute("PRAGMA table_info(takes)")}
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"window_sum", "window_count"} <= cols and {"script_versions", "voice_voices", "steps"} <= tables
+    assert {"circled", "circle_note", "circled_at"} <= take_cols                  # schema 3: circled takes
+    assert not any(t["circled"] for t in json.loads(status.stdout)["takes"])
     # what the release wrote is all there: lines and vectors, voices and their names, the screenplay
     hits = json.loads(run_cli("search", "line", "the comet won't wait for office hours", "--index", str(path),
                               "--json", check=True).stdout)
@@ -99,6 +102,11 @@ def test_an_index_of_the_last_release_is_upgraded_in_place(tmp_path):
     first = json.loads(status.stdout)
     assert {k: again[k] for k in ("indexed", "lines", "shots", "voices")} == \
         {k: first[k] for k in ("indexed", "lines", "shots", "voices")}       # a second open changes nothing
+    # the upgraded index takes a circle, and its search hits say so
+    run_cli("circle", "12A_T3_CamB", "--note", "print", "--index", str(path), check=True)
+    hits = json.loads(run_cli("search", "line", "the comet won't wait for office hours", "--index", str(path),
+                              "--json", check=True).stdout)
+    assert {h["name"] for h in hits if h["circled"]} == {"12A_T3_CamB"}
 
 
 def test_a_newer_index_is_refused_in_one_sentence(tmp_path):

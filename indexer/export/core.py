@@ -44,6 +44,8 @@ class Source:
     width: int | None = None
     height: int | None = None
     audio_rate: int | None = None
+    circled: bool = False             # circled (printed) by the script supervisor, with a note
+    circle_note: str | None = None
 
     @property
     def clock(self) -> Clock:
@@ -94,7 +96,8 @@ class Source:
             camera=get("camera"), rate=rate, start_tc=get("start_tc") or "00:00:00:00", frames=int(frames),
             has_video=has_video, has_audio=has_audio, audio_channels=channels,
             width=info.get("width"), height=info.get("height"),
-            audio_rate=(audio[0].get("sample_rate") if audio else None))
+            audio_rate=(audio[0].get("sample_rate") if audio else None),
+            circled=bool(get("circled", False)), circle_note=get("circle_note"))
 
 
 @dataclass(frozen=True)

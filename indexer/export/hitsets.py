@@ -70,7 +70,11 @@ def script_line_hits(index: Index, ref: str, *, limit: int = 100, **_) -> list[H
         raise DailiesError(f"No line {ref} in the imported script (ids are SCENE/N, e.g. 12A/4; "
                            "`dailies script coverage` lists them).")
     dels = line_deliveries(all_matches(index, version, script), line.line_id)
-    return [d.to_hit() for d in dels if d.status != "false_start"][:limit]
+    hits = [d.to_hit() for d in dels if d.status != "false_start"][:limit]
+    circled = {t.take_id for t in index.takes_by_id({h.take_id for h in hits}).values() if t.circled}
+    for h in hits:
+        h.circled = h.take_id in circled
+    return hits
 
 
 def script_lines_of_takes(index: Index, take_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -98,6 +102,19 @@ def take_hits(index: Index, refs: Sequence[str]) -> list[Hit]:
             hits.append(take.hit("line", ln.start, ln.end, ln.text, 1.0, shots=list(ln.shots), speaker=ln.speaker,
                                  voice_id=ln.voice_id, line_ids=[ln.line_id]))
     return hits
+
+
+def circle_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
+    """One marker hit (kind ``circle``, one frame at the take's first frame, text ``CIRCLED: note``) per
+    circled take (of ``take_ids`` when given), by clip name."""
+    from fractions import Fraction
+
+    takes = index.takes() if take_ids is None else list(index.takes_by_id(take_ids).values())
+    out = []
+    for t in sorted((t for t in takes if t.circled), key=lambda t: t.name):
+        text = "CIRCLED" + (f": {t.circle_note}" if t.circle_note else "")
+        out.append(t.hit("circle", 0.0, float(Fraction(1) / t.rate), text, 1.0))
+    return out
 
 
 def log_entries(index: Index, sources: Sequence[Source], dialogue_words: int = 12) -> list[LogEntry]:

@@ -33,7 +33,7 @@ from typing import Sequence
 
 from ..errors import DailiesError
 from .core import (DEFAULT_RECORD_START, DEFAULT_REEL_LEN, Cut, Source, TimecodeBase, fps_label, group_by_base,
-                   hit_metadata, marker_text, reel_names, speaker_colours)
+                   hit_metadata, marker_text, one_line, reel_names, speaker_colours)
 
 
 def media_url(path: str) -> str:
@@ -368,7 +368,7 @@ def fcpxml_string(plan: StringOut) -> str:
 # ------------------------------------------------------------------------------------------ ALE
 
 ALE_COLUMNS = ["Name", "Tracks", "Start", "End", "Duration", "Tape", "FPS", "Scene", "Take", "Camera",
-               "Speakers", "Dialogue", "Script lines", "Source File"]
+               "Speakers", "Dialogue", "Script lines", "Circled", "Comments", "Source File"]
 
 
 @dataclass
@@ -426,7 +426,8 @@ def ale_strings(entries: Sequence[LogEntry], reel_len: int | None = DEFAULT_REEL
                 "Tracks": _tracks(src), "Tape": reels[src.take_id], "FPS": fps_label(src.rate),
                 "Scene": src.scene or "", "Take": src.take or "", "Camera": src.camera or "",
                 "Speakers": ", ".join(e.speakers), "Dialogue": e.dialogue,
-                "Script lines": ", ".join(e.script_lines)}
+                "Script lines": ", ".join(e.script_lines), "Circled": "Y" if src.circled else "",
+                "Comments": one_line(src.circle_note)}
             col.append(clip)
         text = otio.adapters.write_to_string(col, "ale", columns=list(ALE_COLUMNS), fps=lr)
         fps_line = f"FPS\t{lr}"

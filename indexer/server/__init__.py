@@ -1,9 +1,14 @@
 """The review room: ``dailies serve``. A Starlette app over one index, for many readers.
 
 * ``/api/...`` returns exactly what the CLI's ``--json`` prints (built by :mod:`indexer.views`), each hit
-  or take with a ``media_url``; pages (``/``, ``/take/ID``) are templates whose JavaScript uses only the API.
+  or take with a ``media_url``; pages (``/``, ``/take/ID``, ``/voices``) are templates whose JavaScript uses
+  only the API.
 * ``/script`` the lined script (``/script/print`` its print-ready pages), ``/coverage`` the coverage matrix,
   each over ``/api/script`` and ``/api/coverage`` (``?script=NAME&version=N``), built by the same views.
+* ``POST /api/takes/ID/circle`` and ``POST /api/voices/...`` (name, merge, split, accept the screenplay's
+  names) change the index through the same functions as `dailies circle` and `dailies speakers`
+  (:mod:`indexer.edits`), opening the one writer for that request only: 409 when another process (e.g.
+  `dailies index`) holds it, 403 under ``--read-only``.
 * ``/media/ID`` serves a take's playable file (original or proxy, :mod:`.media`) by take id only, with
   HTTP range requests; ``/media/ID/thumb?t=SECONDS`` a JPEG of one frame.
 * With a token, every request (pages, API, media, assets) needs ``Authorization: Bearer TOKEN`` or the
@@ -23,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import DailiesError, UsageError
+from ..errors import DailiesError, IndexLockedError, UsageError
 
 log = logging.getLogger("dailies.server")
 
@@ -31,6 +36,9 @@ HERE = Path(__file__).resolve().parent
 COOKIE = "dailies_token"
 PRE_ROLL = 1.0
 MAX_STILL = 20 * 2**20
+MAX_FORM = 64 * 2**10
+LOCKED = "The index is being written by another process (e.g. `dailies index`); try again when it has finished."
+READ_ONLY = "This review room is read-only (`dailies serve --read-only`); circling takes and naming voices are off."
 
 
 class IndexPool:
@@ -193,7 +201,8 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         return {"take_id": row["take_id"], "name": row["name"], "clip": row["path"], "scene": row["scene"],
                 "take": row["take"], "camera": row["camera"], "rate": row["rate"], "start_tc": clock.start_tc,
                 "start_frame": clock.start_frame, "drop_frame": clock.drop_frame, "duration": row["duration"],
-                "frames": row["frames"], "status": row["status"], "media_kind": p.kind,
+                "frames": row["frames"], "status": row["status"], "circled": row.circled,
+                "circle_note": row.circle_note, "media_kind": p.kind,
                 "media_url": media_url(row["take_id"]), "proxy": p.proxy,
                 "media_missing": not p.source.is_file(),
                 "media_pending": p.proxy and p.source.is_file() and not pmedia.proxy_is_current(p)}
@@ -313,6 +322,120 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     def api_coverage(request: Request):
         """What `dailies script coverage --json` prints."""
         return JSONResponse(coverage_of(request).to_json())
+    # ------------------------------------------------------------------ writes (the one writer, briefly)
+    class Refused(Exception):
+        def __init__(self, message: str, status: int):
+            super().__init__(message)
+            self.message, self.status = message, status
+
+    async def form(request: Request) -> dict:
+        """A POST's JSON object body (or an empty one)."""
+        body = await request.body()
+        if len(body) > MAX_FORM:
+            raise UsageError("The request body is too large.")
+        if not body.strip():
+            return {}
+        import json
+
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise UsageError("The request body is not JSON (send an object, e.g. {\"name\": \"MAYA\"}).") from None
+        if not isinstance(data, dict):
+            raise UsageError("The request body must be a JSON object.")
+        return data
+
+    def field(data: dict, name: str, *, required: bool = False) -> str | None:
+        v = data.get(name)
+        if v is not None and not isinstance(v, str):
+            raise UsageError(f"The field {name!r} must be text.")
+        v = v.strip() if v else None
+        if required and not v:
+            raise UsageError(f"Say the {name} (a JSON field {name!r}).")
+        return v or None
+
+    async def write(request: Request, change: Callable[[Any], Any]):
+        """Run ``change(writer index)`` with the one writer, opened for this request only."""
+        from starlette.concurrency import run_in_threadpool
+
+        from .. import edits
+
+        if read_only:
+            return error(request, READ_ONLY, 403)
+
+        def run():
+            try:
+                with edits.writer(pool.path) as idx:
+                    return change(idx)
+            except IndexLockedError:
+                raise Refused(LOCKED, 409) from None
+
+        try:
+            return JSONResponse(await run_in_threadpool(run))
+        except Refused as exc:
+            return error(request, exc.message, exc.status)
+
+    async def api_circle(request: Request):
+        """POST {"circled": true|false, "note": "..."}: as `dailies circle TAKE [--note] [--off] --json` (no
+        note keeps the one it has, "" clears it)."""
+        from .. import edits
+
+        data = await form(request)
+        on = data.get("circled", True)
+        if not isinstance(on, bool):
+            raise UsageError("The field 'circled' must be true or false.")
+        note = data.get("note")
+        if note is not None and not isinstance(note, str):
+            raise UsageError("The field 'note' must be text.")
+        take_id = request.path_params["take_id"]
+        return await write(request, lambda idx: edits.circle(idx, take_id, on=on, note=note))
+
+    def api_voices(request: Request):
+        with pool.reader() as idx:
+            rows = views.voices(idx)
+        for v in rows:
+            for c in v["clips"]:
+                c["media_url"] = media_url(c["take_id"])
+        return JSONResponse(rows)
+
+    def api_voice_proposals(request: Request):
+        """As `dailies speakers name --from-script --json` (nothing applied)."""
+        from .. import edits
+
+        with pool.reader() as idx:
+            return JSONResponse(edits.names_from_script(idx, apply=False))
+
+    async def api_voice_name(request: Request):
+        """POST {"voice": "V003", "name": "MAYA"}: as `dailies speakers name V003 MAYA`."""
+        from .. import edits
+
+        data = await form(request)
+        voice, name = field(data, "voice", required=True), field(data, "name", required=True)
+        return await write(request, lambda idx: edits.name_voice(idx, voice, name))
+
+    async def api_voice_merge(request: Request):
+        """POST {"keep": "V001", "other": "V004"}: as `dailies speakers merge V001 V004`."""
+        from .. import edits
+
+        data = await form(request)
+        keep, other = field(data, "keep", required=True), field(data, "other", required=True)
+        return await write(request, lambda idx: edits.merge_voices(idx, keep, other))
+
+    async def api_voice_split(request: Request):
+        """POST {"voice": "V001", "take": "TAKE_ID", "label": "SPEAKER_01"?, "name": "..."?}:
+        as `dailies speakers split V001 TAKE [--label] [--name]`."""
+        from .. import edits
+
+        data = await form(request)
+        voice, take = field(data, "voice", required=True), field(data, "take", required=True)
+        label, name = field(data, "label"), field(data, "name")
+        return await write(request, lambda idx: edits.split_voice(idx, voice, take, label, name))
+
+    async def api_voice_accept(request: Request):
+        """POST: as `dailies speakers name --from-script --yes --json`."""
+        from .. import edits
+
+        return await write(request, lambda idx: edits.names_from_script(idx, apply=True))
 
     # ------------------------------------------------------------------ media
     def _take_row(take_id: str):
@@ -350,9 +473,12 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     def page_search(request: Request):
         return templates.TemplateResponse(request, "search.html", {"pre_roll": PRE_ROLL})
 
+    def page_voices(request: Request):
+        return templates.TemplateResponse(request, "voices.html", {"read_only": read_only})
+
     def page_take(request: Request):
         return templates.TemplateResponse(request, "take.html", {"take_id": request.path_params["take_id"],
-                                                                  "pre_roll": PRE_ROLL})
+                                                                  "pre_roll": PRE_ROLL, "read_only": read_only})
 
     def page_script(request: Request):
         from .lined import lookups
@@ -422,6 +548,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         Route("/coverage", page_coverage),
         Route("/api/script", api_script),
         Route("/api/coverage", api_coverage),
+        Route("/voices", page_voices),
         Route("/api/search/line", api_search_line),
         Route("/api/search/speaker", api_search_speaker),
         Route("/api/search/shots", api_search_shots),
@@ -430,6 +557,13 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         Route("/api/status", api_status),
         Route("/api/takes", api_takes),
         Route("/api/takes/{take_id}", api_take),
+        Route("/api/takes/{take_id}/circle", api_circle, methods=["POST"]),
+        Route("/api/voices", api_voices),
+        Route("/api/voices/proposals", api_voice_proposals),
+        Route("/api/voices/name", api_voice_name, methods=["POST"]),
+        Route("/api/voices/merge", api_voice_merge, methods=["POST"]),
+        Route("/api/voices/split", api_voice_split, methods=["POST"]),
+        Route("/api/voices/accept-proposals", api_voice_accept, methods=["POST"]),
         Route("/media/{take_id}", media),
         Route("/media/{take_id}/thumb", thumb),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

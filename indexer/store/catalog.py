@@ -328,6 +328,21 @@ class Index:
                  int(info.has_video), int(info.has_audio), json.dumps(info.to_json()), status,
                  json.dumps(info.notes), now()))
 
+    def set_circle(self, take_id: str, circled: bool, note: str | None = None) -> Take:
+        """Circle (print) a take with a note (None keeps the note it has, "" clears it), or take the circle
+        off (the note goes too); survives re-indexing of the same content. Returns the take as it is now."""
+        with self._db:
+            if not circled:
+                self._db.execute("UPDATE takes SET circled=0, circle_note=NULL, circled_at=NULL WHERE take_id=?",
+                                (take_id,))
+            else:
+                self._db.execute("UPDATE takes SET circled=1, circle_note=CASE WHEN ? THEN circle_note ELSE ? END, "
+                                "circled_at=? WHERE take_id=?", (note is None, note or None, now(), take_id))
+        row = self.take_row(take_id)
+        if row is None:
+            raise DailiesError(f"No take {take_id} in the index.")
+        return row
+
     def move_take(self, take_id: str, path: str) -> None:
         """The same content found at another path (renamed or moved): follow it."""
         row = self.take_row(take_id)

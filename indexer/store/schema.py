@@ -10,13 +10,15 @@ History:
    tables (``voice_*``) and the screenplays' (``script_*``) were created by their own modules on
    first use, and ``voice_locals`` gained ``window_sum``/``window_count`` by ``ALTER TABLE``.
 2. one schema: every table exists in every index, created and upgraded here only.
+3. circled takes: ``takes`` gains ``circled`` (0/1), ``circle_note`` and ``circled_at`` (the script
+   supervisor's circled/printed takes, set by `dailies circle` or the review room).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 CATALOG_TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,7 +31,8 @@ CREATE TABLE IF NOT EXISTS takes(
     drop_frame INTEGER NOT NULL, duration REAL, frames INTEGER, has_video INTEGER, has_audio INTEGER,
     info TEXT NOT NULL, status TEXT NOT NULL, error TEXT, models TEXT, notes TEXT,
     n_lines INTEGER NOT NULL DEFAULT 0, n_shots INTEGER NOT NULL DEFAULT 0, n_frames INTEGER NOT NULL DEFAULT 0,
-    index_seconds REAL, indexed_at TEXT, updated_at TEXT NOT NULL);
+    index_seconds REAL, indexed_at TEXT, updated_at TEXT NOT NULL,
+    circled INTEGER NOT NULL DEFAULT 0, circle_note TEXT, circled_at TEXT);
 CREATE INDEX IF NOT EXISTS takes_name ON takes(name);
 CREATE TABLE IF NOT EXISTS shots(
     take_id TEXT NOT NULL, idx INTEGER NOT NULL, first_frame INTEGER NOT NULL, last_frame INTEGER NOT NULL,
@@ -116,8 +119,16 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    """Takes can be circled (printed), with a note."""
+    have = _columns(db, "takes")
+    for column, decl in (("circled", "INTEGER NOT NULL DEFAULT 0"), ("circle_note", "TEXT"), ("circled_at", "TEXT")):
+        if column not in have:
+            db.execute(f"ALTER TABLE takes ADD COLUMN {column} {decl}")
+
+
 # version n -> the step that upgrades a catalog of version n to n + 1 (run inside one transaction)
-MIGRATIONS = {1: _v1_to_v2}
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def _statements(script: str) -> list[str]:

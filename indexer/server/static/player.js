@@ -10,6 +10,16 @@ async function api(url) {
   return body;
 }
 
+// A change to the index (circle a take, name a voice ...): JSON in, JSON out; errors are one sentence.
+async function post(url, body) {
+  const r = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body || {}) });
+  let out = null;
+  try { out = await r.json(); } catch (e) { out = null; }
+  if (!r.ok) throw new Error((out && out.error) || `${r.status} ${r.statusText}`);
+  return out;
+}
+
 function esc(s) {
   return String(s == null ? "" : s).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }

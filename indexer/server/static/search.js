@@ -38,7 +38,7 @@
              onerror="this.replaceWith(Object.assign(document.createElement('div'),{className:'thumb nothumb',textContent:'?'}))">`
           : `<div class="thumb nothumb" title="sound only">♪</div>`}
         <div class="body">
-          <div class="head"><b class="clip">${esc(h.name)}</b>
+          <div class="head"><b class="clip">${esc(h.name)}</b>${h.circled ? `<span class="circled" title="circled take">●</span>` : ""}
             <span>sc ${esc(h.scene || "–")} · tk ${esc(h.take || "–")}${h.camera ? " · cam " + esc(h.camera) : ""}</span>
             <span class="tcs"><span class="tc-in">${esc(h.tc_in)}</span> – <span class="tc-out">${esc(h.tc_out)}</span></span>
             <span class="speaker">${esc(h.speaker || "")}</span>

@@ -12,6 +12,17 @@
   $("take-title").textContent = take.name;
   $("take-meta").textContent = `sc ${take.scene || "–"} · tk ${take.take || "–"}${take.camera ? " · cam " + take.camera : ""} · ` +
     `${take.rate} fps · start ${take.start_tc} · ${take.clip}`;
+  renderCircle(take.circled, take.circle_note);
+  $("circle").addEventListener("submit", async e => {
+    e.preventDefault();
+    const on = $("circle").dataset.circled !== "true";
+    try {
+      const done = await post(`/api/takes/${encodeURIComponent(take.take_id)}/circle`,
+        { circled: on, note: on ? $("circle-note").value : null });
+      renderCircle(done.circled, done.circle_note);
+      $("message").textContent = "";
+    } catch (err) { $("message").textContent = err.message; }
+  });
   if (take.media_missing) $("message").textContent = "The media of this take is missing (moved or offline); its transcript is below.";
   const rate = TC.parseRate(take.rate);
   $("transcript").innerHTML = take.lines.length ? take.lines.map(ln => `
@@ -51,6 +62,18 @@
     const f = e.target.closest(".shot");
     if (f) player.seek(parseFloat(f.dataset.start) + 1e-4).then(() => player.play());
   });
+  // Circled (printed) or not, with its note; the button circles or uncircles (not under --read-only).
+  function renderCircle(circled, note) {
+    const form = $("circle");
+    form.hidden = false;
+    form.dataset.circled = circled ? "true" : "false";
+    $("circle-state").textContent = circled ? "● circled" + (note ? ": " + note : "") : "not circled";
+    $("circle-state").classList.toggle("on", !!circled);
+    $("circle-note").hidden = !!circled;
+    $("circle-note").value = "";
+    $("circle-toggle").textContent = circled ? "Uncircle" : "Circle";
+    $("circle-toggle").disabled = form.dataset.readOnly === "true";
+  }
   // The script panel: every line of the scene the take was matched to, in script order (one row per delivery).
   function renderScript(sc) {
     if (!sc) {
