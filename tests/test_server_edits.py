@@ -80,6 +80,10 @@ def test_circling_a_take_shows_in_takes_search_and_the_cli(client, index):
     # The CLI table marks it.
     table = run_cli("search", "line", LINE7, "--index", str(index), check=True).stdout
     assert "●" in next(ln for ln in table.splitlines() if "12A_T3_CamB" in ln)
+    # The lined script marks it (◯ after the take line's label).
+    lined = {t["name"]: t for t in client.get("/api/script").json()["takes"]}
+    assert {n for n, t in lined.items() if t["circled"]} == {"12A_T3_CamB"}
+    assert "12A-3" in client.get("/script").text and " ◯" in client.get("/script").text
     # `dailies circle --off` takes it off; the API sees it at once.
     off = cli_json("circle", "12A_T3_CamB", "--off", "--index", str(index), "--json")
     assert (off["circled"], off["circle_note"]) == (False, None)
