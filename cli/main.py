@@ -155,8 +155,10 @@ def index_cmd(
     diarization_model: str = typer.Option("default", "--diarization-model", envvar="DAILIES_DIARIZATION_MODEL",
                                           help="default (segmentation-3.0 + CAM++, see `dailies models list`), "
                                                "a pyannote pipeline on the hub (HF_TOKEN) or a local folder."),
-    channels: str = typer.Option("mix", "--channels", help="Sound channels for speakers: mix, each (iso tracks "
-                                                            "and lavs: who dominates each channel), or N,M."),
+    channels: str = typer.Option("auto", "--channels", help="Production sound: auto (iso tracks from the iXML "
+                                                             "track names or the sound), mix (the mix only), each "
+                                                             "(every channel an iso), or N,M (those channels are "
+                                                             "isos). Isos are transcribed where their owner speaks."),
     no_visual: bool = typer.Option(False, "--no-visual", help="Skip the picture step (CLIP)."),
     visual_only: bool = typer.Option(False, "--visual-only", help="Only add the picture step to takes already "
                                                                    "indexed (speech is not redone)."),
