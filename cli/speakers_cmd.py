@@ -100,13 +100,17 @@ def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) o
              from_script: bool = typer.Option(False, "--from-script",
                                               help="Propose names from the imported screenplay: the voice that "
                                                    "delivers a character's lines is that character."),
-             yes: bool = typer.Option(False, "--yes", "-y", help="With --from-script: apply the proposal."),
+             from_tracks: bool = typer.Option(False, "--from-tracks",
+                                              help="Propose names from production sound: the voice heard on an "
+                                                   "iso track named LEO (iXML track list) is LEO."),
+             yes: bool = typer.Option(False, "--yes", "-y", help="With --from-script/--from-tracks: apply the "
+                                                                  "proposal."),
              index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Name a voice (the name survives re-indexing and is what `--speaker` searches use)."""
     from indexer.speakers.identity import VoiceRegistry
 
-    if from_script:
-        _name_from_script(index, yes, as_json)
+    if from_script or from_tracks:
+        _name_from_script(index, yes, as_json, tracks=from_tracks)
         return
     if not voice or not name:
         raise DailiesError("Say which voice and what name, e.g. `dailies speakers name V003 MAYA`, "
@@ -116,14 +120,15 @@ def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) o
     _console(stderr=True).print(f"{vid} is now {name.strip()}.")
 
 
-def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
+def _name_from_script(index: Optional[Path], yes: bool, as_json: bool, *, tracks: bool = False) -> None:
     from indexer.config import index_path
-    from indexer.script.naming import propose_names
+    from indexer.script.naming import propose_from_tracks, propose_names
     from indexer.store import Index
     from indexer.speakers.identity import VoiceRegistry
 
+    source, flag = ("track names", "--from-tracks") if tracks else ("the script", "--from-script")
     with Index.open(index_path(index)) as idx:
-        proposals = propose_names(idx)
+        proposals = propose_from_tracks(idx) if tracks else propose_names(idx)
     if yes and proposals:
         with _writer(index) as idx:
             reg = VoiceRegistry(idx.voice_tables())
@@ -138,12 +143,12 @@ def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
         return
     out = _console()
     if not proposals:
-        out.print("No voice delivers one character's lines clearly enough to be named from the script.")
+        out.print(f"No voice delivers one character's lines clearly enough to be named from {source}.")
         return
     from rich import box
     from rich.table import Table
 
-    t = Table(title="Names from the script" + (" (applied)" if yes else ""), box=box.SIMPLE_HEAD)
+    t = Table(title=f"Names from {source}" + (" (applied)" if yes else ""), box=box.SIMPLE_HEAD)
     for c in ("voice", "now", "proposed", "share", "deliveries", "takes"):
         t.add_column(c)
     for p in proposals:
@@ -155,7 +160,7 @@ def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
         out.print(f"[yellow]{' and '.join(ids)} both deliver {c}: if they are one actor, "
                   f"`dailies speakers merge {ids[0]} {ids[1]}`.[/]")
     if not yes:
-        out.print("Apply with `dailies speakers name --from-script --yes`.")
+        out.print(f"Apply with `dailies speakers name {flag} --yes`.")
 
 
 @speakers_app.command("merge")

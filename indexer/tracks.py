@@ -289,3 +289,45 @@ def drop_bleed(words: list[Word], levels: np.ndarray) -> list[Word]:
                 break
             gone.add(j)
     return [w for k, w in enumerate(words) if k not in gone]
+
+
+# --------------------------------------------------------------------------------------------
+# each iso's owner is a voice
+# --------------------------------------------------------------------------------------------
+
+def iso_diarization(chan: np.ndarray, picked: list[int], duration: float, embedder=None):
+    """Who speaks when, from the isos themselves: one local speaker per iso channel (``ISO3``), its
+    turns where the iso is open (:func:`iso_activity`), exclusive where it is the only one, its voice
+    embedded (CAM++) on its own channel's sound while it alone speaks. For a take whose diarization of
+    the mix did not give every iso an owner (overlapped speech makes one voice of two)."""
+    from pyannote.core import Annotation, Segment
+
+    from .speakers.records import Diarization, LocalSpeaker
+
+    active = iso_activity(chan, list(range(len(picked))))
+    turns, exclusive = Annotation(), Annotation()
+    stack = np.array([active[k] for k in range(len(picked))])
+    alone = stack & (stack.sum(axis=0) == 1)
+    speakers = []
+    owner = {}
+    for k, c in enumerate(picked):
+        label = f"ISO{c + 1}"
+        for a, b in _spans(stack[k]):
+            turns[Segment(a * FRAME, min(duration, b * FRAME))] = label
+        spans = _spans(alone[k])
+        for a, b in spans:
+            exclusive[Segment(a * FRAME, min(duration, b * FRAME))] = label
+        emb = None
+        if embedder is not None and spans:
+            from .speakers.campplus import fbank
+
+            hop = int(SAMPLE_RATE * FRAME)
+            sound = np.concatenate([chan[k, a * hop: b * hop] for a, b in spans]).astype(np.float32)
+            if len(sound) >= SAMPLE_RATE // 2:
+                e = np.asarray(embedder.embed_features([fbank(sound)])[0], dtype=np.float64)
+                n = float(np.linalg.norm(e))
+                emb = (e / n).astype(np.float32) if np.isfinite(n) and n > 0 else None
+        speakers.append(LocalSpeaker(label, emb, float(alone[k].sum()) * FRAME, c))
+        owner[k] = label
+    diar = Diarization(turns, exclusive, speakers, duration, channel_owner=owner)
+    return diar

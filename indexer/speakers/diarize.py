@@ -155,6 +155,13 @@ class Diarizer:
             clock.reached("windows")
         if chan is not None and chan.shape[0] > 1:
             _channels.channel_owners(diar, chan, picked)
+            if self.channels == "auto" and len(set(diar.channel_owner.values())) < len(picked):
+                # the mix's diarization did not give every iso its own voice (overlapped speech runs two
+                # voices together): each iso's owner is a voice (indexer.tracks)
+                from ..tracks import iso_diarization
+
+                diar = iso_diarization(chan, picked, duration, embedder)
+                diar.channel_levels = _channels.channel_levels(chan)
             clock.reached("channels")
         self.last_timings = clock.seconds
         return diar
