@@ -29,7 +29,7 @@ DEAD_DB = -70.0          # a channel below this RMS carries nothing (an unused t
 SPEECH_DB = 12.0         # a channel speaks where it is this far above its own noise floor
 BLEED_DB = 10.0          # ... unless another iso, each read against its own speech level, is this much hotter
 QUIET_DB = -12.0         # signals: an iso falls this far below its speech level while another voice speaks
-QUIET_SHARE = 0.15       # ... for at least this share of the take's speech
+QUIET_SHARE = 0.10       # ... for at least this share of the take's speech (a mix or boom: < 0.03)
 INDEPENDENT_CORR = 0.2   # signals: a channel no other channel carries (|r| below this with every other) is an iso
 HANG = 0.30              # seconds an iso stays open before and after its owner's sound
 MIN_GAP = 0.50           # gaps shorter than this inside an iso's speech are kept
@@ -123,7 +123,7 @@ def channel_roles(spec: str | list[int], names: list[str | None] | None, chan: n
 def roles_from_signals(chan: np.ndarray) -> list[str]:
     """mix or iso per channel, from the sound alone (see the module's docstring)."""
     count = chan.shape[0]
-    levels = channel_levels(chan)
+    levels = _smoothed(channel_levels(chan), 10)        # 100 ms: syllables do not count as quiet
     if levels.shape[1] < 50:
         return ["mix"] * count
     floor = np.percentile(levels, 10, axis=1)
@@ -145,6 +145,15 @@ def roles_from_signals(chan: np.ndarray) -> list[str]:
         independent = float(max(corr[c, d] for d in others)) < INDEPENDENT_CORR
         out.append("iso" if quiet >= QUIET_SHARE or independent else "mix")
     return out
+
+
+def _smoothed(levels: np.ndarray, frames: int) -> np.ndarray:
+    """dB levels averaged (as power) over ``frames`` consecutive frames."""
+    if levels.shape[1] < frames:
+        return levels
+    power = 10 ** (levels / 10)
+    k = np.ones(frames) / frames
+    return 10 * np.log10(np.maximum(np.array([np.convolve(p, k, mode="same") for p in power]), 1e-10))
 
 
 def iso_channels(roles: list[ChannelRole] | None) -> list[int]:

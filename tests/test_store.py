@@ -85,7 +85,7 @@ def test_an_index_of_the_last_release_is_upgraded_in_place(tmp_path):
     with sqlite3.connect(path / "catalog.sqlite") as db:
         cols = {r[1] for r in db.execute("PRAGMA table_info(voice_locals)")}
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"window_sum", "window_count"} <= cols and {"script_versions", "voice_voices", "steps"} <= tables
+    assert {"window_sum", "window_count"} <= cols and {"script_versions", "voice_voices", "steps", "take_channels"} <= tables
     # what the release wrote is all there: lines and vectors, voices and their names, the screenplay
     hits = json.loads(run_cli("search", "line", "the comet won't wait for office hours", "--index", str(path),
                               "--json", check=True).stdout)
