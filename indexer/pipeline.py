@@ -658,6 +658,8 @@ class Indexer:
             idx.put_step(take_id, "diarize", p.diar_key, heard.diar.to_json())
         if self._transcriber is not None and info.has_audio:
             models["whisper"] = self._transcriber.describe()
+        if heard.asr_info and heard.asr_info.get("transcribed_seconds"):
+            models["transcribed_seconds"] = heard.asr_info["transcribed_seconds"]     # per iso, and the mix
         p.timings.update(heard.timings)
 
         rep.step("lines", file=p.path)
