@@ -242,8 +242,8 @@ def transcribe_isos(transcriber, mono: np.ndarray, chan: np.ndarray, roles: list
         words.extend(Word(w.start, w.end, w.text, w.probability, c) for w in got if _inside(m, w))
     rest = ~covered
     seconds["mix"] = 0.0
-    if rest.any() and (channel_levels(mono[None])[0][rest] > np.percentile(channel_levels(mono[None])[0], 10)
-                       + SPEECH_DB).any():
+    mix_level = channel_levels(mono[None])[0][:nfr]
+    if rest.any() and (mix_level[rest[: len(mix_level)]] > np.percentile(mix_level, 10) + SPEECH_DB).any():
         seconds["mix"] = round(float(rest.sum()) * FRAME, 2)
         got, info = transcriber.transcribe(_masked(mono, rest), progress=progress)
         words.extend(w for w in got if _inside(rest, w))
