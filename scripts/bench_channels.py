@@ -37,6 +37,7 @@ SR = 16000
 def _fixtures_module():
     spec = importlib.util.spec_from_file_location("make_fixtures", ROOT / "scripts" / "make_fixtures.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["make_fixtures"] = mod          # its dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod
 
