@@ -233,13 +233,18 @@ def transcribe_isos(transcriber, mono: np.ndarray, chan: np.ndarray, roles: list
     words: list[Word] = []
     seconds: dict[str, float] = {}
     info: dict = {}
+    hop = int(SAMPLE_RATE * FRAME)
     for c in isos:
         m = active[c]
         seconds[str(c + 1)] = round(float(m.sum()) * FRAME, 2)
-        if not m.any():
-            continue
-        got, info = transcriber.transcribe(_masked(chan[c], m), progress=progress)
-        words.extend(Word(w.start, w.end, w.text, w.probability, c) for w in got if _inside(m, w))
+        # each stretch on its own: one call per stretch is both faster and steadier than the whole
+        # channel with silence between (Whisper drops or repeats text across long, similar stretches)
+        for a, b in _spans(m):
+            t0 = a * FRAME
+            got, info = transcriber.transcribe(np.ascontiguousarray(chan[c, a * hop: b * hop]),
+                                               progress=(lambda t, t0=t0: progress(t0 + t)) if progress else None)
+            words.extend(Word(t0 + w.start, t0 + w.end, w.text, w.probability, c) for w in got
+                         if _inside(m, Word(t0 + w.start, t0 + w.end, w.text, w.probability)))
     rest = ~covered
     seconds["mix"] = 0.0
     mix_level = channel_levels(mono[None])[0][:nfr]
