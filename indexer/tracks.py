@@ -237,12 +237,14 @@ def transcribe_isos(transcriber, mono: np.ndarray, chan: np.ndarray, roles: list
     for c in isos:
         m = active[c]
         seconds[str(c + 1)] = round(float(m.sum()) * FRAME, 2)
-        # each stretch on its own: one call per stretch is both faster and steadier than the whole
-        # channel with silence between (Whisper drops or repeats text across long, similar stretches)
-        for a, b in _spans(m):
+        # the open stretches in groups of at most GROUP_SECONDS of sound, each group one call with the
+        # closed stretches silenced (VAD skips them): the whole channel in one call loses text (Whisper
+        # drops or repeats lines across long runs of similar stretches), one call per stretch gives it
+        # too little context
+        for a, b in _groups(_spans(m)):
             t0 = a * FRAME
-            got, info = transcriber.transcribe(np.ascontiguousarray(chan[c, a * hop: b * hop]),
-                                               progress=(lambda t, t0=t0: progress(t0 + t)) if progress else None)
+            part = _masked(chan[c, a * hop: b * hop], m[a:b])
+            got, info = transcriber.transcribe(part, progress=(lambda t, t0=t0: progress(t0 + t)) if progress else None)
             words.extend(Word(t0 + w.start, t0 + w.end, w.text, w.probability, c) for w in got
                          if _inside(m, Word(t0 + w.start, t0 + w.end, w.text, w.probability)))
     rest = ~covered
@@ -256,6 +258,23 @@ def transcribe_isos(transcriber, mono: np.ndarray, chan: np.ndarray, roles: list
     words = drop_bleed(sorted(words, key=lambda w: (w.start, w.end)), levels)
     info = {**info, "duration": round(len(mono) / SAMPLE_RATE, 3), "transcribed_seconds": seconds}
     return words, info
+
+
+GROUP_SECONDS = 15.0       # open sound per Whisper call on an iso (25 s lost one actor's lines in the bench)
+
+
+def _groups(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Consecutive spans (frames) joined while their open frames stay within ``GROUP_SECONDS``."""
+    out: list[list[int]] = []
+    size = 0
+    for a, b in spans:
+        if out and size + (b - a) <= GROUP_SECONDS / FRAME:
+            out[-1][1] = b
+            size += b - a
+        else:
+            out.append([a, b])
+            size = b - a
+    return [(a, b) for a, b in out]
 
 
 def _inside(mask: np.ndarray, w: Word) -> bool:
