@@ -251,8 +251,10 @@ class Indexer:
     def check_models(self, *, speech: bool = True) -> None:
         """Resolve models before touching any file, so a bad model name fails the run at once."""
         from . import embed
+        from .speakers.channels import parse_channels
 
         self._checked = True
+        parse_channels(self.settings.channels)        # a bad --channels fails the run at once, speakers or not
         t = time.monotonic()
         if speech:
             self.transcriber()

@@ -102,6 +102,16 @@ def test_the_default_channels_setting_is_auto():
         parse_channels("lavs")
 
 
+def test_a_bad_channels_flag_stops_the_run_in_one_sentence(tmp_path):
+    from conftest import run_cli
+
+    out = run_cli("index", str(POLY), "--index", str(tmp_path / "index"), "--no-speakers", "--no-visual",
+                  "--channels", "lavs")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == \
+        "dailies: error: --channels 'lavs': use auto, mix, each, or channel numbers like 1,2."
+
+
 def _frames(a: float, b: float) -> slice:
     return slice(int(a / 0.01), int(b / 0.01))
 
