@@ -155,8 +155,10 @@ def index_cmd(
     diarization_model: str = typer.Option("default", "--diarization-model", envvar="DAILIES_DIARIZATION_MODEL",
                                           help="default (segmentation-3.0 + CAM++, see `dailies models list`), "
                                                "a pyannote pipeline on the hub (HF_TOKEN) or a local folder."),
-    channels: str = typer.Option("mix", "--channels", help="Sound channels for speakers: mix, each (iso tracks "
-                                                            "and lavs: who dominates each channel), or N,M."),
+    channels: str = typer.Option("auto", "--channels", help="Production sound: auto (iso tracks from the iXML "
+                                                             "track names or the sound), mix (the mix only), each "
+                                                             "(every channel an iso), or N,M (those channels are "
+                                                             "isos). Isos are transcribed where their owner speaks."),
     no_visual: bool = typer.Option(False, "--no-visual", help="Skip the picture step (CLIP)."),
     visual_only: bool = typer.Option(False, "--visual-only", help="Only add the picture step to takes already "
                                                                    "indexed (speech is not redone)."),
@@ -421,7 +423,11 @@ def shots_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
         return
     from rich.table import Table
 
-    t = Table(title=f"{row['name']}  ({row['rate']} fps, start {row['start_tc']})")
+    from cli.render import channels_label
+
+    t = Table(title=f"{row['name']}  ({row['rate']} fps, start {row['start_tc']})",
+              caption=(f"sound channels: {channels_label(result['channels'])}"
+                       if channels_label(result["channels"]) else None))
     for c in ("shot", "frames", "TC in", "TC out", "seconds", "tags"):
         t.add_column(c, justify="right" if c not in ("frames", "tags") else "left")
     for d in data:
@@ -447,12 +453,17 @@ def lines_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."
         return
     from rich.table import Table
 
-    t = Table(title=f"{row['name']}  ({row['rate']} fps, start {row['start_tc']})")
-    for c in ("#", "TC in", "TC out", "shots", "speaker", "text"):
+    from cli.render import channels_label
+
+    t = Table(title=f"{row['name']}  ({row['rate']} fps, start {row['start_tc']})",
+              caption=(f"sound channels: {channels_label(result['channels'])}; ch: the iso a line was heard on"
+                       if channels_label(result["channels"]) else None))
+    with_ch = any(d.get("channel") for d in data)
+    for c in ("#", "TC in", "TC out", "shots", "speaker") + (("ch",) if with_ch else ()) + ("text",):
         t.add_column(c)
     for d in data:
         t.add_row(str(d["line"]), d["tc_in"], d["tc_out"], ",".join(map(str, d["shots"])), d["speaker"] or "—",
-                  d["text"])
+                  *((str(d["channel"] or "mix"),) if with_ch else ()), d["text"])
     _console().print(t)
 
 

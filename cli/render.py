@@ -122,6 +122,17 @@ def shots_table(hits, title: str) -> Table:
     return t
 
 
+def channels_label(channels: list[dict]) -> str | None:
+    """A take's sound channels in one line ("1 mix MIX · 3 iso LEO"), None for a mono or unknown take."""
+    if len(channels or []) < 2:
+        return None
+    parts = []
+    for c in channels:
+        who = c.get("owner") or (c.get("name") if c.get("name") and c["name"].upper() != c["role"].upper() else None)
+        parts.append(f"{c['channel']} {c['role']}" + (f" {who}" if who else ""))
+    return " · ".join(parts)
+
+
 def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: list[dict]):
     head = Text.assemble(
         ("Index ", "bold"), (path, "bold"), "  ",
@@ -160,6 +171,13 @@ def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: l
         t.add_row(r["name"], sctk, rate_label(Fraction(r["rate"]), bool(r["drop_frame"])), r["start_tc"], f"{(r.get('duration') or 0):.1f}s",
                   str(r["n_lines"]), str(r["n_shots"]), status)
     parts = [head, t]
+    poly = [(r["name"], channels_label(r.get("channels") or [])) for r in takes
+            if any(c["role"] == "iso" for c in r.get("channels") or [])]
+    for name, label in poly[:8]:
+        parts.append(Text(f"Production sound, {name}: {label} (isos transcribed where their owner speaks)",
+                          style="dim"))
+    if len(poly) > 8:
+        parts.append(Text(f"... and {len(poly) - 8} more takes with iso tracks (`dailies status --json`)", style="dim"))
     sound_only = [r["name"] for r in takes if not r.get("has_video") and r.get("status") == "indexed"]
     if sound_only:
         from indexer.config import DEFAULT_AUDIO_TC_RATE

@@ -71,13 +71,17 @@ def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) o
              from_script: bool = typer.Option(False, "--from-script",
                                               help="Propose names from the imported screenplay: the voice that "
                                                    "delivers a character's lines is that character."),
-             yes: bool = typer.Option(False, "--yes", "-y", help="With --from-script: apply the proposal."),
+             from_tracks: bool = typer.Option(False, "--from-tracks",
+                                              help="Propose names from production sound: the voice heard on an "
+                                                   "iso track named LEO (iXML track list) is LEO."),
+             yes: bool = typer.Option(False, "--yes", "-y", help="With --from-script/--from-tracks: apply the "
+                                                                  "proposal."),
              index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Name a voice (the name survives re-indexing and is what `--speaker` searches use)."""
     from indexer.edits import name_voice
 
-    if from_script:
-        _name_from_script(index, yes, as_json)
+    if from_script or from_tracks:
+        _name_from_script(index, yes, as_json, tracks=from_tracks)
         return
     with _writer(index) as idx:
         done = name_voice(idx, voice or "", name or "")
@@ -87,29 +91,30 @@ def name_cmd(voice: Optional[str] = typer.Argument(None, help="Voice id (V003) o
     _console(stderr=True).print(f"{done['voice_id']} is now {done['name']}.")
 
 
-def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
+def _name_from_script(index: Optional[Path], yes: bool, as_json: bool, *, tracks: bool = False) -> None:
     from indexer.config import index_path
     from indexer.edits import names_from_script
     from indexer.store import Index
 
+    source, flag = ("track names", "--from-tracks") if tracks else ("the script", "--from-script")
     if yes:
         with _writer(index) as idx:
-            result = names_from_script(idx, apply=True)
+            result = names_from_script(idx, apply=True, tracks=tracks)
     else:
         with Index.open(index_path(index)) as idx:
-            result = names_from_script(idx, apply=False)
+            result = names_from_script(idx, apply=False, tracks=tracks)
     if as_json:
         print(json.dumps(result, indent=2))
         return
     proposals = result["proposals"]
     out = _console()
     if not proposals:
-        out.print("No voice delivers one character's lines clearly enough to be named from the script.")
+        out.print(f"No voice delivers one character's lines clearly enough to be named from {source}.")
         return
     from rich import box
     from rich.table import Table
 
-    t = Table(title="Names from the script" + (" (applied)" if yes else ""), box=box.SIMPLE_HEAD)
+    t = Table(title=f"Names from {source}" + (" (applied)" if yes else ""), box=box.SIMPLE_HEAD)
     for c in ("voice", "now", "proposed", "share", "deliveries", "takes"):
         t.add_column(c)
     for p in proposals:
@@ -122,7 +127,7 @@ def _name_from_script(index: Optional[Path], yes: bool, as_json: bool) -> None:
         out.print(f"[yellow]{' and '.join(ids)} both deliver {c}: if they are one actor, "
                   f"`dailies speakers merge {ids[0]} {ids[1]}`.[/]")
     if not yes:
-        out.print("Apply with `dailies speakers name --from-script --yes`.")
+        out.print(f"Apply with `dailies speakers name {flag} --yes`.")
 
 
 @speakers_app.command("merge")

@@ -257,10 +257,25 @@ def assign_shots(lines: list[Line], shots: list[Shot], rate: Fraction) -> list[L
 
 
 def build_lines(words: list[Word], shots: list[Shot], rate: Fraction, audio: np.ndarray | None,
-                sample_rate: int = 16000, rules: LineRules = LineRules()) -> list[Line]:
-    """The whole step: group, refine edges on the sound, attach shots."""
-    lines = group_words(words, rules)
-    lines = refine_edges(lines, audio, sample_rate)
+                sample_rate: int = 16000, rules: LineRules = LineRules(),
+                channels: np.ndarray | None = None) -> list[Line]:
+    """The whole step: group, refine edges on the sound, attach shots. Words heard on iso channels
+    (``Word.channel``, production sound) make lines of their own channel, edges refined on that
+    channel's sound (``channels``, (C, n)), so two actors talking over each other keep two lines."""
+    groups: dict = {}
+    for w in words:
+        groups.setdefault(w.channel, []).append(w)
+    if set(groups) <= {None}:
+        lines = group_words(words, rules)
+        lines = refine_edges(lines, audio, sample_rate)
+        return assign_shots(lines, shots, rate)
+    lines = []
+    for chan, ws in groups.items():
+        sound = channels[chan] if chan is not None and channels is not None and chan < len(channels) else audio
+        lines.extend(refine_edges(group_words(ws, rules), sound, sample_rate))
+    lines.sort(key=lambda ln: (ln.start, ln.end))
+    for i, ln in enumerate(lines):
+        ln.index = i
     return assign_shots(lines, shots, rate)
 
 
@@ -351,6 +366,7 @@ def attribute_words(words: list[Word], diar: Diarization | None) -> list[WordSpe
     excl = _intervals(diar.exclusive)
     over = _merged([(s.start, s.end) for s in diar.overlap()])
     changes = sorted(_changes(diar.exclusive))
+    owner_of = {s.channel: s.label for s in diar.speakers if s.channel is not None}
     out = []
     for w in words:
         a, b = float(w.start), float(max(w.end, w.start + 0.02))
@@ -376,7 +392,9 @@ def attribute_words(words: list[Word], diar: Diarization | None) -> list[WordSpe
             d_change = min(0.0 if a <= c <= b else min(abs(c - a), abs(c - b)) for c in near)
             if d_change < NEAR_CHANGE:
                 conf *= 0.5 + 0.5 * d_change / NEAR_CHANGE
-        if diar.channel_owner and diar.channel_levels is not None:
+        if w.channel is not None and w.channel in owner_of:      # heard on an iso: its owner said it
+            label, conf = owner_of[w.channel], max(conf, 0.9)
+        elif diar.channel_owner and diar.channel_levels is not None:
             label, conf = channel_vote(diar, a, b, label, conf)
         out.append(WordSpeaker(label, round(float(min(1.0, max(0.0, conf))), 3), bool(overlap)))
     return out

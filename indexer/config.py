@@ -65,7 +65,7 @@ class IndexSettings:
     # speakers: "default" (segmentation-3.0 + CAM++ from the model cache), a pyannote hub id or a folder
     speakers: bool = True
     diarization_model: str = field(default_factory=lambda: os.environ.get("DAILIES_DIARIZATION_MODEL", "default"))
-    channels: str = "mix"          # mix | each | N,M (iso tracks / lavs)
+    channels: str = "auto"         # auto | mix | each | N,M (iso tracks / lavs; indexer.tracks)
     # picture (CLIP): "MODEL/TAG" (open_clip name and pretrained tag), or a local checkpoint file/folder
     visual: bool = True
     clip_model: str = field(default_factory=lambda: os.environ.get("DAILIES_CLIP_MODEL", ""))

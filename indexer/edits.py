@@ -93,12 +93,13 @@ def split_voice(idx, voice: str, take: str, label: str | None = None, name: str 
     return {"voice_id": new, "name": name.strip() if name else None, "take_id": row.take_id, "clip": row.name}
 
 
-def names_from_script(idx, *, apply: bool) -> dict:
-    """The names the screenplay's cues propose for voices (`speakers name --from-script`), applied when
-    ``apply``: one name per character (a second voice of a character is left for a merge)."""
-    from .script.naming import propose_names
+def names_from_script(idx, *, apply: bool, tracks: bool = False) -> dict:
+    """The names the screenplay's cues propose for voices (`speakers name --from-script`), or with
+    ``tracks`` the iso tracks' names (`--from-tracks`), applied when ``apply``: one name per character (a
+    second voice of a character is left for a merge)."""
+    from .script.naming import propose_from_tracks, propose_names
 
-    proposals = propose_names(idx)
+    proposals = propose_from_tracks(idx) if tracks else propose_names(idx)
     applied = []
     if apply and proposals:
         reg = _registry(idx)

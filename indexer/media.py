@@ -184,6 +184,9 @@ def read_ixml(path: str) -> dict[str, str]:
                 if cid == b"iXML":
                     xml = f.read(min(size, 1 << 20))
                     root = ElementTree.fromstring(xml.rstrip(b"\x00"))
+                    names = ixml_track_names(root)
+                    if names:
+                        out["TRACK_NAMES"] = "\t".join(n or "" for n in names)
                     for key in ("SCENE", "TAKE", "TAPE", "PROJECT", "NOTE"):
                         el = root.find(key)
                         if el is not None and el.text:
@@ -201,6 +204,26 @@ def read_ixml(path: str) -> dict[str, str]:
     except (OSError, ElementTree.ParseError, struct.error):
         return {}
     return out
+
+
+def ixml_track_names(root) -> list[str | None]:
+    """The iXML ``TRACK_LIST``'s name of each channel, in interleave order (None where a track has no
+    name); [] when there is no track list."""
+    tl = root.find("TRACK_LIST")
+    if tl is None:
+        return []
+    named: dict[int, str | None] = {}
+    for k, tr in enumerate(tl.findall("TRACK"), 1):
+        idx = tr.findtext("INTERLEAVE_INDEX") or tr.findtext("CHANNEL_INDEX") or str(k)
+        try:
+            n = int(idx.strip())
+        except ValueError:
+            n = k
+        name = (tr.findtext("NAME") or "").strip()
+        named[n] = name or None
+    if not named or min(named) < 1 or max(named) > 64:
+        return []
+    return [named.get(i) for i in range(1, max(named) + 1)]
 
 
 def probe(path: str | os.PathLike, *, audio_tc_rate: Fraction = Fraction(24000, 1001)) -> MediaInfo:
@@ -318,6 +341,7 @@ def _probe_container(container, path: str, st: os.stat_result, audio_tc_rate: Fr
         audio=audio, subtitle_streams=len(container.streams.subtitles),
         scene=parsed["scene"], take=parsed["take"], camera=parsed["camera"], reel=parsed["reel"],
         notes=notes,
+        track_names=[n or None for n in ixml["TRACK_NAMES"].split("\t")] if ixml.get("TRACK_NAMES") else None,
     )
 
 

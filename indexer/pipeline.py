@@ -103,7 +103,8 @@ class _Prepared:
     t_start: float
     shots: list[Shot] = field(default_factory=list)
     audio: object = None                  # 16 kHz mono float32
-    channels: object = None               # (C, n) when per-channel speakers are asked for
+    channels: object = None               # (C, n) when the take has iso tracks (or --channels asks for them)
+    roles: list = field(default_factory=list)   # tracks.ChannelRole per channel
     picture: object = None                # picture.step.PictureResult
     models: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
@@ -288,8 +289,10 @@ class Indexer:
     def check_models(self, *, speech: bool = True) -> None:
         """Resolve models before touching any file, so a bad model name fails the run at once."""
         from . import embed
+        from .speakers.channels import parse_channels
 
         self._checked = True
+        parse_channels(self.settings.channels)        # a bad --channels fails the run at once, speakers or not
         t = time.monotonic()
         if speech:
             self.transcriber()
@@ -598,8 +601,8 @@ class Indexer:
                                        detector=sink, shots=known if sink is None else None, tagger=self.tagger)
         elif self.picture_skipped and info.has_video:
             models["clip"] = {"skipped": self.picture_skipped}
-        keep_channels = diarizer is not None and diarizer.channels != "mix" and \
-            sum(a.channels for a in info.audio) > 1
+        n_channels = sum(a.channels for a in info.audio)
+        keep_channels = s.channels.strip().lower() != "mix" and n_channels > 1
         rep.step("decoding", 0.0, info.duration, file=p.path)
         t = time.monotonic()
         decoded = decode(info, audio=info.has_audio, sink=sink, keep_channels=keep_channels,
@@ -618,12 +621,32 @@ class Indexer:
             idx.put_step(take_id, "shots", shots_key,
                          {"shots": [[x.index, x.first_frame, x.last_frame] for x in p.shots], "frames": info.frames})
         p.audio, p.channels = decoded.audio, decoded.channels
+        if info.has_audio:
+            self._channel_roles(p, decoded, n_channels)
         if picture_step is not None:
             rep.step("picture", file=p.path)
             p.picture = picture_step.finish(p.shots or [Shot(0, 0, max(0, (info.frames or 1) - 1))], info.frames)
             models["clip"] = p.picture.settings()
             timings["picture"] = p.picture.embed_seconds          # CLIP, inside and after the decoding pass
             timings["decode"] -= min(timings["decode"], p.picture.embed_seconds)
+
+    def _channel_roles(self, p: "_Prepared", decoded, n_channels: int) -> None:
+        """What each channel is (:mod:`indexer.tracks`); with iso tracks, the words are the isos' (the
+        cached words are looked up again under a key naming them). Without, the take goes on exactly
+        as a mix (no channels kept)."""
+        from .speakers.channels import parse_channels
+        from .tracks import channel_roles, iso_channels
+
+        spec = parse_channels(self.settings.channels)
+        p.roles = channel_roles(spec, p.info.track_names, p.channels, n_channels,
+                                getattr(decoded, "channel_rms_db", None))
+        isos = iso_channels(p.roles)
+        if not isos and spec == "auto":
+            p.channels = None
+        if isos and p.asr_key:
+            p.asr_key += "|isos:" + ",".join(str(c + 1) for c in isos)
+            p.cached_words = self.index.get_step(p.take_id, "asr", p.asr_key)
+        p.models["channels"] = [r.to_json() for r in p.roles]
 
     # -------------------------------------------------------------- 2. listen (worker thread)
     def _listen(self, p: "_Prepared") -> "_Heard":
@@ -641,19 +664,27 @@ class Indexer:
             if time.monotonic() - t > 0.01:
                 heard.timings["speech: model load"] = time.monotonic() - t
             t = time.monotonic()
-            heard.words, heard.asr_info = self.transcriber().transcribe(
-                p.audio, progress=lambda t_: rep.step("speech", t_, duration, file=p.path))
+            isos = _isos(p)
+            if isos:
+                from .tracks import transcribe_isos
+
+                heard.words, heard.asr_info = transcribe_isos(
+                    self.transcriber(), p.audio, p.channels, p.roles,
+                    progress=lambda t_: rep.step("speech", t_, duration, file=p.path))
+            else:
+                heard.words, heard.asr_info = self.transcriber().transcribe(
+                    p.audio, progress=lambda t_: rep.step("speech", t_, duration, file=p.path))
             heard.timings["speech"] = time.monotonic() - t
         if self.diarizer is not None:
             if p.cached_diar is not None:
-                heard.diar = self.diarizer.restore(p.cached_diar, channels=p.channels)
+                heard.diar = self.diarizer.restore(p.cached_diar, channels=p.channels, picked=_isos(p))
             else:
                 rep.step("speakers", 0.0, 1.0, file=p.path)
                 loaded = self.diarizer.load()              # the first take loads the models: timed apart
                 if loaded > 0.01:
                     heard.timings["speakers: model load"] = loaded
                 t = time.monotonic()
-                heard.diar = self.diarizer(p.audio, channels=p.channels, uri=p.take_id,
+                heard.diar = self.diarizer(p.audio, channels=p.channels, picked=_isos(p), uri=p.take_id,
                                            progress=lambda step, done, total: rep.step(
                                                f"speakers: {step}", done, total, file=p.path))
                 heard.timings["speakers"] = time.monotonic() - t
@@ -674,11 +705,13 @@ class Indexer:
             idx.put_step(take_id, "diarize", p.diar_key, heard.diar.to_json())
         if self._transcriber is not None and info.has_audio:
             models["whisper"] = self._transcriber.describe()
+        if heard.asr_info and heard.asr_info.get("transcribed_seconds"):
+            models["transcribed_seconds"] = heard.asr_info["transcribed_seconds"]     # per iso, and the mix
         p.timings.update(heard.timings)
 
         rep.step("lines", file=p.path)
         t = time.monotonic()
-        lines = build_lines(heard.words, p.shots, info.rate, p.audio, rules=self.rules)
+        lines = build_lines(heard.words, p.shots, info.rate, p.audio, rules=self.rules, channels=p.channels)
         speakers = None
         if heard.diar is not None:
             # the lines before any speaker split: reread_voices() attributes them again later
@@ -701,7 +734,7 @@ class Indexer:
         models["timings"] = {k: round(v, 3) for k, v in p.timings.items()}
         idx.commit_take(take_id, info, p.shots, lines, vectors, models=models,
                         seconds=time.monotonic() - p.t_start, shot_tags=tag_rows, n_frames=n_frames,
-                        speakers=speakers)
+                        speakers=speakers, channels=[r.to_json() for r in p.roles])
         idx.record_file(p.path, size=p.st.st_size, mtime_ns=p.st.st_mtime_ns, content_hash=p.digest,
                         take_id=take_id, status="indexed")
         return FileResult(p.path, "indexed", take_id=take_id, lines=len(lines), shots=len(p.shots),
@@ -797,6 +830,12 @@ class Indexer:
             summary.interrupted = True
         summary.seconds = time.monotonic() - t0
         return summary
+
+
+def _isos(p: "_Prepared") -> list[int]:
+    from .tracks import iso_channels
+
+    return iso_channels(p.roles) if p.channels is not None else []
 
 
 VOICES_STALE = "voices_stale"      # meta: set when a take is filed, cleared by Indexer.reread_voices()

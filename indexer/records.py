@@ -47,6 +47,7 @@ class MediaInfo:
     camera: str | None = None
     reel: str | None = None
     notes: list[str] = field(default_factory=list)   # things worth telling the user (e.g. no timecode)
+    track_names: list[str | None] | None = None       # per channel, from the iXML TRACK_LIST (production sound)
 
     @property
     def has_audio(self) -> bool:
@@ -88,13 +89,15 @@ class Word:
     end: float
     text: str                      # as recognised, punctuation attached, no leading space
     probability: float
+    channel: int | None = None     # the iso channel (0-based) it was heard on; None: the mix
 
     def to_json(self) -> list:
-        return [round(self.start, 3), round(self.end, 3), self.text, round(self.probability, 3)]
+        out = [round(self.start, 3), round(self.end, 3), self.text, round(self.probability, 3)]
+        return out if self.channel is None else out + [self.channel]
 
     @classmethod
     def from_json(cls, v: list) -> "Word":
-        return cls(float(v[0]), float(v[1]), str(v[2]), float(v[3]))
+        return cls(float(v[0]), float(v[1]), str(v[2]), float(v[3]), int(v[4]) if len(v) > 4 and v[4] is not None else None)
 
 
 @dataclass
@@ -111,6 +114,16 @@ class Line:
     @property
     def text(self) -> str:
         return " ".join(w.text for w in self.words).strip()
+
+    @property
+    def channel(self) -> int | None:
+        """The iso channel (0-based) a line was heard on when all its words come from one; else None."""
+        return line_channel(self.words)
+
+
+def line_channel(words: list[Word]) -> int | None:
+    chans = {w.channel for w in words}
+    return chans.pop() if len(chans) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -215,6 +228,7 @@ class Hit:
     # speakers
     speaker_confidence: float | None = None
     overlap: bool | None = None
+    channel: int | None = None     # production sound: the iso channel (1-based) the words were heard on
     # picture: the shot a visual hit stands for, and its best frame
     shot: int | None = None
     frame: int | None = None

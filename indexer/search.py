@@ -533,8 +533,16 @@ def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str,
     return take.hit(
         "line", start, end, delivered, w.fused, shots=shots, speaker=w.lines[0].speaker,
         voice_id=w.lines[0].voice_id, match=min(1.0, w.match), diff=diff, line_ids=[ln.line_id for ln in w.lines],
-        rankers=dict(w.scores),
+        rankers=dict(w.scores), channel=_channel(words[first_word: last_word + 1]),
     )
+
+
+def _channel(words) -> int | None:
+    """The iso channel (1-based) the words were heard on, when all come from one."""
+    from .records import line_channel
+
+    c = line_channel(list(words))
+    return None if c is None else c + 1
 
 
 def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple[str, int]],

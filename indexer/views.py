@@ -74,6 +74,7 @@ def status(idx, target: str | Path | None = None) -> dict:
         t["notes"] = json.loads(t["notes"]) if t.get("notes") else []
         t["circled"] = bool(t.get("circled"))
         t.pop("info", None)
+        t["channels"] = idx.take_channels(t["take_id"])
     failed = [f for f in files if f["status"] == "failed"]
     return {"index": str(target if target is not None else idx.path), **meta, **stats, "takes": takes,
             "failed": failed}
@@ -89,7 +90,8 @@ def take_shots(idx, ref: str) -> dict:
              "start": round(s.start(rate), 3), "end": round(s.end(rate), 3),
              "tc_in": clock.tc(s.first_frame), "tc_out": clock.tc(s.last_frame + 1),
              "tags": tags.get(s.index, [])} for s in shots]
-    return {"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "shots": data}
+    return {"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"],
+            "channels": idx.take_channels(row["take_id"]), "shots": data}
 
 
 def take_lines(idx, ref: str) -> dict:
@@ -105,9 +107,11 @@ def take_lines(idx, ref: str) -> dict:
              "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end), "text": ln.text, "shots": ln.shots,
              "speaker": who[ln.line_id][0], "voice_id": who[ln.line_id][1],
              "local_speaker": ln.speaker, "speaker_confidence": ln.speaker_confidence, "overlap": ln.overlap,
+             "channel": ln.channel,
              "words": [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
                        for w in ln.words]} for ln in lines]
-    return {"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"], "lines": data}
+    return {"clip": row["path"], "take_id": row["take_id"], "rate": row["rate"],
+            "channels": idx.take_channels(row["take_id"]), "lines": data}
 
 
 def take_script(idx, ref: str, *, script: str | None = None, version: int | None = None) -> dict | None:

@@ -10,6 +10,8 @@ voices and shot as four camera takes plus a wild track:
   fixtures/shoot/12A_T3_CamB.mp4      restart from the top + false start, 25 fps
   fixtures/shoot/12A_T4_CamC_MOS.mov  picture only (MOS), 29.97 DF
   fixtures/shoot/12A_WT1.wav          wild track, Broadcast Wave (bext + iXML)
+  fixtures/sound/12A_T5_POLY.wav      production sound: MIX, BOOM, lav LEO, lav MAYA (iXML TRACK_LIST),
+                                      the two talking over each other; its own manifest.json
   fixtures/broken/*                   empty, truncated and non-media files
   fixtures/manifest.json              ground truth: lines, times, cuts, timecode
 
@@ -19,7 +21,7 @@ checked (PySceneDetect finds exactly the planned cuts, PyAV reports the planned
 rate/timecode/frame count, faster-whisper tiny.en can transcribe the dialogue);
 pass --no-verify to skip that.
 
-Usage:  uv run python scripts/make_fixtures.py [--no-verify]
+Usage:  uv run python scripts/make_fixtures.py [--no-verify] [--only sound]
 Needs:  espeak-ng and ffmpeg (with libx264) on PATH.
 """
 
@@ -587,6 +589,119 @@ def to_json(obj, indent: int = 0) -> str:
     return "[\n" + ",\n".join(pad + to_json(v, indent + 1) for v in obj) + "\n" + end + "]"
 
 
+# --------------------------------------------------------------------------- production sound (fixtures/sound)
+
+SOUND_SR = 16000  # the polyphonic take is 16 kHz / 16-bit to stay small (4 tracks)
+SOUND_TAKE = "12A_T5_POLY"
+SOUND_START_TC = "14:12:30:00"  # at 24000/1001 NDF, from the bext time reference
+SOUND_TRACKS = ["MIX", "BOOM", "LEO", "MAYA"]  # iXML TRACK_LIST names, channels 1-4
+SOUND_BLEED_DB = -20.0  # each actor on the other actor's lav
+# (script line, start offset in seconds from the end of the previous pair, or from the
+# start of its partner line when it overlaps): two pairs of overlapped lines.
+SOUND_PLAN = [(3, 0.5, None), (4, None, 0.4), (5, 0.6, None), (6, None, 0.35)]
+
+
+def write_poly_bwf(path: Path, pcm16: np.ndarray, names: list[str], start_tc: str, rate: Fraction,
+                   sr: int) -> int:
+    """Write a polyphonic 16-bit Broadcast Wave (interleaved channels): fmt, bext (time reference),
+    iXML (speed and TRACK_LIST naming each channel), data.  Returns the bext TimeReference."""
+    channels = pcm16.shape[0]
+    nominal = math.ceil(rate)
+    time_ref = round(tc_frames_ndf(start_tc, nominal) / rate * sr)
+
+    def chunk(cid: bytes, data: bytes) -> bytes:
+        return cid + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+    fmt = struct.pack("<HHIIHH", 1, channels, sr, sr * 2 * channels, 2 * channels, 16)
+    bext = struct.pack("<256s32s32s10s8sQH64s190s", b"sSCENE=12A sTAKE=5 sNOTE=poly", b"dailies make_fixtures",
+                       b"DAILIES12AT5", b"2026-11-26", b"14:12:30", time_ref, 1, b"", b"") \
+        + f"A=PCM,F={sr},W=16,M=poly{channels},T=espeak-ng\r\n\0".encode()
+    tracks = "".join(f"<TRACK><CHANNEL_INDEX>{i}</CHANNEL_INDEX><INTERLEAVE_INDEX>{i}</INTERLEAVE_INDEX>"
+                     f"<NAME>{name}</NAME></TRACK>" for i, name in enumerate(names, 1))
+    ixml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<BWFXML><IXML_VERSION>1.5</IXML_VERSION><SCENE>{SCENE}</SCENE><TAKE>5</TAKE>"
+        f"<NOTE>poly, overlapped lines</NOTE><SPEED><TIMECODE_RATE>{rate.numerator}/{rate.denominator}</TIMECODE_RATE>"
+        f"<TIMECODE_FLAG>NDF</TIMECODE_FLAG><FILE_SAMPLE_RATE>{sr}</FILE_SAMPLE_RATE>"
+        f"<AUDIO_BIT_DEPTH>16</AUDIO_BIT_DEPTH><TIMESTAMP_SAMPLE_RATE>{sr}</TIMESTAMP_SAMPLE_RATE>"
+        f"<TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_HI>{time_ref >> 32}</TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_HI>"
+        f"<TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO>{time_ref & 0xFFFFFFFF}</TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO>"
+        f"</SPEED><PROJECT>The Comet</PROJECT><TRACK_LIST><TRACK_COUNT>{channels}</TRACK_COUNT>{tracks}"
+        "</TRACK_LIST></BWFXML>\n"
+    ).encode()
+    ixml += b"\n" * (len(ixml) % 2)
+    data = np.ascontiguousarray(pcm16.T).astype("<i2").tobytes()
+    body = chunk(b"fmt ", fmt) + chunk(b"bext", bext) + chunk(b"iXML", ixml) + chunk(b"data", data)
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+    return time_ref
+
+
+def build_sound() -> dict:
+    """fixtures/sound/: one polyphonic take (MIX, BOOM, lav LEO, lav MAYA) in which LEO and MAYA talk
+    over each other on two pairs of script lines, and its own manifest.  Runnable alone
+    (``--only sound``), so the shoot's files are not rendered again."""
+    folder = FIXTURES / "sound"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rate = Fraction(24000, 1001)
+    placed = []
+    with tempfile.TemporaryDirectory(prefix="make_fixtures_") as tmp:
+        cursor = 0
+        prev = None
+        for n, gap, overlap_at in SOUND_PLAN:
+            sl = SCRIPT[n - 1]
+            clip = resample(synthesize(sl.character, sl.text, Path(tmp)), SR, SOUND_SR)
+            if overlap_at is None:
+                start = cursor + int(round(gap * SOUND_SR))
+            else:   # starts part-way through its partner's line
+                start = prev[1] + int(round(overlap_at * (prev[2] - prev[1])))
+            end = start + len(clip)
+            placed.append((sl, start, end, clip))
+            prev = (sl, start, end)
+            cursor = max(cursor, end)
+    n_samples = cursor + int(0.5 * SOUND_SR)
+    voice = {c: np.zeros(n_samples) for c in ("LEO", "MAYA")}
+    for sl, start, end, clip in placed:
+        voice[sl.character][start:end] += clip
+    bleed = 10 ** (SOUND_BLEED_DB / 20)
+    delay = int(0.004 * SOUND_SR)      # the boom is ~1.3 m away
+    boom = 0.6 * np.roll(voice["LEO"] + voice["MAYA"], delay) + room_tone(n_samples, 6051)[:n_samples]
+    lav = {c: voice[c] + bleed * voice[o] + room_tone(n_samples, 6052 + k)
+           for k, (c, o) in enumerate((("LEO", "MAYA"), ("MAYA", "LEO")))}
+    mix = 0.5 * boom + 0.4 * (lav["LEO"] + lav["MAYA"])
+    tracks = np.stack([mix, boom, lav["LEO"], lav["MAYA"]])
+    tracks *= 0.9 / max(1.0, np.abs(tracks).max())
+    pcm16 = np.clip(np.round(tracks * 32767), -32768, 32767)
+    path = folder / f"{SOUND_TAKE}.wav"
+    time_ref = write_poly_bwf(path, pcm16, SOUND_TRACKS, SOUND_START_TC, rate, SOUND_SR)
+    deliveries = []
+    for sl, start, end, _ in placed:
+        others = [o for o, s, e, _ in placed if o is not sl and s < end and start < e]
+        deliveries.append({"script_line": sl.n, "character": sl.character, "text": sl.text,
+                           "start": round(start / SOUND_SR, 3), "end": round(end / SOUND_SR, 3),
+                           "overlaps": [o.n for o in others], "channel": SOUND_TRACKS.index(sl.character) + 1})
+    manifest = {
+        "description": "Production sound: a polyphonic Broadcast Wave (MIX, BOOM, a lav per actor) in which "
+                       "the two characters talk over each other on two pairs of script lines.",
+        "script": "../scene.fountain",
+        "takes": [{
+            "file": f"{SOUND_TAKE}.wav", "name": SOUND_TAKE, "kind": "audio_only", "scene": SCENE, "take": 5,
+            "rate": f"{rate.numerator}/{rate.denominator}", "drop_frame": False, "start_tc": SOUND_START_TC,
+            "bwf_time_reference": time_ref, "duration": round(n_samples / SOUND_SR, 3),
+            "audio": {"streams": 1, "channels": len(SOUND_TRACKS), "sample_rate": SOUND_SR},
+            "channels": [{"channel": 1, "name": "MIX", "role": "mix", "owner": None},
+                         {"channel": 2, "name": "BOOM", "role": "boom", "owner": None},
+                         {"channel": 3, "name": "LEO", "role": "iso", "owner": "LEO"},
+                         {"channel": 4, "name": "MAYA", "role": "iso", "owner": "MAYA"}],
+            "bleed_db": SOUND_BLEED_DB,
+            "deliveries": deliveries,
+        }],
+    }
+    (folder / "manifest.json").write_text(to_json(manifest) + "\n")
+    print(f"  {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:.2f} MB)")
+    return manifest
+
+
 # --------------------------------------------------------------------------- build
 
 
@@ -750,7 +865,15 @@ def verify(manifest: dict) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--no-verify", action="store_true", help="skip the PyAV/PySceneDetect/whisper checks")
+    ap.add_argument("--only", choices=["sound"], help="only fixtures/sound (the polyphonic take), leaving the "
+                                                      "shoot's files as they are")
     args = ap.parse_args()
+    if args.only == "sound":
+        if shutil.which("espeak-ng") is None:
+            sys.exit(f"make_fixtures: 'espeak-ng' not found on PATH; install it with: {INSTALL_HINT}")
+        print("generating fixtures/sound/ ...")
+        build_sound()
+        return
     for tool in ("espeak-ng", "ffmpeg"):
         if shutil.which(tool) is None:
             sys.exit(f"make_fixtures: '{tool}' not found on PATH; install it with: {INSTALL_HINT}")
@@ -760,6 +883,7 @@ def main() -> None:
 
     print("generating fixtures/ ...")
     manifest = build()
+    build_sound()
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
     print(f"fixtures/ total {total / 1e6:.2f} MB")
     if total > 5e6:

@@ -119,7 +119,7 @@ def test_channel_evidence_decides_on_a_lav():
 
 
 def test_channels_flag():
-    assert parse_channels(None) == "mix"
+    assert parse_channels(None) == "auto" and parse_channels("mix") == "mix"
     assert parse_channels("each") == "each"
     assert parse_channels("1,3") == [0, 2]
     with pytest.raises(UsageError):

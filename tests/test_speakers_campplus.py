@@ -37,7 +37,7 @@ def test_import_does_not_load_torch():
     import sys
 
     modules = ["indexer.speakers." + m for m in ("campplus", "diarize", "load", "refine", "channels", "records",
-                                                 "identity")] + ["indexer.align", "indexer.models.diarization"]
+                                                 "identity")] + ["indexer.align", "indexer.models.diarization", "indexer.tracks"]
     code = f"import sys, {', '.join(modules)}; print('torch' in sys.modules, 'pyannote.core' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False False"

@@ -86,7 +86,7 @@ def test_an_index_of_the_last_release_is_upgraded_in_place(tmp_path):
         cols = {r[1] for r in db.execute("PRAGMA table_info(voice_locals)")}
         take_cols = {r[1] for r in db.execute("PRAGMA table_info(takes)")}
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"window_sum", "window_count"} <= cols and {"script_versions", "voice_voices", "steps"} <= tables
+    assert {"window_sum", "window_count"} <= cols and {"script_versions", "voice_voices", "steps", "take_channels"} <= tables
     assert {"circled", "circle_note", "circled_at"} <= take_cols                  # schema 3: circled takes
     assert not any(t["circled"] for t in json.loads(status.stdout)["takes"])
     # what the release wrote is all there: lines and vectors, voices and their names, the screenplay

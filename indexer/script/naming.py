@@ -67,3 +67,41 @@ def propose_names(index: Index) -> list[NameProposal]:
 def _cue_name(cue: str) -> str:
     """MAYA (V.O.) / MAYA (CONT'D) -> MAYA."""
     return cue.split("(")[0].strip().upper()
+
+
+def propose_from_tracks(index: Index) -> list[NameProposal]:
+    """Names for voices from production sound: an iso track named after a character or actor (iXML
+    ``TRACK_LIST``: LEO, "LAV 2 MAYA") names the voice whose lines were heard on it (by seconds of lines,
+    with the same clear majority as the script's proposals)."""
+    from ..speakers.identity import open_registry
+
+    reg = open_registry(index, readonly=True)
+    if reg is None:
+        raise DailiesError("This index has no speakers yet (index with the speaker models present: "
+                           "`dailies models fetch`, then `dailies index --force FOLDER`).")
+    voices = reg.mapping()
+    seconds: dict[str, dict[str, float]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    takes: dict[tuple[str, str], set[str]] = {}
+    for t in index.takes():
+        owners = {c["channel"]: c["owner"] for c in index.take_channels(t["take_id"]) if c["owner"]}
+        if not owners:
+            continue
+        for ln in index.lines_of_take(t["take_id"]):
+            owner = owners.get(ln.channel)
+            voice = voices.get((t["take_id"], ln.speaker)) if ln.speaker else None
+            if owner is None or voice is None:
+                continue
+            per = seconds.setdefault(voice.voice_id, {})
+            per[owner] = per.get(owner, 0.0) + max(0.0, ln.end - ln.start)
+            counts[(voice.voice_id, owner)] = counts.get((voice.voice_id, owner), 0) + 1
+            takes.setdefault((voice.voice_id, owner), set()).add(t["take_id"])
+    names = {v.voice_id: v.name for v in voices.values()}
+    out = []
+    for vid, per in sorted(seconds.items()):
+        total = sum(per.values())
+        owner, secs = max(per.items(), key=lambda kv: kv[1])
+        if total > 0 and secs / total >= MAJORITY:
+            out.append(NameProposal(vid, names.get(vid), owner, secs / total, counts[(vid, owner)],
+                                    len(takes[(vid, owner)])))
+    return out

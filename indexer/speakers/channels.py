@@ -18,16 +18,18 @@ OWNER_DB = 10.0          # a lav is typically 15-30 dB louder on its wearer than
 
 
 def parse_channels(value: str | None) -> str | list[int]:
-    """``mix`` | ``each`` | ``N,M`` (1-based channel numbers) -> "mix", "each" or [0-based indexes]."""
-    v = (value or "mix").strip().lower()
-    if v in ("mix", "each"):
+    """``auto`` | ``mix`` | ``each`` | ``N,M`` (1-based channel numbers) -> "auto", "mix", "each" or
+    [0-based indexes]. ``auto`` (the default): iso tracks from the file's track names or its sound
+    (:mod:`indexer.tracks`)."""
+    v = (value or "auto").strip().lower()
+    if v in ("mix", "each", "auto"):
         return v
     try:
         picked = [int(x) for x in v.replace(" ", "").split(",") if x]
     except ValueError:
         picked = []
     if not picked or min(picked) < 1:
-        raise UsageError(f"--channels {value!r}: use mix, each, or channel numbers like 1,2.")
+        raise UsageError(f"--channels {value!r}: use auto, mix, each, or channel numbers like 1,2.")
     return [p - 1 for p in picked]
 
 

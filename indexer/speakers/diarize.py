@@ -93,13 +93,17 @@ class Diarizer:
         d.pop("pyannote.audio", None)
         return json.dumps(d, sort_keys=True)
 
-    def __call__(self, audio: np.ndarray, *, channels: np.ndarray | None = None,
+    def __call__(self, audio: np.ndarray, *, channels: np.ndarray | None = None, picked: list[int] | None = None,
                  progress: Callable[[str, float, float], None] | None = None, uri: str = "take") -> Diarization:
         """Diarize 16 kHz mono ``audio``; ``channels`` (C, n) enables per-channel attribution when the
-        diarizer was made with ``channels='each'`` or a channel list."""
+        diarizer was made with ``channels='each'`` or a channel list, or (``auto``) on the take's iso
+        channels ``picked`` (:mod:`indexer.tracks`)."""
         import torch
 
-        if channels is not None and self.channels != "mix":
+        if channels is not None and self.channels == "auto":
+            picked = [c for c in picked or [] if c < channels.shape[0]]
+            chan = channels[picked] if picked else None
+        elif channels is not None and self.channels != "mix":
             picked = _channels.pick_channels(self.channels, channels.shape[0])
             if not picked:
                 raise UsageError(f"--channels {self.channels_spec}: the file has {channels.shape[0]} channel(s).")
@@ -151,6 +155,13 @@ class Diarizer:
             clock.reached("windows")
         if chan is not None and chan.shape[0] > 1:
             _channels.channel_owners(diar, chan, picked)
+            if self.channels == "auto" and len(set(diar.channel_owner.values())) < len(picked):
+                # the mix's diarization did not give every iso its own voice (overlapped speech runs two
+                # voices together): each iso's owner is a voice (indexer.tracks)
+                from ..tracks import iso_diarization
+
+                diar = iso_diarization(chan, picked, duration, embedder)
+                diar.channel_levels = _channels.channel_levels(chan)
             clock.reached("channels")
         self.last_timings = clock.seconds
         return diar
@@ -165,12 +176,14 @@ class Diarizer:
         self.pipeline
         return time.monotonic() - t
 
-    def restore(self, data: dict, *, channels: np.ndarray | None = None) -> Diarization:
+    def restore(self, data: dict, *, channels: np.ndarray | None = None, picked: list[int] | None = None) -> Diarization:
         """A diarization from the step cache (``Diarization.to_json``), with the per-channel levels
         recomputed from ``channels`` (they are not cached)."""
         diar = Diarization.from_json(data)
         if channels is not None and self.channels != "mix" and diar.channel_owner:
-            picked = _channels.pick_channels(self.channels, channels.shape[0])
+            if self.channels != "auto":
+                picked = _channels.pick_channels(self.channels, channels.shape[0])
+            picked = [c for c in picked or [] if c < channels.shape[0]]
             diar.channel_levels = _channels.channel_levels(channels[picked])
         return diar
 

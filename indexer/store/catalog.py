@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import (DailiesError, IndexLockedError, IndexMissingError, IndexReadOnlyError, IndexVersionError,
                       UsageError)
-from ..records import Line, MediaInfo, Shot, Take, Word
+from ..records import Line, MediaInfo, Shot, Take, Word, line_channel
 from ..textnorm import normalize_words, phonetic
 from . import schema
 from .schema import SCHEMA_VERSION
@@ -102,6 +102,12 @@ class LineRow:
     @functools.cached_property
     def words(self) -> list[Word]:
         return [Word.from_json(w) for w in json.loads(self.words_json)]
+
+    @property
+    def channel(self) -> int | None:
+        """The iso channel (1-based, as shown) a line was heard on when all its words come from one."""
+        c = line_channel(self.words)
+        return None if c is None else c + 1
 
     @functools.cached_property
     def shots(self) -> list[int]:
@@ -382,14 +388,21 @@ class Index:
     def commit_take(self, take_id: str, info: MediaInfo, shots: list[Shot], lines: list[Line],
                     vectors: np.ndarray, *, models: dict, seconds: float,
                     shot_tags: list[tuple[str, int, str, str, float]] | None = None, n_frames: int = 0,
-                    speakers: list | None = None) -> None:
+                    speakers: list | None = None, channels: list[dict] | None = None) -> None:
         """Make a take's results visible: vectors to Chroma, then catalog rows in one transaction.
 
         Picture vectors (``frames``) are written by :func:`indexer.picture.step.store_frames` just before.
-        ``speakers`` holds, per line, (its :class:`indexer.align.LineSpeaker`, its voice id)."""
+        ``speakers`` holds, per line, (its :class:`indexer.align.LineSpeaker`, its voice id); ``channels``
+        each sound channel's role (:meth:`indexer.tracks.ChannelRole.to_json`)."""
         rows = self._put_line_vectors(take_id, info, lines, vectors, speakers)
         with self._db:
             self._insert_lines(take_id, rows)
+            if channels is not None:
+                self._db.execute("DELETE FROM take_channels WHERE take_id=?", (take_id,))
+                self._db.executemany(
+                    "INSERT INTO take_channels(take_id, channel, role, name, owner, source) VALUES(?,?,?,?,?,?)",
+                    [(take_id, c["channel"], c["role"], c.get("name"), c.get("owner"), c.get("source"))
+                     for c in channels])
             self._db.execute("DELETE FROM shots WHERE take_id=?", (take_id,))
             self._db.executemany("INSERT INTO shots(take_id, idx, first_frame, last_frame) VALUES(?,?,?,?)",
                                 [(take_id, s.index, s.first_frame, s.last_frame) for s in shots])
@@ -492,6 +505,12 @@ class Index:
             raise DailiesError(f"'{ref}' matches {len(rows)} takes ({', '.join(r['name'] for r in rows[:5])}); "
                                "use the take id.")
         return rows[0]
+
+    def take_channels(self, take_id: str) -> list[dict]:
+        """The take's sound channels and their roles (``channel`` 1-based), [] when not known."""
+        return [{"channel": r["channel"], "role": r["role"], "name": r["name"], "owner": r["owner"],
+                 "source": r["source"]} for r in self._db.execute(
+            "SELECT * FROM take_channels WHERE take_id=? ORDER BY channel", (take_id,))]
 
     def shots(self, take_id: str) -> list[Shot]:
         return [Shot(r["idx"], r["first_frame"], r["last_frame"]) for r in self._db.execute(

@@ -12,13 +12,15 @@ History:
 2. one schema: every table exists in every index, created and upgraded here only.
 3. circled takes: ``takes`` gains ``circled`` (0/1), ``circle_note`` and ``circled_at`` (the script
    supervisor's circled/printed takes, set by `dailies circle` or the review room).
+4. ``take_channels``: each sound channel of a take and its role (mix, boom, iso and whose; production
+   sound, :mod:`indexer.tracks`). A take indexed before has none until it is indexed again.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 CATALOG_TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +57,9 @@ CREATE TABLE IF NOT EXISTS shot_tags(
     take_id TEXT NOT NULL, shot INTEGER NOT NULL, grp TEXT NOT NULL, label TEXT NOT NULL, score REAL NOT NULL,
     PRIMARY KEY(take_id, shot, grp));
 CREATE INDEX IF NOT EXISTS shot_tags_label ON shot_tags(label);
+CREATE TABLE IF NOT EXISTS take_channels(
+    take_id TEXT NOT NULL, channel INTEGER NOT NULL, role TEXT NOT NULL, name TEXT, owner TEXT, source TEXT,
+    PRIMARY KEY(take_id, channel));
 CREATE TABLE IF NOT EXISTS steps(
     take_id TEXT NOT NULL, step TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, created_at TEXT NOT NULL,
     PRIMARY KEY(take_id, step));
@@ -127,8 +132,15 @@ def _v2_to_v3(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE takes ADD COLUMN {column} {decl}")
 
 
+def _v3_to_v4(db: sqlite3.Connection) -> None:
+    """Takes gain their channels' roles (the table starts empty: known when a take is indexed again)."""
+    for stmt in _statements(CATALOG_TABLES):
+        if "take_channels" in stmt:
+            db.execute(stmt)
+
+
 # version n -> the step that upgrades a catalog of version n to n + 1 (run inside one transaction)
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def _statements(script: str) -> list[str]:
