@@ -265,3 +265,35 @@ def test_mono_and_stereo_mix_takes_index_as_before(tmp_path):
             roles = {t.stem: [c["role"] for c in views.take_lines(idx, t.stem)["channels"]] for t in takes}
             assert "iso" not in sum(roles.values(), [])
     assert out["auto"] == out["mix"] and all(out["mix"].values())
+
+
+@pytest.mark.slow
+def test_the_review_room_shows_each_channel_and_the_iso_a_line_came_from(poly_index, truth, tmp_path):
+    """The take page's API carries the channel roles, and the page names the iso each line was heard on."""
+    from starlette.testclient import TestClient
+
+    from indexer.server import create_app
+    from test_server_browser import TOKEN, launch, serve
+
+    with TestClient(create_app(poly_index, proxies=False)) as c:
+        take = c.get("/api/takes").json()[0]
+        detail = c.get(f"/api/takes/{take['take_id']}").json()
+    assert [(ch["channel"], ch["role"], ch["owner"]) for ch in detail["channels"]] == \
+        [(1, "mix", None), (2, "boom", None), (3, "iso", "LEO"), (4, "iso", "MAYA")]
+    assert {ln["channel"] for ln in detail["lines"]} == {d["channel"] for d in truth["deliveries"]}
+
+    from contextlib import contextmanager
+
+    from playwright.sync_api import sync_playwright
+
+    with contextmanager(serve)(poly_index) as base, sync_playwright() as p:
+        ctx = launch(p, tmp_path / "profile")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{base}/take/{take['take_id']}?token={TOKEN}")
+            page.wait_for_selector("#transcript .line", timeout=30000)
+            assert "sound: 1 mix, 2 boom, 3 iso LEO, 4 iso MAYA" in page.inner_text("#take-meta")
+            shown = [t.strip() for t in page.locator("#transcript .line .chan").all_inner_texts()]
+            assert shown == [f"ch {ln['channel']}" for ln in detail["lines"] if ln["channel"]]
+        finally:
+            ctx.close()

@@ -300,6 +300,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
             out = take_info(idx, row)
             out["lines"] = views.take_lines(idx, take_id)["lines"]
             out["shots"] = views.take_shots(idx, take_id)["shots"]
+            out["channels"] = idx.take_channels(take_id)          # production sound: each channel's role
             out["script"] = views.take_script(idx, take_id)        # None: no screenplay imported
         return JSONResponse(out)
 

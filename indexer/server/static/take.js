@@ -11,7 +11,9 @@
   } catch (e) { $("message").textContent = e.message; $("player").hidden = true; return; }
   $("take-title").textContent = take.name;
   $("take-meta").textContent = `sc ${take.scene || "–"} · tk ${take.take || "–"}${take.camera ? " · cam " + take.camera : ""} · ` +
-    `${take.rate} fps · start ${take.start_tc} · ${take.clip}`;
+    `${take.rate} fps · start ${take.start_tc} · ${take.clip}` +
+    (take.channels.some(c => c.role === "iso") ? " · sound: " + take.channels.map(c =>
+      `${c.channel} ${c.role}${c.owner ? " " + c.owner : c.name && c.name.toUpperCase() !== c.role.toUpperCase() ? " " + c.name : ""}`).join(", ") : "");
   renderCircle(take.circled, take.circle_note);
   $("circle").addEventListener("submit", async e => {
     e.preventDefault();
@@ -27,7 +29,7 @@
   const rate = TC.parseRate(take.rate);
   $("transcript").innerHTML = take.lines.length ? take.lines.map(ln => `
     <div class="line" data-start="${ln.start}">
-      <span class="who">${esc(ln.speaker || ln.local_speaker || "–")}</span>
+      <span class="who">${esc(ln.speaker || ln.local_speaker || "–")}${ln.channel ? ` <span class="chan" title="heard on channel ${ln.channel} (an iso)">ch ${ln.channel}</span>` : ""}</span>
       <span class="tcs">${esc(ln.tc_in)}</span>
       <span class="words">${ln.words.map(w => `<span class="word" data-t="${w.start}">${esc(w.text)}</span>`).join(" ")}</span>
     </div>`).join("") : "<p>No speech in this take.</p>";
