@@ -330,7 +330,8 @@ def lined_cmd(
         output.write_text(print_html(data), encoding="utf-8")
     except OSError as exc:
         raise DailiesError(f"Cannot write the lined script to {output} ({exc.strerror}).") from None
-    _console(stderr=True).print(f"Wrote {output}: {len(data['pages'])} pages, {len(data['takes'])} takes lined.")
+    _console(stderr=True).print(f"Wrote {output}: {_n(len(data['pages']), 'page')}, "
+                                      f"{_n(len(data['takes']), 'take')} lined.")
 
 
 def _print_table(cov) -> None:
@@ -459,3 +460,7 @@ def main() -> None:  # pragma: no cover - standalone use before the lead mounts 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -114,10 +114,11 @@ def test_pages_print_export_and_cli_are_one_rendering(client, scripted_index, tm
     assert printed.status_code == 200
     assert "@page" in printed.text and "size: letter" in printed.text and "<script" not in printed.text
     assert "/static/" not in printed.text                                                 # self-contained
+    assert 'href="/take/' in page.text and "href=" not in printed.text     # no links to a room the editor can't reach
     assert printed.text.count('<section class="sheet"') == len(lined["pages"])
     out = tmp_path / "lined.html"
     r = run_cli("script", "lined", "-o", str(out), "--index", str(scripted_index), check=True)
-    assert "1 pages" in r.stderr or "Wrote" in r.stderr
+    assert f"{len(lined['pages'])} page" in r.stderr and "Wrote" in r.stderr
     assert out.read_text() == printed.text
 
 
