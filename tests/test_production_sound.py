@@ -230,6 +230,25 @@ def test_the_script_match_uses_the_recovered_lines(poly_index, tmp_path, truth):
     status = {e["line_id"]: e["status"] for e in got["lines"]}
     for d in truth["deliveries"]:
         assert status[f"12A/{d['script_line']}"] not in ("missing", None), (d, status)
+    # Exports use the recovered lines: the string-out of an overlapped script line cuts the iso take at its
+    # delivery (the mix alone garbled it).
+    from fractions import Fraction
+
+    import opentimelineio as otio
+
+    from conftest import run_cli
+    from indexer.timecode import tc_to_frames
+
+    rate, start_tc = Fraction(truth["rate"]), truth["start_tc"]
+    for d in truth["deliveries"]:
+        out = tmp_path / f"line{d['script_line']}.otio"
+        run_cli("export", "stringout", "--script-line", f"12A/{d['script_line']}", "-o", str(out), "--force",
+                "--index", str(path), check=True)
+        clips = [c for c in otio.adapters.read_from_file(str(out)).find_clips() if c.name == "12A_T5_POLY"]
+        assert len(clips) == 1, d
+        said = tc_to_frames(start_tc, rate) + d["start"] * float(rate)
+        r = clips[0].source_range
+        assert r.start_time.value <= said < r.end_time_exclusive().value, (d, r)
 
 
 @pytest.mark.slow
