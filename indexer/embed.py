@@ -7,6 +7,7 @@ downloads disabled, so nothing reaches the network. Vectors are L2-normalised (c
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,17 @@ NAME = "wordllama-l2_supercat-256"
 DIM = 256
 
 _MODEL = None
+_LOAD_LOCK = threading.RLock()    # the review room's threads may all ask for the model at once
 _TOKENIZER = None       # the model's tokenizer without padding (WordLlama pads every batch of 64)
 
 
 def _load():
+    with _LOAD_LOCK:
+        return _MODEL if _MODEL is not None else _load_model()
+
+
+def _load_model():
     global _MODEL
-    if _MODEL is not None:
-        return _MODEL
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     try:
@@ -76,15 +81,20 @@ def embed_raw(texts: list[str]) -> np.ndarray:
         (other if ("\u2581" in t or "  " in t or t[0] == " " or t[-1] == " ") else simple).append(k)
     if simple:
         pieces = [texts[k].split(" ") for k in simple]
-        new = list(dict.fromkeys(w for ws in pieces for w in ws if w not in words.index))
-        if new:
-            words.add(new, [e.ids for e in _tokenizer(model).encode_batch(new, add_special_tokens=False)],
-                      model.embedding)
-        rows = np.fromiter((words.index[w] for ws in pieces for w in ws), dtype=np.int64,
-                           count=sum(len(ws) for ws in pieces))
+        with _WORDS_LOCK:          # the review room searches from many threads; the table grows and resets
+            new = list(dict.fromkeys(w for ws in pieces for w in ws if w not in words.index))
+            if new and len(words.index) + len(new) > words.LIMIT:     # full: start afresh with this call's words
+                words.__init__()
+                new = list(dict.fromkeys(w for ws in pieces for w in ws))
+            if new:
+                words.add(new, [e.ids for e in _tokenizer(model).encode_batch(new, add_special_tokens=False)],
+                          model.embedding)
+            rows = np.fromiter((words.index[w] for ws in pieces for w in ws), dtype=np.int64,
+                               count=sum(len(ws) for ws in pieces))
+            vecs, lens = words.sums[rows], words.counts[rows]
         starts = np.concatenate([[0], np.cumsum([len(ws) for ws in pieces])[:-1]])
-        sums = np.add.reduceat(words.sums[rows], starts, axis=0)
-        counts = np.add.reduceat(words.counts[rows], starts)
+        sums = np.add.reduceat(vecs, starts, axis=0)
+        counts = np.add.reduceat(lens, starts)
         nz = counts > 0
         out[np.asarray(simple)[nz]] = sums[nz] / counts[nz, None]
     if other:
@@ -107,8 +117,6 @@ class _WordSums:
         self.counts = np.zeros(0, dtype=np.float32)
 
     def add(self, new: list[str], ids: list[list[int]], table: np.ndarray) -> None:
-        if len(self.index) + len(new) > self.LIMIT:
-            self.__init__()
         base, need = len(self.index), len(self.index) + len(new)
         if need > len(self.counts):                   # grow by doubling: no copy of the whole table per call
             size = max(need, 2 * len(self.counts), 4096)
@@ -124,19 +132,21 @@ class _WordSums:
 
 
 _WORDS = _WordSums()
+_WORDS_LOCK = threading.Lock()
 
 
 def _tokenizer(model):
     """The model's tokenizer without padding (WordLlama pads every batch)."""
     global _TOKENIZER
-    if _TOKENIZER is None:
-        import copy
+    with _LOAD_LOCK:
+        if _TOKENIZER is None:
+            import copy
 
-        tok = copy.deepcopy(model.tokenizer)
-        tok.no_padding()
-        tok.no_truncation()
-        _TOKENIZER = tok
-    return _TOKENIZER
+            tok = copy.deepcopy(model.tokenizer)
+            tok.no_padding()
+            tok.no_truncation()
+            _TOKENIZER = tok
+        return _TOKENIZER
 
 
 def describe() -> dict:

@@ -53,3 +53,32 @@ def test_every_screenplay_line_embeds_as_wordllama_does():
         chunk = texts[i:i + 4000]
         theirs = np.asarray(model.embed(chunk, norm=False), dtype=np.float32)
         assert np.allclose(embed.embed_raw(chunk), theirs, atol=1e-6, rtol=1e-5), chunk[:3]
+
+
+def test_many_threads_at_once_get_the_same_vectors(monkeypatch):
+    """The review room searches from many threads: the shared word table grows (and, at its bound, starts
+    afresh) under them. Found by `dailies serve --workers 2` under 20 clients: 'could not broadcast'."""
+    import threading
+
+    texts = [ln.text for ln in load_file(need(EVAL / "script" / "fountain" / "Big-Fish.fountain")).lines]
+    assert len(texts) > 500
+    reference = np.asarray(embed._load().embed(texts, norm=False), dtype=np.float32)
+    embed._WORDS.__init__()
+    monkeypatch.setattr(embed._WordSums, "LIMIT", 1500)           # resets happen during the run too
+    wrong: list[str] = []
+
+    def worker(k: int) -> None:
+        try:
+            for i in range(k * 37 % 100, len(texts), 100):
+                chunk = texts[i:i + 120]
+                if not np.allclose(embed.embed_raw(chunk), reference[i:i + 120], atol=1e-6, rtol=1e-5):
+                    wrong.append(f"thread {k}, texts {i}..")
+        except Exception as exc:        # noqa: BLE001 - what a thread raised is the failure
+            wrong.append(f"thread {k}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong, wrong[:3]
