@@ -36,6 +36,9 @@ def serve_cmd(
                                              "binding anything but localhost)."),
     read_only: bool = typer.Option(False, "--read-only", help="Write nothing into the index folder (no proxies, "
                                                                "no cached thumbnails)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, max=64,
+                                help="Server processes answering requests (a search holds one core: give a team "
+                                     "about one per core left over from indexing)."),
 ) -> None:
     """The review room: search and play every take of a line in the browser (pages, JSON API, media)."""
     import uvicorn
@@ -53,13 +56,25 @@ def serve_cmd(
             pass
     except OSError as exc:
         raise DailiesError(f"Cannot listen on {host}:{port} ({exc.strerror}); choose another --port.") from None
-    app = create_app(target, token=token, read_only=read_only)
     shown = "localhost" if is_loopback(host) else (socket.gethostname() if host in ("0.0.0.0", "::") else host)
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     # Plain print: the link must stay on one line whatever the terminal's width (rich would wrap it).
     print(f"Review room for {target}: open {url}" + ("  (the link sets the token once per browser)" if token
                                                      else ""), file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(target, token=token, read_only=read_only), host=host, port=port,
+                    log_level="warning", access_log=False)
+        return
+    import json
+    import os
+
+    from indexer.server import SERVE_CONFIG, start_proxy_thread
+
+    os.environ[SERVE_CONFIG] = json.dumps({"index": str(target), "token": token, "read_only": read_only})
+    if not read_only:
+        start_proxy_thread(target)
+    uvicorn.run("indexer.server:app_from_env", factory=True, workers=workers, host=host, port=port,
+                log_level="warning", access_log=False)
 
 
 def proxies_cmd(

@@ -160,6 +160,41 @@ def build_index(path: Path, lines: list[str], start_take: int = 0) -> float:
     return time.time() - t0
 
 
+def serve_processes(index: Path, workers: int):
+    """`dailies serve --workers N` in processes of its own (the clients' threads then do not share its GIL)."""
+    import httpx
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--index", str(index), "--port", str(port),
+                             "--workers", str(workers), "--read-only"], cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(base + "/api/status", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise SystemExit("dailies serve did not start")
+
+    class Stop:
+        @property
+        def should_exit(self):
+            return proc.poll() is not None
+
+        @should_exit.setter
+        def should_exit(self, value):
+            if value:
+                proc.terminate()
+                proc.wait(30)
+    return Stop(), base
+
+
 def serve(index: Path):
     import uvicorn
 
@@ -191,7 +226,9 @@ def time_to_first_frame(index: Path, query: str, chromium: str) -> None:
 
     args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
-    server, base = serve(index)
+    server, base = serve_processes(index, args.workers) if args.workers else serve(index)
+    if args.workers:
+        print(f"served by `dailies serve --workers {args.workers}` in its own processes")
     cold, warm = [], []
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
         ctx = p.chromium.launch_persistent_context(profile, executable_path=chromium, headless=True, args=args)
@@ -263,6 +300,8 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="Build (or reuse) the synthetic index here.")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--workers", type=int, help="Serve with `dailies serve --workers N` in processes of its own "
+                                                "(default: in this process, as the figures so far)")
     ap.add_argument("--write-takes", type=int, help=argparse.SUPPRESS)   # the writer process
     ap.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--ttff", type=Path, metavar="INDEX", help="Only time to first frame, on this index "
@@ -299,7 +338,9 @@ def main() -> int:
             q = " ".join(q.split()[: max(3, len(q.split()) // 2)])
         queries.append(q)
 
-    server, base = serve(index)
+    server, base = serve_processes(index, args.workers) if args.workers else serve(index)
+    if args.workers:
+        print(f"served by `dailies serve --workers {args.workers}` in its own processes")
     with httpx.Client(base_url=base, timeout=60) as c:
         t = time.perf_counter()
         c.get("/api/search/line", params={"q": "warm up the caches and the embedding"}).raise_for_status()

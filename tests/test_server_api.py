@@ -328,3 +328,61 @@ def test_vectors_the_writer_adds_reach_a_running_server(tmp_path):
             found = idx.vectors.nearest("lines", q, 2)["ids"][0]
         takes = {t["take_id"]: t["name"] for t in c.get("/api/takes").json()}
         assert {takes[i.rsplit("-", 1)[0]] for i in found} == {"12A_WT1", "12A_WT2"}
+
+
+def test_serve_with_workers_answers_many_first_searches_at_once(shoot_index):
+    """`dailies serve --workers 2`: two server processes, each meeting its first searches from many threads at
+    once (embedded Chroma and the text embedding are opened by the first of them), all answered as the CLI
+    answers, the token checked by every process."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+
+    from conftest import DAILIES
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([DAILIES, "serve", "--index", str(shoot_index), "--port", str(port), "--workers", "2",
+                             "--read-only", "--token", "tok"], stderr=subprocess.PIPE, text=True)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer tok"}
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/api/status", headers=auth).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        children = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+                    and _ppid(p) == proc.pid]
+        assert len(children) >= 2, "expected two server processes"
+        want = json.loads(run_cli("search", "line", LINE7, "--index", str(shoot_index), "--json", check=True).stdout)
+        got: list = []
+
+        def ask():
+            with httpx.Client(base_url=base, headers=auth, timeout=120) as c:
+                for _ in range(3):
+                    r = c.get("/api/search/line", params={"q": LINE7})
+                    got.append((r.status_code, r.json()))
+
+        threads = [threading.Thread(target=ask) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 36 and {code for code, _ in got} == {200}, [g for g in got if g[0] != 200][:2]
+        for _, hits in got:
+            assert [{k: v for k, v in h.items() if k != "media_url"} for h in hits] == want
+        assert all(httpx.get(f"{base}/api/status").status_code == 401 for _ in range(6))
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _ppid(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

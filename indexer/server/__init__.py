@@ -580,6 +580,20 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     return app
 
 
+SERVE_CONFIG = "DAILIES_SERVE_CONFIG"
+
+
+def app_from_env() -> Any:
+    """The app of one process of `dailies serve --workers N` (uvicorn imports it by name in each process):
+    the index, token and read-only flag come from the ``DAILIES_SERVE_CONFIG`` environment variable, set by
+    the parent. Proxies are made by the parent alone (one background pass, not one per process)."""
+    import json
+    import os
+
+    cfg = json.loads(os.environ[SERVE_CONFIG])
+    return create_app(cfg["index"], token=cfg.get("token"), read_only=bool(cfg.get("read_only")), proxies=False)
+
+
 def make_proxies(index: str | Path, report: Callable[[str], None] | None = None) -> dict[str, int]:
     """Make every missing or outdated browser proxy of an index (``dailies proxies``); one bad take is
     reported and skipped. Returns counts: made, current, failed."""

@@ -107,7 +107,7 @@ def ensure_proxy(p: Playable, take) -> bool:
     if not p.source.is_file():
         raise MediaError(f"{p.source}: the media file is missing (moved or offline); no proxy made.")
     p.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.path.with_name(p.path.stem + ".part" + p.path.suffix)
+    tmp = p.path.with_name(f"{p.path.stem}.{_writer_tag()}.part{p.path.suffix}")   # others may be making it too
     try:
         make_proxy(p.source, tmp, Fraction(take["rate"]), video=p.kind == "video")
         os.replace(tmp, p.path)
@@ -191,7 +191,16 @@ def thumbnail(index_path: str | os.PathLike, take, seconds: float, *, width: int
     data = buf.getvalue()
     if cache:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".part")
+        tmp = target.with_suffix(f".{_writer_tag()}.part")
         tmp.write_bytes(data)
         os.replace(tmp, target)
     return data
+
+
+def _writer_tag() -> str:
+    """Unique to this process and thread: a background proxy pass, a request and another server process
+    (`dailies serve --workers N`) may write the same proxy or thumbnail at once; each writes its own part
+    file and the last ``os.replace`` wins with a whole file."""
+    import threading
+
+    return f"{os.getpid()}-{threading.get_ident()}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,10 @@ import numpy as np
 
 CHROMA_DIR = "chroma"
 BATCH = 2000
+# Chroma shares one system per folder between the clients of a process and builds it on first use; threads
+# opening clients at once (the review room's first searches) raced there: "Could not connect to tenant
+# default_tenant", "'RustBindingsAPI' object has no attribute 'bindings'".
+_OPEN_LOCK = threading.RLock()
 
 
 class Vectors:
@@ -38,6 +43,10 @@ class Vectors:
         return kind if not self.url else f"{self._uid()}-{kind}"
 
     def client(self):
+        with _OPEN_LOCK:
+            return self._client if self._client is not None else self._open()
+
+    def _open(self):
         if self._client is None:
             import chromadb
             from chromadb.config import Settings
@@ -63,8 +72,9 @@ class Vectors:
     def collection(self, kind: str):
         """A collection (cosine space, vectors supplied by us), created on first use."""
         if kind not in self._collections:
-            self._collections[kind] = self.client().get_or_create_collection(
-                self._name(kind), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+            with _OPEN_LOCK:
+                self._collections[kind] = self.client().get_or_create_collection(
+                    self._name(kind), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
         return self._collections[kind]
 
     def close(self) -> None:
@@ -127,4 +137,5 @@ def refresh_vector_clients() -> None:
     """
     from chromadb.api.shared_system_client import SharedSystemClient
 
-    SharedSystemClient.clear_system_cache()
+    with _OPEN_LOCK:
+        SharedSystemClient.clear_system_cache()
