@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from test_server_browser import ARGS, CHROMIUM, TOKEN, serve  # noqa: F401  (the same room and browser)
+from test_server_browser import ARGS, CHROMIUM, TOKEN, pw, serve  # noqa: F401  (the same room and browser; pw: its Playwright fixture)
 
 LINE7 = "We have to follow the data, not the calendar."
 
@@ -28,17 +28,6 @@ def index(scripted_index, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def base_url(index):
     yield from serve(index)
-
-
-@pytest.fixture(scope="module")
-def pw():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is absent: `make test` installs it (as root: apt-get install -y chromium), "
-                    "or set DAILIES_CHROMIUM to a Chromium binary.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

@@ -40,27 +40,34 @@ def propose_names(index: Index) -> list[NameProposal]:
         raise DailiesError("This index has no speakers yet (index with the speaker models present: "
                            "`dailies models fetch`, then `dailies index --force FOLDER`).")
     voices = reg.mapping()
-    seconds: dict[str, dict[str, float]] = {}
-    counts: dict[tuple[str, str], int] = {}
-    takes: dict[tuple[str, str], set[str]] = {}
+    heard = []
     for tm in all_matches(index, resolve_version(index)):
         for d in tm.deliveries:
             voice = voices.get((d.take_id, d.speaker)) if d.speaker else None
             if voice is None or not d.character or d.status == "false_start":
                 continue
-            character = _cue_name(d.character)
-            per = seconds.setdefault(voice.voice_id, {})
-            per[character] = per.get(character, 0.0) + max(0.0, d.end - d.start)
-            counts[(voice.voice_id, character)] = counts.get((voice.voice_id, character), 0) + 1
-            takes.setdefault((voice.voice_id, character), set()).add(d.take_id)
-    names = {v.voice_id: v.name for v in voices.values()}
+            heard.append((voice.voice_id, _cue_name(d.character), d.end - d.start, d.take_id))
+    return _proposals(heard, {v.voice_id: v.name for v in voices.values()})
+
+
+def _proposals(heard, names: dict[str, str | None]) -> list[NameProposal]:
+    """From (voice id, name, seconds, take id) of each line heard: the name a voice speaks under for a clear
+    majority (``MAJORITY``) of its seconds, with its share, deliveries and takes."""
+    seconds: dict[str, dict[str, float]] = {}
+    counts: dict[tuple[str, str], int] = {}
+    takes: dict[tuple[str, str], set[str]] = {}
+    for vid, name, secs, take_id in heard:
+        per = seconds.setdefault(vid, {})
+        per[name] = per.get(name, 0.0) + max(0.0, secs)
+        counts[(vid, name)] = counts.get((vid, name), 0) + 1
+        takes.setdefault((vid, name), set()).add(take_id)
     out = []
     for vid, per in sorted(seconds.items()):
         total = sum(per.values())
-        character, secs = max(per.items(), key=lambda kv: kv[1])
+        name, secs = max(per.items(), key=lambda kv: kv[1])
         if total > 0 and secs / total >= MAJORITY:
-            out.append(NameProposal(vid, names.get(vid), character, secs / total, counts[(vid, character)],
-                                    len(takes[(vid, character)])))
+            out.append(NameProposal(vid, names.get(vid), name, secs / total, counts[(vid, name)],
+                                    len(takes[(vid, name)])))
     return out
 
 
@@ -80,9 +87,7 @@ def propose_from_tracks(index: Index) -> list[NameProposal]:
         raise DailiesError("This index has no speakers yet (index with the speaker models present: "
                            "`dailies models fetch`, then `dailies index --force FOLDER`).")
     voices = reg.mapping()
-    seconds: dict[str, dict[str, float]] = {}
-    counts: dict[tuple[str, str], int] = {}
-    takes: dict[tuple[str, str], set[str]] = {}
+    heard = []
     for t in index.takes():
         owners = {c["channel"]: c["owner"] for c in index.take_channels(t["take_id"]) if c["owner"]}
         if not owners:
@@ -90,18 +95,6 @@ def propose_from_tracks(index: Index) -> list[NameProposal]:
         for ln in index.lines_of_take(t["take_id"]):
             owner = owners.get(ln.channel)
             voice = voices.get((t["take_id"], ln.speaker)) if ln.speaker else None
-            if owner is None or voice is None:
-                continue
-            per = seconds.setdefault(voice.voice_id, {})
-            per[owner] = per.get(owner, 0.0) + max(0.0, ln.end - ln.start)
-            counts[(voice.voice_id, owner)] = counts.get((voice.voice_id, owner), 0) + 1
-            takes.setdefault((voice.voice_id, owner), set()).add(t["take_id"])
-    names = {v.voice_id: v.name for v in voices.values()}
-    out = []
-    for vid, per in sorted(seconds.items()):
-        total = sum(per.values())
-        owner, secs = max(per.items(), key=lambda kv: kv[1])
-        if total > 0 and secs / total >= MAJORITY:
-            out.append(NameProposal(vid, names.get(vid), owner, secs / total, counts[(vid, owner)],
-                                    len(takes[(vid, owner)])))
-    return out
+            if owner is not None and voice is not None:
+                heard.append((voice.voice_id, owner, ln.end - ln.start, t["take_id"]))
+    return _proposals(heard, {v.voice_id: v.name for v in voices.values()})
