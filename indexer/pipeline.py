@@ -138,6 +138,35 @@ class _Job:
         return self.value
 
 
+class _CtrlC:
+    """Ctrl-C during a run is remembered as well as raised: a library that meets the KeyboardInterrupt inside its
+    own code may turn it into an error of its own (then one file's failure) or drop it, and the run would go on
+    to the end. The run checks the flag between files and steps, so it stops at the next one at the latest."""
+
+    def __init__(self):
+        import signal
+
+        self.hit = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            def on_sigint(signum, frame):
+                self.hit = True
+                raise KeyboardInterrupt
+
+            self._old = signal.signal(signal.SIGINT, on_sigint)
+
+    def check(self) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+
 class _Worker:
     """One daemon thread running jobs in order (daemon: Ctrl-C never waits for a long transcription)."""
 
@@ -397,8 +426,10 @@ class Indexer:
         t0 = time.monotonic()
         worker = _Worker()
         pending: tuple[_Prepared, _Job, float] | None = None
+        ctrl_c = _CtrlC()
         try:
             for number, path in enumerate(files, 1):
+                ctrl_c.check()
                 self.reporter.file_started(number, path)
                 started = time.monotonic()
                 outcome = self._guard(path, lambda: self._prepare(path))
@@ -412,7 +443,9 @@ class Indexer:
                 else:
                     pending = (outcome, worker.submit(self._listen, outcome), started)
             if pending is not None:
+                ctrl_c.check()
                 self._complete(pending, summary)
+            ctrl_c.check()
             if self.diarizer is not None and self.index.meta(VOICES_STALE):
                 try:
                     t = time.monotonic()
@@ -425,9 +458,12 @@ class Indexer:
                     self.reporter.warning(f"Speakers were not re-read across takes ({type(exc).__name__}: {exc}); "
                                           "the next run tries again.")
             self._match_screenplays()
+            ctrl_c.check()
         except KeyboardInterrupt:
             summary.interrupted = True
             summary.worker_busy = worker.busy
+        finally:
+            ctrl_c.restore()
         summary.seconds = time.monotonic() - t0
         summary.timings = dict(self.timings)
         return summary
