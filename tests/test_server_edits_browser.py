@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from test_server_browser import ARGS, CHROMIUM, TOKEN, pw, serve  # noqa: F401  (the same room and browser; pw: its Playwright fixture)
+from test_server_browser import ARGS, CHROMIUM, TOKEN, page, pw, serve  # noqa: F401  (the same room and browser; pw, page: its fixtures, page over this module's signed_in)
 
 LINE7 = "We have to follow the data, not the calendar."
 
@@ -41,16 +41,6 @@ def signed_in(pw, base_url, tmp_path_factory):
     page.close()
     yield ctx
     ctx.close()
-
-
-@pytest.fixture()
-def page(signed_in):
-    page = signed_in.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    page.close()
-    assert not errors, f"JavaScript errors: {errors}"
 
 
 def test_circling_a_take_on_its_page_shows_in_search_and_the_ale(page, base_url, index, tmp_path):

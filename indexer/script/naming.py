@@ -30,16 +30,11 @@ class NameProposal:
 
 
 def propose_names(index: Index) -> list[NameProposal]:
-    from ..speakers.identity import open_registry
     from .catalog import all_matches, has_scripts, resolve_version
 
     if not has_scripts(index):
         raise DailiesError("No screenplay is imported in this index; import one with `dailies script import FILE`.")
-    reg = open_registry(index, readonly=True)
-    if reg is None:
-        raise DailiesError("This index has no speakers yet (index with the speaker models present: "
-                           "`dailies models fetch`, then `dailies index --force FOLDER`).")
-    voices = reg.mapping()
+    voices = _voices(index)
     heard = []
     for tm in all_matches(index, resolve_version(index)):
         for d in tm.deliveries:
@@ -48,6 +43,17 @@ def propose_names(index: Index) -> list[NameProposal]:
                 continue
             heard.append((voice.voice_id, _cue_name(d.character), d.end - d.start, d.take_id))
     return _proposals(heard, {v.voice_id: v.name for v in voices.values()})
+
+
+def _voices(index: Index) -> dict:
+    """(take id, local speaker) -> voice, or one sentence when the index has no speakers."""
+    from ..speakers.identity import open_registry
+
+    reg = open_registry(index, readonly=True)
+    if reg is None:
+        raise DailiesError("This index has no speakers yet (index with the speaker models present: "
+                           "`dailies models fetch`, then `dailies index --force FOLDER`).")
+    return reg.mapping()
 
 
 def _proposals(heard, names: dict[str, str | None]) -> list[NameProposal]:
@@ -80,13 +86,7 @@ def propose_from_tracks(index: Index) -> list[NameProposal]:
     """Names for voices from production sound: an iso track named after a character or actor (iXML
     ``TRACK_LIST``: LEO, "LAV 2 MAYA") names the voice whose lines were heard on it (by seconds of lines,
     with the same clear majority as the script's proposals)."""
-    from ..speakers.identity import open_registry
-
-    reg = open_registry(index, readonly=True)
-    if reg is None:
-        raise DailiesError("This index has no speakers yet (index with the speaker models present: "
-                           "`dailies models fetch`, then `dailies index --force FOLDER`).")
-    voices = reg.mapping()
+    voices = _voices(index)
     heard = []
     for t in index.takes():
         owners = {c["channel"]: c["owner"] for c in index.take_channels(t["take_id"]) if c["owner"]}
