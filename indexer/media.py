@@ -364,6 +364,12 @@ class FrameSink(Protocol):
     def feed(self, index: int, image: np.ndarray) -> None:
         """Frame number ``index`` (0 = first frame) as an H x W x 3 uint8 array."""
 
+    # Optional, for intra-only picture (ProRes, DNx, MJPEG ...), where any frame decodes on its own:
+    # a sink with ``sparse_step`` (frames, >= 3) and ``changed(a, b) -> bool`` lets decode() decode one
+    # frame in ``sparse_step``. A stretch between two such frames is decoded whole, with the stretches
+    # either side of it, when ``changed`` says its ends differ; elsewhere the sink is fed the stretch's
+    # first picture again for each of its frames (see _SparsePicture).
+
 
 @dataclass
 class Decoded:
@@ -372,7 +378,8 @@ class Decoded:
     audio: np.ndarray | None            # float32 mono at 16 kHz, sample 0 = first picture frame
     channels: np.ndarray | None = None  # (C, N) float32 per channel, only when asked for
     channel_rms_db: list[float] = field(default_factory=list)
-    frames: int | None = None           # picture frames actually decoded
+    frames: int | None = None           # picture frames in the file (counted while decoding)
+    pictures_decoded: int | None = None # of which decoded (fewer when intra-only picture is sampled)
     damaged_packets: int = 0
     sample_rate: int = SAMPLE_RATE
 
@@ -498,7 +505,23 @@ def decode(
                         block = block[:, -offset:]
                 sa.append(block.astype(np.float32, copy=False))
 
+        def frame_index(pts, time_base, at_least: int) -> int:
+            if pts is None or time_base is None:
+                return at_least
+            return max(at_least, int(math.floor((float(pts * time_base) - t0) * rate + 0.5)))
+
+        sparse = _SparsePicture.for_stream(v_stream, plan) if v_stream is not None else None
         for packet in container.demux(streams):
+            if sparse is not None and packet.stream is v_stream:
+                if packet.size == 0:
+                    continue
+                try:
+                    sparse.add(packet, frame_index(packet.pts, packet.time_base, sparse.next_packet_index))
+                except av.error.FFmpegError:
+                    damaged += 1
+                    if damaged > 200:
+                        raise MediaError(f"{info.path}: too many damaged packets; the file is corrupt.") from None
+                continue
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
@@ -511,33 +534,24 @@ def decode(
                 if st.type == "audio":
                     take_audio(st.index, resamplers[st.index].resample(frame))
                 elif st.type == "video":
-                    if frame.pts is not None and frame.time_base is not None:
-                        t = float(frame.pts * frame.time_base) - t0
-                        index = max(next_index, int(math.floor(t * rate + 0.5)))
-                    else:
-                        index = next_index
-                    # A frame missing from the stream is given as a repeat of this picture, so frame
-                    # numbers stay the file's own.
-                    for sk, size, fmt, wants, scaler in plan:
-                        image = None
-                        for k in range(next_index, index + 1):
-                            if wants is not None and not wants(k):
-                                continue
-                            if image is None:
-                                image = scaler.reformat(frame, width=size[0], height=size[1], format=fmt).to_ndarray()
-                            sk.feed(k, image)
-                    next_index = index + 1
+                    next_index = _feed_frame(plan, frame, frame_index(frame.pts, frame.time_base, next_index),
+                                             next_index)
                 if progress is not None and frame.pts is not None and frame.time_base is not None:
                     t = float(frame.pts * frame.time_base) - t0
                     if t - last_report >= 1.0:
                         last_report = t
                         progress(t)
+        if sparse is not None:
+            sparse.close()
+            next_index = sparse.next_index
+            damaged += sparse.damaged
         for s in a_streams:   # flush resamplers
             take_audio(s.index, resamplers[s.index].resample(None))
     finally:
         container.close()
 
-    result = Decoded(audio=None, frames=next_index if want_video else None, damaged_packets=damaged)
+    result = Decoded(audio=None, frames=next_index if want_video else None, damaged_packets=damaged,
+                     pictures_decoded=(sparse.decoded if sparse is not None else next_index) if want_video else None)
     if want_audio:
         length = max((sa.sum.n for sa in acc.values()), default=0)
         counts = [sa.sum.n for sa in acc.values() for _ in range(sa.channels)]
@@ -564,6 +578,156 @@ def decode(
                 row += arr.shape[0]
             result.channels = per_channel
     return result
+
+
+def _feed_frame(plan, frame, index: int, next_index: int) -> int:
+    """Give a decoded picture to each sink that wants it, reduced to the sink's size, as frame ``index``;
+    a frame missing from the stream (``next_index`` .. ``index`` - 1) is given as a repeat of this
+    picture, so frame numbers stay the file's own. Returns the next frame number."""
+    for sk, size, fmt, wants, scaler in plan:
+        image = None
+        for k in range(next_index, index + 1):
+            if wants is not None and not wants(k):
+                continue
+            if image is None:
+                image = scaler.reformat(frame, width=size[0], height=size[1], format=fmt).to_ndarray()
+            sk.feed(k, image)
+    return index + 1
+
+
+class _SparsePicture:
+    """Intra-only picture decoded sparsely, with every sink fed exactly as a full decode would feed it
+    where it matters.
+
+    One packet in ``step`` is decoded (a *sample*); the packets between two samples (a *stretch*) are
+    kept, compressed. When the sparse sink's ``changed(first, last)`` says a stretch's two samples
+    differ, that stretch is decoded whole, and ``MARGIN`` frames on each side of it, so a detector sees
+    every real frame a cut there is judged on (its score needs the frame before it; PySceneDetect's
+    adaptive window, the 2 scores either side). An unchanged stretch feeds its first sample again for each of its frames: its
+    frame scores are zero and the score at its end is the change over the whole stretch, which
+    ``changed`` has just called small, so no cut can be found there, and none is missed unless a picture
+    changes and changes back within one stretch. Sinks with ``wants`` get the frames they want decoded.
+    """
+
+    MARGIN = 3          # frames decoded on each side of a changed stretch
+
+    def __init__(self, stream, plan, step: int):
+        self.stream, self.plan, self.step = stream, plan, step
+        self.sparse = [p for p in plan if hasattr(p[0], "changed")]
+        self.picky = [p for p in plan if not hasattr(p[0], "changed")]
+        self.ctx = stream.codec_context
+        self.ctx.thread_type = "SLICE"          # a decoded packet's frame comes back at once
+        self.next_index = 0                     # next frame number owed to the sinks
+        self.next_packet_index = 0
+        self.damaged = 0
+        self.decoded = 0                        # pictures decoded (cost)
+        self._open: list[tuple[int, object]] = []     # the stretch being read: (frame number, packet)
+        self._done: list[dict] = []             # read stretches not yet fed: packets, last frame, changed
+        self._prev_changed = False              # the last fed stretch's own change
+        self._held: dict[int, tuple] = {}       # per sparse sink: (frame, image) of the last sample
+
+    @classmethod
+    def for_stream(cls, stream, plan) -> "_SparsePicture | None":
+        steps = [getattr(p[0], "sparse_step", None) for p in plan if hasattr(p[0], "changed")]
+        codec = stream.codec_context.codec
+        if (not steps or not getattr(codec, "intra_only", False)
+                or any(p[3] is None and not hasattr(p[0], "changed") for p in plan)
+                or os.environ.get("DAILIES_FULL_DECODE")):
+            return None
+        step = min(s for s in steps if s)
+        return cls(stream, plan, step) if step >= 3 else None
+
+    def _decode(self, packet):
+        import av
+
+        try:
+            frames = self.ctx.decode(packet)
+        except av.error.FFmpegError:       # a damaged picture is skipped, as in a full decode
+            self.damaged += 1
+            return None
+        self.decoded += 1
+        return frames[-1] if frames else None
+
+    def _images(self, frame, plan) -> list:
+        return [scaler.reformat(frame, width=size[0], height=size[1], format=fmt).to_ndarray()
+                for _sk, size, fmt, _w, scaler in plan]
+
+    def add(self, packet, index: int) -> None:
+        self.next_packet_index = index + 1
+        if not self._held:                         # the very first picture is a sample
+            frame = self._decode(packet)
+            if frame is None:
+                return
+            self._feed_all(frame, index)
+            return
+        self._open.append((index, packet))
+        if len(self._open) >= self.step:
+            self._close_stretch()
+
+    def _close_stretch(self, final: bool = False) -> None:
+        if not self._open:
+            return
+        index, packet = self._open[-1]
+        frame = self._decode(packet)
+        images = self._images(frame, self.sparse) if frame is not None else None
+        changed = final or images is None or any(
+            sk.changed(self._last_sample[i], images[i]) for i, (sk, *_r) in enumerate(self.sparse))
+        if images is not None:
+            self._last_sample = images
+        self._done.append({"packets": self._open, "frame": frame, "images": images, "changed": changed})
+        self._open = []
+        while len(self._done) >= 2:
+            self._feed_stretch(self._done[0], self._done[1]["changed"])
+            self._done.pop(0)
+
+    def _feed_stretch(self, st: dict, next_changed: bool) -> None:
+        last = len(st["packets"]) - 1
+        # Decoded: a changed stretch whole; next to one, the frames within MARGIN of it (a cut's score
+        # needs the frame before it, and its adaptive window the 2 scores either side).
+        if st["changed"]:
+            real = set(range(last))
+        else:
+            real = set(range(min(last, self.MARGIN))) if self._prev_changed else set()
+            if next_changed:
+                real |= set(range(max(0, last - self.MARGIN), last))
+        self._prev_changed = st["changed"]
+        for j, (index, packet) in enumerate(st["packets"]):
+            if j == last:                           # the stretch's end sample: decoded already
+                if st["frame"] is not None:
+                    self._feed_all(st["frame"], index, st["images"])
+                continue
+            if j in real:
+                frame = self._decode(packet)
+                if frame is not None:
+                    self._feed_all(frame, index)
+                continue
+            for i, (sk, *_r) in enumerate(self.sparse):   # unchanged: the stretch's first picture again
+                for k in range(self.next_index, index + 1):
+                    sk.feed(k, self._held[i])
+            if any(w is not None and any(w(k) for k in range(self.next_index, index + 1))
+                   for _sk, _s, _f, w, _sc in self.picky):
+                frame = self._decode(packet)
+                if frame is not None:
+                    _feed_frame(self.picky, frame, index, self.next_index)
+            self.next_index = index + 1
+
+    def _feed_all(self, frame, index: int, sparse_images: list | None = None) -> None:
+        images = sparse_images if sparse_images is not None else self._images(frame, self.sparse)
+        for i, (sk, *_r) in enumerate(self.sparse):
+            for k in range(self.next_index, index + 1):
+                sk.feed(k, images[i])
+            self._held[i] = images[i]
+        if not hasattr(self, "_last_sample"):
+            self._last_sample = images
+        _feed_frame(self.picky, frame, index, self.next_index)
+        self.next_index = index + 1
+
+    def close(self) -> None:
+        """The end of the stream: the last, short stretch is decoded whole."""
+        self._close_stretch(final=True)
+        while self._done:
+            self._feed_stretch(self._done[0], True)
+            self._done.pop(0)
 
 
 def load_audio(path: str, *, audio_tc_rate: Fraction = Fraction(24000, 1001)) -> np.ndarray:

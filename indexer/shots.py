@@ -16,6 +16,8 @@ from .records import Shot
 DETECTORS = ("adaptive", "content", "none")
 # PySceneDetect's auto-downscale aims at this width; the detectors' thresholds are tuned for it.
 WORK_WIDTH = 256
+# Intra-only picture (ProRes, DNx ...): decode one frame in this many, and whole around changes.
+SPARSE_STEP = 8
 
 
 class ShotDetector:
@@ -32,12 +34,15 @@ class ShotDetector:
         self.rate = rate
         self.method = method
         min_len = max(2, int(round(float(rate) * min_shot_seconds)))
+        self.min_len = min_len
         if method == "adaptive":
             kw = {"adaptive_threshold": threshold} if threshold is not None else {}
             self.detector = AdaptiveDetector(min_scene_len=min_len, **kw)
+            self._cut_floor = float(self.detector.min_content_val)   # a cut scores at least this
         else:
             kw = {"threshold": threshold} if threshold is not None else {}
             self.detector = ContentDetector(min_scene_len=min_len, **kw)
+            self._cut_floor = float(self.detector._threshold)
         self.cuts: list[int] = []
         self.last_index = -1
 
@@ -50,6 +55,19 @@ class ShotDetector:
             return width, height
         h = max(2, int(round(height * WORK_WIDTH / width)))
         return WORK_WIDTH, h
+
+    @property
+    def sparse_step(self) -> int:
+        """Intra-only picture is decoded one frame in this many, and whole around changes (see
+        :class:`indexer.media._SparsePicture`); never more than a third of the shortest shot."""
+        return max(3, min(SPARSE_STEP, self.min_len // 3))
+
+    def changed(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether the frames between pictures ``a`` and ``b`` may hold a cut: their difference, in the
+        detector's own score (mean HSV distance), reaches a third of the smallest score a cut needs. A
+        cut's score can only hide below that if the rest of the stretch changes the picture back by
+        two thirds of the cut's own change."""
+        return _hsv_distance(a, b) >= self._cut_floor / 3.0
 
     def feed(self, index: int, image: np.ndarray) -> None:
         found = self.detector.process_frame(self._tc(index, fps=self.rate), image)
@@ -64,6 +82,16 @@ class ShotDetector:
         found = self.detector.post_process(self._tc(last, fps=self.rate))
         self.cuts.extend(int(c.frame_num) for c in found or [])
         return shots_from_cuts(self.cuts, last + 1)
+
+
+def _hsv_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """PySceneDetect's content score between two BGR pictures with its default weights: the mean absolute
+    difference of hue, saturation and value, averaged over the three."""
+    import cv2
+
+    ha = cv2.cvtColor(a, cv2.COLOR_BGR2HSV)
+    hb = cv2.cvtColor(b, cv2.COLOR_BGR2HSV)
+    return float(cv2.absdiff(ha, hb).reshape(-1, 3).mean(axis=0).mean())
 
 
 def shots_from_cuts(cuts: list[int], total_frames: int) -> list[Shot]:

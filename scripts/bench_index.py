@@ -17,6 +17,8 @@ Prints, for the same set of files (default: the fixture shoot + real media from 
     parts: segmentation, counting, embeddings, clustering, refine, resegment, windows; lines, store),
     the models' loads, and the run's own costs (store open and close, model checks, the end-of-run
     voice pass, and start-up: interpreter, imports and exit, i.e. the wall time nothing else explains);
+  * with --camera DIR: camera originals (1080p ProRes 422 HQ with 24-bit 4-channel sound, UHD H.264 long GOP,
+    64 s each, made by scripts/make_camera_originals.py): picture side / transcription, sparse and full decode;
   * with --fixed: the fixed cost of a run, on a 1 s file cut from sample.wav (goal <= 3 s with every
     default step), with its profile, without and with speakers.
 Each runs as a separate process, one after the other, so none pays for another's imports or caches.
@@ -115,9 +117,14 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="run faster-whisper alone and the foundation index this many times, alternately, and "
                          "report the median of the pairs' ratios (a shared machine's noise is ~15 %%)")
+    ap.add_argument("--camera", type=Path, metavar="DIR",
+                    help="only the camera originals' picture side: make them in DIR (scripts/"
+                         "make_camera_originals.py; kept there) and set decode + shots against transcription")
     args = ap.parse_args()
     if args.fixed:
         return fixed_cost(args)
+    if args.camera:
+        return camera_originals(args)
     files = args.files or default_files()
     if not files:
         print("No files to benchmark.")
@@ -228,6 +235,59 @@ def fixed_cost(args) -> int:
             run, steps = index_once([str(one)], args, more + extra)
             print(f"dailies index ({label}): {run['wall']:.1f} s wall, peak RSS {run['rss'] / 2**20:.0f} MiB")
             print(profile(run, steps))
+    return 0
+
+
+PICTURE_SIDE = r"""
+import json, os, sys, time
+t0 = time.monotonic()
+from indexer.media import decode, probe
+from indexer.shots import ShotDetector
+if sys.argv[2] == "full":
+    os.environ["DAILIES_FULL_DECODE"] = "1"
+info = probe(sys.argv[1])
+det = ShotDetector(info.rate)
+d = decode(info, audio=False, sink=det)
+cuts = [s.first_frame for s in det.finish(d.frames)][1:]
+print(json.dumps({"seconds": time.monotonic() - t0, "frames": d.frames, "decoded": d.pictures_decoded, "cuts": cuts}))
+"""
+
+
+def camera_originals(args) -> int:
+    """The picture side (probe, decode, shot detection; each in its own process, imports included) of the
+    camera originals against faster-whisper alone on the same file, in one run; the full decode beside
+    the sparse one, with their cuts compared and the known segment cuts checked to the frame."""
+    made = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_camera_originals.py"), str(args.camera)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        print(made.stderr.strip() or made.stdout.strip())
+        return 1
+    sys.path.insert(0, str(ROOT))
+    from indexer.models.whisper import resolve_whisper
+
+    src = resolve_whisper(args.whisper_model)
+    lang = "en" if args.whisper_model.endswith(".en") else ""
+    records = json.loads((args.camera / "cuts.json").read_text())
+    print(f"camera originals: picture side (decode + shots) / faster-whisper alone on the same file "
+          f"({args.threads} CPU threads, whisper {args.whisper_model}; load {os.getloadavg()[0]:.1f})")
+    for name, rec in records.items():
+        path = str(args.camera / name)
+        fw = measured([sys.executable, "-c", FW_ALONE, src.path, lang, str(args.threads)], stdin=json.dumps([path]))
+        out = {}
+        for mode in ("sparse", "full"):
+            run = measured([sys.executable, "-c", PICTURE_SIDE, path, mode])
+            completed(run)
+            out[mode] = {**json.loads(run["stdout"]), "wall": run["wall"], "rss": run["rss"]}
+        sp, fu = out["sparse"], out["full"]
+        missed = sorted(set(rec["segment_cuts"]) - set(sp["cuts"]))
+        print(f"{name}: {rec['codec']} {rec['size'][0]}x{rec['size'][1]}, {rec['frames']} frames, "
+              f"{rec['seconds']:.0f} s; faster-whisper alone {fw['wall']:.1f} s")
+        print(f"  picture side {sp['wall']:.1f} s = {sp['wall'] / fw['wall']:.2f} x transcription "
+              f"(decoded {sp['decoded']} of {sp['frames']} frames); full decode {fu['wall']:.1f} s = "
+              f"{fu['wall'] / fw['wall']:.2f} x")
+        print(f"  cuts: {len(sp['cuts'])}, {'identical to' if sp['cuts'] == fu['cuts'] else 'DIFFERENT from'} the "
+              f"full decode's; known segment cuts found to the frame: {len(rec['segment_cuts']) - len(missed)}"
+              f"/{len(rec['segment_cuts'])}" + (f" (missed {missed})" if missed else ""))
     return 0
 
 

@@ -1,0 +1,111 @@
+"""Intra-only picture (ProRes, DNx, MJPEG) is decoded sparsely for shot detection: one frame in a few,
+and whole around changes. The cuts, frame counts and keyframes must be exactly those of a full decode,
+on real footage (Popeye: black-and-white animation with many cuts; Tears of Steel: live action with a
+hard cut) re-encoded with intra-only codecs by PyAV, and on a 1080p ProRes 422 HQ camera original made by
+scripts/make_camera_originals.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from indexer.media import decode, probe
+from indexer.picture.keyframes import KeyframePolicy, KeyframeSink
+from indexer.shots import ShotDetector
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL = ROOT.parent / "shared" / "eval"
+POPEYE = EVAL / "film" / "popeye_showorder" / "popeye_vob_T02-3.mkv"
+TOS = EVAL / "film" / "tears_of_steel" / "tos_opencast_speech_to_text_test.mp4"
+
+
+def _intra_copy(src: Path, dest: Path, codec: str, seconds: float | None = None) -> Path:
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dest), "w") as out:
+        vin = inp.streams.video[0]
+        rate = vin.average_rate
+        vout = out.add_stream(codec, rate=rate)
+        vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
+        vout.pix_fmt = "yuvj422p" if codec == "mjpeg" else "yuv422p10le"
+        for n, f in enumerate(inp.decode(vin)):
+            if seconds is not None and n >= seconds * rate:
+                break
+            f = f.reformat(format=vout.pix_fmt)
+            f.pts, f.time_base = n, Fraction(1) / rate
+            for pk in vout.encode(f):
+                out.mux(pk)
+        for pk in vout.encode(None):
+            out.mux(pk)
+    return dest
+
+
+def _run(path: Path, monkeypatch, *, full: bool, keyframes: bool = False):
+    if full:
+        monkeypatch.setenv("DAILIES_FULL_DECODE", "1")
+    else:
+        monkeypatch.delenv("DAILIES_FULL_DECODE", raising=False)
+    info = probe(str(path))
+    det = ShotDetector(info.rate)
+    sinks = [det]
+    kf = None
+    if keyframes:
+        kf = KeyframeSink(info.rate, frame_size=lambda w, h: (64, 36), policy=KeyframePolicy(), detector=det)
+        sinks.append(kf)
+    d = decode(info, audio=False, sinks=sinks)
+    shots = det.finish(d.frames)
+    picked = sorted(k.frame for k in kf.finish(shots, d.frames)) if kf is not None else None
+    return d, [s.first_frame for s in shots], picked
+
+
+@pytest.fixture(scope="module")
+def intra(tmp_path_factory):
+    for p in (POPEYE, TOS):
+        if not p.exists():
+            pytest.fail(f"{p} is missing: the evaluation media in ../shared/eval are needed")
+    folder = tmp_path_factory.mktemp("intra")
+    return {
+        "popeye_mjpeg": _intra_copy(POPEYE, folder / "popeye.mov", "mjpeg", seconds=25),
+        "tos_prores": _intra_copy(TOS, folder / "tos.mov", "prores_ks"),
+    }
+
+
+@pytest.mark.parametrize("name", ["popeye_mjpeg", "tos_prores"])
+def test_sparse_decode_finds_exactly_the_cuts_of_a_full_decode(intra, name, monkeypatch):
+    full, full_cuts, full_kf = _run(intra[name], monkeypatch, full=True, keyframes=True)
+    sparse, cuts, kf = _run(intra[name], monkeypatch, full=False, keyframes=True)
+    assert full_cuts[1:], "the clip has cuts"
+    assert cuts == full_cuts
+    assert sparse.frames == full.frames
+    assert kf == full_kf                      # the keyframe picker sees the same cuts in the same order
+    assert full.pictures_decoded == full.frames
+    assert sparse.pictures_decoded < 0.9 * full.frames, (sparse.pictures_decoded, full.frames)
+
+
+def test_long_gop_picture_is_decoded_whole(monkeypatch):
+    """H.264 is not intra-only: nothing is skipped."""
+    d, cuts, _ = _run(TOS, monkeypatch, full=False)
+    assert d.pictures_decoded == d.frames == 204
+    assert len(cuts) == 2
+
+
+@pytest.mark.slow
+def test_prores_camera_original_cuts_to_the_frame(tmp_path, monkeypatch):
+    """A 1080p ProRes 422 HQ take of real footage cut together at known frames: every known cut is found
+    at its exact frame, the sparse decode equals the full one, and most frames are never decoded."""
+    spec = importlib.util.spec_from_file_location("make_camera_originals", ROOT / "scripts" / "make_camera_originals.py")
+    mco = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mco)
+    record = mco.make("prores", tmp_path, 16.0)
+    path = tmp_path / record["file"]
+    assert json.loads((tmp_path / f".{record['file']}.json").read_text()) == record
+    full, full_cuts, _ = _run(path, monkeypatch, full=True)
+    sparse, cuts, _ = _run(path, monkeypatch, full=False)
+    assert cuts == full_cuts
+    assert set(record["segment_cuts"]) <= set(cuts), (record["segment_cuts"], cuts)
+    assert sparse.frames == full.frames == record["frames"]
+    assert sparse.pictures_decoded < full.pictures_decoded
