@@ -785,7 +785,7 @@ class Indexer:
         # A take may hold two voices its own diarization cannot tell apart: voices already known from
         # other takes can.
         diar, voice_of = identity.identify(diar, reg, take_id, model=self.diarizer.embedding_model)
-        self.index.set_meta(VOICES_STALE, "1")      # the other takes may read differently with this one
+        _mark_voices_stale(self.index, take_id)      # the other takes may read differently with this one
         lines, info_ = assign_lines(lines, diar, shots=shots, rate=info.rate)
         models["voices"] = reg.settings()
         return lines, [(li, voice_of.get(li.speaker) if li.speaker else None) for li in info_]
@@ -805,6 +805,7 @@ class Indexer:
         idx = self.index
         changed = 0
         out = identity.reread_stored(idx, self.diarizer.key(), model=self.diarizer.embedding_model,
+                                     filed=_stale_takes(idx.meta(VOICES_STALE)),
                                      started=lambda n: self.reporter.step("voices, every take against the others",
                                                                           0.0, float(n), file="all takes"))
         if out:
@@ -874,7 +875,27 @@ def _isos(p: "_Prepared") -> list[int]:
     return iso_channels(p.roles) if p.channels is not None else []
 
 
-VOICES_STALE = "voices_stale"      # meta: set when a take is filed, cleared by Indexer.reread_voices()
+VOICES_STALE = "voices_stale"      # meta: the takes filed since Indexer.reread_voices() last ran (JSON list;
+                                   # "1", as older versions wrote it: every take)
+
+
+def _stale_takes(value: str | None) -> set[str] | None:
+    """The takes filed since the last end-of-run pass, or None for every take."""
+    import json
+
+    try:
+        ids = json.loads(value) if value else []
+    except ValueError:
+        return None
+    return set(ids) if isinstance(ids, list) else None
+
+
+def _mark_voices_stale(index: Index, take_id: str) -> None:
+    import json
+
+    ids = _stale_takes(index.meta(VOICES_STALE))
+    if ids is not None:                     # None: every take is to be read again already
+        index.set_meta(VOICES_STALE, json.dumps(sorted(ids | {take_id})))
 LINES_STEP_KEY = "1"
 
 

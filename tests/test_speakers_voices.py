@@ -249,3 +249,26 @@ def test_a_second_voice_cannot_take_a_name_already_given(reg):
     reg.merge(maya, leo)
     reg.name(leo, "SHEILA")                       # once merged they are one voice: no conflict
     assert reg.find("SHEILA") == [maya]
+
+
+def test_a_new_take_moves_only_the_voices_it_is_a_real_share_of(reg):
+    """The end-of-run pass reads again only the takes whose voices the run's takes moved: a voice known
+    from many takes is not moved by one more (the pass over one new take does not grow with the index),
+    a voice known from two takes is."""
+    def with_windows(**people: float) -> list[LocalIn]:
+        out = []
+        for k, (name, secs) in enumerate(people.items()):
+            v = voice(name)
+            out.append(LocalIn(f"SPEAKER_{k:02d}", v, secs, None, None, v * 10, 10))
+        return out
+
+    for i in range(30):
+        reg.register_take(f"old{i:02d}", with_windows(maya=8.0))
+    reg.register_take("leo1", with_windows(leo=6.0))
+    reg.register_take("leo2", with_windows(leo=5.0))
+    reg.register_take("new", with_windows(maya=7.0, leo=4.0))
+    moved = reg.moved_by({"new"})
+    assert moved == {"leo1", "leo2"}                       # leo's profile: a third is the new take's
+    assert reg.moved_by({"new"}, share=0.02) >= {"old00", "old29", "leo1"}
+    assert reg.moved_by(set()) == set()
+    assert reg.filed_takes() >= {"new", "old00"}
