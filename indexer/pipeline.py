@@ -5,6 +5,12 @@ probe -> one decoding pass (16 kHz audio in memory + reduced frames to the shot 
 speech (faster-whisper, loaded once per run) -> lines (group, refine edges, attach shots) ->
 text vectors -> commit (Chroma, then the catalog in one transaction).
 
+The driver's side (:meth:`Indexer._prepare`: skip, hash, probe; :meth:`Indexer._commit`: voices, text
+vectors, store) runs in this process, the one writer; the take's heavy work (:meth:`Indexer.compute`: the
+decoding pass, speech, speakers, lines) touches no store, so it runs in this process's sound thread
+(:meth:`Indexer.run`) or on other processes and machines (:meth:`Indexer.run_on`, Ray workers:
+:mod:`indexer.cluster`) with the same result.
+
 Finished steps are saved per take, so an interrupted run (Ctrl-C, kill -9, power cut) resumes
 where it stopped; a take only becomes searchable when all of it is committed. A file that fails
 is recorded with its reason and the batch goes on.
@@ -421,7 +427,6 @@ class Indexer:
         from .store import EmbedderMismatchError
 
         s = self.settings
-
         desc = self.clip.describe()
         try:
             self.index.check_embedder(
@@ -644,8 +649,8 @@ class Indexer:
 
     # -------------------------------------------------------------- 1. prepare (this thread)
     def _prepare(self, path: str) -> "FileResult | _Prepared":
-        """Everything up to the sound models: skip unchanged files, hash, probe, the one decoding pass
-        (sound to memory, shots, keyframes and their CLIP vectors)."""
+        """The driver's side of a take before its work: skip unchanged files and known content, hash, probe,
+        mark the take pending, and hand over the steps an earlier run finished (the worker reuses them)."""
         idx, rep, force = self.index, self.reporter, self.settings.force
         try:
             st = os.stat(path)
