@@ -120,8 +120,8 @@ def test_cluster_run_equals_local_run_vectors_in_chroma_server(ray_cluster, chro
 
 
 class _KillOnce(NullReporter):
-    """Kills the first worker's process (SIGKILL) a few seconds after the first take went out: mid-take (the
-    first take of a worker also loads its models)."""
+    """Kills the first worker's process (SIGKILL) one second after the first take went out to it: mid-take
+    (decoding and transcribing a take of the shoot takes longer than that)."""
 
     def __init__(self):
         self.pool = None
@@ -133,7 +133,7 @@ class _KillOnce(NullReporter):
             self.killed = pid
 
             def kill():
-                time.sleep(4)
+                time.sleep(1)
                 os.kill(pid, signal.SIGKILL)
             threading.Thread(target=kill, daemon=True).start()
 
