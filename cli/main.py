@@ -162,6 +162,16 @@ def index_cmd(
     no_visual: bool = typer.Option(False, "--no-visual", help="Skip the picture step (CLIP)."),
     visual_only: bool = typer.Option(False, "--visual-only", help="Only add the picture step to takes already "
                                                                    "indexed (speech is not redone)."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", envvar="DAILIES_CLUSTER",
+                                          help="Index on a Ray cluster: ray://HOST:PORT, HOST:PORT, or auto (a "
+                                               "local Ray instance). Needs the extra dailies[cluster]."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --cluster: how many workers "
+                                                                          "[default: as the cluster's CPUs allow]."),
+    worker_cpus: float = typer.Option(1.0, "--worker-cpus", min=0.1, help="With --cluster: CPUs per worker."),
+    worker_gpus: float = typer.Option(0.0, "--worker-gpus", min=0.0, help="With --cluster: GPUs per worker "
+                                                                          "(0.5 shares one GPU between two)."),
+    path_map: List[str] = typer.Option([], "--path-map", help="With --cluster: DRIVER_PREFIX=WORKER_PREFIX when "
+                                                              "the workers mount the media elsewhere (repeatable)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Index media files: shots, speech, lines, picture. Incremental and resumable; bad files are reported
@@ -189,8 +199,21 @@ def index_cmd(
 
     import time
 
+    pool = None
+    if cluster:
+        from indexer.cluster import ClusterSettings, parse_path_map
+
+        if visual_only:
+            raise DailiesError("--visual-only runs on this machine; leave out --cluster.")
+        if not threads:         # a worker's threads are its CPUs, not this machine's
+            settings.threads = max(1, int(worker_cpus))
+        cluster_settings = ClusterSettings(cluster, workers=workers, cpus=worker_cpus, gpus=worker_gpus,
+                                           path_map=parse_path_map(path_map))
+    elif workers or path_map or worker_gpus:
+        raise DailiesError("--workers, --worker-gpus and --path-map go with --cluster.")
     t_open = time.monotonic()
-    with Index.open_writer(target) as idx, IndexProgress(_console(stderr=True), quiet=as_json) as reporter:
+    with Index.open_writer(target) as idx, IndexProgress(_console(stderr=True), quiet=as_json,
+                                                         cluster=bool(cluster)) as reporter:
         indexer = Indexer(idx, settings, reporter)
         indexer.timings["store: open"] = time.monotonic() - t_open
         if visual_only:
@@ -198,6 +221,17 @@ def index_cmd(
                 raise DailiesError("--visual-only and --no-visual contradict each other.")
             indexer.check_models(speech=False)
             summary = indexer.add_picture(paths)
+        elif cluster:
+            from indexer.cluster import RayPool
+
+            indexer.check_models()
+            pool = RayPool(cluster_settings, settings, driver_models=indexer.describe_models(),
+                           on_event=reporter.cluster_event)
+            try:
+                pool.start()
+                summary = indexer.run_on(pool, paths)
+            finally:
+                pool.close()
         else:
             indexer.check_models()
             summary = indexer.run(paths)
@@ -207,6 +241,7 @@ def index_cmd(
     if as_json:
         print(json.dumps({"index": str(target), "interrupted": summary.interrupted,
                           "seconds": round(summary.seconds, 2), "speakers_updated_takes": summary.reread,
+                          "retried": summary.retried,
                           "timings": {k: round(v, 3) for k, v in summary.timings.items()},
                           "files": [r.__dict__ for r in summary.results]}, indent=2))
     counts = {s: summary.count(s) for s in ("indexed", "unchanged", "moved", "duplicate", "failed")}
@@ -222,6 +257,8 @@ def index_cmd(
             os._exit(130)
     else:
         err.print(f"Index {target}: {', '.join(parts) or 'no media files found'} ({summary.seconds:.1f} s).")
+        if summary.retried:
+            err.print(f"{summary.retried} take(s) were submitted again after their worker died.")
         if summary.reread:
             err.print(f"Speakers re-read across takes: the lines of {summary.reread} take(s) now have other speakers.")
         if counts["unchanged"] and not force:

@@ -5,6 +5,12 @@ probe -> one decoding pass (16 kHz audio in memory + reduced frames to the shot 
 speech (faster-whisper, loaded once per run) -> lines (group, refine edges, attach shots) ->
 text vectors -> commit (Chroma, then the catalog in one transaction).
 
+The driver's side (:meth:`Indexer._prepare`: skip, hash, probe; :meth:`Indexer._commit`: voices, text
+vectors, store) runs in this process, the one writer; the take's heavy work (:meth:`Indexer.compute`: the
+decoding pass, speech, speakers, lines) touches no store, so it runs in this process's sound thread
+(:meth:`Indexer.run`) or on other processes and machines (:meth:`Indexer.run_on`, Ray workers:
+:mod:`indexer.cluster`) with the same result.
+
 Finished steps are saved per take, so an interrupted run (Ctrl-C, kill -9, power cut) resumes
 where it stopped; a take only becomes searchable when all of it is committed. A file that fails
 is recorded with its reason and the batch goes on.
@@ -45,6 +51,7 @@ class Reporter(Protocol):
              file: str | None = None) -> None: ...
     def file_finished(self, result: "FileResult") -> None: ...
     def warning(self, message: str) -> None: ...
+    def submitted(self, path: str, media_seconds: float) -> None: ...   # a take handed to a worker (cluster runs)
 
 
 class NullReporter:
@@ -54,6 +61,7 @@ class NullReporter:
              file: str | None = None) -> None: pass
     def file_finished(self, result: "FileResult") -> None: pass
     def warning(self, message: str) -> None: pass
+    def submitted(self, path: str, media_seconds: float) -> None: pass
 
 
 @dataclass
@@ -76,6 +84,7 @@ class RunSummary:
     worker_busy: bool = False          # interrupted while a file was being transcribed
     reread: int = 0                    # takes whose lines changed when all takes were read again (voices)
     timings: dict = field(default_factory=dict)   # seconds of the run's own work (model checks, end-of-run pass)
+    retried: int = 0                   # takes submitted again after their worker died (cluster runs)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -112,6 +121,17 @@ class _Prepared:
     cached_words: dict | None = None
     diar_key: str = ""
     cached_diar: dict | None = None
+    steps: dict = field(default_factory=dict)        # step -> (key, data): what an earlier run finished
+    new_steps: list = field(default_factory=list)    # (step, key, data) finished now, saved by the driver
+    warnings: list = field(default_factory=list)     # said by the driver (the worker may be another process)
+    lines: list = field(default_factory=list)        # the take's lines before any speaker split
+    diar: object = None                              # the take's diarization (speakers.records.Diarization)
+    voice_model: str | None = None                   # what made the speakers' embeddings
+
+    def cached(self, step: str, key: str):
+        """A step an earlier run finished with the same settings (``key``), or None."""
+        row = self.steps.get(step)
+        return row[1] if row is not None and row[0] == key else None
 
 
 @dataclass
@@ -330,7 +350,24 @@ class Indexer:
             self._load_speakers()
             t = self._timed("check: speakers", t)
         self._load_picture()
+        self._check_picture_index()
         self._timed("check: picture", t)
+
+    def load_models(self) -> None:
+        """A worker's side of :meth:`check_models` (no index): the models its takes need, each once."""
+        from .speakers.channels import parse_channels
+
+        self._checked = True
+        parse_channels(self.settings.channels)
+        self.transcriber()
+        self._load_speakers()
+        self._load_picture()
+
+    def describe_models(self) -> dict:
+        """What this process indexes with (a cluster's driver checks that every worker agrees with it)."""
+        return {"whisper": self.transcriber().describe(),
+                "diarization": self.diarizer.describe() if self.diarizer is not None else None,
+                "clip": self.clip.describe() if self.clip is not None else None}
 
     def _timed(self, name: str, since: float) -> float:
         now = time.monotonic()
@@ -382,9 +419,14 @@ class Indexer:
                                       "or --clip-checkpoint.")
             else:
                 self.reporter.warning(f"No picture step: {message}")
+
+    def _check_picture_index(self) -> None:
+        """The index's picture vectors must come from the same CLIP (``--force`` drops them)."""
+        if self.clip is None:
             return
         from .store import EmbedderMismatchError
 
+        s = self.settings
         desc = self.clip.describe()
         try:
             self.index.check_embedder(
@@ -432,7 +474,7 @@ class Indexer:
                 ctrl_c.check()
                 self.reporter.file_started(number, path)
                 started = time.monotonic()
-                outcome = self._guard(path, lambda: self._prepare(path))
+                outcome = self._guard(path, lambda: self._prepare_here(path))
                 if pending is not None:
                     self._complete(pending, summary)
                     pending = None
@@ -441,23 +483,12 @@ class Indexer:
                     summary.results.append(outcome)
                     self.reporter.file_finished(outcome)
                 else:
-                    pending = (outcome, worker.submit(self._listen, outcome), started)
+                    pending = (outcome, worker.submit(self._hear, outcome), started)
             if pending is not None:
                 ctrl_c.check()
                 self._complete(pending, summary)
             ctrl_c.check()
-            if self.diarizer is not None and self.index.meta(VOICES_STALE):
-                try:
-                    t = time.monotonic()
-                    summary.reread = self.reread_voices()
-                    self._timed("voices: every take against the others", t)
-                except DailiesError as exc:        # the takes keep the speakers they were filed with
-                    self.reporter.warning(f"Speakers were not re-read across takes: {exc.message}")
-                except Exception as exc:  # noqa: BLE001 - never lose a finished run to this last step
-                    log.debug("reread_voices failed", exc_info=True)
-                    self.reporter.warning(f"Speakers were not re-read across takes ({type(exc).__name__}: {exc}); "
-                                          "the next run tries again.")
-            self._match_screenplays()
+            self._end_of_run(summary)
             ctrl_c.check()
         except KeyboardInterrupt:
             summary.interrupted = True
@@ -467,6 +498,97 @@ class Indexer:
         summary.seconds = time.monotonic() - t0
         summary.timings = dict(self.timings)
         return summary
+
+    def _prepare_here(self, path: str) -> "FileResult | _Prepared":
+        """A local run's first half of a take: prepared and decoded in this thread; its shots are saved
+        at once (a take interrupted while it is transcribed keeps them)."""
+        p = self._prepare(path)
+        if isinstance(p, _Prepared):
+            self._decode_pass(p)
+            self._save_steps(p)
+        return p
+
+    def run_on(self, pool, paths: Iterable[str | os.PathLike]) -> RunSummary:
+        """Index files on a pool of worker processes (:class:`indexer.cluster.RayPool`, or any object with
+        ``capacity``, ``submit(key, prepared)`` and ``wait(timeout)``). This process stays the index's one
+        writer: it skips what is indexed (by path, then content hash), hashes and probes the rest, submits each
+        take (:meth:`compute` runs on a worker) and commits the takes in file order as they come back, so the
+        voice registry sees them in the same order as a local run and the index is the same. At most
+        ``pool.capacity`` takes are submitted or finished and not yet committed (backpressure: the driver's
+        memory is bounded whatever the batch). ``wait`` returns (key, outcome) pairs: the computed take, or
+        the one-sentence reason it failed (a worker that died mid-take is the pool's to retry, bounded)."""
+        import collections
+
+        if not self._checked:
+            self.check_models()
+        summary, files = self._collect(paths)
+        t0 = time.monotonic()
+        ctrl_c = _CtrlC()
+        todo = collections.deque(enumerate(files, 1))
+        order: collections.deque = collections.deque()      # [path, started, outcome or None while out]
+        out = 0
+        try:
+            while todo or order:
+                ctrl_c.check()
+                while todo and out < pool.capacity:
+                    number, path = todo.popleft()
+                    self.reporter.file_started(number, path)
+                    slot = [path, time.monotonic(), self._guard(path, lambda: self._prepare(path))]
+                    if isinstance(slot[2], _Prepared):
+                        pool.submit(id(slot), slot[2])
+                        getattr(self.reporter, "submitted", lambda *_: None)(path, slot[2].info.duration)
+                        slot[2] = None
+                        out += 1
+                    order.append(slot)
+                    out -= self._commit_ready(order, summary)
+                    ctrl_c.check()
+                if order and order[0][2] is None:
+                    by_key = {id(sl): sl for sl in order if sl[2] is None}
+                    for key, outcome in pool.wait(0.5):
+                        by_key[key][2] = outcome
+                out -= self._commit_ready(order, summary)
+            self._end_of_run(summary)
+            ctrl_c.check()
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            ctrl_c.restore()
+        summary.seconds = time.monotonic() - t0
+        summary.timings = dict(self.timings)
+        summary.retried = getattr(pool, "retried", 0)
+        return summary
+
+    def _commit_ready(self, order, summary: RunSummary) -> int:
+        """Commit the finished takes at the head of the queue, in file order. Returns how many of them had
+        been submitted."""
+        committed = 0
+        while order and order[0][2] is not None:
+            path, started, outcome = order.popleft()
+            if isinstance(outcome, _Prepared):
+                committed += 1
+                outcome = self._guard(path, lambda: self._commit(outcome))
+            elif isinstance(outcome, str):              # the worker's one sentence
+                committed += 1
+                outcome = self._failed(path, outcome)
+            outcome.seconds = time.monotonic() - started
+            summary.results.append(outcome)
+            self.reporter.file_finished(outcome)
+        return committed
+
+    def _end_of_run(self, summary: RunSummary) -> None:
+        """After the takes: every take's speakers read again against all the others, screenplay matches."""
+        if self.diarizer is not None and self.index.meta(VOICES_STALE):
+            try:
+                t = time.monotonic()
+                summary.reread = self.reread_voices()
+                self._timed("voices: every take against the others", t)
+            except DailiesError as exc:        # the takes keep the speakers they were filed with
+                self.reporter.warning(f"Speakers were not re-read across takes: {exc.message}")
+            except Exception as exc:  # noqa: BLE001 - never lose a finished run to this last step
+                log.debug("reread_voices failed", exc_info=True)
+                self.reporter.warning(f"Speakers were not re-read across takes ({type(exc).__name__}: {exc}); "
+                                      "the next run tries again.")
+        self._match_screenplays()
 
     def _match_screenplays(self) -> None:
         """The last step of a run: takes indexed (or re-read) since a screenplay was imported are matched
@@ -487,15 +609,15 @@ class Indexer:
         if not self._checked:
             self.check_models()
         t0 = time.monotonic()
-        outcome = self._guard(path, lambda: self._prepare(path))
+        outcome = self._guard(path, lambda: self._prepare_here(path))
         if isinstance(outcome, _Prepared):
-            outcome = self._guard(path, lambda: self._finish(outcome, self._listen(outcome)))
+            outcome = self._guard(path, lambda: self._commit(self._hear(outcome)))
         outcome.seconds = time.monotonic() - t0
         return outcome
 
     def _complete(self, pending: tuple["_Prepared", "_Job", float], summary: RunSummary) -> None:
         prepared, job, started = pending
-        result = self._guard(prepared.path, lambda: self._finish(prepared, job.result()))
+        result = self._guard(prepared.path, lambda: self._commit(job.result()))
         result.seconds = time.monotonic() - started
         summary.results.append(result)
         self.reporter.file_finished(result)
@@ -504,16 +626,10 @@ class Indexer:
         """Run one file's work; any failure becomes that file's one-line result (the batch goes on)."""
         try:
             return work()
-        except DailiesError as exc:
-            return self._failed(path, exc.message)
         except (KeyboardInterrupt, SystemExit):
             raise
-        except MemoryError:
-            return self._failed(path, f"{path}: ran out of memory while indexing.")
         except Exception as exc:  # one bad file never stops a batch
-            log.debug("unexpected error on %s\n%s", path, traceback.format_exc())
-            return self._failed(path, f"{path}: unexpected error ({type(exc).__name__}: {exc}); "
-                                      "run with --debug for details.")
+            return self._failed(path, failure_message(path, exc))
 
     def _failed(self, path: str, message: str) -> FileResult:
         try:
@@ -533,8 +649,8 @@ class Indexer:
 
     # -------------------------------------------------------------- 1. prepare (this thread)
     def _prepare(self, path: str) -> "FileResult | _Prepared":
-        """Everything up to the sound models: skip unchanged files, hash, probe, the one decoding pass
-        (sound to memory, shots, keyframes and their CLIP vectors)."""
+        """The driver's side of a take before its work: skip unchanged files and known content, hash, probe,
+        mark the take pending, and hand over the steps an earlier run finished (the worker reuses them)."""
         idx, rep, force = self.index, self.reporter, self.settings.force
         try:
             st = os.stat(path)
@@ -594,8 +710,24 @@ class Indexer:
             idx.clear_steps(take_id)
         idx.upsert_take(take_id, digest, info, status="pending")
         prepared = _Prepared(path=path, st=st, digest=digest, take_id=take_id, info=info, t_start=time.monotonic())
-        self._decode_pass(prepared)
+        prepared.steps = idx.steps_of(take_id, WORKER_STEPS)
         return prepared
+
+    # -------------------------------------------------------------- the worker's side of a take
+    def compute(self, p: "_Prepared") -> "_Prepared":
+        """All of a take's heavy work, in order, with no store access: the decoding pass (shots, keyframes
+        and their CLIP vectors), speech and speakers, lines. What it returns holds everything the take's
+        commit (:meth:`_commit`) writes, and not the sound, so it can travel from a worker process (Ray,
+        ``--jobs``) to the driver. A local run calls the same three steps (the decoding pass in this thread,
+        the rest in the sound thread), so local and distributed runs give the same index."""
+        self._decode_pass(p)
+        return self._hear(p)
+
+    def _hear(self, p: "_Prepared") -> "_Prepared":
+        """Speech, speakers and lines of a decoded take; drops its sound."""
+        heard = self._listen(p)
+        self._lines(p, heard)
+        return p
 
     def _decode_pass(self, p: "_Prepared") -> None:
         """The one decoding pass of a take: sound to 16 kHz in memory, frames to the shot detector and the
@@ -603,24 +735,24 @@ class Indexer:
         from .media import decode
         from .shots import ShotDetector
 
-        idx, rep, s, info, take_id = self.index, self.reporter, self.settings, p.info, p.take_id
+        rep, s, info, take_id = self.reporter, self.settings, p.info, p.take_id
         models, timings = p.models, p.timings
         want_shots = info.has_video and s.shot_detector != "none"
         detector = ShotDetector(info.rate, s.shot_detector, s.shot_threshold) if want_shots else None
         shots_key = f"{s.shot_detector}|{s.shot_threshold}|{detector.settings['version'] if detector else ''}"
-        cached_shots = idx.get_step(take_id, "shots", shots_key) if want_shots else None
+        cached_shots = p.cached("shots", shots_key) if want_shots else None
         if detector is not None:
             models["shots"] = {**detector.settings, "threshold": s.shot_threshold}
 
         transcriber = self.transcriber() if info.has_audio else None
         if transcriber is not None:
             p.asr_key = transcriber.key()
-            p.cached_words = idx.get_step(take_id, "asr", p.asr_key)
+            p.cached_words = p.cached("asr", p.asr_key)
             models["whisper"] = transcriber.describe()
         diarizer = self.diarizer if info.has_audio else None
         if diarizer is not None:
             p.diar_key = diarizer.key()
-            p.cached_diar = idx.get_step(take_id, "diarize", p.diar_key)
+            p.cached_diar = p.cached("diarize", p.diar_key)
             models["diarization"] = diarizer.describe()
         elif self.speakers_skipped and info.has_audio:
             models["diarization"] = {"skipped": self.speakers_skipped}
@@ -646,7 +778,7 @@ class Indexer:
                          progress=lambda t_: rep.step("decoding", t_, info.duration, file=p.path))
         timings["decode"] = time.monotonic() - t      # with shot detection (keyframe embedding: below)
         if decoded.damaged_packets:
-            rep.warning(f"{info.path}: {decoded.damaged_packets} damaged packets were skipped.")
+            p.warnings.append(f"{info.path}: {decoded.damaged_packets} damaged packets were skipped.")
         if decoded.frames is not None:
             info.frames = decoded.frames
         if cached_shots is not None:
@@ -654,8 +786,8 @@ class Indexer:
             info.frames = cached_shots.get("frames", info.frames)
         elif detector is not None:
             p.shots = detector.finish(decoded.frames)
-            idx.put_step(take_id, "shots", shots_key,
-                         {"shots": [[x.index, x.first_frame, x.last_frame] for x in p.shots], "frames": info.frames})
+            p.new_steps.append(("shots", shots_key, {"shots": [[x.index, x.first_frame, x.last_frame] for x in p.shots],
+                                                     "frames": info.frames}))
         p.audio, p.channels = decoded.audio, decoded.channels
         if info.has_audio:
             self._channel_roles(p, decoded, n_channels)
@@ -681,7 +813,7 @@ class Indexer:
             p.channels = None
         if isos and p.asr_key:
             p.asr_key += "|isos:" + ",".join(str(c + 1) for c in isos)
-            p.cached_words = self.index.get_step(p.take_id, "asr", p.asr_key)
+            p.cached_words = p.cached("asr", p.asr_key)
         p.models["channels"] = [r.to_json() for r in p.roles]
 
     # -------------------------------------------------------------- 2. listen (worker thread)
@@ -728,33 +860,52 @@ class Indexer:
                 heard.diar_fresh = True
         return heard
 
-    # -------------------------------------------------------------- 3. finish (this thread)
-    def _finish(self, p: "_Prepared", heard: "_Heard") -> FileResult:
-        """Save the sound steps, build lines (speakers, voices), and commit the take."""
-        from . import embed
-
-        idx, rep, info, take_id, models = self.index, self.reporter, p.info, p.take_id, p.models
+    def _lines(self, p: "_Prepared", heard: "_Heard") -> None:
+        """The take's lines (before any speaker split) and the sound steps to save; the sound is dropped."""
+        info, models = p.info, p.models
         if heard.asr_info is not None:
-            idx.put_step(take_id, "asr", p.asr_key, {"words": [w.to_json() for w in heard.words],
-                                                      "info": heard.asr_info})
+            p.new_steps.append(("asr", p.asr_key, {"words": [w.to_json() for w in heard.words],
+                                                   "info": heard.asr_info}))
         if heard.diar_fresh:
-            idx.put_step(take_id, "diarize", p.diar_key, heard.diar.to_json())
+            p.new_steps.append(("diarize", p.diar_key, heard.diar.to_json()))
         if self._transcriber is not None and info.has_audio:
             models["whisper"] = self._transcriber.describe()
         if heard.asr_info and heard.asr_info.get("transcribed_seconds"):
             models["transcribed_seconds"] = heard.asr_info["transcribed_seconds"]     # per iso, and the mix
         p.timings.update(heard.timings)
-
-        rep.step("lines", file=p.path)
+        self.reporter.step("lines", file=p.path)
         t = time.monotonic()
-        lines = build_lines(heard.words, p.shots, info.rate, p.audio, rules=self.rules, channels=p.channels)
-        speakers = None
-        if heard.diar is not None:
+        p.lines = build_lines(heard.words, p.shots, info.rate, p.audio, rules=self.rules, channels=p.channels)
+        p.timings["lines"] = time.monotonic() - t
+        p.diar = heard.diar
+        p.voice_model = self.diarizer.embedding_model if heard.diar is not None else None
+        p.audio = p.channels = p.cached_words = p.cached_diar = None
+        p.steps = {}
+
+    # -------------------------------------------------------------- 3. commit (this thread: the one writer)
+    def _save_steps(self, p: "_Prepared") -> None:
+        """The take's steps finished since the last save (resume: they are not redone), and its warnings."""
+        for step, key, data in p.new_steps:
+            self.index.put_step(p.take_id, step, key, data)
+        for message in p.warnings:
+            self.reporter.warning(message)
+        p.new_steps, p.warnings = [], []
+
+    def _commit(self, p: "_Prepared") -> FileResult:
+        """Save the sound steps, attribute lines to voices, and commit the take (the driver's side)."""
+        from . import embed
+
+        idx, rep, info, take_id, models = self.index, self.reporter, p.info, p.take_id, p.models
+        self._save_steps(p)
+        rep.step("voices" if p.diar is not None else "lines", file=p.path)
+        t = time.monotonic()
+        lines, speakers = p.lines, None
+        if p.diar is not None:
             # the lines before any speaker split: reread_voices() attributes them again later
             idx.put_step(take_id, "lines", LINES_STEP_KEY, [_line_json(ln) for ln in lines])
-            lines, speakers = self._speakers(take_id, heard.diar, lines, p.shots, info, models)
+            lines, speakers = self._speakers(take_id, p.diar, lines, p.shots, info, models, model=p.voice_model)
         vectors = embed.embed([ln.text for ln in lines])
-        p.timings["lines"] = time.monotonic() - t
+        p.timings["lines"] = p.timings.get("lines", 0.0) + time.monotonic() - t
         models["text_embedding"] = embed.describe()
         models["lines"] = asdict(self.rules)
         models["dailies"] = __version__
@@ -776,15 +927,14 @@ class Indexer:
         return FileResult(p.path, "indexed", take_id=take_id, lines=len(lines), shots=len(p.shots),
                           media_seconds=info.duration)
 
-    def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict):
+    def _speakers(self, take_id: str, diar, lines, shots, info: MediaInfo, models: dict, *, model: str | None):
         """Production-wide voices for the take's local speakers; lines split where the speaker changes."""
         from .speakers import identity
 
-        self.reporter.step("voices", file=info.path)
         reg = identity.VoiceRegistry(self.index.voice_tables())
         # A take may hold two voices its own diarization cannot tell apart: voices already known from
         # other takes can.
-        diar, voice_of = identity.identify(diar, reg, take_id, model=self.diarizer.embedding_model)
+        diar, voice_of = identity.identify(diar, reg, take_id, model=model)
         _mark_voices_stale(self.index, take_id)      # the other takes may read differently with this one
         lines, info_ = assign_lines(lines, diar, shots=shots, rate=info.rate)
         models["voices"] = reg.settings()
@@ -867,6 +1017,19 @@ class Indexer:
             summary.interrupted = True
         summary.seconds = time.monotonic() - t0
         return summary
+
+
+def failure_message(path: str, exc: BaseException) -> str:
+    """One file's failure in one sentence naming the file (the same for a local run and a worker's)."""
+    if isinstance(exc, DailiesError):
+        return exc.message
+    if isinstance(exc, MemoryError):
+        return f"{path}: ran out of memory while indexing."
+    log.debug("unexpected error on %s\n%s", path, "".join(traceback.format_exception(exc)))
+    return f"{path}: unexpected error ({type(exc).__name__}: {exc}); run with --debug for details."
+
+
+WORKER_STEPS = ("shots", "asr", "diarize")     # the finished steps a take's worker may reuse
 
 
 def _isos(p: "_Prepared") -> list[int]:

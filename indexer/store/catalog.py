@@ -131,6 +131,8 @@ class Index:
         self._db = db
         self.writer = writer
         self._lock_fd = lock_fd
+        if chroma_url is None:          # an index made with a Chroma server remembers it (a team's index)
+            chroma_url = self.meta(CHROMA_URL_META) or None
         self.chroma_url = chroma_url
         self.vectors = Vectors(path, chroma_url, lambda: self.meta("index_uid"), readonly=not writer)
 
@@ -201,6 +203,8 @@ class Index:
         if vectors is not None:
             idx.vectors = vectors
         idx._init_schema()
+        if url and idx.meta(CHROMA_URL_META) != url:
+            idx.set_meta(CHROMA_URL_META, url)
         return idx
 
     def close(self) -> None:
@@ -372,6 +376,13 @@ class Index:
         if row is None or row["key"] != key:
             return None
         return json.loads(row["data"])
+
+    def steps_of(self, take_id: str, steps: tuple[str, ...]) -> dict[str, tuple[str, Any]]:
+        """A take's finished steps of those named: step -> (key, data), for a worker to reuse (it checks the
+        key, as :meth:`get_step` does)."""
+        rows = self._db.execute(f"SELECT step, key, data FROM steps WHERE take_id=? AND step IN "
+                                f"({','.join('?' * len(steps))})", (take_id, *steps)).fetchall()
+        return {r["step"]: (r["key"], json.loads(r["data"])) for r in rows}
 
     def put_step(self, take_id: str, step: str, key: str, data: Any) -> None:
         with self._db:
@@ -676,6 +687,9 @@ def _upgrade_for_reading(path: Path, version: int, chroma_url: str | None) -> No
             f"{SCHEMA_VERSION}) and is read-only here; open it once with write permission (e.g. `dailies status` "
             "as its owner) to upgrade it in place.")
     Index.open_writer(path, chroma_url=chroma_url).close()
+
+
+CHROMA_URL_META = "chroma_url"     # the Chroma server an index's vectors are in (--chroma-url), if any
 
 
 def _chroma_url_env() -> str | None:
