@@ -170,6 +170,9 @@ def index_cmd(
     worker_cpus: float = typer.Option(1.0, "--worker-cpus", min=0.1, help="With --cluster: CPUs per worker."),
     worker_gpus: float = typer.Option(0.0, "--worker-gpus", min=0.0, help="With --cluster: GPUs per worker "
                                                                           "(0.5 shares one GPU between two)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, envvar="DAILIES_JOBS",
+                                       help="Files indexed at once on this machine, each in a worker process that "
+                                            "loads the models once [default: one per 4 cores]."),
     path_map: List[str] = typer.Option([], "--path-map", help="With --cluster: DRIVER_PREFIX=WORKER_PREFIX when "
                                                               "the workers mount the media elsewhere (repeatable)."),
     as_json: bool = JsonOpt,
@@ -211,6 +214,17 @@ def index_cmd(
                                            path_map=parse_path_map(path_map))
     elif workers or path_map or worker_gpus:
         raise DailiesError("--workers, --worker-gpus and --path-map go with --cluster.")
+    if cluster or visual_only:
+        if jobs and jobs > 1:
+            raise DailiesError("--jobs runs files in processes on this machine; it does not go with "
+                               + ("--cluster (use --workers)." if cluster else "--visual-only."))
+        jobs = 1
+    else:
+        from indexer.cluster import default_jobs
+
+        jobs = jobs or default_jobs()
+        if jobs > 1 and not threads:        # the cores shared among the jobs
+            settings.threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     t_open = time.monotonic()
     with Index.open_writer(target) as idx, IndexProgress(_console(stderr=True), quiet=as_json,
                                                          cluster=bool(cluster)) as reporter:
@@ -232,6 +246,12 @@ def index_cmd(
                 summary = indexer.run_on(pool, paths)
             finally:
                 pool.close()
+        elif jobs > 1:
+            from indexer.cluster import ProcessPool
+
+            indexer.check_models()
+            with ProcessPool(jobs, settings, driver_models=indexer.describe_models()) as pool:
+                summary = indexer.run_on(pool, paths)
         else:
             indexer.check_models()
             summary = indexer.run(paths)

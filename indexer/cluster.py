@@ -342,3 +342,124 @@ class RayPool:
         self._restarting.pop(w, None)
         self.info[w] = info
         self.on_event("worker back", worker=w + 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# --jobs N: the same split on this machine's cores (worker processes, no Ray)
+# ------------------------------------------------------------------------------------------------
+
+_LOCAL: "_TakeWorker | None" = None
+
+
+def _local_init(settings: IndexSettings) -> None:
+    global _LOCAL
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the driver's: it stops the run
+    _LOCAL = _TakeWorker(settings, [])
+
+
+def _local_ready() -> dict:
+    return _LOCAL.ready()
+
+
+def _local_compute(prepared):
+    return _LOCAL.compute(prepared)
+
+
+def default_jobs() -> int:
+    """Files at once on this machine: one per 4 cores (a take's transcription and speaker step use 2-4
+    threads well), at least 1, and no more than the memory allows (about 2 GB per worker)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (ValueError, OSError, AttributeError):
+        avail = 16.0
+    return max(1, min(cores // 4, int(avail // 2)))
+
+
+class ProcessPool:
+    """``dailies index --jobs N``: N worker processes on this machine, each loading the models once, behind
+    the interface :meth:`indexer.pipeline.Indexer.run_on` drives (``capacity``, ``submit``, ``wait``). A worker
+    that dies under a take (killed, out of memory) loses that take only: the pool starts afresh and the take
+    is submitted again, at most ``MAX_ATTEMPTS`` times in all."""
+
+    def __init__(self, jobs: int, settings: IndexSettings, *, driver_models: dict | None = None):
+        self.jobs = max(1, jobs)
+        self.settings = settings
+        self.driver_models = driver_models
+        self.retried = 0
+        self._executor = None
+        self._out: dict = {}                     # future -> (key, prepared, attempt)
+
+    def start(self) -> "ProcessPool":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._executor = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_local_init, initargs=(self.settings,))
+        infos = [f.result() for f in [self._executor.submit(_local_ready) for _ in range(self.jobs)]]
+        for info in infos:
+            if info["error"]:
+                raise DailiesError(f"A worker could not load its models: {info['error']}")
+            if self.driver_models is not None:
+                differ = _same_models(self.driver_models, info["models"])
+                if differ:
+                    raise DailiesError(f"A worker's models differ from this process's: {differ}.")
+        return self
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> "ProcessPool":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def capacity(self) -> int:
+        return 2 * self.jobs
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (tests kill one)."""
+        return sorted(getattr(self._executor, "_processes", {}) or {})
+
+    def submit(self, key, prepared, attempt: int = 1) -> None:
+        self._out[self._executor.submit(_local_compute, prepared)] = (key, prepared, attempt)
+
+    def wait(self, timeout: float) -> list[tuple]:
+        from concurrent.futures import FIRST_COMPLETED
+        from concurrent.futures import wait as wait_futures
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not self._out:
+            time.sleep(min(timeout, 0.5))
+            return []
+        done, _ = wait_futures(list(self._out), timeout=timeout, return_when=FIRST_COMPLETED)
+        out, again = [], []
+        for fut in done:
+            key, prepared, attempt = self._out.pop(fut)
+            try:
+                out.append((key, fut.result()))
+            except BrokenProcessPool:
+                if attempt < MAX_ATTEMPTS:
+                    again.append((key, prepared, attempt + 1))
+                else:
+                    out.append((key, f"{prepared.path}: not indexed: the worker process indexing it died "
+                                     f"{MAX_ATTEMPTS} times (out of memory?)."))
+            except Exception as exc:  # noqa: BLE001 - compute() returns its failures; anything else is one take's
+                out.append((key, f"{prepared.path}: unexpected error in a worker ({type(exc).__name__}: {exc})."))
+        if again:      # a dead worker breaks the whole pool: start afresh and send every unfinished take again
+            pending = [v for v in self._out.values()]
+            self._out.clear()
+            self.close()
+            self.start()
+            for key, prepared, attempt in again:
+                self.retried += 1
+                self.submit(key, prepared, attempt)
+            for key, prepared, attempt in pending:
+                self.submit(key, prepared, attempt)
+        return out

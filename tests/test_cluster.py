@@ -206,3 +206,69 @@ def test_driver_is_bounded_commits_in_order_and_reports_dead_takes(tmp_path):
     assert summary.exit_code == 1
     with Index.open(tmp_path / "index") as idx:
         assert sorted(t["status"] for t in idx.takes()) == ["failed", "failed", "indexed"]
+
+
+# ------------------------------------------------------------------------------ --jobs: the same split, local
+
+@pytest.mark.slow
+def test_jobs_run_equals_local_run(shoot_index, tmp_path):
+    """`dailies index --jobs 2`: two worker processes on this machine give the local run's index."""
+    from indexer.cluster import ProcessPool
+
+    path = tmp_path / "jobs-index"
+    settings = IndexSettings()              # as shoot_index (conftest): the same models and threads
+    with Index.open_writer(path) as idx:
+        indexer = Indexer(idx, settings)
+        indexer.check_models()
+        with ProcessPool(2, settings, driver_models=indexer.describe_models()) as pool:
+            assert len(pool.pids()) == 2
+            summary = indexer.run_on(pool, [FIXTURES / "shoot", FIXTURES / "broken"])
+    assert not summary.interrupted and summary.retried == 0
+    local = json.loads((shoot_index.parent / "summary.json").read_text())
+    assert sorted((r.path, r.status) for r in summary.results) == sorted((r["path"], r["status"]) for r in local)
+    ours, theirs = _snapshot(path), _snapshot(shoot_index)
+    assert ours["takes"] == theirs["takes"]
+    assert ours["voices"] == theirs["voices"] and len(ours["voices"]) >= 2
+    assert ours["searches"] == theirs["searches"] and all(ours["searches"].values())
+
+
+class _KillLocal(NullReporter):
+    """Kills one worker process (SIGKILL) one second after the first take went out."""
+
+    def __init__(self):
+        self.pool = None
+        self.killed: int | None = None
+
+    def submitted(self, path: str, media_seconds: float) -> None:
+        if self.killed is None and self.pool is not None:
+            pid = self.pool.pids()[0]
+            self.killed = pid
+
+            def kill():
+                time.sleep(1)
+                os.kill(pid, signal.SIGKILL)
+            threading.Thread(target=kill, daemon=True).start()
+
+
+@pytest.mark.slow
+def test_jobs_worker_killed_mid_take_every_take_indexed_once(tmp_path):
+    from indexer.cluster import ProcessPool
+
+    files = [FIXTURES / "shoot" / n for n in ("12A_T1_CamA.mov", "12A_T4_CamC_MOS.mov", "12A_WT1.wav")]
+    settings = IndexSettings(speakers=False, visual=False)
+    reporter = _KillLocal()
+    with Index.open_writer(tmp_path / "index") as idx:
+        indexer = Indexer(idx, settings, reporter)
+        indexer.check_models()
+        with ProcessPool(2, settings, driver_models=indexer.describe_models()) as pool:
+            reporter.pool = pool
+            summary = indexer.run_on(pool, files)
+            assert reporter.killed not in pool.pids()
+    assert summary.retried >= 1
+    assert [r.status for r in summary.results] == ["indexed"] * 3, [r.message for r in summary.results]
+    with Index.open(tmp_path / "index") as idx:
+        takes = idx.takes()
+        assert len(takes) == 3 and all(t["status"] == "indexed" for t in takes)
+        for t in takes:
+            lines = idx.lines_of_take(t["take_id"])
+            assert len(lines) == t["n_lines"] == len({ln.line_id for ln in lines})
