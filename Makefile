@@ -90,6 +90,7 @@ bench: setup
 	$(RUN) python scripts/bench_index.py
 	$(RUN) python scripts/bench_index.py --fixed
 	$(RUN) python scripts/bench_index.py --camera .bench/camera
+	$(RUN) python scripts/bench_index.py --jobs 1,2
 	$(RUN) python scripts/bench_search.py
 	$(RUN) python scripts/bench_voices.py --catalog 200,1000
 	$(RUN) python scripts/bench_serve.py

@@ -19,6 +19,7 @@ Prints, for the same set of files (default: the fixture shoot + real media from 
     voice pass, and start-up: interpreter, imports and exit, i.e. the wall time nothing else explains);
   * with --camera DIR: camera originals (1080p ProRes 422 HQ with 24-bit 4-channel sound, UHD H.264 long GOP,
     64 s each, made by scripts/make_camera_originals.py): picture side / transcription, sparse and full decode;
+  * with --jobs 1,2: `dailies index --jobs N` scaling on the same files;
   * with --fixed: the fixed cost of a run, on a 1 s file cut from sample.wav (goal <= 3 s with every
     default step), with its profile, without and with speakers.
 Each runs as a separate process, one after the other, so none pays for another's imports or caches.
@@ -120,7 +121,12 @@ def main() -> int:
     ap.add_argument("--camera", type=Path, metavar="DIR",
                     help="only the camera originals' picture side: make them in DIR (scripts/"
                          "make_camera_originals.py; kept there) and set decode + shots against transcription")
+    ap.add_argument("--jobs", default="", metavar="N,M",
+                    help="only --jobs scaling: the same files with every default step at each --jobs (the cores "
+                         "shared among the jobs), wall time and speed-up against the first")
     args = ap.parse_args()
+    if args.jobs:
+        return jobs_scaling(args)
     if args.fixed:
         return fixed_cost(args)
     if args.camera:
@@ -235,6 +241,23 @@ def fixed_cost(args) -> int:
             run, steps = index_once([str(one)], args, more + extra)
             print(f"dailies index ({label}): {run['wall']:.1f} s wall, peak RSS {run['rss'] / 2**20:.0f} MiB")
             print(profile(run, steps))
+    return 0
+
+
+def jobs_scaling(args) -> int:
+    """`dailies index --jobs N` on the same files (fresh index each), every default step, in one run."""
+    files = [str(f) for f in (args.files or default_files())]
+    print(f"--jobs scaling: {len(files)} files, every default step, {len(os.sched_getaffinity(0))} cores "
+          f"shared among the jobs (load {os.getloadavg()[0]:.1f})")
+    first = None
+    for n in [int(x) for x in args.jobs.split(",")]:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = measured([str(Path(sys.executable).parent / "dailies"), "index", *files, "--index",
+                            str(Path(tmp) / "idx"), "--whisper-model", args.whisper_model, "--jobs", str(n), "--json"])
+            completed(run)
+        first = first or run["wall"]
+        print(f"  --jobs {n}: {run['wall']:6.1f} s wall, speed-up {first / run['wall']:.2f}, "
+              f"peak RSS of the largest process {run['rss'] / 2**20:.0f} MiB")
     return 0
 
 
