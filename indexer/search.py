@@ -141,7 +141,10 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     take_rows = index.takes_by_id(take_ids_sel) if selected else {}
     shots = index.shots_of(take_rows)
     voices = voice_names(index, take_rows)
-    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words, whole=w.match < query.min_match)
+    canon = _Canon(q_tokens)
+    canon.learn({t for w in selected for ln in w.lines for t in ln.tokens})
+    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words, whole=w.match < query.min_match,
+                 canon=canon)
             for w in selected if w.take_id in take_rows]
     for h, w in zip(hits, [w for w in selected if w.take_id in take_rows]):
         _set_speaker(h, w.lines[0], voices)
@@ -312,6 +315,7 @@ def _joined_windows(index: Index, lines: list[LineRow], span: int,
         by_key.setdefault((ln.take_id, ln.idx), ln)
     seen: set[tuple[str, int, int]] = set()
     out: list[_Window] = []
+    get = by_key.get
     for ln in lines:
         take_id = ln.take_id
         for size in range(2, span + 1):
@@ -320,7 +324,15 @@ def _joined_windows(index: Index, lines: list[LineRow], span: int,
                 if key in seen:
                     continue
                 seen.add(key)
-                members = [by_key.get((take_id, i)) for i in range(first, first + size)]
+                if size == 2:
+                    a, b = get((take_id, first)), get((take_id, first + 1))
+                    if a is None or b is None or b.start - a.end > 4.0 or a.speaker != b.speaker:
+                        continue      # not there, too far apart to be one delivery, or two speakers
+                    if voice_locals is not None and ((take_id, a.speaker) not in voice_locals):
+                        continue
+                    out.append(_Window(take_id, [a, b], a.tokens + b.tokens))
+                    continue
+                members = [get((take_id, i)) for i in range(first, first + size)]
                 if None in members:
                     continue
                 if any(b.start - a.end > 4.0 for a, b in zip(members, members[1:])):
@@ -573,11 +585,11 @@ def _select(windows: list[_Window], min_match: float, q_len: int) -> list[_Windo
 # -------------------------------------------------------------------- hits
 
 def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str, int]], q_words: list[str],
-         whole: bool = False) -> Hit:
+         whole: bool = False, canon: _Canon | None = None) -> Hit:
     """The hit of a window: the delivered span (``whole``: every word, for a paraphrase) and its diff."""
     words = [wd for ln in w.lines for wd in ln.words]
     d_norm = normalize_words([wd.text for wd in words])
-    first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words], whole)
+    first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words], whole, canon)
     start = words[first_word].start if words else w.lines[0].start
     end = words[last_word].end if words else w.lines[-1].end
     # The utterance's refined edges are more exact than Whisper's word edges: use them when the match
@@ -608,15 +620,44 @@ def _channel(words) -> int | None:
     return None if c is None else c + 1
 
 
+class _Canon:
+    """Which query token a delivered token stands for in the diff's alignment (recogniser spellings,
+    plurals): the first of the query's tokens of more than two letters with a ratio of at least 80, for
+    delivered tokens of more than two letters that are not themselves in the query. Learnt for many tokens
+    at once (one cdist call for all of a search's hits)."""
+
+    def __init__(self, q: list[str]):
+        self.q = q
+        self.q_set = set(q)
+        self.map: dict[str, str | None] = {}
+
+    def learn(self, tokens) -> None:
+        from rapidfuzz.fuzz import ratio
+        from rapidfuzz.process import cdist
+
+        new = [t for t in tokens if t not in self.map]
+        ask = [t for t in new if len(t) > 2 and t not in self.q_set]
+        self.map.update(dict.fromkeys(new))
+        if not ask:
+            return
+        scores = cdist(ask, self.q, scorer=ratio, score_cutoff=80, dtype=np.float64)
+        best = scores.argmax(axis=1)          # the first best, as extractOne
+        for t, j, row in zip(ask, best, scores):
+            if row[j] >= 80 and len(self.q[j]) > 2:
+                self.map[t] = self.q[j]
+
+    def __call__(self, tokens: list[str]) -> list[str]:
+        self.learn(set(tokens))
+        return [self.map[t] or t for t in tokens]
+
+
 def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple[str, int]],
-           d_words: list[str], whole: bool = False) -> tuple[int, int, str]:
+           d_words: list[str], whole: bool = False, canon: _Canon | None = None) -> tuple[int, int, str]:
     """Align query and delivered tokens; return the delivered word span and its word diff
     (:mod:`indexer.wdiff`), built from the words of that span only, so the diff's said words are the
     hit's text. ``whole``: the span is every word (a paraphrase is the whole window said otherwise).
     """
     from rapidfuzz.distance import Levenshtein
-    from rapidfuzz.fuzz import ratio
-    from rapidfuzz.process import cdist
 
     from .wdiff import render
 
@@ -626,16 +667,7 @@ def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple
         return 0, 0, ""
     # Fuzzy-equal tokens count as equal for the alignment (recogniser spellings, plurals), but a
     # delivered word that is itself in the line keeps its own identity.
-    q_set = set(q)
-    canon = {}
-    others = [t for t in set(d) - q_set if len(t) > 2]
-    if others:
-        scores = cdist(others, q, scorer=ratio, score_cutoff=80, dtype=np.float64)
-        best = scores.argmax(axis=1)          # the first best, as extractOne
-        for t, j, row in zip(others, best, scores):
-            if row[j] >= 80 and len(q[j]) > 2:
-                canon[t] = q[j]
-    d_c = [canon.get(t, t) for t in d]
+    d_c = (canon or _Canon(q))(d)
     if whole:
         first_word, last_word = 0, len(d_words) - 1
     else:
