@@ -450,7 +450,7 @@ def _coverage(sim: np.ndarray, cols: np.ndarray, lens: np.ndarray, weights: np.n
     out = np.empty(len(cols))
     out_bag = np.empty(len(cols)) if bag else None
     order = np.argsort(lens, kind="stable")
-    for batch in np.array_split(order, max(1, len(order) // 128)):
+    for batch in np.array_split(order, max(1, len(order) // 64)):
         m = max(int(lens[batch].max(initial=0)), 1)
         c = cols[batch, :m]
         g = sim[:, c]                                           # (query words, n, m)
