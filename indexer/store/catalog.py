@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
-import functools
 import json
 import os
 import sqlite3
