@@ -91,10 +91,17 @@ def embed_raw(texts: list[str]) -> np.ndarray:
                           model.embedding)
             rows = np.fromiter((words.index[w] for ws in pieces for w in ws), dtype=np.int64,
                                count=sum(len(ws) for ws in pieces))
-            vecs, lens = words.sums[rows], words.counts[rows]
-        starts = np.concatenate([[0], np.cumsum([len(ws) for ws in pieces])[:-1]])
-        sums = np.add.reduceat(vecs, starts, axis=0)
-        counts = np.add.reduceat(lens, starts)
+            used, col = np.unique(rows, return_inverse=True)
+            vecs, lens = words.sums[used], words.counts[used]
+        # Each text's sum of its words' rows, as one sparse (texts x words used) product: np.add.reduceat
+        # over the gathered rows was most of a search's semantic ranker (12 of 20 ms for 1,300 lines).
+        from scipy.sparse import csr_matrix
+
+        indptr = np.concatenate([[0], np.cumsum([len(ws) for ws in pieces])])
+        member = csr_matrix((np.ones(len(rows), dtype=np.float32), col.ravel(), indptr),
+                            shape=(len(pieces), len(used)))
+        sums = np.asarray(member @ vecs)
+        counts = member @ lens
         nz = counts > 0
         out[np.asarray(simple)[nz]] = sums[nz] / counts[nz, None]
     if other:

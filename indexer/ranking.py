@@ -20,17 +20,16 @@ def reciprocal_rank_fusion(rankers: Sequence[Sequence[float]], *, k: int = RRF_K
     """
     if not rankers:
         return []
+    import numpy as np
+
     n = len(rankers[0])
-    fused = [0.0] * n
+    fused = np.zeros(n)
     for scores in rankers:
         if len(scores) != n:
             raise ValueError(f"every ranker must score all {n} candidates, one scored {len(scores)}.")
-        order = sorted(range(n), key=lambda i: scores[i], reverse=True)
-        rank = 0
-        prev = None
-        for pos, i in enumerate(order):
-            if scores[i] != prev:
-                rank, prev = pos + 1, scores[i]
-            fused[i] += 1.0 / (k + rank)
+        s = np.asarray(scores, dtype=np.float64)
+        # rank = 1 + how many score strictly higher (ties share the rank of the first of them)
+        rank = 1 + n - np.searchsorted(np.sort(s), s, side="right")
+        fused += 1.0 / (k + rank)
     top = len(rankers) / (k + 1)
-    return [f / top for f in fused]
+    return (fused / top).tolist()

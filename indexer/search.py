@@ -56,7 +56,6 @@ class _Window:
     take_id: str
     lines: list[LineRow]
     tokens: list[str] = field(default_factory=list)
-    phon: list[str] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     match: float = 0.0
     bag: float = 0.0            # share of the line's words said in any order
@@ -126,12 +125,12 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
         return []
 
     # Each candidate alone; then, where it holds only part of the line, joined with its neighbours.
-    weights = _weights(df, total, q_tokens)
-    singles = [_Window(ln.take_id, [ln], ln.tokens, ln.keys) for ln in lines]
-    _lexical(singles, q_tokens, q_phon, weights)
+    lexicon = _Lexicon(q_tokens, q_phon, _weights(df, total, q_tokens))
+    singles = [_Window(ln.take_id, [ln], ln.tokens) for ln in lines]
+    _lexical(singles, lexicon)
     partial = [w.lines[0] for w in singles if 0.05 <= w.match < 0.95]
     pairs = _joined_windows(index, partial, query.span, voice_locals)
-    _lexical(pairs, q_tokens, q_phon, weights)
+    _lexical(pairs, lexicon)
     windows = singles + pairs
     _other_scores(windows, q_tokens, q_vec)
 
@@ -142,7 +141,10 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     take_rows = index.takes_by_id(take_ids_sel) if selected else {}
     shots = index.shots_of(take_rows)
     voices = voice_names(index, take_rows)
-    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words, whole=w.match < query.min_match)
+    canon = _Canon(q_tokens)
+    canon.learn({t for w in selected for ln in w.lines for t in ln.tokens})
+    hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words, whole=w.match < query.min_match,
+                 canon=canon)
             for w in selected if w.take_id in take_rows]
     for h, w in zip(hits, [w for w in selected if w.take_id in take_rows]):
         _set_speaker(h, w.lines[0], voices)
@@ -313,24 +315,35 @@ def _joined_windows(index: Index, lines: list[LineRow], span: int,
         by_key.setdefault((ln.take_id, ln.idx), ln)
     seen: set[tuple[str, int, int]] = set()
     out: list[_Window] = []
+    get = by_key.get
     for ln in lines:
+        take_id = ln.take_id
         for size in range(2, span + 1):
             for first in range(ln.idx - size + 1, ln.idx + 1):
-                key = (ln.take_id, first, first + size - 1)
+                key = (take_id, first, first + size - 1)
                 if key in seen:
                     continue
                 seen.add(key)
-                members = [by_key.get((ln.take_id, i)) for i in range(first, first + size)]
-                if any(m is None for m in members):
+                if size == 2:
+                    a, b = get((take_id, first)), get((take_id, first + 1))
+                    if a is None or b is None or b.start - a.end > 4.0 or a.speaker != b.speaker:
+                        continue      # not there, too far apart to be one delivery, or two speakers
+                    if voice_locals is not None and ((take_id, a.speaker) not in voice_locals):
+                        continue
+                    out.append(_Window(take_id, [a, b], a.tokens + b.tokens))
+                    continue
+                members = [get((take_id, i)) for i in range(first, first + size)]
+                if None in members:
                     continue
                 if any(b.start - a.end > 4.0 for a, b in zip(members, members[1:])):
                     continue          # not one delivery: too far apart
-                if len({m.speaker for m in members}) > 1:
+                if any(m.speaker != ln.speaker for m in members):
                     continue          # one line is said by one speaker
                 if voice_locals is not None and any((m.take_id, m.speaker) not in voice_locals for m in members):
                     continue
-                out.append(_Window(ln.take_id, members, [t for m in members for t in m.tokens],
-                                   [k for m in members for k in m.keys]))
+                tokens = members[0].tokens + members[1].tokens if size == 2 else \
+                    [t for m in members for t in m.tokens]
+                out.append(_Window(take_id, members, tokens))
     return out
 
 
@@ -366,74 +379,128 @@ def _similarity(q: list[str], vocab: list[str], thresholds: tuple[tuple[int, flo
     return sim
 
 
-def _aligned_coverage(sim_q_vocab: np.ndarray, windows_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted in-order alignment of the query to each window (vectorised weighted LCS).
+class _Lexicon:
+    """One query's word similarities to every distinct delivered token and phonetic key it has met, computed
+    once (rapidfuzz's cdist, one call per batch of new words), and each line's tokens and keys as columns of
+    them, kept in one flat array per kind, so a line that is in several windows is looked up once and a
+    window's columns are gathered by numpy. Column 0 is padding (similarity 0)."""
 
-    ``windows_idx`` is (n_windows, max_len) of vocabulary indexes (-1 = padding). Returns, per window,
-    sum of weight * similarity over the best order-preserving matching, divided by the total weight.
-    """
-    n, m = windows_idx.shape
-    padded = np.concatenate([sim_q_vocab, np.zeros((sim_q_vocab.shape[0], 1))], axis=1)
-    cols = np.where(windows_idx < 0, padded.shape[1] - 1, windows_idx)
-    dp = np.zeros((n, m + 1))
-    for i in range(sim_q_vocab.shape[0]):
-        s = padded[i][cols] * weights[i]                      # (n, m)
-        cand = np.maximum(dp[:, 1:], dp[:, :-1] + s)          # match token i at position j, or not
-        new = np.empty_like(dp)
-        new[:, 0] = dp[:, 0]
-        new[:, 1:] = cand
-        dp = np.maximum.accumulate(new, axis=1)
-    return dp[:, -1] / max(weights.sum(), 1e-9)
+    def __init__(self, q_tokens: list[str], q_phon: list[str], weights: np.ndarray):
+        self.q = (q_tokens, q_phon)
+        self.thresholds = (WORD_MATCH, KEY_MATCH)
+        self.weights = weights
+        self.cols: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        self.sim = [np.zeros((len(q_tokens), 1)), np.zeros((len(q_phon), 1))]
+        self.flat = [np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)]
+        self.where: dict[int, tuple[int, int, int, int]] = {}      # line rowid -> offset, length per kind
+
+    def add(self, lines) -> None:
+        new = list({ln.id: ln for ln in lines if ln.id not in self.where}.values())
+        if not new:
+            return
+        words = ([ln.tokens for ln in new], [ln.keys for ln in new])
+        for kind in (0, 1):
+            cols = self.cols[kind]
+            vocab = list({t for ws in words[kind] for t in ws}.difference(cols))   # column order is immaterial
+            if vocab:
+                base = len(cols) + 1
+                cols.update(zip(vocab, range(base, base + len(vocab))))
+                self.sim[kind] = np.concatenate(
+                    [self.sim[kind], _similarity(self.q[kind], vocab, self.thresholds[kind])], axis=1)
+        tcols, kcols = self.cols
+        t0, k0 = len(self.flat[0]), len(self.flat[1])
+        tflat = [tcols[t] for ws in words[0] for t in ws]
+        kflat = [kcols[k] for ks in words[1] for k in ks]
+        for ln, ws, ks in zip(new, words[0], words[1]):
+            self.where[ln.id] = (t0, len(ws), k0, len(ks))
+            t0 += len(ws)
+            k0 += len(ks)
+        self.flat = [np.concatenate([self.flat[0], np.asarray(tflat, dtype=np.intp)]),
+                     np.concatenate([self.flat[1], np.asarray(kflat, dtype=np.intp)])]
+
+    def matrix(self, windows: list[_Window], kind: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n_windows, longest) columns of each window's words (0 = padding), and each window's length."""
+        where = self.where
+        segs = [(k, *where[ln.id][2 * kind: 2 * kind + 2]) for k, w in enumerate(windows) for ln in w.lines]
+        seg = np.asarray(segs, dtype=np.intp).reshape(-1, 3)
+        win, off, n = seg[:, 0], seg[:, 1], seg[:, 2]
+        lens = np.bincount(win, weights=n, minlength=len(windows)).astype(np.intp)
+        # each segment's first place in its window: words of the window's earlier lines
+        seg_end = np.cumsum(n)
+        win_first_seg = np.searchsorted(win, np.arange(len(windows)))
+        before = seg_end - n - (seg_end - n)[win_first_seg][win]
+        total = int(seg_end[-1]) if len(seg) else 0
+        which = np.repeat(np.arange(len(seg)), n)
+        rank = np.arange(total) - np.repeat(seg_end - n, n)
+        mat = np.zeros((len(windows), max(int(lens.max(initial=0)), 1)), dtype=np.intp)
+        mat[win[which], before[which] + rank] = self.flat[kind][off[which] + rank]
+        return mat, lens
 
 
-def _lexical(windows: list[_Window], q_tokens: list[str], q_phon: list[str], weights: np.ndarray) -> None:
+def _coverage(sim: np.ndarray, cols: np.ndarray, lens: np.ndarray, weights: np.ndarray,
+              bag: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Weighted in-order alignment of the query to each window (vectorised weighted LCS), and with ``bag``
+    the weighted share of the query's words found in each window in any order.
+
+    ``sim`` is (query words, vocabulary) with column 0 all zero; ``cols`` is (n_windows, max_len) of its
+    columns (0 = padding), ``lens`` each window's length. The alignment is, per window, sum of weight *
+    similarity over the best order-preserving matching, divided by the total weight. Windows are scored in
+    batches of similar length (padding adds nothing to a window's score, only work)."""
+    total = max(weights.sum(), 1e-9)
+    out = np.empty(len(cols))
+    out_bag = np.empty(len(cols)) if bag else None
+    order = np.argsort(lens, kind="stable")
+    for batch in np.array_split(order, max(1, len(order) // 64)):
+        m = max(int(lens[batch].max(initial=0)), 1)
+        c = cols[batch, :m]
+        g = sim[:, c]                                           # (query words, n, m)
+        if bag:
+            out_bag[batch] = (weights[:, None] * g.max(axis=2)).sum(axis=0) / total
+        dp = np.zeros((len(batch), m + 1))
+        for i in range(sim.shape[0]):
+            s = g[i] * weights[i]
+            new = np.empty_like(dp)
+            new[:, 0] = dp[:, 0]
+            np.maximum(dp[:, 1:], dp[:, :-1] + s, out=new[:, 1:])   # match word i at position j, or not
+            dp = np.maximum.accumulate(new, axis=1)
+        out[batch] = dp[:, -1]
+    return out / total, out_bag
+
+
+def _lexical(windows: list[_Window], lexicon: _Lexicon) -> None:
     """Fuzzy and phonetic in-order coverage of the query by each window; sets ``match``."""
     if not windows:
         return
-    vocab = sorted({t for w in windows for t in w.tokens})
-    pvocab = sorted({t for w in windows for t in w.phon})
-    vpos = {t: i for i, t in enumerate(vocab)}
-    ppos = {t: i for i, t in enumerate(pvocab)}
-    max_len = max((len(w.tokens) for w in windows), default=0) or 1
-    widx = np.full((len(windows), max_len), -1, dtype=np.int64)
-    pidx = np.full((len(windows), max_len), -1, dtype=np.int64)
-    for k, w in enumerate(windows):
-        widx[k, : len(w.tokens)] = [vpos[t] for t in w.tokens]
-        pidx[k, : len(w.phon)] = [ppos[t] for t in w.phon[:max_len]]
-    sim = _similarity(q_tokens, vocab, WORD_MATCH)
-    fuzzy = _aligned_coverage(sim, widx, weights)
-    bag = _bag_coverage(sim, widx, weights)
-    phon = _aligned_coverage(_similarity(q_phon, pvocab, KEY_MATCH), pidx, weights)
+    lexicon.add(ln for w in windows for ln in w.lines)
+    weights = lexicon.weights
+    fuzzy, bag = _coverage(lexicon.sim[0], *lexicon.matrix(windows, 0), weights, bag=True)
+    phon, _ = _coverage(lexicon.sim[1], *lexicon.matrix(windows, 1), weights)
     for k, w in enumerate(windows):
         extra = 0.01 * (len(w.lines) - 1)     # a joined window must add something to beat a single line
-        w.scores = {"fuzzy": float(fuzzy[k]) - extra, "phonetic": float(phon[k]) - extra}
+        f, p = float(fuzzy[k]), float(phon[k])
+        w.scores = {"fuzzy": f - extra, "phonetic": p - extra}
         # What share of the line was delivered: the better of spelling and sound, order kept.
-        w.match = max(float(fuzzy[k]), 0.95 * float(phon[k]))
+        w.match = max(f, 0.95 * p)
         w.bag = float(bag[k])
-
-
-def _bag_coverage(sim_q_vocab: np.ndarray, windows_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted share of the query's words found in each window in any order."""
-    padded = np.concatenate([sim_q_vocab, np.zeros((sim_q_vocab.shape[0], 1))], axis=1)
-    cols = np.where(windows_idx < 0, padded.shape[1] - 1, windows_idx)
-    best = padded[:, cols].max(axis=2) if cols.shape[1] else np.zeros((padded.shape[0], cols.shape[0]))
-    return (weights[:, None] * best).sum(axis=0) / max(weights.sum(), 1e-9)
 
 
 def _other_scores(windows: list[_Window], q_tokens: list[str], q_vec: np.ndarray | None) -> None:
     """Exact phrase and semantic rankers."""
     from rapidfuzz.fuzz import partial_ratio
+    from rapidfuzz.process import cdist
 
     q_phrase = " ".join(q_tokens)
     sem = _semantic_scores(windows, q_vec) if q_vec is not None and windows else None
+    texts = [" ".join(w.tokens) for w in windows]
+    partial = cdist([q_phrase], texts, scorer=partial_ratio, dtype=np.float64)[0] if texts else []
+    padded = f" {q_phrase} "
     for k, w in enumerate(windows):
         extra = 0.01 * (len(w.lines) - 1)
-        norm_text = " ".join(w.tokens)
-        if f" {q_phrase} " in f" {norm_text} ":
+        if padded in f" {texts[k]} ":
             exact = 1.0
             w.match = max(w.match, 1.0)
         else:
-            exact = 0.99 * partial_ratio(q_phrase, norm_text) / 100.0
+            exact = 0.99 * float(partial[k]) / 100.0
         w.scores["exact"] = exact - extra
         if sem is not None:
             w.scores["semantic"] = float(sem[k]) - extra
@@ -454,11 +521,19 @@ def _semantic_scores(windows: list[_Window], q_vec: np.ndarray) -> np.ndarray:
             texts.setdefault(ln.text, len(texts))
     raw = embed.embed_raw(list(texts))
     pooled = np.empty((len(windows), raw.shape[1]), dtype=np.float32)
+    by_size: dict[int, list[int]] = {}
     for k, w in enumerate(windows):
-        if len(w.lines) == 1:
-            pooled[k] = raw[texts[w.lines[0].text]]
-        else:
-            pooled[k] = sum(raw[texts[ln.text]] * max(1, len(ln.tokens)) for ln in w.lines)
+        by_size.setdefault(len(w.lines), []).append(k)
+    for size, ks in by_size.items():            # windows of one size at once, lines added in order
+        rows = np.asarray([[texts[ln.text] for ln in windows[k].lines] for k in ks], dtype=np.intp)
+        if size == 1:
+            pooled[ks] = raw[rows[:, 0]]
+            continue
+        n = np.asarray([[max(1, len(ln.tokens)) for ln in windows[k].lines] for k in ks], dtype=np.float32)
+        acc = raw[rows[:, 0]] * n[:, :1]
+        for j in range(1, size):
+            acc = acc + raw[rows[:, j]] * n[:, j:j + 1]
+        pooled[ks] = acc
     norms = np.linalg.norm(pooled, axis=1)
     dots = pooled @ np.asarray(q_vec, dtype=np.float32)
     return np.where(norms > 0, dots / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
@@ -510,11 +585,11 @@ def _select(windows: list[_Window], min_match: float, q_len: int) -> list[_Windo
 # -------------------------------------------------------------------- hits
 
 def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str, int]], q_words: list[str],
-         whole: bool = False) -> Hit:
+         whole: bool = False, canon: _Canon | None = None) -> Hit:
     """The hit of a window: the delivered span (``whole``: every word, for a paraphrase) and its diff."""
     words = [wd for ln in w.lines for wd in ln.words]
     d_norm = normalize_words([wd.text for wd in words])
-    first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words], whole)
+    first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words], whole, canon)
     start = words[first_word].start if words else w.lines[0].start
     end = words[last_word].end if words else w.lines[-1].end
     # The utterance's refined edges are more exact than Whisper's word edges: use them when the match
@@ -545,15 +620,44 @@ def _channel(words) -> int | None:
     return None if c is None else c + 1
 
 
+class _Canon:
+    """Which query token a delivered token stands for in the diff's alignment (recogniser spellings,
+    plurals): the first of the query's tokens of more than two letters with a ratio of at least 80, for
+    delivered tokens of more than two letters that are not themselves in the query. Learnt for many tokens
+    at once (one cdist call for all of a search's hits)."""
+
+    def __init__(self, q: list[str]):
+        self.q = q
+        self.q_set = set(q)
+        self.map: dict[str, str | None] = {}
+
+    def learn(self, tokens) -> None:
+        from rapidfuzz.fuzz import ratio
+        from rapidfuzz.process import cdist
+
+        new = [t for t in tokens if t not in self.map]
+        ask = [t for t in new if len(t) > 2 and t not in self.q_set]
+        self.map.update(dict.fromkeys(new))
+        if not ask:
+            return
+        scores = cdist(ask, self.q, scorer=ratio, score_cutoff=80, dtype=np.float64)
+        best = scores.argmax(axis=1)          # the first best, as extractOne
+        for t, j, row in zip(ask, best, scores):
+            if row[j] >= 80 and len(self.q[j]) > 2:
+                self.map[t] = self.q[j]
+
+    def __call__(self, tokens: list[str]) -> list[str]:
+        self.learn(set(tokens))
+        return [self.map[t] or t for t in tokens]
+
+
 def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple[str, int]],
-           d_words: list[str], whole: bool = False) -> tuple[int, int, str]:
+           d_words: list[str], whole: bool = False, canon: _Canon | None = None) -> tuple[int, int, str]:
     """Align query and delivered tokens; return the delivered word span and its word diff
     (:mod:`indexer.wdiff`), built from the words of that span only, so the diff's said words are the
     hit's text. ``whole``: the span is every word (a paraphrase is the whole window said otherwise).
     """
     from rapidfuzz.distance import Levenshtein
-    from rapidfuzz.fuzz import ratio
-    from rapidfuzz.process import extractOne
 
     from .wdiff import render
 
@@ -563,15 +667,7 @@ def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple
         return 0, 0, ""
     # Fuzzy-equal tokens count as equal for the alignment (recogniser spellings, plurals), but a
     # delivered word that is itself in the line keeps its own identity.
-    q_set = set(q)
-    canon = {}
-    for t in set(d) - q_set:
-        if len(t) <= 2:
-            continue
-        best = extractOne(t, q, scorer=ratio, score_cutoff=80)
-        if best is not None and len(best[0]) > 2:
-            canon[t] = best[0]
-    d_c = [canon.get(t, t) for t in d]
+    d_c = (canon or _Canon(q))(d)
     if whole:
         first_word, last_word = 0, len(d_words) - 1
     else:

@@ -183,6 +183,8 @@ def serve_processes(index: Path, workers: int):
         raise SystemExit("dailies serve did not start")
 
     class Stop:
+        pid = proc.pid
+
         @property
         def should_exit(self):
             return proc.poll() is not None
@@ -208,6 +210,34 @@ def serve(index: Path):
     while not server.started:
         time.sleep(0.05)
     return server, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def tree_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) used so far by a process and all its descendants (Linux /proc): what the
+    server spent, whatever else runs on the machine (wall-clock latencies on a shared machine are not)."""
+    import os
+
+    if pid is None or not os.path.isdir("/proc"):
+        return None
+    stats = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(d)] = (int(fields[1]), int(fields[11]) + int(fields[12]))     # ppid, utime + stime
+    tree, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        tree.add(p)
+        todo.extend(c for c, (pp, _) in stats.items() if pp == p and c not in tree)
+    return sum(stats[p][1] for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_note(before: float | None, after: float | None, n: int) -> str:
+    return "" if before is None or after is None else f"; server CPU {1000 * (after - before) / n:.0f} ms per query"
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -341,10 +371,12 @@ def main() -> int:
     server, base = serve_processes(index, args.workers) if args.workers else serve(index)
     if args.workers:
         print(f"served by `dailies serve --workers {args.workers}` in its own processes")
+    pid = getattr(server, "pid", None)                     # CPU is counted for `dailies serve --workers N` only
     with httpx.Client(base_url=base, timeout=60) as c:
         t = time.perf_counter()
         c.get("/api/search/line", params={"q": "warm up the caches and the embedding"}).raise_for_status()
         print(f"first query (cold: loads the text embedding): {(time.perf_counter() - t) * 1000:.0f} ms")
+        cpu0 = tree_cpu(pid)
         ms, hits = [], 0
         for q in queries:
             t = time.perf_counter()
@@ -352,7 +384,9 @@ def main() -> int:
             ms.append((time.perf_counter() - t) * 1000)
             r.raise_for_status()
             hits += bool(r.json())
-    print(f"search API, one client, warm: {summary(ms)}; queries with hits {hits}/{len(queries)} (goal p95 < 100 ms)")
+    warm_cpu = cpu_note(cpu0, tree_cpu(pid), len(queries))
+    print(f"search API, one client, warm: {summary(ms)}; queries with hits {hits}/{len(queries)} (goal p95 < 100 ms)"
+          f"{warm_cpu}")
 
     writer = subprocess.Popen([sys.executable, __file__, "--write-takes", "40", "--index", str(index)])
     lat: list[float] = []
@@ -374,6 +408,7 @@ def main() -> int:
                     if err:
                         errors.append(err)
 
+    cpu0 = tree_cpu(pid)
     t0 = time.time()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
     for th in threads:
@@ -381,10 +416,12 @@ def main() -> int:
     for th in threads:
         th.join()
     wall = time.time() - t0
+    busy_cpu = cpu_note(cpu0, tree_cpu(pid), len(lat))
     writing = writer.poll() is None
     writer.wait()
     print(f"search API, {args.clients} clients while `index` writes (writer still running at the end: {writing}): "
-          f"{summary(lat)}, {len(errors)} errors, {len(lat) / wall:.1f} queries/s (goal p95 < 300 ms, no error)")
+          f"{summary(lat)}, {len(errors)} errors, {len(lat) / wall:.1f} queries/s (goal p95 < 300 ms, no error)"
+          f"{busy_cpu}")
     for e in errors[:5]:
         print("  error:", e)
     server.should_exit = True

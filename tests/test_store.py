@@ -227,3 +227,30 @@ def test_readers_of_a_new_index_find_its_vector_store_made(tmp_path):
     finally:
         writer.close()
     assert all(rc == 0 and out.strip() == "0" for out, err, rc in outs), [err for _, err, _ in outs]
+
+
+def test_word_counts_are_kept_between_searches_and_follow_the_writer(tmp_path):
+    """Line search weighs query words by how many lines hold them; the reader keeps those counts between
+    searches (counting "you" walks 40k postings) but sees a writer's new lines at once (issue 15)."""
+    from fractions import Fraction
+
+    from indexer import embed
+    from indexer.records import Line, MediaInfo, Shot, Word
+
+    path = _release_copy(tmp_path)
+    with Index.open(path) as reader:
+        before, total = reader.doc_freq(["comet", "zebra"])
+        assert before["comet"] > 0 and "zebra" not in before
+        assert reader.doc_freq(["comet", "zebra"]) == (before, total)            # from the kept counts
+        text = "The zebra saw the comet."
+        words = [Word(0.3 * i, 0.3 * i + 0.25, w, 0.9) for i, w in enumerate(text.split())]
+        info = MediaInfo(path="/synthetic/zebra.mov", name="99_T1_CamA", size=0, mtime_ns=0, container="mov,mp4",
+                         duration=2.0, rate=Fraction(24), start_tc="01:00:00:00", tc_source="none",
+                         drop_frame=False, has_video=True, frames=48, width=320, height=180, video_codec="h264",
+                         scene="99", take="1", camera="A")
+        with Index.open_writer(path) as writer:
+            writer.upsert_take("zebra0001", "zebra0001", info, status="pending")
+            writer.commit_take("zebra0001", info, [Shot(0, 0, 47)], [Line(0, 0.0, 1.5, words, shots=[0])],
+                               embed.embed([text]), models={"synthetic": True}, seconds=0.0)
+        after, total_after = reader.doc_freq(["comet", "zebra"])
+        assert after == {"comet": before["comet"] + 1, "zebra": 1} and total_after == total + 1
