@@ -120,16 +120,17 @@ def test_cluster_run_equals_local_run_vectors_in_chroma_server(ray_cluster, chro
 
 
 class _KillOnce(NullReporter):
-    """Kills the first worker's process (SIGKILL) one second after the first take went out to it: mid-take
-    (decoding and transcribing a take of the shoot takes longer than that)."""
+    """Kills a worker's process (SIGKILL; by default the first Ray worker's) one second after the first take
+    went out: mid-take (decoding and transcribing a take of the shoot takes longer than that)."""
 
-    def __init__(self):
+    def __init__(self, pid_of=lambda pool: pool.info[0]["pid"]):
         self.pool = None
+        self.pid_of = pid_of
         self.killed: int | None = None
 
     def submitted(self, path: str, media_seconds: float) -> None:
         if self.killed is None and self.pool is not None:
-            pid = self.pool.info[0]["pid"]
+            pid = self.pid_of(self.pool)
             self.killed = pid
 
             def kill():
@@ -232,31 +233,13 @@ def test_jobs_run_equals_local_run(shoot_index, tmp_path):
     assert ours["searches"] == theirs["searches"] and all(ours["searches"].values())
 
 
-class _KillLocal(NullReporter):
-    """Kills one worker process (SIGKILL) one second after the first take went out."""
-
-    def __init__(self):
-        self.pool = None
-        self.killed: int | None = None
-
-    def submitted(self, path: str, media_seconds: float) -> None:
-        if self.killed is None and self.pool is not None:
-            pid = self.pool.pids()[0]
-            self.killed = pid
-
-            def kill():
-                time.sleep(1)
-                os.kill(pid, signal.SIGKILL)
-            threading.Thread(target=kill, daemon=True).start()
-
-
 @pytest.mark.slow
 def test_jobs_worker_killed_mid_take_every_take_indexed_once(tmp_path):
     from indexer.cluster import ProcessPool
 
     files = [FIXTURES / "shoot" / n for n in ("12A_T1_CamA.mov", "12A_T4_CamC_MOS.mov", "12A_WT1.wav")]
     settings = IndexSettings(speakers=False, visual=False)
-    reporter = _KillLocal()
+    reporter = _KillOnce(lambda pool: pool.pids()[0])
     with Index.open_writer(tmp_path / "index") as idx:
         indexer = Indexer(idx, settings, reporter)
         indexer.check_models()
