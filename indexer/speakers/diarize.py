@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import UsageError
 from ..models.diarization import DiarizationModels
 from . import channels as _channels
-from .load import DEFAULT_PARAMS, EMBED_MIN_SECONDS, EMBEDDING_MODES, EMBEDDINGS, SEGMENTATION_STEP, load as _load
+from .load import DEFAULT_PARAMS, EMBED_MIN_SECONDS, EMBEDDING_MODES, EMBEDDINGS, load as _load, segmentation_step_for
 from .records import SAMPLE_RATE, Diarization, LocalSpeaker
 from .refine import REFINE, refine, resegment, speech_windows
 
@@ -55,7 +55,7 @@ class Diarizer:
     """Diarizes takes; the models are loaded on first use and kept for the run."""
 
     def __init__(self, models: DiarizationModels, *, params: dict | None = None, threads: int | None = None,
-                 channels: str = "mix", segmentation_step: float = SEGMENTATION_STEP, refine: bool = True,
+                 channels: str = "mix", segmentation_step: float | None = None, refine: bool = True,
                  device: str | None = "cpu", embeddings: str = EMBEDDINGS):
         self.models = models
         if embeddings not in EMBEDDING_MODES:
@@ -67,7 +67,7 @@ class Diarizer:
         self.threads = threads
         self.channels = _channels.parse_channels(channels)
         self.channels_spec = channels or "mix"
-        self.segmentation_step = segmentation_step
+        self.segmentation_step = segmentation_step or segmentation_step_for(embeddings)
         self._pipeline = None
         self.last_timings: dict[str, float] = {}    # seconds per step of the last call (the bench's profile)
 
