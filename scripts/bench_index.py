@@ -11,7 +11,8 @@ Prints, for the same set of files (default: the fixture shoot + real media from 
     index / faster-whisper alone (goal <= 1.3 on 2 CPU cores);
   * `dailies index` with speakers (and the picture step when CLIP weights are present, or
     --clip-checkpoint), its ratio to faster-whisper alone, and the time of each step summed over the
-    takes from the catalog (diarization / speech is the speakers issue's figure);
+    takes from the catalog (diarization / speech is the speakers issue's figure), and the speaker
+    step's real-time factor (its seconds summed over the takes / seconds of sound, same run);
   * real-time factors and peak RSS of each run;
   * the profile of each run: the takes' steps summed (decode with shots, speech, speakers and its
     parts: segmentation, counting, embeddings, clustering, refine, resegment, windows; lines, store),
@@ -178,6 +179,10 @@ def main() -> int:
               f"wall, RTF {full['wall'] / audio_s:.3f}, peak RSS {full['rss'] / 2**20:6.0f} MiB")
         print(f"  ratio index / faster-whisper alone = {full['wall'] / fw['wall']:.2f}")
         print(profile(full, steps))
+        if steps.get("speakers"):
+            rtf = steps["speakers"] / audio_s
+            print(f"  speaker step: {steps['speakers']:.1f} s for {audio_s:.1f} s of sound, RTF {rtf:.3f} "
+                  f"({1 / rtf:.1f}x real time; goal >= 40x on 2 CPU cores; model load apart)")
         if steps.get("speech"):
             print(f"  diarization / speech = {steps.get('speakers', 0) / steps['speech']:.2f}"
                   + (f", picture / speech = {steps['picture'] / steps['speech']:.2f}" if "picture" in steps else ""))

@@ -108,3 +108,32 @@ def test_corrupt_weights_are_refused(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="corrupt"):
         CamppEmbedder(bad)
+
+
+@needs_weights
+@needs_sample
+def test_pooled_frame_features_are_the_network_split_at_its_pooling(embedder):
+    """The fast embeddings (indexer.speakers.load.pooled_embeddings) run CAM++'s trunk once per file and
+    pool per mask: over a whole utterance of one block that is exactly the network; over a long file
+    (several blocks) the frames keep the file's 20 ms grid, and a masked stretch's pooled embedding is
+    close to the network's on that stretch alone (the trunk sees a little context across its edges)."""
+    import torch
+
+    from indexer.media import load_audio
+    from indexer.speakers.load import POOLED_BLOCK, frame_features
+
+    audio = load_audio(str(SAMPLE))
+    part = audio[3 * 16000: 12 * 16000]
+    y = frame_features(embedder, part)
+    with torch.inference_mode():
+        pooled = embedder.model.xvector.dense(torch.cat([y.mean(1), y.std(1)])[None])[0].numpy()
+    assert _cos(pooled, embedder.embed(part)) > 0.9999
+    twice = np.concatenate([audio, audio])                      # 60 s: two blocks
+    assert len(twice) / 16000 > POOLED_BLOCK / 100
+    whole = frame_features(embedder, twice)
+    assert abs(whole.shape[1] - len(twice) / 320) <= 2          # 20 ms per frame
+    a, b = 33 * 50, 42 * 50                                     # the same 9 s, in the second block
+    w = whole[:, a:b]
+    with torch.inference_mode():
+        inside = embedder.model.xvector.dense(torch.cat([w.mean(1), w.std(1)])[None])[0].numpy()
+    assert _cos(inside, embedder.embed(part)) > 0.9

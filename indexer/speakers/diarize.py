@@ -6,6 +6,12 @@ the result (:mod:`indexer.speakers.refine`) and finds which channel each speaker
 The default models are pyannote segmentation-3.0 (local speaker activity in 10 s windows, up to 3
 speakers each, overlap included) and CAM++ (``indexer.speakers.campplus``) as the speaker-embedding model of
 ``pyannote.audio``'s ``SpeakerDiarization`` pipeline (agglomerative clustering on cosine distance).
+CAM++ runs once per file (its trunk, up to statistics pooling: :func:`indexer.speakers.load.frame_features`);
+pyannote's embedding of each (chunk, local speaker)
+is that file's frame statistics pooled over its frames (``embeddings="pooled"``), instead of a CAM++
+pass on every chunk's masked speech (some ten per second of speech at pyannote's 1 s step: ``"chunks"``);
+with ``"pooled-all"`` the refinement's segment and window embeddings are pooled from them too.
+
 The audio arrives in memory (16 kHz mono float32, decoded once per file by the pipeline and shared
 with speech recognition) and goes to pyannote as ``{"waveform", "sample_rate"}``.
 
@@ -37,7 +43,7 @@ import numpy as np
 from ..errors import UsageError
 from ..models.diarization import DiarizationModels
 from . import channels as _channels
-from .load import DEFAULT_PARAMS, EMBED_MIN_SECONDS, SEGMENTATION_STEP, load as _load
+from .load import DEFAULT_PARAMS, EMBED_MIN_SECONDS, EMBEDDING_MODES, EMBEDDINGS, load as _load, segmentation_step_for
 from .records import SAMPLE_RATE, Diarization, LocalSpeaker
 from .refine import REFINE, refine, resegment, speech_windows
 
@@ -49,16 +55,19 @@ class Diarizer:
     """Diarizes takes; the models are loaded on first use and kept for the run."""
 
     def __init__(self, models: DiarizationModels, *, params: dict | None = None, threads: int | None = None,
-                 channels: str = "mix", segmentation_step: float = SEGMENTATION_STEP, refine: bool = True,
-                 device: str | None = "cpu"):
+                 channels: str = "mix", segmentation_step: float | None = None, refine: bool = True,
+                 device: str | None = "cpu", embeddings: str = EMBEDDINGS):
         self.models = models
+        if embeddings not in EMBEDDING_MODES:
+            raise UsageError(f"speaker embeddings {embeddings!r}: choose one of {', '.join(EMBEDDING_MODES)}.")
+        self.embeddings = embeddings        # see indexer.speakers.load.EMBEDDINGS
         self.device = device or "cpu"           # cpu | cuda | auto (resolved when the models load)
         self.refine = refine
         self.params = params or DEFAULT_PARAMS
         self.threads = threads
         self.channels = _channels.parse_channels(channels)
         self.channels_spec = channels or "mix"
-        self.segmentation_step = segmentation_step
+        self.segmentation_step = segmentation_step or segmentation_step_for(embeddings)
         self._pipeline = None
         self.last_timings: dict[str, float] = {}    # seconds per step of the last call (the bench's profile)
 
@@ -66,7 +75,8 @@ class Diarizer:
     def pipeline(self):
         if self._pipeline is None:
             self._pipeline, self.device = _load(self.models, device=self.device, params=self.params,
-                                                threads=self.threads, segmentation_step=self.segmentation_step)
+                                                threads=self.threads, segmentation_step=self.segmentation_step,
+                                                embeddings=self.embeddings)
         return self._pipeline
 
     @property
@@ -82,6 +92,7 @@ class Diarizer:
         return {**self.models.describe(), "pyannote.audio": version("pyannote.audio"),
                 "params": self.params if self.models.kind == "default" else None,
                 "segmentation_step": self.segmentation_step, "channels": self.channels_spec,
+                "embeddings": self.embeddings if self.models.kind == "default" else None,
                 "embed_min_seconds": EMBED_MIN_SECONDS,
                 "refine": REFINE if self.refine and self.models.kind == "default" else None}
 
@@ -142,6 +153,7 @@ class Diarizer:
         diar = Diarization(turns, exclusive, speakers, duration)
         embedder = getattr(getattr(self.pipeline, "_embedding", None), "embedder", None)
         if embedder is not None and self.refine:
+            embedder = self._span_embedder(embedder, audio)
             diar = refine(diar, audio, embedder)
             clock.reached("refine")
             cache: dict = {}
@@ -160,11 +172,25 @@ class Diarizer:
                 # voices together): each iso's owner is a voice (indexer.tracks)
                 from ..tracks import iso_diarization
 
-                diar = iso_diarization(chan, picked, duration, embedder)
+                diar = iso_diarization(chan, picked, duration, getattr(embedder, "embedder", embedder))
                 diar.channel_levels = _channels.channel_levels(chan)
             clock.reached("channels")
         self.last_timings = clock.seconds
         return diar
+
+    def _span_embedder(self, embedder, audio: np.ndarray):
+        """What the refinement embeds its segments and windows with: with ``pooled-all`` embeddings, the
+        file's CAM++ frame features (computed once, by pyannote's embedding step) pooled per stretch
+        (:class:`indexer.speakers.load.PooledSpans`); else CAM++ run on each stretch."""
+        if self.embeddings != "pooled-all":
+            return embedder
+        from .load import PooledSpans, frame_features
+
+        frames = getattr(self.pipeline, "last_frames", None)
+        self.pipeline.last_frames = None
+        if frames is None or abs(frames.shape[1] - len(audio) / 320) > 2:
+            frames = frame_features(embedder, audio)
+        return PooledSpans(embedder, frames)
 
     def load(self) -> float:
         """Load the models now (they load on first use otherwise); the seconds it took, 0 when loaded."""

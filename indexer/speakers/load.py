@@ -8,12 +8,15 @@ torch and pyannote are imported inside functions only.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
 from ..models.diarization import DiarizationModels
 from .records import SAMPLE_RATE
+
+EMBED_DIM = 192
 
 # Hyper-parameters of the default pipeline: pyannote 3.1's published values, with the clustering
 # threshold (cosine distance between CAM++ centroids) checked on the AMI debug *train* files only
@@ -24,6 +27,30 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.70},
 }
 SEGMENTATION_STEP = 0.1          # of the 10 s window: a new window every second (pyannote's default)
+# With pooled embeddings, a new window every 2.5 s. Chosen on the AMI debug *train* files and the fixture
+# shoot only (1 thread): pooled everywhere ("pooled-all"), step 0.1 / 0.25 / 0.5 gave train DER 26.1 /
+# 25.2 / 26.3 %, train identity (train files alone) 95.9 / 96.3 / 96.4 %, fixture DER 6.7 / 6.4 / 6.0 %;
+# pooled chunk embeddings only ("pooled"), 0.1 / 0.25: train DER 26.3 / 25.6 %, fixture 9.9 / 9.6 %
+# (pyannote's CAM++-per-chunk embeddings at 0.1: train 26.0-26.4 %, fixture 9.9 %, identity 95.8 %).
+# 0.25 has the best train DER; segmentation costs 2.5x less than at 0.1.
+POOLED_SEGMENTATION_STEP = 0.25
+
+
+def segmentation_step_for(embeddings: str) -> float:
+    """The segmentation step that goes with an embedding mode (see ``EMBEDDINGS``)."""
+    return SEGMENTATION_STEP if embeddings == "chunks" else POOLED_SEGMENTATION_STEP
+# pyannote's (chunk, local speaker) embeddings: "chunks" (CAM++ run on every chunk's masked speech, pyannote's
+# way; the default), "pooled" (CAM++'s trunk once per file, its statistics pooled per mask:
+# pooled_embeddings) or "pooled-all" (the refinement's segments and windows pooled from the same frames
+# too: PooledSpans; the fastest). Chosen by DAILIES_SPEAKER_EMBEDDINGS. The pooled modes are not the
+# default: on the held-out files (scripts/eval_diarization.py) they lose accuracy; sample.wav DER 5.21 ->
+# 5.53 %, AMI dev+test 47.5 -> 52.1 % ("pooled") and 49.8 % ("pooled-all"); cross-take identity on the
+# 13 AMI files 94.8 -> 92.3 % and 91.8 %; the fixture shoot 9.9 -> 9.6 % and its identity 99.7 -> 100 %.
+# The speaker step ran some 2x ("pooled") and 6x ("pooled-all") faster in the same evaluation.
+# "pooled" at pyannote's 1 s step (chosen after seeing those held-out figures): sample 5.21 %, AMI
+# dev+test 46.4 %, fixture 9.9 %, but identity on the 13 AMI files 94.1 % (>= 3 s: 95.6 against 96.3 %).
+EMBEDDING_MODES = ("chunks", "pooled", "pooled-all")
+EMBEDDINGS = os.environ.get("DAILIES_SPEAKER_EMBEDDINGS") or "chunks"
 EMBED_MIN_SECONDS = 0.25         # shorter masked speech gives no embedding (NaN, ignored by clustering)
 EMBED_BUCKET = 50                # fbank frames: speech is cropped to a multiple (<= 0.49 s lost), so
                                  # that lengths repeat: batches form and fewer kernel shapes are built
@@ -83,6 +110,135 @@ class CamppPyannoteEmbedding:
         return self.embedder.embed_features(out_feats)
 
 
+# ------------------------------------------------------------------------------------------------
+# CAM++ once per file, pooled per (chunk, local speaker): the fast embeddings
+# ------------------------------------------------------------------------------------------------
+
+POOLED_BLOCK = 3000              # fbank frames (30 s) per pass of the CAM++ trunk: memory stays bounded
+POOLED_MARGIN = 100              # fbank frames of context on each side of a block, dropped afterwards
+
+
+def frame_features(embedder, audio) -> "Any":
+    """CAM++ frame features of a whole 16 kHz waveform: the trunk's output before statistics pooling,
+    (channels, frames) at 20 ms per frame (the trunk's first layer has stride 2), computed once per
+    file in blocks of ``POOLED_BLOCK`` fbank frames with ``POOLED_MARGIN`` frames of context each side.
+    fbank is mean-normalised over the whole file."""
+    import torch
+
+    from .campplus import fbank
+
+    feats = fbank(audio)                                   # (T, 80), file-level mean normalisation
+    model = embedder.model
+    trunk = model.xvector[:-2]                             # up to out_nonlinear (no stats, no dense)
+    total = feats.shape[0]
+    parts = []
+    with torch.inference_mode():
+        for a in range(0, total, POOLED_BLOCK):
+            b = min(total, a + POOLED_BLOCK)
+            lo, hi = max(0, a - POOLED_MARGIN), min(total, b + POOLED_MARGIN)
+            lo -= lo % 2                                   # keep the stride-2 grid aligned with the file's
+            x = feats[lo:hi][None].to(embedder.device)
+            y = trunk(model.head(x.transpose(1, 2)))[0]    # (C, ceil((hi - lo) / 2))
+            first = (a - lo + 1) // 2
+            parts.append(y[:, first: first + (b - a + 1) // 2].float().cpu())
+    return torch.cat(parts, dim=1)
+
+
+class PooledSpans:
+    """CAM++ embeddings of stretches of one file pooled from its frame features (:func:`frame_features`,
+    computed once): what the refinement (:mod:`indexer.speakers.refine`) embeds its segments and
+    windows with when the diarizer's embeddings are ``pooled-all``, instead of running CAM++ on each."""
+
+    def __init__(self, embedder, frames):
+        self.embedder = embedder
+        self.frames = frames                               # (C, F) torch tensor, 20 ms per frame
+
+    def embed_spans(self, spans) -> "Any":
+        """Embeddings (N, 192) of ``spans`` ((start, end) in seconds); NaN rows for stretches under
+        two frames."""
+        import numpy as np
+        import torch
+
+        y = self.frames
+        n_frames = y.shape[1]
+        out = np.full((len(spans), EMBED_DIM), np.nan, dtype=np.float32)
+        stats, rows = [], []
+        for i, (a, b) in enumerate(spans):
+            lo = min(n_frames, max(0, int(round(a / 0.02))))
+            hi = min(n_frames, max(lo, int(round(b / 0.02))))
+            if hi - lo < 2:
+                continue
+            part = y[:, lo:hi]
+            mean, var = part.mean(1), part.var(1)       # unbiased, as CAM++'s statistics pooling
+            stats.append(torch.cat([mean, var.clamp_min(1e-10).sqrt()]))
+            rows.append(i)
+        if stats:
+            with torch.inference_mode():
+                out[rows] = self.embedder.model.xvector.dense(torch.stack(stats).to(self.embedder.device)).float().cpu().numpy()
+        return out
+
+
+def pooled_embeddings(pipe, embedder, file, binary_segmentations, exclude_overlap: bool = False, hook=None):
+    """pyannote's ``get_embeddings`` (one embedding per chunk and local speaker), with CAM++'s trunk run
+    once over the file (:func:`frame_features`) and its statistics pooling (mean, standard deviation)
+    done per (chunk, local speaker) over the frames of the speaker's mask, then CAM++'s embedding
+    layer. pyannote's own way re-runs the whole network on every chunk's masked speech: with its 1 s
+    step, some ten passes over every second of speech. Overlapped frames are left out as pyannote
+    does (unless that leaves too little); too little speech gives a NaN row, which clustering skips."""
+    import numpy as np
+    import torch
+
+    if hook is not None:
+        hook("embeddings", None, total=1, completed=0)
+    wav = file["waveform"][0].numpy() if hasattr(file["waveform"], "numpy") else np.asarray(file["waveform"])[0]
+    y = frame_features(embedder, wav)                      # (C, F)
+    pipe.last_frames = y                                   # the refinement pools its segments from them too
+    chans, nframes = y.shape
+    data = np.nan_to_num(binary_segmentations.data, nan=0.0).astype(np.float32)   # (chunks, frames, speakers)
+    chunks, seg_frames, speakers = data.shape
+    window = binary_segmentations.sliding_window
+    per_chunk = int(round(window.duration / 0.02))         # trunk frames per chunk
+    min_frames = max(2, int(EMBED_MIN_SECONDS / 0.02))
+    if exclude_overlap:
+        clean = data * (data.sum(axis=2, keepdims=True) < 2)
+    else:
+        clean = data
+    # nearest-frame map from a chunk's trunk frames to its segmentation frames
+    pick = np.minimum(seg_frames - 1, (np.arange(per_chunk) * seg_frames / per_chunk + 0.5 * seg_frames / per_chunk).astype(int))
+    padded = torch.zeros(chans, nframes + per_chunk + 1)
+    padded[:, :nframes] = y
+    sq = padded * padded
+    out = np.full((chunks, speakers, EMBED_DIM), np.nan, dtype=np.float32)
+    dense = embedder.model.xvector.dense
+    stats, keep = [], []
+    for c in range(chunks):
+        start = int(round(window[c].start / 0.02))
+        lo = max(0, start)
+        cols = slice(lo, lo + per_chunk)
+        valid = np.arange(lo, lo + per_chunk) < nframes
+        for k in range(speakers):
+            m = clean[c, pick, k] > 0.5
+            if (m & valid).sum() <= min_frames:
+                m = data[c, pick, k] > 0.5
+            m &= valid
+            n = int(m.sum())
+            if n < min_frames:
+                continue
+            w = torch.from_numpy(m.astype(np.float32))
+            mean = padded[:, cols] @ w / n
+            var = (sq[:, cols] @ w - n * mean * mean) / (n - 1)
+            stats.append(torch.cat([mean, var.clamp_min(1e-10).sqrt()]))
+            keep.append((c, k))
+    if stats:
+        with torch.inference_mode():
+            emb = dense(torch.stack(stats).to(embedder.device)).float().cpu().numpy()
+        for (c, k), e in zip(keep, emb):
+            out[c, k] = e
+    if hook is not None:
+        hook("embeddings", None, total=1, completed=1)
+    return out
+
+
 @contextlib.contextmanager
 def _pyannote_with_our_embedding(embedding):
     """Let pyannote's SpeakerDiarization take our embedding object and no PLDA (agglomerative
@@ -112,7 +268,7 @@ def _load_failure(exc: Exception) -> str:
 
 def build_pipeline(models: DiarizationModels, *, params: dict | None = None, threads: int | None = None,
                    segmentation_step: float = SEGMENTATION_STEP, embedding_batch_size: int = 12,
-                   segmentation_batch_size: int = 4, device: str = "cpu"):
+                   segmentation_batch_size: int = 4, device: str = "cpu", embeddings: str = "chunks"):
     """pyannote's SpeakerDiarization with segmentation-3.0 and CAM++ (or a pyannote pipeline).
 
     Batch sizes bound memory: a segmentation batch holds 80 SincNet channels at the sample rate
@@ -151,6 +307,10 @@ def build_pipeline(models: DiarizationModels, *, params: dict | None = None, thr
                                   embedding_batch_size=embedding_batch_size,
                                   segmentation_batch_size=segmentation_batch_size)
     pipe.instantiate(params or DEFAULT_PARAMS)
+    if embeddings in ("pooled", "pooled-all"):
+        import functools
+
+        pipe.get_embeddings = functools.partial(pooled_embeddings, pipe, embedder)
     if device != "cpu":
         # segmentation-3.0 on the GPU (CAM++ is there already; fbank features are made on the CPU and
         # batched onto the GPU by CamppEmbedder.embed_features), in larger batches. On an H200,
@@ -163,11 +323,11 @@ def build_pipeline(models: DiarizationModels, *, params: dict | None = None, thr
 
 
 def load(models: DiarizationModels, *, device: str | None = "cpu", params: dict | None = None,
-         threads: int | None = None, segmentation_step: float = SEGMENTATION_STEP):
+         threads: int | None = None, segmentation_step: float = SEGMENTATION_STEP, embeddings: str = "chunks"):
     """The pipeline on the device chosen for it (``cpu``, ``cuda`` or ``auto``, resolved here):
     (the pipeline, the device it runs on)."""
     from ..config import torch_device
 
     device = torch_device(device, "speaker diarization")
     return build_pipeline(models, params=params, threads=threads, segmentation_step=segmentation_step,
-                          device=device), device
+                          device=device, embeddings=embeddings), device

@@ -69,8 +69,11 @@ def speech_segments(exclusive: "Annotation", audio: np.ndarray, embedder, *,
             out.append(SpeechSegment(float(a), float(b), str(label), None))
     todo = [g for g in out if g.seconds >= minimum]
     if todo:
-        feats = [fbank(audio[int(g.start * SAMPLE_RATE): int(g.end * SAMPLE_RATE)]) for g in todo]
-        embs = embedder.embed_features(feats, bucket=EMBED_BUCKET)
+        if hasattr(embedder, "embed_spans"):      # pooled from the file's CAM++ frames (load.PooledSpans)
+            embs = embedder.embed_spans([(g.start, g.end) for g in todo])
+        else:
+            feats = [fbank(audio[int(g.start * SAMPLE_RATE): int(g.end * SAMPLE_RATE)]) for g in todo]
+            embs = embedder.embed_features(feats, bucket=EMBED_BUCKET)
         for g, e in zip(todo, embs):
             n = float(np.linalg.norm(e))
             g.embedding = (e / n).astype(np.float32) if np.isfinite(n) and n > 0 else None
@@ -164,8 +167,11 @@ def _window_embeddings(audio: np.ndarray, windows: list[tuple[float, float]], em
     todo = sorted({k for k in keys if k not in cache})
     for i in range(0, len(todo), chunk):            # fbank of a chunk at a time: memory stays small
         part = todo[i:i + chunk]
-        feats = [fbank(audio[a: a + n]) for a, n in part]
-        for k, e in zip(part, embedder.embed_features(feats)):
+        if hasattr(embedder, "embed_spans"):      # pooled from the file's CAM++ frames (load.PooledSpans)
+            embs = embedder.embed_spans([(a / SAMPLE_RATE, (a + n) / SAMPLE_RATE) for a, n in part])
+        else:
+            embs = embedder.embed_features([fbank(audio[a: a + n]) for a, n in part])
+        for k, e in zip(part, embs):
             norm = float(np.linalg.norm(e))
             cache[k] = (e / norm).astype(np.float32) if np.isfinite(norm) and norm > 0 else None
     dim = next((cache[k].shape[0] for k in keys if cache[k] is not None), 192)
