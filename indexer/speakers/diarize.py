@@ -92,9 +92,12 @@ class Diarizer:
         return {**self.models.describe(), "pyannote.audio": version("pyannote.audio"),
                 "params": self.params if self.models.kind == "default" else None,
                 "segmentation_step": self.segmentation_step, "channels": self.channels_spec,
-                "embeddings": self.embeddings if self.models.kind == "default" else None,
                 "embed_min_seconds": EMBED_MIN_SECONDS,
-                "refine": REFINE if self.refine and self.models.kind == "default" else None}
+                "refine": REFINE if self.refine and self.models.kind == "default" else None,
+                # named only when not the default, so the key of every index made before the option stays
+                # the same (its stored diarizations keep serving the resume cache and the end-of-run pass)
+                **({"embeddings": self.embeddings} if self.models.kind == "default" and self.embeddings != "chunks"
+                   else {})}
 
     def key(self) -> str:
         """Identifies the settings (for the resume cache): same key, same result."""
