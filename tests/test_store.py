@@ -254,3 +254,38 @@ def test_word_counts_are_kept_between_searches_and_follow_the_writer(tmp_path):
                                embed.embed([text]), models={"synthetic": True}, seconds=0.0)
         after, total_after = reader.doc_freq(["comet", "zebra"])
         assert after == {"comet": before["comet"] + 1, "zebra": 1} and total_after == total + 1
+
+
+def test_chroma_reads_wait_for_a_write_in_another_process(tmp_path):
+    """Chroma's embedded store is not safe across processes (readers segfaulted in its native code while a
+    writer wrote): a reader's Chroma calls wait while another process holds the index's chroma.lock to
+    write, and a writer's wait while a reader reads."""
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    path = tmp_path / "idx"
+    with Index.open_writer(path) as w:
+        w.vectors.replace_take("lines", "t1", ["a", "b"], np.eye(2, 4, dtype=np.float32),
+                               [{"take_id": "t1"}, {"take_id": "t1"}])
+    assert (path / "chroma.lock").is_file()
+    hold = ("import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, getattr(fcntl, sys.argv[2]))\n"
+            "print('held', flush=True); time.sleep(2.0)")
+    for mode, opener, call in (("LOCK_EX", Index.open, lambda idx: idx.vectors.count("lines")),
+                               ("LOCK_SH", Index.open_writer,
+                                lambda idx: idx.vectors.delete_take("lines", "t1"))):
+        with opener(path) as idx:
+            idx.vectors.collection("lines")                     # opened before the other process holds it
+            proc = subprocess.Popen([sys.executable, "-c", hold, str(path / "chroma.lock"), mode],
+                                    stdout=subprocess.PIPE, text=True)
+            assert proc.stdout.readline().strip() == "held"
+            t = time.monotonic()
+            call(idx)
+            waited = time.monotonic() - t
+            proc.wait(timeout=30)
+        assert waited > 1.0, (mode, waited)
+    with Index.open(path) as idx:
+        assert idx.vectors.count("lines") == 0

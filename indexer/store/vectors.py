@@ -14,12 +14,19 @@ import os
 import shutil
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock (one process at a time there)
+    fcntl = None
+
 CHROMA_DIR = "chroma"
+ACCESS_LOCK = "chroma.lock"     # beside chroma/: see Vectors._access
 BATCH = 2000
 # Chroma shares one system per folder between the clients of a process and builds it on first use; threads
 # opening clients at once (the review room's first searches) raced there: "Could not connect to tenant
@@ -42,9 +49,36 @@ class Vectors:
     def _name(self, kind: str) -> str:
         return kind if not self.url else f"{self._uid()}-{kind}"
 
+    @contextmanager
+    def _access(self, write: bool):
+        """Chroma's embedded store is not safe across processes: a process reading the HNSW files while
+        another writes them can crash in Chroma's native code (seen here: the review room's readers
+        segfaulted while `dailies index` wrote). Every embedded call holds the index folder's
+        ``chroma.lock``: shared to read, exclusive to write, so reads never meet a write. A new descriptor
+        per call (flock is per open file, so threads of a process exclude each other too). No lock for a
+        Chroma server (it serialises its clients), a reader of a private copy, or a folder with no lock file
+        (made by the first writer) that the reader may not create."""
+        if self.url or self._copy is not None or fcntl is None:
+            yield
+            return
+        path = self.folder / ACCESS_LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666) if not self.readonly else os.open(path, os.O_RDONLY)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)                      # releases the lock
+
     def client(self):
         with _OPEN_LOCK:
-            return self._client if self._client is not None else self._open()
+            if self._client is not None:
+                return self._client
+            with self._access(write=not self.readonly):
+                return self._open()
 
     def _open(self):
         if self._client is None:
@@ -72,9 +106,11 @@ class Vectors:
     def collection(self, kind: str):
         """A collection (cosine space, vectors supplied by us), created on first use."""
         if kind not in self._collections:
-            with _OPEN_LOCK:
-                self._collections[kind] = self.client().get_or_create_collection(
-                    self._name(kind), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+            client = self.client()
+            with _OPEN_LOCK, self._access(write=not self.readonly):
+                if kind not in self._collections:
+                    self._collections[kind] = client.get_or_create_collection(
+                        self._name(kind), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
         return self._collections[kind]
 
     def close(self) -> None:
@@ -89,38 +125,49 @@ class Vectors:
                      documents: list[str] | None = None) -> None:
         """A take's vectors of one kind become these (whatever an earlier run left is removed first)."""
         col = self.collection(kind)
-        col.delete(where={"take_id": take_id})
-        for i in range(0, len(ids), BATCH):
-            kw: dict[str, Any] = {"ids": ids[i:i + BATCH], "embeddings": np.asarray(embeddings[i:i + BATCH]),
-                                  "metadatas": metadatas[i:i + BATCH]}
-            if documents is not None:
-                kw["documents"] = documents[i:i + BATCH]
-            col.upsert(**kw)
+        with self._access(write=True):
+            col.delete(where={"take_id": take_id})
+            for i in range(0, len(ids), BATCH):
+                kw: dict[str, Any] = {"ids": ids[i:i + BATCH], "embeddings": np.asarray(embeddings[i:i + BATCH]),
+                                      "metadatas": metadatas[i:i + BATCH]}
+                if documents is not None:
+                    kw["documents"] = documents[i:i + BATCH]
+                col.upsert(**kw)
 
     def delete_take(self, kind: str, take_id: str) -> None:
-        self.collection(kind).delete(where={"take_id": take_id})
+        col = self.collection(kind)
+        with self._access(write=True):
+            col.delete(where={"take_id": take_id})
 
     def drop(self, kind: str) -> None:
         """Forget every vector of one kind (no error when there were none)."""
-        try:
-            self.client().delete_collection(self._name(kind))
-        except Exception:  # the collection did not exist
-            pass
+        client = self.client()
+        with self._access(write=True):
+            try:
+                client.delete_collection(self._name(kind))
+            except Exception:  # the collection did not exist
+                pass
         self._collections.pop(kind, None)
 
     # ------------------------------------------------------------------ reading
     def count(self, kind: str) -> int:
-        return self.collection(kind).count()
+        col = self.collection(kind)
+        with self._access(write=False):
+            return col.count()
 
     def nearest(self, kind: str, vector, n: int, where: dict | None = None,
                 include: tuple[str, ...] = ("distances",)) -> dict:
         """Chroma's answer for the ``n`` nearest records (ids, and the ``include`` fields), one query."""
-        return self.collection(kind).query(query_embeddings=[np.asarray(vector).tolist()], n_results=n,
-                                           where=where, include=list(include))
+        col = self.collection(kind)
+        with self._access(write=False):
+            return col.query(query_embeddings=[np.asarray(vector).tolist()], n_results=n,
+                             where=where, include=list(include))
 
     def get(self, kind: str, where: dict | None = None, include: tuple[str, ...] = ("metadatas",),
             ids: list[str] | None = None) -> dict:
-        return self.collection(kind).get(ids=ids, where=where, include=list(include))
+        col = self.collection(kind)
+        with self._access(write=False):
+            return col.get(ids=ids, where=where, include=list(include))
 
 
 def _writable(path: Path) -> bool:
