@@ -92,3 +92,22 @@ def test_ctrl_c_stops_cleanly_and_rerun_completes(tmp_path, manifest, shoot_inde
     rerun = run_cli("index", str(FIXTURES / "shoot"), "--index", str(idx))
     assert rerun.returncode == 0, rerun.stderr
     _check_complete(idx, manifest, shoot_index)
+
+
+def test_kill_9_of_a_cluster_driver_then_rerun_completes(tmp_path, manifest, shoot_index):
+    """The driver of `dailies index --cluster` killed mid-run resumes like a local run: finished takes kept,
+    nothing duplicated."""
+    idx = tmp_path / "idx"
+    cmd = [DAILIES, "index", str(FIXTURES / "shoot"), "--index", str(idx), "--cluster", "auto", "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_first_take(proc, idx)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = _indexed(idx)
+    assert 1 <= finished < len(manifest["takes"]), "kill came too late to test anything"
+    rerun = subprocess.run(cmd + ["--json"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    statuses = [f["status"] for f in json.loads(rerun.stdout)["files"]]
+    assert statuses.count("unchanged") == finished
+    assert statuses.count("indexed") == len(manifest["takes"]) - finished
+    _check_complete(idx, manifest, shoot_index)
