@@ -394,7 +394,15 @@ class ProcessPool:
 
     def start(self) -> "ProcessPool":
         import multiprocessing
+        import sys
         from concurrent.futures import ProcessPoolExecutor
+
+        # Workers stopped by Ctrl-C (close) leave the pool's semaphores to multiprocessing's resource
+        # tracker, which cleans them up and says so on stderr: not the user's concern. The tracker is a
+        # child process and takes its warning filters from sys.warnoptions.
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+        if quiet not in sys.warnoptions:
+            sys.warnoptions.append(quiet)
 
         self._executor = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_local_init, initargs=(self.settings,))
@@ -410,6 +418,10 @@ class ProcessPool:
 
     def close(self) -> None:
         if self._executor is not None:
+            if self._out:        # takes the driver no longer waits for (Ctrl-C): stop their workers now
+                for proc in list((getattr(self._executor, "_processes", None) or {}).values()):
+                    proc.terminate()
+                self._out.clear()
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 

@@ -111,3 +111,21 @@ def test_kill_9_of_a_cluster_driver_then_rerun_completes(tmp_path, manifest, sho
     assert statuses.count("unchanged") == finished
     assert statuses.count("indexed") == len(manifest["takes"]) - finished
     _check_complete(idx, manifest, shoot_index)
+
+
+def test_ctrl_c_of_a_jobs_run_stops_at_once_and_rerun_completes(tmp_path, manifest, shoot_index):
+    """Ctrl-C of `dailies index --jobs 2` does not wait for the takes its workers are computing: it stops
+    them, saves what is finished, and says so; the rerun does the rest."""
+    idx = tmp_path / "idx"
+    cmd = [DAILIES, "index", str(FIXTURES / "shoot"), "--index", str(idx), "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_first_take(proc, idx)
+    proc.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t < 30
+    assert "Interrupted" in err and "Traceback" not in err and "Warning" not in err, err
+    rerun = run_cli("index", str(FIXTURES / "shoot"), "--index", str(idx), "--jobs", "2")
+    assert rerun.returncode == 0, rerun.stderr
+    _check_complete(idx, manifest, shoot_index)
