@@ -227,7 +227,7 @@ def index_cmd(
             settings.threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     t_open = time.monotonic()
     with Index.open_writer(target) as idx, IndexProgress(_console(stderr=True), quiet=as_json,
-                                                         cluster=bool(cluster)) as reporter:
+                                                         cluster=bool(cluster), jobs=jobs) as reporter:
         indexer = Indexer(idx, settings, reporter)
         indexer.timings["store: open"] = time.monotonic() - t_open
         if visual_only:

@@ -1,5 +1,5 @@
 """Rich progress for `dailies index`: one bar for the batch, one for the current file's step (stderr); for a
-cluster run (`--cluster`), one display for the whole cluster: takes done, hours of media, rate, ETA."""
+cluster run (`--cluster`) or `--jobs N`, one line for the whole run: takes done, hours of media, rate, ETA."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ _STATUS_STYLE = {"indexed": "green", "unchanged": "dim", "moved": "cyan", "dupli
 class IndexProgress:
     """A pipeline Reporter drawing rich progress bars; one printed line per finished file."""
 
-    def __init__(self, console: Console, quiet: bool = False, cluster: bool = False):
+    def __init__(self, console: Console, quiet: bool = False, cluster: bool = False, jobs: int = 1):
         self.console = console
         self.quiet = quiet
-        self.cluster = ClusterTally() if cluster else None
+        # worker processes (a cluster, or --jobs N here) report no steps: one line for the whole run
+        self.cluster = ClusterTally() if cluster else ClusterTally("jobs", jobs) if jobs > 1 else None
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=console, transient=True, disable=quiet,
@@ -105,9 +106,10 @@ class IndexProgress:
 class ClusterTally:
     """Takes done, hours of media, rate and ETA of a cluster run (what its progress line says)."""
 
-    def __init__(self):
+    def __init__(self, label: str = "cluster", workers: int = 0):
         self.t0 = time.monotonic()
-        self.workers = 0
+        self.label = label           # "cluster", or "jobs" for worker processes on this machine
+        self.workers = workers
         self.out = 0                 # takes submitted and not yet finished
         self.done = 0                # takes finished (indexed or failed) that went to a worker
         self.media_queued = 0.0      # seconds of media submitted
@@ -138,7 +140,7 @@ class ClusterTally:
         rate = self.media_done / elapsed             # seconds of media per second
         left = max(self.media_queued - self.media_done, 0.0)
         eta = f"ETA {_hms(left / rate)}" if rate > 0 and left > 0 else "ETA --"
-        return (f"cluster: {self.workers} worker(s) · {self.done} take(s) done, {self.out} out · "
+        return (f"{self.label}: {self.workers} worker(s) · {self.done} take(s) done, {self.out} out · "
                 f"{self.media_done / 3600:.2f}/{self.media_queued / 3600:.2f} h of media · "
                 f"{rate:.1f}× real time · {eta} (for the takes submitted so far)")
 
