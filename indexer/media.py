@@ -612,7 +612,7 @@ class _SparsePicture:
     MARGIN = 3          # frames decoded on each side of a changed stretch
 
     def __init__(self, stream, plan, step: int):
-        self.stream, self.plan, self.step = stream, plan, step
+        self.step = step
         self.sparse = [p for p in plan if hasattr(p[0], "changed")]
         self.picky = [p for p in plan if not hasattr(p[0], "changed")]
         self.ctx = stream.codec_context
@@ -624,7 +624,8 @@ class _SparsePicture:
         self._open: list[tuple[int, object]] = []     # the stretch being read: (frame number, packet)
         self._done: list[dict] = []             # read stretches not yet fed: packets, last frame, changed
         self._prev_changed = False              # the last fed stretch's own change
-        self._held: dict[int, tuple] = {}       # per sparse sink: (frame, image) of the last sample
+        self._held: dict[int, object] = {}      # per sparse sink: the last picture it was fed
+        self._last_sample: list | None = None   # the last sample's pictures (for changed())
 
     @classmethod
     def for_stream(cls, stream, plan) -> "_SparsePicture | None":
@@ -717,7 +718,7 @@ class _SparsePicture:
             for k in range(self.next_index, index + 1):
                 sk.feed(k, images[i])
             self._held[i] = images[i]
-        if not hasattr(self, "_last_sample"):
+        if self._last_sample is None:
             self._last_sample = images
         _feed_frame(self.picky, frame, index, self.next_index)
         self.next_index = index + 1
