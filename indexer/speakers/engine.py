@@ -384,15 +384,15 @@ class ChunkEmbeddings:
         self.min_frames = int(min_seconds / 0.01)
         self.bucket = bucket
 
+    BLOCK = 32                       # chunks whose features are held at once: memory stays bounded on long takes
+
     def __call__(self, audio: np.ndarray, starts: list[int], masks: np.ndarray) -> np.ndarray:
         """``masks`` (chunks, speakers, frames) for chunks starting at sample ``starts``."""
         num_chunks, speakers, seg_frames = masks.shape
         end = (max(starts) if starts else 0) + CHUNK_SAMPLES
+        per_chunk = 1 + (CHUNK_SAMPLES - 400) // FBANK_HOP
         if all(s % FBANK_HOP == 0 for s in starts):
-            padded = np.zeros(max(end, len(audio)), dtype=np.float32)
-            padded[:len(audio)] = audio
-            whole = np.asarray(self.fbank(padded[:end], normalize=False))
-            per_chunk = 1 + (CHUNK_SAMPLES - 400) // FBANK_HOP
+            whole = self._whole_fbank(audio, end)
 
             def chunk_fbank(c):
                 a = starts[c] // FBANK_HOP
@@ -403,20 +403,36 @@ class ChunkEmbeddings:
                 part = audio[starts[c]: starts[c] + CHUNK_SAMPLES]
                 wav[:len(part)] = part
                 return np.asarray(self.fbank(wav, normalize=False))
-        feats = []
-        for c in range(num_chunks):
-            raw = chunk_fbank(c)
-            n = raw.shape[0]
-            # torch.nn.functional.interpolate(mode="nearest"): floor(i * (in / out)) in float32
-            pick = np.minimum(np.floor(np.arange(n, dtype=np.float32) * np.float32(seg_frames / n)).astype(np.int64),
-                              seg_frames - 1)
-            for k in range(speakers):
-                on = masks[c, k][pick] > 0.5
-                sel = raw[on]
-                if sel.shape[0] < self.min_frames:
-                    feats.append(raw[:0])
-                    continue
-                if sel.shape[0] >= self.bucket:
-                    sel = sel[: sel.shape[0] // self.bucket * self.bucket]
-                feats.append(sel - sel.mean(axis=0, keepdims=True))
-        return np.asarray(self.embedder.embed_features(feats), dtype=np.float32)
+        out = []
+        for first in range(0, num_chunks, self.BLOCK):
+            feats = []
+            for c in range(first, min(num_chunks, first + self.BLOCK)):
+                raw = chunk_fbank(c)
+                n = raw.shape[0]
+                # torch.nn.functional.interpolate(mode="nearest"): floor(i * (in / out)) in float32
+                pick = np.minimum(np.floor(np.arange(n, dtype=np.float32) * np.float32(seg_frames / n)).astype(np.int64),
+                                  seg_frames - 1)
+                for k in range(speakers):
+                    on = masks[c, k][pick] > 0.5
+                    sel = raw[on]
+                    if sel.shape[0] < self.min_frames:
+                        feats.append(raw[:0])
+                        continue
+                    if sel.shape[0] >= self.bucket:
+                        sel = sel[: sel.shape[0] // self.bucket * self.bucket]
+                    feats.append(sel - sel.mean(axis=0, keepdims=True))
+            out.append(np.asarray(self.embedder.embed_features(feats), dtype=np.float32))
+        return np.concatenate(out, axis=0) if out else np.zeros((0, 192), dtype=np.float32)
+
+    def _whole_fbank(self, audio: np.ndarray, end: int) -> np.ndarray:
+        """Raw fbank of ``audio`` zero-padded to ``end`` samples, without copying the whole take: the
+        frames wholly inside the sound, then the few that reach into the padding."""
+        n = len(audio)
+        inside = 0 if n < 400 else 1 + (n - 400) // FBANK_HOP          # frames wholly inside the sound
+        parts = [np.asarray(self.fbank(audio[: n], normalize=False))] if inside else []
+        tail = np.zeros(end - inside * FBANK_HOP, dtype=np.float32)
+        rest = audio[inside * FBANK_HOP:]
+        tail[:len(rest)] = rest
+        if len(tail) >= 400:
+            parts.append(np.asarray(self.fbank(tail, normalize=False)))
+        return np.concatenate(parts, axis=0)
