@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Any
 
@@ -238,7 +238,12 @@ class Hit:
     circled: bool = False          # the hit's take is circled (printed)
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        # asdict's deep copy, field by field: a hit's fields are plain values, lists of them and one dict of
+        # floats (rankers, rebuilt below); asdict's recursion was 4 ms of every 50-hit search answer.
+        d = {}
+        for name in _HIT_FIELDS:
+            v = getattr(self, name)
+            d[name] = list(v) if type(v) is list else v
         d["start"] = round(self.start, 3)
         d["end"] = round(self.end, 3)
         if self.frame_seconds is not None:
@@ -250,3 +255,6 @@ class Hit:
             d["match"] = round(self.match, 3)
         d["rankers"] = {k: round(v, 4) for k, v in self.rankers.items()}
         return d
+
+
+_HIT_FIELDS = tuple(f.name for f in fields(Hit))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import accumulate, chain
 
 import numpy as np
 
@@ -401,29 +402,34 @@ class _Lexicon:
         words = ([ln.tokens for ln in new], [ln.keys for ln in new])
         for kind in (0, 1):
             cols = self.cols[kind]
-            vocab = list({t for ws in words[kind] for t in ws}.difference(cols))   # column order is immaterial
+            vocab = list(set(chain.from_iterable(words[kind])).difference(cols))   # column order is immaterial
             if vocab:
                 base = len(cols) + 1
                 cols.update(zip(vocab, range(base, base + len(vocab))))
                 self.sim[kind] = np.concatenate(
                     [self.sim[kind], _similarity(self.q[kind], vocab, self.thresholds[kind])], axis=1)
-        tcols, kcols = self.cols
-        t0, k0 = len(self.flat[0]), len(self.flat[1])
-        tflat = [tcols[t] for ws in words[0] for t in ws]
-        kflat = [kcols[k] for ks in words[1] for k in ks]
-        for ln, ws, ks in zip(new, words[0], words[1]):
-            self.where[ln.id] = (t0, len(ws), k0, len(ks))
-            t0 += len(ws)
-            k0 += len(ks)
-        self.flat = [np.concatenate([self.flat[0], np.asarray(tflat, dtype=np.intp)]),
-                     np.concatenate([self.flat[1], np.asarray(kflat, dtype=np.intp)])]
+        starts, lens = [], []
+        for kind in (0, 1):          # each line's words as columns, one flat array per kind (C-level loops)
+            n = list(map(len, words[kind]))
+            starts.append(accumulate(n[:-1], initial=len(self.flat[kind])))
+            lens.append(n)
+            flat = np.fromiter(map(self.cols[kind].__getitem__, chain.from_iterable(words[kind])), dtype=np.intp,
+                               count=sum(n))
+            self.flat[kind] = np.concatenate([self.flat[kind], flat])
+        self.where.update(zip((ln.id for ln in new), zip(starts[0], lens[0], starts[1], lens[1])))
 
-    def matrix(self, windows: list[_Window], kind: int) -> tuple[np.ndarray, np.ndarray]:
+    def segments(self, windows: list[_Window]) -> tuple[np.ndarray, np.ndarray]:
+        """Each line of each window, in order: its window, and its (offset, length) per kind (for :meth:`matrix`)."""
+        ids = [ln.id for w in windows for ln in w.lines]
+        where = np.array(list(map(self.where.__getitem__, ids)), dtype=np.intp).reshape(-1, 4)
+        return np.repeat(np.arange(len(windows)), [len(w.lines) for w in windows]), where
+
+    def matrix(self, windows: list[_Window], kind: int,
+               segments: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(n_windows, longest) columns of each window's words (0 = padding), and each window's length."""
-        where = self.where
-        segs = [(k, *where[ln.id][2 * kind: 2 * kind + 2]) for k, w in enumerate(windows) for ln in w.lines]
-        seg = np.asarray(segs, dtype=np.intp).reshape(-1, 3)
-        win, off, n = seg[:, 0], seg[:, 1], seg[:, 2]
+        win, where = segments if segments is not None else self.segments(windows)
+        seg = where
+        off, n = where[:, 2 * kind], where[:, 2 * kind + 1]
         lens = np.bincount(win, weights=n, minlength=len(windows)).astype(np.intp)
         # each segment's first place in its window: words of the window's earlier lines
         seg_end = np.cumsum(n)
@@ -445,12 +451,27 @@ def _coverage(sim: np.ndarray, cols: np.ndarray, lens: np.ndarray, weights: np.n
     ``sim`` is (query words, vocabulary) with column 0 all zero; ``cols`` is (n_windows, max_len) of its
     columns (0 = padding), ``lens`` each window's length. The alignment is, per window, sum of weight *
     similarity over the best order-preserving matching, divided by the total weight. Windows are scored in
-    batches of similar length (padding adds nothing to a window's score, only work)."""
+    batches of similar length (padding adds nothing to a window's score, only work).
+
+    A delivered word no query word is similar to (a column of ``sim`` all zero) adds nothing either: at such a
+    position the alignment's best score only carries over (adding 0.0 and taking the max of equal values is
+    exact), so each window keeps only its words that resemble some query word, in order, before the
+    alignment: the same scores to the last bit, on a few words a window instead of all of them."""
     total = max(weights.sum(), 1e-9)
-    out = np.empty(len(cols))
-    out_bag = np.empty(len(cols)) if bag else None
-    order = np.argsort(lens, kind="stable")
+    n = len(cols)
+    out = np.zeros(n)
+    out_bag = np.zeros(n) if bag else None
+    keep = sim.any(axis=0)[cols]                            # padding (column 0) is never kept
+    lens = keep.sum(axis=1)
+    rows, at = np.nonzero(keep)                             # row by row, positions in order
+    packed = np.zeros((n, max(int(lens.max(initial=0)), 1)), dtype=cols.dtype)
+    packed[rows, np.cumsum(keep, axis=1)[rows, at] - 1] = cols[rows, at]
+    cols = packed
+    live = np.flatnonzero(lens)                             # a window with no such word scores 0
+    order = live[np.argsort(lens[live], kind="stable")]
     for batch in np.array_split(order, max(1, len(order) // 64)):
+        if not len(batch):
+            continue
         m = max(int(lens[batch].max(initial=0)), 1)
         c = cols[batch, :m]
         g = sim[:, c]                                           # (query words, n, m)
@@ -473,8 +494,9 @@ def _lexical(windows: list[_Window], lexicon: _Lexicon) -> None:
         return
     lexicon.add(ln for w in windows for ln in w.lines)
     weights = lexicon.weights
-    fuzzy, bag = _coverage(lexicon.sim[0], *lexicon.matrix(windows, 0), weights, bag=True)
-    phon, _ = _coverage(lexicon.sim[1], *lexicon.matrix(windows, 1), weights)
+    segments = lexicon.segments(windows)
+    fuzzy, bag = _coverage(lexicon.sim[0], *lexicon.matrix(windows, 0, segments), weights, bag=True)
+    phon, _ = _coverage(lexicon.sim[1], *lexicon.matrix(windows, 1, segments), weights)
     for k, w in enumerate(windows):
         extra = 0.01 * (len(w.lines) - 1)     # a joined window must add something to beat a single line
         f, p = float(fuzzy[k]), float(phon[k])
@@ -515,24 +537,26 @@ def _semantic_scores(windows: list[_Window], q_vec: np.ndarray) -> np.ndarray:
     """
     from . import embed
 
-    texts: dict[str, int] = {}
-    for w in windows:
-        for ln in w.lines:
-            texts.setdefault(ln.text, len(texts))
+    lines = [ln for w in windows for ln in w.lines]
+    line_texts = [ln.text for ln in lines]
+    texts = {t: k for k, t in enumerate(dict.fromkeys(line_texts))}
     raw = embed.embed_raw(list(texts))
+    row = np.fromiter(map(texts.__getitem__, line_texts), dtype=np.intp, count=len(lines))
+    sizes = np.fromiter(map(len, (w.lines for w in windows)), dtype=np.intp, count=len(windows))
+    first = np.cumsum(sizes) - sizes                    # each window's first line in ``lines``
     pooled = np.empty((len(windows), raw.shape[1]), dtype=np.float32)
-    by_size: dict[int, list[int]] = {}
-    for k, w in enumerate(windows):
-        by_size.setdefault(len(w.lines), []).append(k)
-    for size, ks in by_size.items():            # windows of one size at once, lines added in order
-        rows = np.asarray([[texts[ln.text] for ln in windows[k].lines] for k in ks], dtype=np.intp)
+    n = None
+    for size in np.unique(sizes).tolist():      # windows of one size at once, lines added in order
+        ks = np.flatnonzero(sizes == size)
+        at = first[ks]
         if size == 1:
-            pooled[ks] = raw[rows[:, 0]]
+            pooled[ks] = raw[row[at]]
             continue
-        n = np.asarray([[max(1, len(ln.tokens)) for ln in windows[k].lines] for k in ks], dtype=np.float32)
-        acc = raw[rows[:, 0]] * n[:, :1]
+        if n is None:
+            n = np.fromiter((max(1, len(ln.tokens)) for ln in lines), dtype=np.float32, count=len(lines))
+        acc = raw[row[at]] * n[at][:, None]
         for j in range(1, size):
-            acc = acc + raw[rows[:, j]] * n[:, j:j + 1]
+            acc = acc + raw[row[at + j]] * n[at + j][:, None]
         pooled[ks] = acc
     norms = np.linalg.norm(pooled, axis=1)
     dots = pooled @ np.asarray(q_vec, dtype=np.float32)
