@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The default speaker networks by ONNX Runtime against torch (issue 14), on the same real audio in one run:
 segmentation-3.0 on 10 s chunks, CAM++ on speech stretches of several lengths, and the Kaldi fbank
-(numpy against torchaudio). Prints each side's best time (of --repeat runs) and the ratio torch / ONNX Runtime (> 1:
+(numpy against torchaudio). Prints each side's best time (of --repeat runs, the sides taking turns) and the ratio torch / ONNX Runtime (> 1:
 ONNX Runtime is faster), and how far the outputs are apart. Also tries ONNX Runtime's dynamic int8
 quantisation of CAM++ (speed and cosine against float), which needs the ``onnx`` package.
 
@@ -28,15 +28,17 @@ SHARED = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared"))
 DEFAULT_AUDIO = SHARED / "eval" / "diarization" / "pyannote_debug_ami" / "dev00.wav"
 
 
-def _best_time(fn, repeat: int) -> float:
-    """The fastest of ``repeat`` runs after a warm-up: on a shared machine the least disturbed one."""
-    fn()                                   # warm-up (kernel selection, arenas)
-    times = []
+def _race(torch_fn, ort_fn, repeat: int) -> tuple[float, float]:
+    """The fastest of ``repeat`` runs of each side after a warm-up, the two sides taking turns (on a
+    shared machine, both meet the same disturbances; the fastest run is the least disturbed)."""
+    torch_fn(), ort_fn()                   # warm-up (kernel selection, arenas)
+    times: tuple[list, list] = ([], [])
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for fn, out in ((torch_fn, times[0]), (ort_fn, times[1])):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return min(times[0]), min(times[1])
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -44,7 +46,8 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def _row(what: str, t_torch: float, t_ort: float, note: str) -> None:
+def _row(what: str, times: tuple[float, float], note: str) -> None:
+    t_torch, t_ort = times
     print(f"{what:<28} torch {t_torch * 1000:8.1f} ms   onnxruntime {t_ort * 1000:8.1f} ms   "
           f"torch/ort {t_torch / t_ort:5.2f}   {note}")
 
@@ -93,8 +96,7 @@ def main() -> None:
 
         a, b = seg_torch(), seg_ort()
         agree = float((a.argmax(-1) == b.argmax(-1)).mean())
-        _row(f"segmentation ({len(chunks)} chunks)", _best_time(seg_torch, args.repeat),
-             _best_time(seg_ort, args.repeat), f"max |dlogp| {np.abs(a - b).max():.2e}, argmax agree {agree:.4%}")
+        _row(f"segmentation ({len(chunks)} chunks)", _race(seg_torch, seg_ort, args.repeat), f"max |dlogp| {np.abs(a - b).max():.2e}, argmax agree {agree:.4%}")
 
         # CAM++: stretches of 0.5-10 s (the pipeline's bucketing to 50 frames, as load.py does)
         rng = np.random.default_rng(0)
@@ -112,18 +114,17 @@ def main() -> None:
             return ort_campp.embed_features(feats, bucket=50)
 
         ea, eb = campp_torch(), campp_ort()
-        _row(f"CAM++ ({len(feats)} stretches)", _best_time(campp_torch, args.repeat),
-             _best_time(campp_ort, args.repeat), f"cosine min {_cos(ea, eb).min():.6f}")
+        _row(f"CAM++ ({len(feats)} stretches)", _race(campp_torch, campp_ort, args.repeat), f"cosine min {_cos(ea, eb).min():.6f}")
 
         # fbank (numpy in the ort column): the whole file, and the stretches one by one
         fa, fb = campplus.fbank(audio).numpy(), nets.fbank(audio)
-        _row("fbank, whole file (numpy)", _best_time(lambda: campplus.fbank(audio), args.repeat * 4),
-             _best_time(lambda: nets.fbank(audio), args.repeat * 4), f"max |diff| {np.abs(fa - fb).max():.2e}")
+        _row("fbank, whole file (numpy)",
+             _race(lambda: campplus.fbank(audio), lambda: nets.fbank(audio), args.repeat * 4), f"max |diff| {np.abs(fa - fb).max():.2e}")
         pieces = [audio[s:e] for s, e in spans]
         diff = max(float(np.abs(campplus.fbank(p).numpy() - nets.fbank(p)).max()) for p in pieces)
         _row(f"fbank, {len(pieces)} stretches (numpy)",
-             _best_time(lambda: [campplus.fbank(p) for p in pieces], args.repeat * 4),
-             _best_time(lambda: [nets.fbank(p) for p in pieces], args.repeat * 4), f"max |diff| {diff:.2e}")
+             _race(lambda: [campplus.fbank(p) for p in pieces], lambda: [nets.fbank(p) for p in pieces],
+                   args.repeat * 4), f"max |diff| {diff:.2e}")
 
         # int8 dynamic quantisation of CAM++ (not the default)
         try:
@@ -135,8 +136,7 @@ def main() -> None:
         quantize_dynamic(str(campp_path), str(q_path), weight_type=QuantType.QInt8)
         q_campp = nets.OnnxCampp(q_path, models.embedding, threads=args.threads, verify=False)
         eq = q_campp.embed_features(feats, bucket=50)
-        t_f = _best_time(campp_ort, args.repeat)
-        t_q = _best_time(lambda: q_campp.embed_features(feats, bucket=50), args.repeat)
+        t_f, t_q = _race(campp_ort, lambda: q_campp.embed_features(feats, bucket=50), args.repeat)
         c = _cos(eb, eq)
         print(f"{'CAM++ int8 vs float (ort)':<28} float {t_f * 1000:8.1f} ms   int8 {t_q * 1000:8.1f} ms   "
               f"float/int8 {t_f / t_q:5.2f}   cosine to float: min {c.min():.4f}, median {np.median(c):.4f}")

@@ -50,13 +50,12 @@ _NFFT = 512                                     # next power of two (round_to_po
 _PREEMPHASIS = 0.97
 _LOW_FREQ = 20.0                                # torchaudio's defaults: low_freq 20 Hz, high_freq Nyquist
 _EPS = np.float32(np.finfo(np.float32).eps)
-_BLOCK = 2048                                   # frames per pass: bounded memory on hour-long takes
+_BLOCK = 1024                                   # frames per pass: bounded memory on hour-long takes
 
 
 @functools.lru_cache(maxsize=1)
 def _fbank_constants() -> tuple[np.ndarray, np.ndarray]:
-    """(povey window (400,), mel filter bank (514, 80)) as float32, by torchaudio's kaldi formulas; the
-    bank's rows come twice, to take the squared real and imaginary parts of each bin in turn."""
+    """(povey window (400,), mel filter bank (257, 80)) as float32, by torchaudio's kaldi formulas."""
     n = np.arange(_WINDOW, dtype=np.float64)
     hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / (_WINDOW - 1))       # hann_window(periodic=False)
     window = (hann ** 0.85).astype(np.float32)                     # "povey"
@@ -74,7 +73,7 @@ def _fbank_constants() -> tuple[np.ndarray, np.ndarray]:
     down = (right - fft_mel) / (right - center)
     banks = np.maximum(0.0, np.minimum(up, down))                  # (80, 256)
     banks = np.pad(banks, ((0, 0), (0, 1)))                        # the Nyquist bin gets no weight
-    return window, np.ascontiguousarray(np.repeat(banks.T, 2, axis=0).astype(np.float32))   # (514, 80)
+    return window, np.ascontiguousarray(banks.T.astype(np.float32))
 
 
 def fbank(waveform: Any, *, normalize: bool = True) -> np.ndarray:
@@ -95,21 +94,24 @@ def fbank(waveform: Any, *, normalize: bool = True) -> np.ndarray:
     count = 1 + (wav.shape[0] - _WINDOW) // _SHIFT
     strided = np.lib.stride_tricks.sliding_window_view(wav, _WINDOW)[::_SHIFT]
     out = np.empty((count, FEAT_DIM), dtype=np.float32)
-    frames = np.zeros((min(count, _BLOCK), _NFFT), dtype=np.float32)
+    buf = np.empty((min(count, _BLOCK), _WINDOW), dtype=np.float32)
+    k = np.float32(_PREEMPHASIS)
     for a in range(0, count, _BLOCK):
         x = strided[a: a + _BLOCK]
         m = x.shape[0]
-        f = frames[:m]
-        x = x - x.mean(axis=1, keepdims=True, dtype=np.float32)
-        # pre-emphasis, with the first sample its own predecessor (Kaldi's "replicate")
-        f[:, 1:_WINDOW] = x[:, 1:] - np.float32(_PREEMPHASIS) * x[:, :-1]
-        f[:, 0] = x[:, 0] - np.float32(_PREEMPHASIS) * x[:, 0]
-        f[:, :_WINDOW] *= window
-        spec = scipy.fft.rfft(f, axis=1)                            # (m, 257) complex64
-        # the power spectrum times the filter bank, as (re², im² interleaved) @ (each bin's row twice)
+        y = buf[:m]
+        np.subtract(x, x.mean(axis=1, keepdims=True, dtype=np.float32), out=y)    # DC offset removed
+        # pre-emphasis, the first sample its own predecessor (Kaldi's "replicate"); numpy reads the
+        # overlapping right-hand side before writing
+        y[:, 1:] -= k * y[:, :-1]
+        y[:, 0] *= 1 - k
+        y *= window
+        spec = scipy.fft.rfft(y, n=_NFFT, axis=1)                   # (m, 257) complex64, zero-padded
         ri = spec.view(np.float32)
         np.square(ri, out=ri)
-        np.log(np.maximum(ri @ banks, _EPS), out=out[a: a + m])
+        mel = (ri[:, 0::2] + ri[:, 1::2]) @ banks                   # power spectrum, filter bank
+        np.maximum(mel, _EPS, out=mel)
+        np.log(mel, out=out[a: a + m])
     if normalize:
         out -= out.mean(axis=0, keepdims=True)
     return out
