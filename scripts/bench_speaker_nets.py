@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""The default speaker networks by ONNX Runtime against torch (issue 14), on the same real audio in one run:
-segmentation-3.0 on 10 s chunks, CAM++ on speech stretches of several lengths, and the Kaldi fbank
-(numpy against torchaudio). Prints each side's best time (of --repeat runs, the sides taking turns) and the ratio torch / ONNX Runtime (> 1:
-ONNX Runtime is faster), and how far the outputs are apart. Also tries ONNX Runtime's dynamic int8
-quantisation of CAM++ (speed and cosine against float), which needs the ``onnx`` package.
+"""The default speaker networks by ONNX Runtime against torch (issue 14), on the same real audio in one
+run: segmentation-3.0 on 10 s chunks, CAM++ on speech stretches of several lengths, and the Kaldi fbank
+(numpy against torchaudio). Prints each side's best time (of --repeat runs, the sides taking turns),
+the ratio torch / ONNX Runtime (> 1: ONNX Runtime is faster), and how far the outputs are apart. Also
+tries ONNX Runtime's dynamic int8 quantisation of CAM++ (speed and cosine against float), which needs
+the ``onnx`` package (not a dependency of dailies: without it, that line says so).
 
     uv run python scripts/bench_speaker_nets.py [--threads 2] [--repeat 5] [--audio FILE]
 
@@ -96,7 +97,8 @@ def main() -> None:
 
         a, b = seg_torch(), seg_ort()
         agree = float((a.argmax(-1) == b.argmax(-1)).mean())
-        _row(f"segmentation ({len(chunks)} chunks)", _race(seg_torch, seg_ort, args.repeat), f"max |dlogp| {np.abs(a - b).max():.2e}, argmax agree {agree:.4%}")
+        _row(f"segmentation ({len(chunks)} chunks)", _race(seg_torch, seg_ort, args.repeat),
+             f"max |dlogp| {np.abs(a - b).max():.2e}, argmax agree {agree:.4%}")
 
         # CAM++: stretches of 0.5-10 s (the pipeline's bucketing to 50 frames, as load.py does)
         rng = np.random.default_rng(0)
@@ -114,12 +116,14 @@ def main() -> None:
             return ort_campp.embed_features(feats, bucket=50)
 
         ea, eb = campp_torch(), campp_ort()
-        _row(f"CAM++ ({len(feats)} stretches)", _race(campp_torch, campp_ort, args.repeat), f"cosine min {_cos(ea, eb).min():.6f}")
+        _row(f"CAM++ ({len(feats)} stretches)", _race(campp_torch, campp_ort, args.repeat),
+             f"cosine min {_cos(ea, eb).min():.6f}")
 
         # fbank (numpy in the ort column): the whole file, and the stretches one by one
         fa, fb = campplus.fbank(audio).numpy(), nets.fbank(audio)
         _row("fbank, whole file (numpy)",
-             _race(lambda: campplus.fbank(audio), lambda: nets.fbank(audio), args.repeat * 4), f"max |diff| {np.abs(fa - fb).max():.2e}")
+             _race(lambda: campplus.fbank(audio), lambda: nets.fbank(audio), args.repeat * 4),
+             f"max |diff| {np.abs(fa - fb).max():.2e}")
         pieces = [audio[s:e] for s, e in spans]
         diff = max(float(np.abs(campplus.fbank(p).numpy() - nets.fbank(p)).max()) for p in pieces)
         _row(f"fbank, {len(pieces)} stretches (numpy)",

@@ -62,7 +62,8 @@ def exported(models, tmp_path_factory):
 # ------------------------------------------------------------------------------------------------ fbank
 
 def test_importing_nets_loads_neither_torch_nor_onnxruntime():
-    code = "import sys, indexer.speakers.nets; print(sorted(m for m in ('torch', 'pyannote.audio', 'onnxruntime') if m in sys.modules))"
+    code = ("import sys, indexer.speakers.nets; "
+            "print(sorted(m for m in ('torch', 'pyannote.audio', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -233,6 +234,7 @@ def test_models_fetch_makes_the_exports(models, tmp_path, monkeypatch):
     lines = fetch([])                                                      # all present: nothing downloaded
     assert any("already present" in line for line in lines)
     made = sorted(p.name for p in (base / "onnx").iterdir())
-    assert len(made) == 2 and made[0].startswith("campplus-92f29b94e694") and made[1].startswith("segmentation-3.0-da85c29829d4")
+    assert len(made) == 2 and made[0].startswith("campplus-92f29b94e694")
+    assert made[1].startswith("segmentation-3.0-da85c29829d4")
     assert str(base / "onnx" / made[1]) in lines[-1]
     assert all(stat.S_IMODE((base / "onnx" / m).stat().st_mode) & stat.S_IROTH for m in made)   # readable by all
