@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The default speaker networks by ONNX Runtime against torch (issue 14), on the same real audio in one
-run: segmentation-3.0 on 10 s chunks, CAM++ on speech stretches of several lengths, and the Kaldi fbank
-(numpy against torchaudio). Prints each side's best time (of --repeat runs, the sides taking turns),
-the ratio torch / ONNX Runtime (> 1: ONNX Runtime is faster), and how far the outputs are apart. Also
+run: segmentation-3.0 on 10 s chunks, CAM++ on speech stretches of several lengths, the Kaldi fbank
+(numpy against torchaudio), and the time to load both networks in a fresh process. Prints each side's
+best time (of --repeat runs, the sides taking turns), the ratio torch / ONNX Runtime (> 1: ONNX Runtime is faster), and how far the outputs are apart. Also
 tries ONNX Runtime's dynamic int8 quantisation of CAM++ (speed and cosine against float), which needs
 the ``onnx`` package (not a dependency of dailies: without it, that line says so).
 
@@ -53,6 +53,39 @@ def _row(what: str, times: tuple[float, float], note: str) -> None:
           f"torch/ort {t_torch / t_ort:5.2f}   {note}")
 
 
+_LOAD_TORCH = """
+import time; t = time.perf_counter()
+from indexer.models import diarization
+from indexer.speakers.campplus import CamppEmbedder
+from pyannote.audio import Model
+m = diarization.resolve(verify=False)
+seg, emb = Model.from_pretrained(m.segmentation), CamppEmbedder(m.embedding, verify=False, threads={threads})
+print(time.perf_counter() - t)
+"""
+_LOAD_ORT = """
+import time; t = time.perf_counter()
+from indexer.models import diarization
+from indexer.speakers import nets
+m = diarization.resolve(verify=False)
+seg, emb = nets.load_nets(m, threads={threads}, cache_dir={cache!r})
+print(time.perf_counter() - t)
+"""
+
+
+def _load_times(threads: int, cache: str, repeat: int = 2) -> tuple[float, float]:
+    """Seconds from nothing imported to both networks loaded, each in a fresh process (best of ``repeat``)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out: tuple[list, list] = ([], [])
+    for _ in range(repeat):
+        for code, times in ((_LOAD_TORCH, out[0]), (_LOAD_ORT, out[1])):
+            res = subprocess.run([sys.executable, "-c", code.format(threads=threads, cache=cache)],
+                                 capture_output=True, text=True, env=env, check=True)
+            times.append(float(res.stdout.strip().splitlines()[-1]))
+    return min(out[0]), min(out[1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -77,6 +110,8 @@ def main() -> None:
         t = time.perf_counter()
         seg_path, campp_path = nets.onnx_paths(models, cache_dir=tmp)
         print(f"export of both (torch and pyannote.audio imported): {time.perf_counter() - t:.1f} s")
+        _row("load both (fresh process)", _load_times(args.threads, tmp),
+             "imports (torch + pyannote.audio, or onnxruntime) and weights")
         ort_seg = nets.OnnxSegmentation(seg_path, threads=args.threads)
         ort_campp = nets.OnnxCampp(campp_path, models.embedding, threads=args.threads, verify=False)
         torch_seg = nets.load_segmentation_torch(models.segmentation)
