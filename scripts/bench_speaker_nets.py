@@ -2,8 +2,9 @@
 """The default speaker networks by ONNX Runtime against torch (issue 14), on the same real audio in one
 run: segmentation-3.0 on 10 s chunks, CAM++ on speech stretches of several lengths, the Kaldi fbank
 (numpy against torchaudio), and the time to load both networks in a fresh process. Prints each side's
-best time (of --repeat runs, the sides taking turns), the ratio torch / ONNX Runtime (> 1: ONNX Runtime is faster), and how far the outputs are apart. Also
-tries ONNX Runtime's dynamic int8 quantisation of CAM++ (speed and cosine against float), which needs
+best time (of --repeat runs, the sides taking turns), the ratio torch / ONNX Runtime (> 1: ONNX
+Runtime is faster), and how far the outputs are apart. Also tries ONNX Runtime's dynamic int8
+quantisation of CAM++ (speed and cosine against float), which needs
 the ``onnx`` package (not a dependency of dailies: without it, that line says so).
 
     uv run python scripts/bench_speaker_nets.py [--threads 2] [--repeat 5] [--audio FILE]
