@@ -301,9 +301,7 @@ def _export_to(folder: Path, name: str, export, source: str) -> Path:
     os.close(fd)
     try:
         export(source, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o644 & ~umask)           # mkstemp's file is private; the cache is not
+        os.chmod(tmp, 0o644)                    # mkstemp's file is private; the cache is not
         os.replace(tmp, dst)
     except ModelError:
         raise
