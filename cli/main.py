@@ -24,6 +24,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # oneDNN's kernel cache grows past 1 GB on long takes (CAM++'s varying input lengths); must be set before
 # torch runs its first convolution.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
+# pyannote.core (turns, timelines) imports its Jupyter display module, which imports matplotlib.pyplot: 0.6 s
+# of every run's start, for pictures a terminal never shows. pyannote.core imports it inside
+# try/except ImportError, and a None in sys.modules makes that import fail at once.
+if "pyannote.core" not in sys.modules:
+    sys.modules.setdefault("pyannote.core.notebook", None)
 
 HELP = """Index film and TV dailies; find every take where a line was delivered, at source timecode.
 

@@ -77,12 +77,21 @@ class IndexSettings:
 
 def torch_device(setting: str | None, what: str) -> str:
     """``--device`` for a torch model: ``auto`` (or nothing) is ``cuda`` when torch sees a GPU, else
-    ``cpu``; asking for ``cuda`` where torch sees none is a clear error (``what`` names the step)."""
-    import torch
-
+    ``cpu``; asking for ``cuda`` where torch sees none is a clear error (``what`` names the step).
+    torch (seconds to import) is not imported when the answer is ``cpu``: CTranslate2 (loaded for
+    speech anyway) counts the CUDA devices first."""
     from .errors import ModelError
 
     device = setting or "auto"
+    if device == "cpu":
+        return device
+    if device == "auto":
+        import ctranslate2
+
+        if ctranslate2.get_cuda_device_count() == 0:
+            return "cpu"
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

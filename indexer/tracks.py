@@ -352,12 +352,10 @@ def iso_diarization(chan: np.ndarray, picked: list[int], duration: float, embedd
             exclusive[Segment(a * FRAME, min(duration, b * FRAME))] = label
         emb = None
         if embedder is not None and spans:
-            from .speakers.campplus import fbank
-
             hop = int(SAMPLE_RATE * FRAME)
             sound = np.concatenate([chan[k, a * hop: b * hop] for a, b in spans]).astype(np.float32)
             if len(sound) >= SAMPLE_RATE // 2:
-                e = np.asarray(embedder.embed_features([fbank(sound)])[0], dtype=np.float64)
+                e = np.asarray(embedder.embed_features([embedder.fbank(sound)])[0], dtype=np.float64)
                 n = float(np.linalg.norm(e))
                 emb = (e / n).astype(np.float32) if np.isfinite(n) and n > 0 else None
         speakers.append(LocalSpeaker(label, emb, float(alone[k].sum()) * FRAME, c))

@@ -351,24 +351,29 @@ def hyp_words(item: dict, key: str) -> dict[str, list[str]]:
     return out
 
 
-def _cache_pipeline(pipe) -> None:
+def _cache_pipeline(engine) -> None:
     """Keep segmentation and window embeddings per file, so a sweep only re-runs clustering."""
+    import hashlib
+
     cache: dict = {}
-    seg, emb = pipe.get_segmentations, pipe.get_embeddings
+    seg, emb = engine.segmentations, engine.embeddings
 
-    def get_segmentations(file, hook=None):
-        key = ("s", file["uri"])
-        if key not in cache:
-            cache[key] = seg(file, hook=hook)
-        return cache[key]
+    def key(kind, audio):
+        return kind, len(audio), hashlib.sha1(np.ascontiguousarray(audio).view(np.uint8)).hexdigest()
 
-    def get_embeddings(file, binary, exclude_overlap=False, hook=None):
-        key = ("e", file["uri"])
-        if key not in cache:
-            cache[key] = emb(file, binary, exclude_overlap=exclude_overlap, hook=hook)
-        return cache[key]
+    def segmentations(audio, hook=None):
+        k = key("s", audio)
+        if k not in cache:
+            cache[k] = seg(audio, hook)
+        return cache[k]
 
-    pipe.get_segmentations, pipe.get_embeddings = get_segmentations, get_embeddings
+    def embeddings(audio, segs, hook=None):
+        k = key("e", audio)
+        if k not in cache:
+            cache[k] = emb(audio, segs, hook)
+        return cache[k]
+
+    engine.segmentations, engine.embeddings = segmentations, embeddings
 
 
 def session_gap(items: list[dict], embedder) -> tuple[float, int]:
@@ -377,8 +382,6 @@ def session_gap(items: list[dict], embedder) -> tuple[float, int]:
     reference turns of people heard in two or more files, of cosine(window, that person's other
     windows in this file) - cosine(window, that person's windows in the other files). This is the
     bias identity.reread() gives the take's own speakers (REFINE["reread_bias"]). Returns (gap, windows)."""
-    from indexer.speakers.campplus import fbank
-
     rows, feats = [], []
     for it in items:
         audio, ref = audio_of(it), it["ref"]
@@ -388,7 +391,7 @@ def session_gap(items: list[dict], embedder) -> tuple[float, int]:
             starts = [seg.start] if seg.duration < win else list(np.arange(seg.start, seg.end - win + 1e-6, hop))
             for t in starts if seg.duration >= 0.5 else []:
                 rows.append((it["uri"], p))
-                feats.append(fbank(audio[int(t * 16000): int((t + min(win, seg.duration)) * 16000)]))
+                feats.append(embedder.fbank(audio[int(t * 16000): int((t + min(win, seg.duration)) * 16000)]))
     x = embedder.embed_features(feats)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     uris, people = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
@@ -482,7 +485,7 @@ def tune(sets: dict, models, threads: int) -> dict:
     # files indexed alone give 95.8 % identity for every bias from 0 to 0.25, one-to-one 93.9 % at
     # 0 and 0.10 and 94.3 % at 0.17 and 0.25; indexed with the other AMI files, train is 96.96 % from
     # 0 to 0.17 and 96.82 % at 0.25 (one-to-one best at 0.17): the measured gap sits at train's best.
-    gap, n_windows = session_gap(train, diarizer.pipeline._embedding.embedder)
+    gap, n_windows = session_gap(train, diarizer.embedder)
     print(f"  session gap (reread bias) on train reference windows: {gap:.3f} ({n_windows} windows)", flush=True)
     top, top1 = max(v[0] for v in vres), max(v[1] for v in vres)
     plateau = [v[2] for v in vres if v[0] >= top - 0.005 and v[1] >= top1 - 0.005]

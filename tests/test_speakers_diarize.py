@@ -201,7 +201,7 @@ def test_resegmentation_restores_a_change_it_is_shown_merged(diarizer):
     segs = [SpeechSegment(g.start, g.end, l1 if (g.start >= s2.start - 1e-6 and g.end <= s2.end + 1e-6) else g.label,
                             g.embedding) for g in diar.segments]
     broken = Diarization(turns.support(), merged.support(), diar.speakers, diar.duration, segments=segs)
-    fixed = resegment(broken, audio, diarizer.pipeline._embedding.embedder)
+    fixed = resegment(broken, audio, diarizer.embedder)
     found = [seg for seg, _, lab in fixed.exclusive.itertracks(yield_label=True)
              if lab == l2 and seg.start >= s1.start and seg.end <= s2.end + 0.01]
     assert found, "the second speaker's line is found again"

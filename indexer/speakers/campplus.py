@@ -266,6 +266,11 @@ class CamppEmbedder:
         return {"name": NAME, "dim": EMBED_DIM, "path": self.path, "sha256": self.sha256,
                 "features": "kaldi-fbank-80 cmn"}
 
+    @staticmethod
+    def fbank(waveform, *, normalize: bool = True):
+        """The network's front end (:func:`fbank`): what :meth:`embed_features` takes."""
+        return fbank(waveform, normalize=normalize)
+
     def embed(self, waveform: np.ndarray) -> np.ndarray:
         """One embedding (192,) float32 of a whole 16 kHz mono waveform."""
         return self.embed_features([fbank(waveform)])[0]

@@ -43,7 +43,8 @@ import numpy as np
 from ..errors import UsageError
 from ..models.diarization import DiarizationModels
 from . import channels as _channels
-from .load import DEFAULT_PARAMS, EMBED_MIN_SECONDS, EMBEDDING_MODES, EMBEDDINGS, load as _load, segmentation_step_for
+from .load import (DEFAULT_PARAMS, EMBED_MIN_SECONDS, EMBEDDING_MODES, EMBEDDINGS, load as _load, load_engine,
+                   segmentation_step_for)
 from .records import SAMPLE_RATE, Diarization, LocalSpeaker
 from .refine import REFINE, refine, resegment, speech_windows
 
@@ -69,15 +70,33 @@ class Diarizer:
         self.channels_spec = channels or "mix"
         self.segmentation_step = segmentation_step or segmentation_step_for(embeddings)
         self._pipeline = None
+        self._embedder = None
         self.last_timings: dict[str, float] = {}    # seconds per step of the last call (the bench's profile)
 
     @property
     def pipeline(self):
+        """The default models' :class:`indexer.speakers.engine.Engine`, or a pyannote pipeline."""
         if self._pipeline is None:
-            self._pipeline, self.device = _load(self.models, device=self.device, params=self.params,
-                                                threads=self.threads, segmentation_step=self.segmentation_step,
-                                                embeddings=self.embeddings)
+            from ..config import torch_device
+
+            if self.models.kind == "default":
+                device = torch_device(self.device, "speaker diarization")
+                self._pipeline, self._embedder = load_engine(
+                    self.models, device=device, params=self.params, threads=self.threads,
+                    segmentation_step=self.segmentation_step, embeddings=self.embeddings)
+                self.device = device
+            else:
+                self._pipeline, self.device = _load(self.models, device=self.device, params=self.params,
+                                                    threads=self.threads, segmentation_step=self.segmentation_step,
+                                                    embeddings=self.embeddings)
+                self._embedder = getattr(getattr(self._pipeline, "_embedding", None), "embedder", None)
         return self._pipeline
+
+    @property
+    def embedder(self):
+        """CAM++ (the default models' embedder, also used by the refinement), or None."""
+        self.pipeline
+        return self._embedder
 
     @property
     def embedding_model(self) -> str:
@@ -112,8 +131,6 @@ class Diarizer:
         """Diarize 16 kHz mono ``audio``; ``channels`` (C, n) enables per-channel attribution when the
         diarizer was made with ``channels='each'`` or a channel list, or (``auto``) on the take's iso
         channels ``picked`` (:mod:`indexer.tracks`)."""
-        import torch
-
         if channels is not None and self.channels == "auto":
             picked = [c for c in picked or [] if c < channels.shape[0]]
             chan = channels[picked] if picked else None
@@ -133,7 +150,6 @@ class Diarizer:
 
             return Diarization(Annotation(), Annotation(), [], duration)
 
-        file = {"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE, "uri": uri}
         pipeline = self.pipeline
         clock = _StepClock()
 
@@ -142,8 +158,14 @@ class Diarizer:
             clock.reached({"discrete_diarization": "clustering"}.get(step, step))
             if progress is not None and total:
                 progress(step, float(completed or 0), float(total))
-        out = pipeline(file, hook=hook)
-        turns, exclusive, centroids = _unpack(out)
+        if self.models.kind == "default":
+            result = pipeline(audio, hook=hook, uri=uri)
+            turns, exclusive, centroids = result.turns, result.exclusive, result.centroids
+        else:
+            import torch
+
+            file = {"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE, "uri": uri}
+            turns, exclusive, centroids = _unpack(pipeline(file, hook=hook))
         clock.reached("turns")            # pyannote's last step: the diarization made into turns
         labels = list(turns.labels())
         speakers = []
@@ -154,7 +176,7 @@ class Diarizer:
                 emb = (centroids[k] / np.linalg.norm(centroids[k])).astype(np.float32)
             speakers.append(LocalSpeaker(str(label), emb, float(exclusive.label_duration(label))))
         diar = Diarization(turns, exclusive, speakers, duration)
-        embedder = getattr(getattr(self.pipeline, "_embedding", None), "embedder", None)
+        embedder = self.embedder
         if embedder is not None and self.refine:
             embedder = self._span_embedder(embedder, audio)
             diar = refine(diar, audio, embedder)
@@ -189,8 +211,9 @@ class Diarizer:
             return embedder
         from .load import PooledSpans, frame_features
 
-        frames = getattr(self.pipeline, "last_frames", None)
-        self.pipeline.last_frames = None
+        holder = getattr(self.pipeline, "embed", self.pipeline)          # the engine's PooledChunks
+        frames = getattr(holder, "last_frames", None)
+        holder.last_frames = None
         if frames is None or abs(frames.shape[1] - len(audio) / 320) > 2:
             frames = frame_features(embedder, audio)
         return PooledSpans(embedder, frames)

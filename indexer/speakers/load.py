@@ -322,6 +322,71 @@ def build_pipeline(models: DiarizationModels, *, params: dict | None = None, thr
     return pipe
 
 
+class PooledChunks:
+    """The engine's embedding step in the pooled modes (see ``EMBEDDINGS``): :func:`pooled_embeddings`
+    over the engine's segmentation; keeps the file's CAM++ frames for the refinement (``last_frames``)."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self.last_frames = None
+
+    def whole(self, audio, segmentations, hook=None):
+        import numpy as np
+
+        return pooled_embeddings(self, self.embedder, {"waveform": np.asarray(audio)[None]}, segmentations,
+                                 exclude_overlap=True, hook=hook)
+
+
+def _torch_segmentation(models: DiarizationModels, device: str):
+    """segmentation-3.0 as a function of (B, 1, N) chunks, in torch (pyannote.audio loads it)."""
+    import torch
+    from pyannote.audio import Model
+
+    try:
+        model = Model.from_pretrained(models.segmentation)
+    except Exception as exc:
+        raise ModelError(f"{models.segmentation}: cannot load the segmentation model ({type(exc).__name__}).") from None
+    model.eval()
+    model.to(torch.device(device))
+
+    def segment(chunks):
+        with torch.inference_mode():
+            return model(torch.from_numpy(chunks).to(model.device)).float().cpu().numpy()
+    return segment
+
+
+def load_engine(models: DiarizationModels, *, device: str = "cpu", params: dict | None = None,
+                threads: int | None = None, segmentation_step: float = SEGMENTATION_STEP,
+                embeddings: str = "chunks"):
+    """The default models in :class:`indexer.speakers.engine.Engine` (pyannote's pipeline without
+    pyannote.audio): (engine, CAM++ embedder). On the CPU the networks run in ONNX Runtime
+    (:mod:`indexer.speakers.nets`) and torch is never imported; on a GPU, or with the pooled
+    embeddings (which use CAM++'s trunk), in torch."""
+    from .engine import ChunkEmbeddings, Engine
+
+    if device == "cpu" and embeddings == "chunks":
+        from . import nets
+
+        segment, embedder = nets.load_nets(models, threads=threads)
+    else:
+        import torch
+
+        from .campplus import CamppEmbedder
+
+        if threads:
+            torch.set_num_threads(threads)
+        segment = _torch_segmentation(models, device)
+        embedder = CamppEmbedder(models.embedding, verify=False, device=device)   # checksum: diarization.resolve
+    batch = GPU_BATCH if device != "cpu" else 4
+    if embeddings == "chunks":
+        embed = ChunkEmbeddings(embedder, embedder.fbank, min_seconds=EMBED_MIN_SECONDS, bucket=EMBED_BUCKET)
+    else:
+        embed = PooledChunks(embedder)
+    engine = Engine(segment, embed, params=params or DEFAULT_PARAMS, step=segmentation_step, batch_size=batch,
+                    exclude_overlap=True, min_embed_seconds=EMBED_MIN_SECONDS)
+    return engine, embedder
+
+
 def load(models: DiarizationModels, *, device: str | None = "cpu", params: dict | None = None,
          threads: int | None = None, segmentation_step: float = SEGMENTATION_STEP, embeddings: str = "chunks"):
     """The pipeline on the device chosen for it (``cpu``, ``cuda`` or ``auto``, resolved here):

@@ -348,6 +348,9 @@ def _session(path: str | os.PathLike, threads: int | None, what: str, *, fixed_s
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.enable_mem_pattern = fixed_shapes      # planned buffers help one input shape, not many
     opts.log_severity_level = 3
+    # ONNX Runtime's threads spin between runs by default: beside Whisper's threads, other jobs or a
+    # loaded laptop that costs more than it saves (the CAM++ embeddings of sample.wav took 2x as long)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if not Path(path).is_file():
         raise ModelError(f"{path}: the ONNX {what} model is missing; run `dailies models fetch`.")
     try:
@@ -394,6 +397,11 @@ class OnnxCampp:
     def describe(self) -> dict[str, Any]:
         return {"name": CAMPP_NAME, "dim": EMBED_DIM, "path": self.path, "sha256": self.sha256,
                 "features": "kaldi-fbank-80 cmn"}
+
+    @staticmethod
+    def fbank(waveform, *, normalize: bool = True) -> np.ndarray:
+        """The network's front end (:func:`fbank`): what :meth:`embed_features` takes."""
+        return fbank(waveform, normalize=normalize)
 
     def embed(self, waveform: np.ndarray) -> np.ndarray:
         """One embedding (192,) float32 of a whole 16 kHz mono waveform."""

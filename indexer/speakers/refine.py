@@ -57,7 +57,6 @@ def speech_segments(exclusive: "Annotation", audio: np.ndarray, embedder, *,
                     minimum: float | None = None) -> list[SpeechSegment]:
     """Exclusive turns as segments (long ones cut into equal pieces of at most ``segment_max`` s),
     each embedded with CAM++ when it lasts at least ``minimum`` seconds."""
-    from .campplus import fbank
 
     minimum = REFINE["short_min"] if minimum is None else minimum
     out: list[SpeechSegment] = []
@@ -72,7 +71,7 @@ def speech_segments(exclusive: "Annotation", audio: np.ndarray, embedder, *,
         if hasattr(embedder, "embed_spans"):      # pooled from the file's CAM++ frames (load.PooledSpans)
             embs = embedder.embed_spans([(g.start, g.end) for g in todo])
         else:
-            feats = [fbank(audio[int(g.start * SAMPLE_RATE): int(g.end * SAMPLE_RATE)]) for g in todo]
+            feats = [embedder.fbank(audio[int(g.start * SAMPLE_RATE): int(g.end * SAMPLE_RATE)]) for g in todo]
             embs = embedder.embed_features(feats, bucket=EMBED_BUCKET)
         for g, e in zip(todo, embs):
             n = float(np.linalg.norm(e))
@@ -160,7 +159,6 @@ def _window_embeddings(audio: np.ndarray, windows: list[tuple[float, float]], em
                        cache: dict | None = None, *, chunk: int = 256) -> np.ndarray:
     """Unit CAM++ embeddings of ``windows`` ((start, length) in s) of ``audio``; a row of zeros where
     none could be made. ``cache`` (keyed by window) saves recomputing the windows of an unchanged turn."""
-    from .campplus import fbank
 
     cache = {} if cache is None else cache
     keys = [(int(round(t * SAMPLE_RATE)), int(round(n * SAMPLE_RATE))) for t, n in windows]
@@ -170,7 +168,7 @@ def _window_embeddings(audio: np.ndarray, windows: list[tuple[float, float]], em
         if hasattr(embedder, "embed_spans"):      # pooled from the file's CAM++ frames (load.PooledSpans)
             embs = embedder.embed_spans([(a / SAMPLE_RATE, (a + n) / SAMPLE_RATE) for a, n in part])
         else:
-            embs = embedder.embed_features([fbank(audio[a: a + n]) for a, n in part])
+            embs = embedder.embed_features([embedder.fbank(audio[a: a + n]) for a, n in part])
         for k, e in zip(part, embs):
             norm = float(np.linalg.norm(e))
             cache[k] = (e / norm).astype(np.float32) if np.isfinite(norm) and norm > 0 else None
