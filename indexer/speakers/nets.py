@@ -50,7 +50,7 @@ _NFFT = 512                                     # next power of two (round_to_po
 _PREEMPHASIS = 0.97
 _LOW_FREQ = 20.0                                # torchaudio's defaults: low_freq 20 Hz, high_freq Nyquist
 _EPS = np.float32(np.finfo(np.float32).eps)
-_BLOCK = 4096                                   # frames per pass: bounded memory on hour-long takes
+_BLOCK = 1024                                   # frames per pass: bounded memory on hour-long takes
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,23 +88,30 @@ def fbank(waveform: Any, *, normalize: bool = True) -> np.ndarray:
     wav = np.asarray(waveform, dtype=np.float32).reshape(-1)
     if wav.shape[0] < _WINDOW:
         wav = np.pad(wav, (0, _WINDOW - wav.shape[0]))
+    import scipy.fft            # pocketfft in C++, some 1.5x numpy's on these frames
+
     window, banks = _fbank_constants()
     count = 1 + (wav.shape[0] - _WINDOW) // _SHIFT
     strided = np.lib.stride_tricks.sliding_window_view(wav, _WINDOW)[::_SHIFT]
     out = np.empty((count, FEAT_DIM), dtype=np.float32)
-    frames = np.zeros((min(count, _BLOCK), _NFFT), dtype=np.float32)
+    buf = np.empty((min(count, _BLOCK), _WINDOW), dtype=np.float32)
+    k = np.float32(_PREEMPHASIS)
     for a in range(0, count, _BLOCK):
         x = strided[a: a + _BLOCK]
         m = x.shape[0]
-        f = frames[:m]
-        x = x - x.mean(axis=1, keepdims=True, dtype=np.float32)
-        # pre-emphasis, with the first sample its own predecessor (Kaldi's "replicate")
-        f[:, 1:_WINDOW] = x[:, 1:] - np.float32(_PREEMPHASIS) * x[:, :-1]
-        f[:, 0] = x[:, 0] - np.float32(_PREEMPHASIS) * x[:, 0]
-        f[:, :_WINDOW] *= window
-        spec = np.fft.rfft(f, axis=1)                               # (m, 257) complex64
-        power = spec.real * spec.real + spec.imag * spec.imag
-        np.log(np.maximum(power @ banks, _EPS), out=out[a: a + m])
+        y = buf[:m]
+        np.subtract(x, x.mean(axis=1, keepdims=True, dtype=np.float32), out=y)    # DC offset removed
+        # pre-emphasis, the first sample its own predecessor (Kaldi's "replicate"); numpy reads the
+        # overlapping right-hand side before writing
+        y[:, 1:] -= k * y[:, :-1]
+        y[:, 0] *= 1 - k
+        y *= window
+        spec = scipy.fft.rfft(y, n=_NFFT, axis=1)                   # (m, 257) complex64, zero-padded
+        ri = spec.view(np.float32)
+        np.square(ri, out=ri)
+        mel = (ri[:, 0::2] + ri[:, 1::2]) @ banks                   # power spectrum, filter bank
+        np.maximum(mel, _EPS, out=mel)
+        np.log(mel, out=out[a: a + m])
     if normalize:
         out -= out.mean(axis=0, keepdims=True)
     return out
@@ -294,6 +301,7 @@ def _export_to(folder: Path, name: str, export, source: str) -> Path:
     os.close(fd)
     try:
         export(source, tmp)
+        os.chmod(tmp, 0o644)                    # mkstemp's file is private; the cache is not
         os.replace(tmp, dst)
     except ModelError:
         raise
