@@ -276,30 +276,37 @@ class CamppEmbedder:
         return self.embed_features([fbank(waveform)])[0]
 
     def embed_features(self, feats: list, *, bucket: int = 0, max_batch_frames: int = 6000) -> np.ndarray:
-        """Embeddings (N, 192) of normalised fbank matrices (T_i, 80); empty matrices give NaN rows.
-
-        Padding would change the statistics pooling, so only matrices of one length share a batch.
-        ``bucket`` > 0 crops each matrix to a multiple of that many frames (dropping < bucket frames
-        from its end) so that many share a length and run as one batch (much faster on CPU).
-        """
+        """Embeddings (N, 192) of normalised fbank matrices (T_i, 80); empty matrices give NaN rows,
+        batched by :func:`equal_length_batches`."""
         import torch
 
-        if bucket > 0:
-            feats = [f[: (f.shape[0] // bucket) * bucket] if f.shape[0] >= bucket else f for f in feats]
         out = np.full((len(feats), EMBED_DIM), np.nan, dtype=np.float32)
-        by_length: dict[int, list[int]] = {}
-        for i, f in enumerate(feats):
-            if f.shape[0] > 0:
-                by_length.setdefault(int(f.shape[0]), []).append(i)
         with torch.inference_mode():
-            for length, items in sorted(by_length.items()):
-                step = max(1, max_batch_frames // length)
-                for k in range(0, len(items), step):
-                    part = items[k:k + step]
-                    batch = torch.stack([torch.as_tensor(feats[i], dtype=torch.float32) for i in part])
-                    emb = self.model(batch.to(self.device)).float().cpu().numpy()
-                    out[part] = emb
+            for part, mats in equal_length_batches(feats, bucket=bucket, max_batch_frames=max_batch_frames):
+                batch = torch.stack([torch.as_tensor(m, dtype=torch.float32) for m in mats])
+                out[part] = self.model(batch.to(self.device)).float().cpu().numpy()
         return out
+
+
+def equal_length_batches(feats: list, *, bucket: int = 0, max_batch_frames: int = 6000):
+    """How CAM++ (torch or ONNX) batches fbank matrices: yields (row indices, matrices) of one length
+    each, at most ``max_batch_frames`` frames a batch; empty matrices are left out (their rows stay NaN).
+
+    Padding would change the statistics pooling, so only matrices of one length share a batch.
+    ``bucket`` > 0 crops each matrix to a multiple of that many frames (dropping < bucket frames
+    from its end) so that many share a length and run as one batch (much faster on CPU).
+    """
+    if bucket > 0:
+        feats = [f[: (f.shape[0] // bucket) * bucket] if f.shape[0] >= bucket else f for f in feats]
+    by_length: dict[int, list[int]] = {}
+    for i, f in enumerate(feats):
+        if f.shape[0] > 0:
+            by_length.setdefault(int(f.shape[0]), []).append(i)
+    for length, items in sorted(by_length.items()):
+        step = max(1, max_batch_frames // length)
+        for k in range(0, len(items), step):
+            part = items[k:k + step]
+            yield part, [feats[i] for i in part]
 
 
 def load_state(state: dict) -> "torch.nn.Module":

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import ModelError
 from ..models.checksum import file_sha256
 from .campplus import EMBED_DIM, FEAT_DIM, FRAME_LENGTH, FRAME_SHIFT, NAME as CAMPP_NAME, SAMPLE_RATE, WEIGHTS_FILE, \
-    WEIGHTS_SHA256
+    WEIGHTS_SHA256, equal_length_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.diarization import DiarizationModels
@@ -408,23 +408,12 @@ class OnnxCampp:
         return self.embed_features([fbank(waveform)])[0]
 
     def embed_features(self, feats: list, *, bucket: int = 0, max_batch_frames: int = 6000) -> np.ndarray:
-        """Embeddings (N, 192) of normalised fbank matrices (T_i, 80); empty matrices give NaN rows.
-        Only matrices of one length share a batch; ``bucket`` > 0 crops each to a multiple of that
-        many frames first (see ``CamppEmbedder.embed_features``)."""
-        feats = [np.asarray(f, dtype=np.float32) for f in feats]
-        if bucket > 0:
-            feats = [f[: (f.shape[0] // bucket) * bucket] if f.shape[0] >= bucket else f for f in feats]
+        """Embeddings (N, 192) of normalised fbank matrices (T_i, 80); empty matrices give NaN rows,
+        batched as ``CamppEmbedder.embed_features`` batches them (:func:`campplus.equal_length_batches`)."""
         out = np.full((len(feats), EMBED_DIM), np.nan, dtype=np.float32)
-        by_length: dict[int, list[int]] = {}
-        for i, f in enumerate(feats):
-            if f.shape[0] > 0:
-                by_length.setdefault(int(f.shape[0]), []).append(i)
-        for length, items in sorted(by_length.items()):
-            step = max(1, max_batch_frames // length)
-            for k in range(0, len(items), step):
-                part = items[k:k + step]
-                batch = np.stack([feats[i] for i in part])
-                out[part] = self.session.run(None, {"feats": batch})[0]
+        for part, mats in equal_length_batches([np.asarray(f, dtype=np.float32) for f in feats], bucket=bucket,
+                                               max_batch_frames=max_batch_frames):
+            out[part] = self.session.run(None, {"feats": np.stack(mats)})[0]
         return out
 
 
