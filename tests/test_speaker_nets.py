@@ -238,3 +238,8 @@ def test_models_fetch_makes_the_exports(models, tmp_path, monkeypatch):
     assert made[1].startswith("segmentation-3.0-da85c29829d4")
     assert str(base / "onnx" / made[1]) in lines[-1]
     assert all(stat.S_IMODE((base / "onnx" / m).stat().st_mode) & stat.S_IROTH for m in made)   # readable by all
+    from indexer.models import list_models
+
+    listed = {r["path"]: r for r in list_models() if r["name"].endswith("(ONNX)")}       # `dailies models list`
+    assert sorted(listed) == [str(base / "onnx" / m) for m in made]
+    assert all(r["status"] == "present" and len(r["sha256"]) == 64 for r in listed.values())

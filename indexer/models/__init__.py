@@ -39,6 +39,12 @@ def list_models() -> list[dict]:
     from .clip import model_rows
 
     rows.extend(diarization.list_rows())
+    try:
+        from ..speakers import nets
+
+        rows.extend(nets.list_rows(diarization.resolve()))
+    except DailiesError:             # the weights are missing or corrupt: their rows above say so
+        pass
     rows.extend(model_rows())
     return rows
 

@@ -332,6 +332,18 @@ def onnx_paths(models: "DiarizationModels", *, cache_dir: str | os.PathLike | No
     return out[0], out[1]
 
 
+def list_rows(models: "DiarizationModels") -> list[dict]:
+    """The exports of ``models`` (for `dailies models list`): one row each, present or not yet made."""
+    rows = []
+    for name, what in zip(_names(models), ("pyannote/segmentation-3.0", "CAM++ campplus_cn_en_common")):
+        found = next((d / name for d in cache_dirs() if (d / name).is_file()), None)
+        rows.append({"name": f"{what} (ONNX)", "role": "diarization, run by ONNX Runtime (exported from the weights)",
+                     "status": "present" if found else "missing", "path": str(found) if found else None,
+                     "origin": "exported" if found else None, "sha256": file_sha256(found) if found else None,
+                     **({} if found else {"detail": "made by `dailies models fetch`, or on first use"})})
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------
 # running (ONNX Runtime, CPU)
 # ------------------------------------------------------------------------------------------------
