@@ -1,21 +1,23 @@
 """Who speaks when, per take: the speaker step itself (:class:`Diarizer`). It runs pyannote's
-diarization pipeline with our CAM++ embeddings (loaded by :mod:`indexer.speakers.load`), refines
-the result (:mod:`indexer.speakers.refine`) and finds which channel each speaker owns
-(:mod:`indexer.speakers.channels`).
+diarization pipeline (:mod:`indexer.speakers.engine`, our copy of it without pyannote.audio) with
+segmentation-3.0 and our CAM++ (loaded by :mod:`indexer.speakers.load`; on the CPU in ONNX Runtime,
+:mod:`indexer.speakers.nets`), refines the result (:mod:`indexer.speakers.refine`) and finds which
+channel each speaker owns (:mod:`indexer.speakers.channels`).
 
 The default models are pyannote segmentation-3.0 (local speaker activity in 10 s windows, up to 3
-speakers each, overlap included) and CAM++ (``indexer.speakers.campplus``) as the speaker-embedding model of
-``pyannote.audio``'s ``SpeakerDiarization`` pipeline (agglomerative clustering on cosine distance).
-CAM++ runs once per file (its trunk, up to statistics pooling: :func:`indexer.speakers.load.frame_features`);
-pyannote's embedding of each (chunk, local speaker)
-is that file's frame statistics pooled over its frames (``embeddings="pooled"``), instead of a CAM++
-pass on every chunk's masked speech (some ten per second of speech at pyannote's 1 s step: ``"chunks"``);
-with ``"pooled-all"`` the refinement's segment and window embeddings are pooled from them too.
+speakers each, overlap included) and CAM++ (``indexer.speakers.campplus``) as the speaker-embedding
+model, clustered agglomeratively on cosine distance. CAM++ runs on every chunk's masked speech (some
+ten passes per second of speech at pyannote's 1 s step: ``"chunks"``, the default), or its trunk runs
+once per file and its frame statistics are pooled per (chunk, local speaker) (``embeddings="pooled"``,
+:func:`indexer.speakers.load.frame_features`); with ``"pooled-all"`` the refinement's segment and
+window embeddings are pooled from them too. A ``--diarization-model`` (a pyannote pipeline folder or
+hub id) runs in ``pyannote.audio`` itself.
 
 The audio arrives in memory (16 kHz mono float32, decoded once per file by the pipeline and shared
-with speech recognition) and goes to pyannote as ``{"waveform", "sample_rate"}``.
+with speech recognition) and goes to the engine as a numpy array (to a pyannote pipeline as
+``{"waveform", "sample_rate"}``).
 
-pyannote decides who speaks in each 10 s window and clusters the windows' speakers across the take.
+The segmentation decides who speaks in each 10 s window and clusters the windows' speakers across the take.
 Two similar voices (the fixture shoot's two synthetic voices are the extreme case) can be one
 speaker to the segmentation model inside a window; :func:`indexer.speakers.refine.refine` then checks
 every local speaker on utterance-level embeddings (one per stretch of exclusive speech) and splits it
@@ -31,7 +33,8 @@ registry, ``indexer.speakers.identity``) and, with several channels, which chann
 Words are attributed to speakers, and lines split where the speaker changes, in :mod:`indexer.align`
 (:func:`indexer.align.assign_lines`).
 
-torch and pyannote are imported inside functions only.
+torch and pyannote are imported inside functions only; the default CPU path imports neither torch nor
+pyannote.audio.
 """
 
 from __future__ import annotations
