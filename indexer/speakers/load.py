@@ -1,6 +1,8 @@
-"""Loading the diarization models: pyannote's ``SpeakerDiarization`` pipeline with segmentation-3.0 and
-our CAM++ (:mod:`indexer.speakers.campplus`) as its speaker-embedding model, or a pyannote pipeline
-(hub id or folder), on the device chosen for it.
+"""Loading the diarization models: segmentation-3.0 and our CAM++ (:mod:`indexer.speakers.campplus`) in
+:class:`indexer.speakers.engine.Engine` (:func:`load_engine`: ONNX Runtime on the CPU, torch on a GPU), or
+a pyannote pipeline (hub id or folder, :func:`load`), on the device chosen for it. :func:`build_pipeline`
+also builds pyannote.audio's own ``SpeakerDiarization`` with our CAM++, which the evaluation and the
+engine's equality test run beside the engine.
 
 torch and pyannote are imported inside functions only.
 """
