@@ -506,6 +506,13 @@ def main() -> int:
     ap.add_argument("--no-baseline", action="store_true", help="skip pyannote's pipeline called directly")
     ap.add_argument("--no-asr", action="store_true", help="skip cpWER (no faster-whisper run)")
     ap.add_argument("--json", help="write every number to this file")
+    ap.add_argument("--segmentation-step", type=float, default=None, metavar="FRACTION",
+                    help="dailies' segmentation step, as a fraction of the 10 s window (default: the index's)")
+    ap.add_argument("--min-cluster-size", type=int, default=None,
+                    help="dailies' clustering min_cluster_size (default: the index's)")
+    ap.add_argument("--tuning-only", action="store_true",
+                    help="score only the tuning data (AMI train, the fixture shoot): for choosing a setting "
+                         "without looking at the held-out files (sample.wav, AMI dev+test)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     shared = Path(args.shared)
@@ -515,15 +522,21 @@ def main() -> int:
     os.environ.setdefault("DAILIES_MODELS", str(shared / "models"))
     models = resolve()
     sets = load_sets(shared)
+    if args.tuning_only:
+        sets["sample"], sets["ami-dev+test"] = [], []
     if args.tune:
         print(json.dumps(tune(sets, models, args.threads), indent=2))
         return 0
 
-    systems = {"dailies": Diarizer(models, threads=args.threads)}
+    params = None
+    if args.min_cluster_size is not None:
+        params = {**DEFAULT_PARAMS, "clustering": {**DEFAULT_PARAMS["clustering"], "min_cluster_size": args.min_cluster_size}}
+    systems = {"dailies": Diarizer(models, threads=args.threads, segmentation_step=args.segmentation_step,
+                                   params=params)}
     if not args.no_baseline:
         systems["pyannote"] = pyannote_direct(models, args.threads)
     report: dict = {"der": {}, "cpwer": {}, "identity": {}, "seconds": {}}
-    warm = audio_of(sets["sample"][0])[: 16000 * 5]
+    warm = audio_of((sets["sample"] or sets["ami-train"])[0])[: 16000 * 5]
     for name, fn in systems.items():
         fn(warm)                                  # load + warm up, not timed
     for name, fn in systems.items():
@@ -532,7 +545,7 @@ def main() -> int:
 
     print("\nDER (pyannote.metrics, overlap scored; collar is the total width)")
     print(f"{'set':14} {'system':9} {'collar 0':>9} {'collar .5':>9} {'speakers':>9} {'s/file':>7} {'RTF':>6}")
-    for set_name in ("sample", "ami-dev+test", "fixture"):
+    for set_name in ("sample", "ami-dev+test", "ami-train", "fixture"):
         items = sets[set_name]
         if not items:
             continue
@@ -549,7 +562,7 @@ def main() -> int:
                             for name in systems)
             print(f"    {it['uri']:8} {row}")
 
-    if not args.no_asr:
+    if not args.no_asr and sets["sample"]:
         item = sets["sample"][0]
         ref = stm_words(item["wav"].with_suffix(".stm"))
         print("\ncpWER on sample.stm (faster-whisper tiny.en words)")
@@ -577,6 +590,8 @@ def main() -> int:
         def splits(stage: str, words: str) -> None:
             for label, items in (("all 13 AMI files", every), ("dev+test", sets["ami-dev+test"]),
                                  ("train (tuning)", sets["ami-train"])):
+                if not items:
+                    continue
                 ident = identity(items, name, f"{name}_vmap")
                 report["identity"][f"{label}/{name}/{stage}"] = ident
                 print(f"  {name:9} {label:17} {ident['accuracy']:6.1%} {words} "
