@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/eval_diarization.py [--shared ../shared] [--threads 2] [--json out.json]
     .venv/bin/python scripts/eval_diarization.py --tune      # tune thresholds on the AMI *train* files
+    .venv/bin/python scripts/eval_diarization.py --tuning-only --segmentation-step 0.2   # try a setting on the
+                                  # tuning data only (AMI train, the fixture shoot): no held-out figure printed
 
 Prints, on ../shared/eval/diarization:
 - DER (pyannote.metrics, collar 0 and collar 0.5 s total width = +/-0.25 s; overlap scored) on
