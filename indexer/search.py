@@ -451,7 +451,8 @@ def _coverage(sim: np.ndarray, cols: np.ndarray, lens: np.ndarray, weights: np.n
     ``sim`` is (query words, vocabulary) with column 0 all zero; ``cols`` is (n_windows, max_len) of its
     columns (0 = padding), ``lens`` each window's length. The alignment is, per window, sum of weight *
     similarity over the best order-preserving matching, divided by the total weight. Windows are scored in
-    batches of similar length (padding adds nothing to a window's score, only work).
+    batches of similar length (padding adds nothing to a window's score, only work), each batch stepping over
+    whichever is shorter, the query's words or the batch's positions.
 
     A delivered word no query word is similar to (a column of ``sim`` all zero) adds nothing either: at such a
     position the alignment's best score only carries over (adding 0.0 and taking the max of equal values is
@@ -469,6 +470,8 @@ def _coverage(sim: np.ndarray, cols: np.ndarray, lens: np.ndarray, weights: np.n
     cols = packed
     live = np.flatnonzero(lens)                             # a window with no such word scores 0
     order = live[np.argsort(lens[live], kind="stable")]
+    n_q = sim.shape[0]
+    weighted = None
     for batch in np.array_split(order, max(1, len(order) // 64)):
         if not len(batch):
             continue
@@ -477,8 +480,23 @@ def _coverage(sim: np.ndarray, cols: np.ndarray, lens: np.ndarray, weights: np.n
         g = sim[:, c]                                           # (query words, n, m)
         if bag:
             out_bag[batch] = (weights[:, None] * g.max(axis=2)).sum(axis=0) / total
+        if m < n_q:
+            # Fewer kept words than query words (a long line): the same recurrence stepped over the window's
+            # positions, query words along the vector. Every cell is the max of the same three candidates
+            # (above, left, diagonal + weight * similarity), so the scores are the same to the last bit.
+            if weighted is None:
+                weighted = (sim * weights[:, None]).T             # (vocabulary, query words)
+            s = weighted[c]                                       # (n, m, query words)
+            dp = np.zeros((len(batch), n_q + 1))
+            for j in range(m):
+                new = np.empty_like(dp)
+                new[:, 0] = dp[:, 0]
+                np.maximum(dp[:, 1:], dp[:, :-1] + s[:, j], out=new[:, 1:])   # word j matches query word i, or not
+                dp = np.maximum.accumulate(new, axis=1)
+            out[batch] = dp[:, -1]
+            continue
         dp = np.zeros((len(batch), m + 1))
-        for i in range(sim.shape[0]):
+        for i in range(n_q):
             s = g[i] * weights[i]
             new = np.empty_like(dp)
             new[:, 0] = dp[:, 0]
