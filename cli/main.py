@@ -116,9 +116,9 @@ def main(
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from cli.console import console
 
-    return Console(stderr=stderr, highlight=False)
+    return console(stderr)
 
 
 # ------------------------------------------------------------------------------------------ index

@@ -30,9 +30,9 @@ FORMATS = ("table", "csv", "json", "html")
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from cli.console import console
 
-    return Console(stderr=stderr, highlight=False)
+    return console(stderr)
 
 
 class _Progress:

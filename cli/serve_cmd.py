@@ -83,12 +83,12 @@ def proxies_cmd(
 ) -> None:
     """Make browser-playable proxies (H.264/AAC) of takes a browser cannot play (ProRes, DNx, MXF ...);
     reused while the source is unchanged. `dailies serve` runs this in the background."""
-    from rich.console import Console
-
     from indexer.config import index_path
     from indexer.server import make_proxies
 
-    err = Console(stderr=True, highlight=False)
+    from cli.console import console
+
+    err = console(stderr=True)
     target = index_path(index)
     counts = make_proxies(target, err.print)
     err.print(f"Proxies in {target}: {counts['made']} made, {counts['current']} already current, "

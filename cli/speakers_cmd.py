@@ -22,9 +22,9 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to std
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from cli.console import console
 
-    return Console(stderr=stderr, highlight=False)
+    return console(stderr)
 
 
 def _writer(index: Optional[Path]):

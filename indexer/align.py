@@ -256,12 +256,43 @@ def assign_shots(lines: list[Line], shots: list[Shot], rate: Fraction) -> list[L
     return [replace(line, shots=shots_spanning(shots, line.start, line.end, rate)) for line in lines]
 
 
+COLLAPSED_WORD = 0.02            # s: a word this short had its timing collapsed by Whisper's alignment
+COLLAPSED_WIDTH = 0.25           # ... and is given this much, taken from the pause before it (else after it)
+
+
+def widen_collapsed(words: list[Word]) -> list[Word]:
+    """Words whose timing Whisper's alignment collapsed to (almost) nothing, given a width.
+
+    faster-whisper sometimes times a segment's last word as an instant (``Leo.`` at 9.21-9.21 s on the fixture
+    take 12A_T3, on an AVX2-only CPU): the word was said, and the line, hit or export made of it alone would
+    last no time at all. Such a word ends where Whisper says and starts ``COLLAPSED_WIDTH`` earlier, in the
+    pause before it (never before the previous word of its channel ends); with no pause there, it takes the
+    pause after it. Other words are returned as they are."""
+    out = list(words)
+    last_end: dict = {}
+    for i, w in enumerate(out):
+        if w.end - w.start < COLLAPSED_WORD:
+            before = last_end.get(w.channel, 0.0)
+            start = max(before, w.end - COLLAPSED_WIDTH)
+            if w.end - start >= COLLAPSED_WORD:
+                out[i] = w = replace(w, start=start)
+            else:
+                nxt = next((v.start for v in out[i + 1:] if v.channel == w.channel), w.start + COLLAPSED_WIDTH)
+                end = min(nxt, w.start + COLLAPSED_WIDTH)
+                if end - w.start >= COLLAPSED_WORD:
+                    out[i] = w = replace(w, end=end)
+        last_end[w.channel] = max(last_end.get(w.channel, 0.0), w.end)
+    return out
+
+
 def build_lines(words: list[Word], shots: list[Shot], rate: Fraction, audio: np.ndarray | None,
                 sample_rate: int = 16000, rules: LineRules = LineRules(),
                 channels: np.ndarray | None = None) -> list[Line]:
     """The whole step: group, refine edges on the sound, attach shots. Words heard on iso channels
     (``Word.channel``, production sound) make lines of their own channel, edges refined on that
-    channel's sound (``channels``, (C, n)), so two actors talking over each other keep two lines."""
+    channel's sound (``channels``, (C, n)), so two actors talking over each other keep two lines.
+    Words Whisper timed as an instant are widened first (:func:`widen_collapsed`)."""
+    words = widen_collapsed(words)
     groups: dict = {}
     for w in words:
         groups.setdefault(w.channel, []).append(w)

@@ -81,3 +81,41 @@ def test_whisper_pieces_of_a_hyphenated_word_are_one_word():
     from indexer.records import Line
 
     assert Line(index=0, start=1.0, end=2.8, words=words[:3]).text == "Mm-hmm a jerk-tongue"
+
+
+def test_a_word_whisper_timed_as_an_instant_is_widened_into_the_pause_before_it():
+    """faster-whisper tiny.en on an AVX2-only CPU timed the fixture take 12A_T3's "Leo." as 9.21-9.21 s (its real
+    words, recorded in tests/golden/sound_steps.json): the line made of it lasted no time at all."""
+    import json
+    from pathlib import Path
+
+    from indexer.align import COLLAPSED_WIDTH, build_lines, widen_collapsed
+
+    steps = json.loads((Path(__file__).parent / "golden" / "sound_steps.json").read_text())
+    words = [Word.from_json(w) for w in steps["913e517edd17"]["asr"][1]["words"]]
+    leo = next(i for i, w in enumerate(words) if w.text == "Leo.")
+    assert words[leo].start == words[leo].end == 9.21
+    wide = widen_collapsed(words)
+    assert wide[leo].end == 9.21 and abs(wide[leo].start - (9.21 - COLLAPSED_WIDTH)) < 1e-9
+    assert wide[leo].start >= wide[leo - 1].end
+    collapsed = [i for i, w in enumerate(words) if w.end - w.start < 0.02]
+    assert len(collapsed) == 2                       # "Leo." twice in this take
+    for i, (w, v) in enumerate(zip(words, wide)):
+        if i in collapsed:
+            assert v.end == w.end and v.end - v.start >= 0.02 and (i == 0 or v.start >= wide[i - 1].end)
+        else:
+            assert v == w
+    lines = build_lines(words, [], Fraction(25), None)
+    assert all(ln.end > ln.start for ln in lines)
+    assert any(ln.text == "Leo." and ln.start < 9.21 for ln in lines)
+
+
+def test_a_collapsed_word_with_no_pause_before_it_takes_the_pause_after_it():
+    from indexer.align import COLLAPSED_WIDTH, widen_collapsed
+
+    words = [Word(1.0, 1.5, "one", 0.9), Word(1.5, 1.5, "two", 0.9), Word(2.5, 2.8, "three.", 0.9),
+             Word(3.0, 3.0, "four", 0.9, channel=1), Word(3.0, 3.1, "five", 0.9, channel=1)]
+    wide = widen_collapsed(words)
+    assert (wide[1].start, wide[1].end) == (1.5, 1.5 + COLLAPSED_WIDTH)
+    assert (wide[3].start, wide[3].end) == (3.0 - COLLAPSED_WIDTH, 3.0)       # channel 1 has nothing before it
+    assert wide[0] == words[0] and wide[2] == words[2] and wide[4] == words[4]
