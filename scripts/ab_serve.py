@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import socket
 import statistics
 import subprocess
@@ -36,16 +35,9 @@ def main() -> int:
     args = ap.parse_args()
     import httpx
 
-    from bench_serve import dialogue, pct, tree_cpu
+    from bench_serve import bench_queries, dialogue, pct, tree_cpu
 
-    corpus = dialogue()
-    rng = random.Random(3)                      # bench_serve.py's queries, in its order
-    qs = []
-    for _ in range(args.queries):
-        q = rng.choice(corpus)
-        if rng.random() < 0.3:
-            q = " ".join(q.split()[: max(3, len(q.split()) // 2)])
-        qs.append(q)
+    qs = bench_queries(dialogue(), args.queries)        # bench_serve.py's queries, in its order
     procs, bases = {}, {}
     for name, root in (("old", args.old.resolve()), ("new", ROOT)):
         sock = socket.socket()

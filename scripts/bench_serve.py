@@ -240,6 +240,18 @@ def cpu_note(before: float | None, after: float | None, n: int) -> str:
     return "" if before is None or after is None else f"; server CPU {1000 * (after - before) / n:.0f} ms per query"
 
 
+def bench_queries(corpus: list[str], n: int, seed: int = 3) -> list[str]:
+    """The bench's queries: screenplay speeches, 30 % of them cut to their first half (at least 3 words)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        q = rng.choice(corpus)
+        if rng.random() < 0.3:
+            q = " ".join(q.split()[: max(3, len(q.split()) // 2)])
+        out.append(q)
+    return out
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -360,13 +372,7 @@ def main() -> int:
     if not (index / "catalog.sqlite").is_file():
         secs = build_index(index, lines)
         print(f"built {len(lines)} distinct lines from {len(corpus)} screenplay speeches in {secs:.0f} s: {index}")
-    rng = random.Random(3)
-    queries = []
-    for _ in range(args.queries):
-        q = rng.choice(corpus)
-        if rng.random() < 0.3:
-            q = " ".join(q.split()[: max(3, len(q.split()) // 2)])
-        queries.append(q)
+    queries = bench_queries(corpus, args.queries)
 
     server, base = serve_processes(index, args.workers) if args.workers else serve(index)
     if args.workers:
