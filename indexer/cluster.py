@@ -193,9 +193,13 @@ class RayPool:
             n = max(1, n)
         if c.gpus and res.get("GPU", 0) < c.gpus:
             raise UsageError(f"--worker-gpus {c.gpus}: the Ray cluster at {c.address} has no GPU.")
-        actor = ray.remote(_TakeWorker).options(num_cpus=c.cpus, num_gpus=c.gpus, max_restarts=MAX_RESTARTS,
-                                                max_task_retries=0)
         settings = self.settings
+        # Ray gives an actor OMP_NUM_THREADS = its CPUs (1 by default); the models' OpenMP and BLAS code then
+        # rounds differently from a local run's on some CPUs (word times moved by 20 ms on an AVX2-only EPYC):
+        # a worker runs them with the run's thread count, as a local run and a --jobs worker do.
+        actor = ray.remote(_TakeWorker).options(
+            num_cpus=c.cpus, num_gpus=c.gpus, max_restarts=MAX_RESTARTS, max_task_retries=0,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(settings.threads)}})
         self.workers = [actor.remote(settings, c.path_map) for _ in range(n)]
         self.info = ray.get([w.ready.remote() for w in self.workers])
         for i, info in enumerate(self.info):

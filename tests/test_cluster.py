@@ -59,6 +59,28 @@ def _snapshot(path: Path) -> dict:
     return {"takes": takes, "voices": voices, "searches": searches, "server": server}
 
 
+def assert_same_index(ours: dict, theirs: dict) -> None:
+    """Two snapshots say the same: every text, timecode, label, id, count and number equal; the first
+    differences are listed when they do not. (A Ray worker once ran its
+    models with Ray's OMP_NUM_THREADS=1, and on an AVX2-only CPU word times moved by 20 ms: see RayPool.start.)"""
+    diffs: list = []
+
+    def walk(a, b, where: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+            for k in a:
+                walk(a[k], b[k], f"{where}/{k}")
+        elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                walk(x, y, f"{where}[{i}]")
+        elif a != b:
+            diffs.append((where, a, b))
+
+    for part in ("takes", "voices", "searches"):
+        walk(ours[part], theirs[part], part)
+    assert not diffs, diffs[:20]
+    assert len(ours["voices"]) >= 2 and all(ours["searches"].values())
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     import ray
@@ -111,10 +133,7 @@ def test_cluster_run_equals_local_run_vectors_in_chroma_server(ray_cluster, chro
     ours, theirs = _snapshot(path), _snapshot(shoot_index)
     assert ours["server"] == (chroma_server, sum(t["n_lines"] for t in ours["takes"].values()))
     assert ours["server"][1] > 0 and theirs["server"] is None
-    assert ours["takes"] == theirs["takes"]
-    assert ours["voices"] == theirs["voices"] and len(ours["voices"]) >= 2
-    assert ours["searches"] == theirs["searches"]
-    assert all(ours["searches"].values())
+    assert_same_index(ours, theirs)
     # the vectors are in the server, not in the index folder: without the server the semantic ranker has nothing
     assert not (path / "chroma").exists()
 
@@ -228,9 +247,7 @@ def test_jobs_run_equals_local_run(shoot_index, tmp_path):
     local = json.loads((shoot_index.parent / "summary.json").read_text())
     assert sorted((r.path, r.status) for r in summary.results) == sorted((r["path"], r["status"]) for r in local)
     ours, theirs = _snapshot(path), _snapshot(shoot_index)
-    assert ours["takes"] == theirs["takes"]
-    assert ours["voices"] == theirs["voices"] and len(ours["voices"]) >= 2
-    assert ours["searches"] == theirs["searches"] and all(ours["searches"].values())
+    assert_same_index(ours, theirs)
 
 
 @pytest.mark.slow
