@@ -97,8 +97,13 @@ def test_ctrl_c_stops_cleanly_and_rerun_completes(tmp_path, manifest, shoot_inde
 def test_kill_9_of_a_cluster_driver_then_rerun_completes(tmp_path, manifest, shoot_index):
     """The driver of `dailies index --cluster` killed mid-run resumes like a local run: finished takes kept,
     nothing duplicated."""
+    from indexer.config import default_threads
+
     idx = tmp_path / "idx"
-    cmd = [DAILIES, "index", str(FIXTURES / "shoot"), "--index", str(idx), "--cluster", "auto", "--workers", "1"]
+    # the reference index (shoot_index) was made with every core's threads: so is this run, for its lines to be
+    # the same (a worker's default is its one CPU, and on some CPUs the models' words move with the threads)
+    cmd = [DAILIES, "index", str(FIXTURES / "shoot"), "--index", str(idx), "--cluster", "auto", "--workers", "1",
+           "--threads", str(default_threads())]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_first_take(proc, idx)
     proc.send_signal(signal.SIGKILL)
