@@ -34,6 +34,12 @@ SEGMENTATION_STEP = 0.1          # of the 10 s window: a new window every second
 # file looked at): step 0.1 / 0.2 / 0.3 gave train DER 26.4 / 29.3 / 26.9 %, fixture DER 9.9 / 13.1 / 12.3 %
 # (a third voice on 12A_T1), train identity 95.8 / 95.0 / 96.0 %; min_cluster_size scaled with the step
 # (6 at 0.2, 4 at 0.3) changed nothing. The fixture figure gets worse, so the step stays 0.1.
+# CAM++ on every n-th chunk only, at the 0.1 step (each other chunk's local speakers borrowing the embedding of the
+# local speaker of the nearest embedded chunk active on the most of the same frames; tried 2026-12-04, not kept):
+# tuning data first (--tuning-only), n = 2 / 3 / 5: train DER 28.2 / 26.5 / 25.9 %, fixture 11.8 / 9.9 / 13.7 % (a
+# third voice on 12A_T1 at 2 and 5), train identity 95.7 % at each; embeddings 3x fewer at n = 3. Scored once on the
+# held-out files at n = 3: sample.wav 5.21 % (same), AMI dev+test 52.2 % against 47.5 %, identity on the 13 AMI
+# files 94.0 % against 94.8 %. It loses the held-out figures, like the pooled modes below.
 # With pooled embeddings, a new window every 2.5 s. Chosen on the AMI debug *train* files and the fixture
 # shoot only (1 thread): pooled everywhere ("pooled-all"), step 0.1 / 0.25 / 0.5 gave train DER 26.1 /
 # 25.2 / 26.3 %, train identity (train files alone) 95.9 / 96.3 / 96.4 %, fixture DER 6.7 / 6.4 / 6.0 %;
