@@ -94,7 +94,6 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     widen = 3 if query.speaker else 1          # other voices' lines take places among the candidates
 
     # ---------------------------------------------------------------- candidates
-    cand_rowids: set[int] = set()
     df, total = index.doc_freq(q_tokens)
     content = list(dict.fromkeys(content_tokens(q_tokens)))
     terms = []
@@ -105,21 +104,34 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     for k in dict.fromkeys(phonetic(t) for t in content):
         if len(k) >= 3:       # one- and two-letter keys ("T", "BT") match half the index: no use as a filter
             terms.append(f'phon:"{k}"')
-    if terms:
-        cand_rowids.update(r for r, _ in index.fts(" OR ".join(terms),
-                                                   widen * max(FTS_CANDIDATES, 2 * query.limit), take_ids))
-    if len(q_tokens) > 1:
-        cand_rowids.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"',
-                                                   max(EXACT_CANDIDATES, 3 * query.limit), take_ids))
+
+    def full_text() -> set[int]:
+        found: set[int] = set()
+        if terms:
+            found.update(r for r, _ in index.fts(" OR ".join(terms),
+                                                 widen * max(FTS_CANDIDATES, 2 * query.limit), take_ids))
+        if len(q_tokens) > 1:
+            found.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"',
+                                                 max(EXACT_CANDIDATES, 3 * query.limit), take_ids))
+        return found
+
     q_vec = None
-    lines = index.lines_by_rowid(cand_rowids)
+    neighbours: list[str] = []
     if query.semantic:
+        # SQLite lets go of the GIL while it runs the full-text queries: the query's text embedding and its
+        # nearest neighbours in Chroma are found meanwhile, on another core where there is one.
         from . import embed
 
+        fts = _Background(full_text)
         q_vec = embed.embed([query.text])[0]
+        neighbours = _semantic_neighbours(index, q_vec, take_ids)
+        cand_rowids = fts.result()
+    else:
+        cand_rowids = full_text()
+    lines = index.lines_by_rowid(cand_rowids)
+    if neighbours:
         known = {ln.line_id for ln in lines}
-        extra = [lid for lid in _semantic_neighbours(index, q_vec, take_ids) if lid not in known]
-        lines.extend(index.lines_by_line_id(extra))
+        lines.extend(index.lines_by_line_id([lid for lid in neighbours if lid not in known]))
     if voice_locals is not None:
         lines = [ln for ln in lines if (ln.take_id, ln.speaker) in voice_locals]
     if not lines:
@@ -297,6 +309,30 @@ def take_matches(row, ref: str) -> bool:
     if ref in (row["name"], row["take_id"]):
         return True
     return len(ref) >= 4 and row["take_id"].startswith(ref.lower())
+
+
+class _Background:
+    """``fn()`` on a thread of its own; ``result()`` waits for it and returns its value or raises its error."""
+
+    def __init__(self, fn):
+        import threading
+
+        self._value = self._error = None
+
+        def run():
+            try:
+                self._value = fn()
+            except BaseException as exc:      # handed to the caller by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="dailies-search", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _semantic_neighbours(index: Index, q_vec: np.ndarray, take_ids: list[str] | None) -> list[str]:
@@ -532,7 +568,15 @@ def _other_scores(windows: list[_Window], q_tokens: list[str], q_vec: np.ndarray
     q_phrase = " ".join(q_tokens)
     sem = _semantic_scores(windows, q_vec) if q_vec is not None and windows else None
     texts = [" ".join(w.tokens) for w in windows]
-    partial = cdist([q_phrase], texts, scorer=partial_ratio, dtype=np.float64)[0] if texts else []
+    if not texts:
+        partial = []
+    elif len(q_phrase) > 64:
+        # A phrase over 64 characters takes rapidfuzz's slow path (10-30 ms over ~600 windows): the windows as the
+        # rows, so that its threads share them. partial_ratio aligns the shorter string in the longer whichever
+        # comes first, so the scores are the same.
+        partial = cdist(texts, [q_phrase], scorer=partial_ratio, dtype=np.float64, workers=-1)[:, 0]
+    else:
+        partial = cdist([q_phrase], texts, scorer=partial_ratio, dtype=np.float64)[0]
     padded = f" {q_phrase} "
     for k, w in enumerate(windows):
         extra = 0.01 * (len(w.lines) - 1)

@@ -53,3 +53,56 @@ def test_order_counts_and_unlike_words_between_do_not():
     got, bag = _coverage(sim, cols, np.array([4, 3, 2]), weights, bag=True)
     assert got.tolist() == [1.0, 0.5, 0.0]          # in order; one of two in the wrong order; none
     assert bag.tolist() == [1.0, 1.0, 0.0]
+
+
+def _screenplay_lines() -> list[str]:
+    from pathlib import Path
+
+    from indexer.textnorm import normalize_words, split_words
+
+    text = (Path(__file__).resolve().parents[1] / "fixtures" / "scene.fountain").read_text()
+    out = []
+    for raw in text.splitlines():
+        toks = [t for t, _ in normalize_words(split_words(raw))]
+        if len(toks) >= 3:
+            out.append(" ".join(toks))
+    return out
+
+
+def test_exact_phrase_scores_of_a_long_query_are_the_same_on_the_threaded_path():
+    """A query phrase over 64 characters is scored with the windows as rapidfuzz's rows, on its threads
+    (indexer.search._other_scores): partial_ratio must give what the one-row form gives, to the last bit."""
+    from rapidfuzz.fuzz import partial_ratio
+    from rapidfuzz.process import cdist
+
+    from indexer.search import _other_scores, _Window
+
+    lines = _screenplay_lines()
+    assert len(lines) >= 15
+    long_queries = [" ".join(lines[k:k + 3]) for k in range(0, len(lines) - 3, 3)]
+    assert all(len(q) > 64 for q in long_queries[:5])
+    for q in long_queries:
+        tokens = q.split()
+        windows = [_Window("t", [None], ln.split()) for ln in lines]       # one line each: no joined-window handicap
+        _other_scores(windows, tokens, None)
+        want = cdist([q], [" ".join(w.tokens) for w in windows], scorer=partial_ratio, dtype=np.float64)[0]
+        for w, p in zip(windows, want):
+            if w.scores["exact"] != 1.0:
+                assert w.scores["exact"] == 0.99 * float(p) / 100.0
+
+
+def test_a_full_text_error_reaches_the_caller_from_the_background_thread():
+    from indexer.errors import UsageError
+    from indexer.search import _Background
+
+    def fails():
+        raise UsageError("bad query")
+
+    job = _Background(fails)
+    try:
+        job.result()
+    except UsageError as exc:
+        assert str(exc) == "bad query"
+    else:
+        raise AssertionError("the error was lost")
+    assert _Background(lambda: {1, 2}).result() == {1, 2}
