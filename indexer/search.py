@@ -140,12 +140,16 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     # Each candidate alone; then, where it holds only part of the line, joined with its neighbours.
     lexicon = _Lexicon(q_tokens, q_phon, _weights(df, total, q_tokens))
     singles = [_Window(ln.take_id, [ln], ln.tokens) for ln in lines]
+    # rapidfuzz lets go of the GIL: the single lines' exact-phrase scores are found meanwhile on another core
+    q_phrase = " ".join(q_tokens)
+    single_partial = _Background(lambda: _partial_scores(q_phrase, singles))
     _lexical(singles, lexicon)
     partial = [w.lines[0] for w in singles if 0.05 <= w.match < 0.95]
     pairs = _joined_windows(index, partial, query.span, voice_locals)
     _lexical(pairs, lexicon)
     windows = singles + pairs
-    _other_scores(windows, q_tokens, q_vec)
+    _other_scores(windows, q_tokens, q_vec,
+                  np.concatenate([single_partial.result(), _partial_scores(q_phrase, pairs)]))
 
     # ---------------------------------------------------------------- fuse, select, build hits
     _fuse(windows)
@@ -560,23 +564,30 @@ def _lexical(windows: list[_Window], lexicon: _Lexicon) -> None:
         w.bag = float(bag[k])
 
 
-def _other_scores(windows: list[_Window], q_tokens: list[str], q_vec: np.ndarray | None) -> None:
-    """Exact phrase and semantic rankers."""
+def _partial_scores(q_phrase: str, windows: list[_Window]) -> np.ndarray:
+    """rapidfuzz's partial_ratio of the query phrase against each window's words (0-100)."""
     from rapidfuzz.fuzz import partial_ratio
     from rapidfuzz.process import cdist
 
-    q_phrase = " ".join(q_tokens)
-    sem = _semantic_scores(windows, q_vec) if q_vec is not None and windows else None
     texts = [" ".join(w.tokens) for w in windows]
     if not texts:
-        partial = []
-    elif len(q_phrase) > 64:
+        return np.zeros(0)
+    if len(q_phrase) > 64:
         # A phrase over 64 characters takes rapidfuzz's slow path (10-30 ms over ~600 windows): the windows as the
         # rows, so that its threads share them. partial_ratio aligns the shorter string in the longer whichever
         # comes first, so the scores are the same.
-        partial = cdist(texts, [q_phrase], scorer=partial_ratio, dtype=np.float64, workers=-1)[:, 0]
-    else:
-        partial = cdist([q_phrase], texts, scorer=partial_ratio, dtype=np.float64)[0]
+        return cdist(texts, [q_phrase], scorer=partial_ratio, dtype=np.float64, workers=-1)[:, 0]
+    return cdist([q_phrase], texts, scorer=partial_ratio, dtype=np.float64)[0]
+
+
+def _other_scores(windows: list[_Window], q_tokens: list[str], q_vec: np.ndarray | None,
+                  partial: np.ndarray | None = None) -> None:
+    """Exact phrase and semantic rankers (``partial``: the windows' :func:`_partial_scores`, when known)."""
+    q_phrase = " ".join(q_tokens)
+    sem = _semantic_scores(windows, q_vec) if q_vec is not None and windows else None
+    texts = [" ".join(w.tokens) for w in windows]
+    if partial is None:
+        partial = _partial_scores(q_phrase, windows)
     padded = f" {q_phrase} "
     for k, w in enumerate(windows):
         extra = 0.01 * (len(w.lines) - 1)
