@@ -41,8 +41,26 @@ def _merge(groups: list[Group]) -> list[Group]:
     return out
 
 
+def whole_words(groups: list[Group]) -> list[Group]:
+    """The alignment with a word counted as matched only when all of its tokens matched: a token pair of an
+    ``eq`` group whose script word or said word also has a token outside the ``eq`` groups becomes a
+    substitution ("can't" = can + not against the line's "can" is a change, not a match; nor is "do"
+    against "don't")."""
+    dirty_s = {i for tag, s_idx, _ in groups if tag != "eq" for i in s_idx}
+    dirty_t = {j for tag, _, t_idx in groups if tag != "eq" for j in t_idx}
+    out: list[Group] = []
+    for tag, s_idx, t_idx in groups:
+        if tag == "eq" and (dirty_s.intersection(s_idx) or dirty_t.intersection(t_idx)):
+            for i, j in zip(s_idx, t_idx):               # an eq group pairs its tokens one to one
+                out.append(("eq" if i not in dirty_s and j not in dirty_t else "sub", [i], [j]))
+        else:
+            out.append((tag, s_idx, t_idx))
+    return out
+
+
 def render(groups: list[Group], script_words: list[str], said_words: list[str]) -> Wdiff:
     """The wdiff text of an alignment (see the module's docstring)."""
+    groups = whole_words(groups)
     shown_s: set[int] = set()
     shown_t: set[int] = set()
 

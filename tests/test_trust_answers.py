@@ -114,3 +114,25 @@ def test_piped_output_keeps_the_differences_as_wdiff_markers(shoot_index):
     proc = run_cli("search", "line", long_query, "--index", str(shoot_index))
     assert proc.returncode == 0 and "No take delivers" in proc.stdout
     assert len(proc.stdout) < 200 and "(1999 characters)" in " ".join(proc.stdout.split())
+
+
+def test_a_negation_made_or_lost_by_a_contraction_is_marked_in_the_hit_diff():
+    """The T1 hit of "Then she can have it when the sky cooperates." read "Then she can't have it when the sky
+    cooperates." with no mark: "can't" (can + not) counted as said because its first token matched. A word
+    is said as written only when all of its tokens matched, as the lined script already counted it."""
+    from indexer.search import _trace
+    from indexer.textnorm import normalize_words, split_words
+
+    def diff(line: str, said: str) -> str:
+        q, d = split_words(line), split_words(said)
+        return _trace(normalize_words(q), q, normalize_words(d), d)[2]
+
+    assert diff("Then she can have it when the sky cooperates.",
+                "Then she can't have it when the sky cooperates.") == \
+        "Then she [-can-]{+can't+} have it when the sky cooperates."
+    assert diff("I don't know what you mean.", "I do know what you mean.") == "I [-don't-]{+do+} know what you mean."
+    assert diff("I won't go.", "I will go.") == "I [-won't-]{+will+} go."
+    # a contraction said in full is the same words: no mark
+    assert diff("You're still here?", "You are still here?") == "You are still here?"
+    assert diff("We have to follow the data, not the calendar.",
+                "We have to follow the data, not the calendar.") == "We have to follow the data, not the calendar."

@@ -503,24 +503,10 @@ def _diff(ops, script: _Tokens, line_words: list[str], words: list[TakeWord], t_
     """wdiff text from the alignment (:mod:`indexer.wdiff`): matched words as said, [-missing-], {+added+},
     [-x-]{+y+}."""
     groups: list[tuple[str, list[int], list[int]]] = []   # (tag, script word idxs, take word idxs)
-    # A word is shown as said only when all of its tokens matched ("can't" = can + not against "can"
-    # is a change, not a match).
-    dirty_s: set[int] = set()
-    dirty_t: set[int] = set()
-    for op in ops:
-        if op[0] == "m" and sim[op[1], op[2]] >= DIFF_EQUAL:
-            continue
-        if op[0] in ("m", "i"):
-            dirty_t.add(t_src[op[1]])
-        if op[0] == "m":
-            dirty_s.add(script.src[op[2]])
-        if op[0] == "d":
-            dirty_s.add(script.src[op[1]])
+    # (render counts a word as said only when all of its tokens matched: wdiff.whole_words)
     for op in ops:
         if op[0] == "m":
-            clean = (sim[op[1], op[2]] >= DIFF_EQUAL and t_src[op[1]] not in dirty_t
-                     and script.src[op[2]] not in dirty_s)
-            tag = "eq" if clean else "sub"
+            tag = "eq" if sim[op[1], op[2]] >= DIFF_EQUAL else "sub"
             s_idx, t_idx = [script.src[op[2]]], [t_src[op[1]]]
         elif op[0] == "i":
             tag, s_idx, t_idx = "ins", [], [t_src[op[1]]]
