@@ -142,14 +142,16 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     singles = [_Window(ln.take_id, [ln], ln.tokens) for ln in lines]
     # rapidfuzz lets go of the GIL: the single lines' exact-phrase scores are found meanwhile on another core
     q_phrase = " ".join(q_tokens)
-    single_partial = _Background(lambda: _partial_scores(q_phrase, singles))
+    single_texts = [" ".join(w.tokens) for w in singles]
+    single_partial = _Background(lambda: _partial_scores(q_phrase, single_texts))
     _lexical(singles, lexicon)
     partial = [w.lines[0] for w in singles if 0.05 <= w.match < 0.95]
     pairs = _joined_windows(index, partial, query.span, voice_locals)
     _lexical(pairs, lexicon)
     windows = singles + pairs
-    _other_scores(windows, q_tokens, q_vec,
-                  np.concatenate([single_partial.result(), _partial_scores(q_phrase, pairs)]))
+    pair_texts = [" ".join(w.tokens) for w in pairs]
+    _other_scores(windows, q_tokens, q_vec, single_texts + pair_texts,
+                  np.concatenate([single_partial.result(), _partial_scores(q_phrase, pair_texts)]))
 
     # ---------------------------------------------------------------- fuse, select, build hits
     _fuse(windows)
@@ -316,7 +318,11 @@ def take_matches(row, ref: str) -> bool:
 
 
 class _Background:
-    """``fn()`` on a thread of its own; ``result()`` waits for it and returns its value or raises its error."""
+    """``fn()`` on a thread of its own; ``result()`` waits for it and returns its value or raises its error.
+
+    A thread per call rather than a shared ThreadPoolExecutor: an executor's idle threads do not survive a
+    fork (the review room's and the cluster's worker processes), and its queue would make one request's
+    search wait behind another's."""
 
     def __init__(self, fn):
         import threading
@@ -564,12 +570,11 @@ def _lexical(windows: list[_Window], lexicon: _Lexicon) -> None:
         w.bag = float(bag[k])
 
 
-def _partial_scores(q_phrase: str, windows: list[_Window]) -> np.ndarray:
-    """rapidfuzz's partial_ratio of the query phrase against each window's words (0-100)."""
+def _partial_scores(q_phrase: str, texts: list[str]) -> np.ndarray:
+    """rapidfuzz's partial_ratio of the query phrase against each window's words joined (0-100)."""
     from rapidfuzz.fuzz import partial_ratio
     from rapidfuzz.process import cdist
 
-    texts = [" ".join(w.tokens) for w in windows]
     if not texts:
         return np.zeros(0)
     if len(q_phrase) > 64:
@@ -581,13 +586,15 @@ def _partial_scores(q_phrase: str, windows: list[_Window]) -> np.ndarray:
 
 
 def _other_scores(windows: list[_Window], q_tokens: list[str], q_vec: np.ndarray | None,
-                  partial: np.ndarray | None = None) -> None:
-    """Exact phrase and semantic rankers (``partial``: the windows' :func:`_partial_scores`, when known)."""
+                  texts: list[str] | None = None, partial: np.ndarray | None = None) -> None:
+    """Exact phrase and semantic rankers (``texts``: the windows' words joined, and ``partial``: their
+    :func:`_partial_scores`, when already known)."""
     q_phrase = " ".join(q_tokens)
     sem = _semantic_scores(windows, q_vec) if q_vec is not None and windows else None
-    texts = [" ".join(w.tokens) for w in windows]
+    if texts is None:
+        texts = [" ".join(w.tokens) for w in windows]
     if partial is None:
-        partial = _partial_scores(q_phrase, windows)
+        partial = _partial_scores(q_phrase, texts)
     padded = f" {q_phrase} "
     for k, w in enumerate(windows):
         extra = 0.01 * (len(w.lines) - 1)
