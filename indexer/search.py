@@ -95,21 +95,12 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
 
     # ---------------------------------------------------------------- candidates
     df, total = index.doc_freq(q_tokens)
-    content = list(dict.fromkeys(content_tokens(q_tokens)))
-    terms = []
-    for t in content:
-        terms.append(f'norm:"{t}"')
-        if len(t) >= 6:
-            terms.append(f'norm:"{t[:len(t) - 2]}"*')
-    for k in dict.fromkeys(phonetic(t) for t in content):
-        if len(k) >= 3:       # one- and two-letter keys ("T", "BT") match half the index: no use as a filter
-            terms.append(f'phon:"{k}"')
+    terms = full_text_phrases(q_tokens)
 
     def full_text() -> set[int]:
         found: set[int] = set()
         if terms:
-            found.update(r for r, _ in index.fts(" OR ".join(terms),
-                                                 widen * max(FTS_CANDIDATES, 2 * query.limit), take_ids))
+            found.update(r for r, _ in index.fts_any(terms, widen * max(FTS_CANDIDATES, 2 * query.limit), take_ids))
         if len(q_tokens) > 1:
             found.update(r for r, _ in index.fts(f'norm:"{" ".join(q_tokens)}"',
                                                  max(EXACT_CANDIDATES, 3 * query.limit), take_ids))
@@ -168,6 +159,20 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     for h, w in zip(hits, [w for w in selected if w.take_id in take_rows]):
         _set_speaker(h, w.lines[0], voices)
     return hits
+
+
+def full_text_phrases(q_tokens: list[str]) -> list[str]:
+    """The full-text phrases whose lines are candidates: each content word, its stem-like prefix, its sound."""
+    content = list(dict.fromkeys(content_tokens(q_tokens)))
+    terms = []
+    for t in content:
+        terms.append(f'norm:"{t}"')
+        if len(t) >= 6:
+            terms.append(f'norm:"{t[:len(t) - 2]}"*')
+    for k in dict.fromkeys(phonetic(t) for t in content):
+        if len(k) >= 3:       # one- and two-letter keys ("T", "BT") match half the index: no use as a filter
+            terms.append(f'phon:"{k}"')
+    return terms
 
 
 # -------------------------------------------------------------------- speakers

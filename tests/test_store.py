@@ -256,6 +256,48 @@ def test_word_counts_are_kept_between_searches_and_follow_the_writer(tmp_path):
         assert after == {"comet": before["comet"] + 1, "zebra": 1} and total_after == total + 1
 
 
+def test_kept_phrase_scores_rank_exactly_as_fts5_and_follow_the_writer(tmp_path):
+    """Line search's candidates come from per-phrase bm25 shares kept between searches (issue 15): the same
+    rowids, scores and order, ties included, as FTS5's own OR query, and a writer's new line at once."""
+    from fractions import Fraction
+
+    from indexer import embed
+    from indexer.records import Line, MediaInfo, Shot, Word
+    from indexer.search import full_text_phrases
+
+    path = _release_copy(tmp_path)
+    with Index.open(path) as reader:
+        queries = [ln.tokens for t in reader.takes() for ln in reader.lines_of_take(t.take_id)]
+        queries += [q[: max(1, len(q) // 2)] for q in queries]
+        phrase_lists = [full_text_phrases(q) for q in queries]
+        phrase_lists += [['norm:"can t"', 'norm:"comet"', 'norm:"comet"'],     # a two-token phrase; a repeat
+                         ['phon:"KMT"', 'norm:"zebra"'], ['norm:"zebra"']]
+        assert len(phrase_lists) > 70
+        for rnd in range(2):                                                   # read, then kept
+            for phrases in phrase_lists:
+                for limit in (1, 5, 200):
+                    want = reader.fts(" OR ".join(phrases), limit)
+                    assert reader.fts_any(phrases, limit) == want, (phrases, limit)
+        ranked = [reader.fts_any(p, 200) for p in phrase_lists]                 # lines tied across a limit:
+        assert sum(len(r) > k and r[k - 1][1] == r[k][1] for r in ranked for k in (1, 5)) >= 10   # were there
+        assert reader.fts_any(['norm:"zebra"'], 5) == []
+
+        text = "The zebra saw the comet."
+        words = [Word(0.3 * i, 0.3 * i + 0.25, w, 0.9) for i, w in enumerate(text.split())]
+        info = MediaInfo(path="/synthetic/zebra.mov", name="99_T1_CamA", size=0, mtime_ns=0, container="mov,mp4",
+                         duration=2.0, rate=Fraction(24), start_tc="01:00:00:00", tc_source="none",
+                         drop_frame=False, has_video=True, frames=48, width=320, height=180, video_codec="h264",
+                         scene="99", take="1", camera="A")
+        with Index.open_writer(path) as writer:
+            writer.upsert_take("zebra0001", "zebra0001", info, status="pending")
+            writer.commit_take("zebra0001", info, [Shot(0, 0, 47)], [Line(0, 0.0, 1.5, words, shots=[0])],
+                               embed.embed([text]), models={"synthetic": True}, seconds=0.0)
+        for phrases in (['norm:"zebra"'], ['norm:"comet"', 'norm:"zebra"'], phrase_lists[0]):
+            got = reader.fts_any(phrases, 200)
+            assert got == reader.fts(" OR ".join(phrases), 200)
+        assert len(reader.fts_any(['norm:"zebra"'], 5)) == 1
+
+
 def test_chroma_reads_wait_for_a_write_in_another_process(tmp_path):
     """Chroma's embedded store is not safe across processes (readers segfaulted in its native code while a
     writer wrote): a reader's Chroma calls wait while another process holds the index's chroma.lock to
