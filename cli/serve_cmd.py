@@ -62,7 +62,7 @@ def serve_cmd(
     print(f"Review room for {target}: open {url}" + ("  (the link sets the token once per browser)" if token
                                                      else ""), file=sys.stderr, flush=True)
     if workers == 1:
-        uvicorn.run(create_app(target, token=token, read_only=read_only), host=host, port=port,
+        uvicorn.run(create_app(target, token=token, read_only=read_only, warm=True), host=host, port=port,
                     log_level="warning", access_log=False)
         return
     import json

@@ -204,7 +204,7 @@ def serve(index: Path):
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(index, proxies=False), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(create_app(index, proxies=False, warm=True), log_level="warning",
                                            access_log=False))
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
     while not server.started:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 STAGES = {
     "search": ["take_filter", "_semantic_neighbours", "_lexical", "_joined_windows", "_other_scores", "_fuse",
                "_select", "_group_by_take", "_hit", "voice_names", "_weights"],
-    "store": ["fts", "doc_freq", "lines_by_rowid", "lines_by_line_id", "neighbour_lines", "takes_by_id", "shots_of"],
+    "store": ["fts", "fts_any", "doc_freq", "lines_by_rowid", "lines_by_line_id", "neighbour_lines", "takes_by_id", "shots_of"],
     "embed": ["embed"],
 }
 

@@ -393,3 +393,24 @@ def _ppid(proc_dir: Path) -> int | None:
         return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def test_a_warm_server_keeps_the_commonest_words_shares_and_answers_the_same(shoot_index, client):
+    """`dailies serve` reads the commonest words' full-text shares on a thread at start (issue 15): they are
+    kept for every reader of the index, and searches answer exactly as a server that did not warm up."""
+    from indexer.store import Index
+    from indexer.store.catalog import _PhraseScores
+
+    _PhraseScores._by_path.clear()
+    with Index.open(shoot_index) as idx:
+        common = idx.common_words(3)
+        assert idx._bm25._entries == 0
+    app = create_app(shoot_index, proxies=False, warm=True)
+    assert app.state.pool.warmed.wait(60)
+    with Index.open(shoot_index) as idx:
+        kept = idx._bm25._shares
+        assert all(f'norm:"{w}"' in kept for w in common) and idx._bm25._entries > 100
+    with TestClient(app, raise_server_exceptions=False) as warm:
+        for q in (LINE7, "the comet", "you remembered"):
+            assert warm.get("/api/search/line", params={"q": q}).json() == \
+                client.get("/api/search/line", params={"q": q}).json()

@@ -288,7 +288,8 @@ def test_kept_phrase_scores_rank_exactly_as_fts5_and_follow_the_writer(tmp_path)
                          duration=2.0, rate=Fraction(24), start_tc="01:00:00:00", tc_source="none",
                          drop_frame=False, has_video=True, frames=48, width=320, height=180, video_codec="h264",
                          scene="99", take="1", camera="A")
-        with Index.open_writer(path) as writer:
+        with Index.open(path) as other, Index.open_writer(path) as writer:
+            assert other._bm25 is reader._bm25 and writer._bm25 is not reader._bm25   # readers share them
             writer.upsert_take("zebra0001", "zebra0001", info, status="pending")
             writer.commit_take("zebra0001", info, [Shot(0, 0, 47)], [Line(0, 0.0, 1.5, words, shots=[0])],
                                embed.embed([text]), models={"synthetic": True}, seconds=0.0)

@@ -86,10 +86,12 @@ class IndexPool:
     found by their words at once, by meaning (semantic candidates) within a minute.
     """
 
-    def __init__(self, path: Path, size: int = 8, refresh: float = 60.0):
+    def __init__(self, path: Path, size: int = 8, refresh: float = 60.0, warm: bool = False):
         self.path = Path(path)
         self.size = size
         self.refresh = refresh
+        self.warm = warm
+        self.warmed = threading.Event()         # set when a warm-up pass has ended (tests wait on it)
         self._free: list = []
         self._cond = threading.Condition()
         self._active = 0
@@ -134,6 +136,7 @@ class IndexPool:
                 HEAP.thaw()                                 # the dropped clients can be collected
                 self._draining = False
                 self._cond.notify_all()
+                self.start_warming()                        # the full-text index changed: its shares too
             while self._active >= self.size:
                 self._cond.wait()
             self._active += 1
@@ -152,6 +155,26 @@ class IndexPool:
             if idx is not None:
                 self._free.append(idx)
             self._cond.notify_all()
+
+    def start_warming(self) -> None:
+        """With ``warm``: on a thread of its own, keep the commonest words' full-text shares ready
+        (:func:`indexer.search.warm_full_text`), at start and after each reopening."""
+        if not self.warm:
+            return
+
+        def run():
+            from ..search import warm_full_text
+
+            try:
+                with self.reader() as idx:
+                    warm_full_text(idx)
+            except Exception as exc:        # searches still work, only slower: say so in the server's log
+                log.warning("warming the full-text shares of %s failed: %s", self.path, exc)
+            finally:
+                self.warmed.set()
+
+        self.warmed.clear()
+        threading.Thread(target=run, name="dailies-warm", daemon=True).start()
 
     @contextmanager
     def reader(self):
@@ -173,9 +196,10 @@ class IndexPool:
 
 
 def create_app(index: str | Path, *, token: str | None = None, read_only: bool = False,
-               proxies: bool = True, refresh: float = 60.0) -> Any:
+               proxies: bool = True, refresh: float = 60.0, warm: bool = False) -> Any:
     """The ASGI app for an index folder. ``proxies``: make missing browser proxies in a background thread;
-    ``refresh``: at most this often (seconds) reopen the index when the writer has changed it."""
+    ``refresh``: at most this often (seconds) reopen the index when the writer has changed it; ``warm``: read
+    the commonest words' full-text shares in a background thread (`dailies serve` does)."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
@@ -187,7 +211,8 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     from . import media as pmedia
     from .. import views
 
-    pool = IndexPool(Path(index), refresh=refresh)
+    pool = IndexPool(Path(index), refresh=refresh, warm=warm)
+    pool.start_warming()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     # ------------------------------------------------------------------ helpers
@@ -627,7 +652,8 @@ def app_from_env() -> Any:
     import os
 
     cfg = json.loads(os.environ[SERVE_CONFIG])
-    return create_app(cfg["index"], token=cfg.get("token"), read_only=bool(cfg.get("read_only")), proxies=False)
+    return create_app(cfg["index"], token=cfg.get("token"), read_only=bool(cfg.get("read_only")), proxies=False,
+                      warm=True)
 
 
 def make_proxies(index: str | Path, report: Callable[[str], None] | None = None) -> dict[str, int]:

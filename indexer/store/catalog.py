@@ -152,7 +152,7 @@ class Index:
         self.chroma_url = chroma_url
         self._df_lock = threading.Lock()
         self._df_cache: tuple[Any, int, dict[str, int]] = (None, 0, {})    # see doc_freq
-        self._bm25 = _PhraseScores()                                          # see fts_any
+        self._bm25 = _PhraseScores() if writer else _PhraseScores.shared(path)  # see fts_any
         self.vectors = Vectors(path, chroma_url, lambda: self.meta("index_uid"), readonly=not writer)
 
     # ------------------------------------------------------------------ opening
@@ -627,7 +627,7 @@ class Index:
         before (see :class:`_PhraseScores`)."""
         if take_ids is not None or not phrases:
             return self.fts(" OR ".join(phrases), limit, take_ids)
-        stamp = self._stamp()
+        stamp = self._fts_stamp()
         scores = []
         for phrase in phrases:
             got = self._bm25.get(stamp, phrase)
@@ -637,7 +637,7 @@ class Index:
                 a = np.array(rows, dtype=np.float64).reshape(-1, 2)
                 # bm25 is minus the sum of the phrases' shares: one phrase alone gives minus its share, exactly
                 got = (a[:, 0].astype(np.int64), -a[:, 1])
-                if self._stamp() != stamp:          # another connection committed between the statements
+                if self._fts_stamp() != stamp:      # another connection committed between the statements
                     return self.fts(" OR ".join(phrases), limit, take_ids)
                 self._bm25.put(stamp, phrase, got)
             scores.append(got)
@@ -646,6 +646,18 @@ class Index:
     def _stamp(self) -> tuple[int, int]:
         """Changes whenever the catalog does, by this connection or any other."""
         return self._db.execute("PRAGMA data_version").fetchone()[0], self._db.total_changes
+
+    def common_words(self, n: int) -> list[str]:
+        """The ``n`` words held by the most lines, most first."""
+        return [r[0] for r in self._db.execute(
+            "SELECT term FROM lines_vocab WHERE col='norm' ORDER BY doc DESC LIMIT ?", (n,))]
+
+    def _fts_stamp(self) -> tuple[bytes, int]:
+        """Changes whenever the full-text index does, seen alike by every connection (unlike data_version): FTS5's
+        structure record, rewritten by every committed write to the index (a new segment, a merge), and this
+        connection's own uncommitted changes."""
+        row = self._db.execute("SELECT block FROM lines_fts_data WHERE id=10").fetchone()
+        return (bytes(row[0]) if row else b""), self._db.total_changes
 
     def _fts_rows(self, sql: str, params: list) -> list:
         try:
@@ -722,11 +734,27 @@ class _PhraseScores:
     phrase, added in the phrase order from 0.0 as FTS5 adds them (the same doubles), and ranked as SQLite's
     ``ORDER BY bm25 LIMIT n`` ranks (score, then rowid). What the sum costs FTS5 per line grows with the number of
     phrases (a 30-word line asks for 60 and more, 80 ms on 100k lines); common words' shares (the costly ones)
-    come back query after query and are read once. Everything is dropped when the catalog changes, since idf
-    and avgdl do.
+    come back query after query and are read once. Everything is dropped when the full-text index changes,
+    since idf and avgdl do. Readers of one folder share them; the writer keeps its own.
     """
 
     MAX_ENTRIES = 4_000_000       # lines x phrases kept (16 bytes each): ~64 MB, then it starts again
+    _by_path: dict[str, "_PhraseScores"] = {}
+    _by_path_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, path: Path) -> "_PhraseScores":
+        """One per index folder in a process, for all its readers (the review room's pool holds several)."""
+        key = os.path.realpath(path)
+        with cls._by_path_lock:
+            if key not in cls._by_path and len(cls._by_path) >= 4:       # a process that opens many indexes
+                cls._by_path.pop(next(iter(cls._by_path)))
+            return cls._by_path.setdefault(key, cls())
+
+    @classmethod
+    def _forget_all(cls) -> None:
+        """In a forked child: no lock held by a thread that did not come along, nothing shared with the parent."""
+        cls._by_path, cls._by_path_lock = {}, threading.Lock()
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -761,6 +789,9 @@ class _PhraseScores:
             ids, score = ids[keep], score[keep]
         order = np.lexsort((ids, score))[:limit]
         return [(int(i), float(s)) for i, s in zip(ids[order], score[order])]
+
+
+os.register_at_fork(after_in_child=_PhraseScores._forget_all)
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
