@@ -136,7 +136,6 @@ class IndexPool:
                 HEAP.thaw()                                 # the dropped clients can be collected
                 self._draining = False
                 self._cond.notify_all()
-                self.start_warming()                        # the full-text index changed: its shares too
             while self._active >= self.size:
                 self._cond.wait()
             self._active += 1
@@ -157,8 +156,10 @@ class IndexPool:
             self._cond.notify_all()
 
     def start_warming(self) -> None:
-        """With ``warm``: on a thread of its own, keep the commonest words' full-text shares ready
-        (:func:`indexer.search.warm_full_text`), at start and after each reopening."""
+        """With ``warm``: on a thread of its own, read the commonest words' full-text shares
+        (:func:`indexer.search.warm_full_text`: about 4 s of CPU per 100k lines) once, at start. Not again when
+        the index changes: every commit of the writer drops them (idf and avgdl change), so while `dailies
+        index` writes they would be read again and again for nothing; searches read what they need."""
         if not self.warm:
             return
 
