@@ -154,12 +154,15 @@ def search_lines(index: Index, query: LineQuery) -> list[Hit]:
     voices = voice_names(index, take_rows)
     canon = _Canon(q_tokens)
     canon.learn({t for w in selected for ln in w.lines for t in ln.tokens})
+    kept = [w for w in selected if w.take_id in take_rows]
     hits = [_hit(w, take_rows[w.take_id], shots[w.take_id], q_norm, q_words, whole=w.match < query.min_match,
-                 canon=canon)
-            for w in selected if w.take_id in take_rows]
-    for h, w in zip(hits, [w for w in selected if w.take_id in take_rows]):
+                 canon=canon, weights=lexicon.weights)
+            for w in kept]
+    for h, w in zip(hits, kept):
         _set_speaker(h, w.lines[0], voices)
-    return hits
+    # A take that delivered the line only with a word's meaning turned ("can" said as "can't") is not a
+    # delivery when that word was what carried it over the bar.
+    return [h for h, w in zip(hits, kept) if w.match < query.min_match or h.match >= query.min_match]
 
 
 def full_text_phrases(q_tokens: list[str]) -> list[str]:
@@ -704,11 +707,16 @@ def _select(windows: list[_Window], min_match: float, q_len: int) -> list[_Windo
 # -------------------------------------------------------------------- hits
 
 def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str, int]], q_words: list[str],
-         whole: bool = False, canon: _Canon | None = None) -> Hit:
-    """The hit of a window: the delivered span (``whole``: every word, for a paraphrase) and its diff."""
+         whole: bool = False, canon: _Canon | None = None, weights: np.ndarray | None = None) -> Hit:
+    """The hit of a window: the delivered span (``whole``: every word, for a paraphrase) and its diff.
+    ``weights``: the query tokens' (see :func:`_weights`), to take the ones not said as written out of the
+    match."""
     words = [wd for ln in w.lines for wd in ln.words]
     d_norm = normalize_words([wd.text for wd in words])
-    first_word, last_word, diff = _trace(q_norm, q_words, d_norm, [wd.text for wd in words], whole, canon)
+    first_word, last_word, diff, unsaid = _trace(q_norm, q_words, d_norm, [wd.text for wd in words], whole, canon)
+    match = min(1.0, w.match)
+    if unsaid and weights is not None and not whole:
+        match = max(0.0, match - float(weights[unsaid].sum()) / max(float(weights.sum()), 1e-9))
     start = words[first_word].start if words else w.lines[0].start
     end = words[last_word].end if words else w.lines[-1].end
     # The utterance's refined edges are more exact than Whisper's word edges: use them when the match
@@ -726,7 +734,7 @@ def _hit(w: _Window, take: Take, take_shots: list[Shot], q_norm: list[tuple[str,
     delivered = " ".join(wd.text for wd in words[first_word: last_word + 1])
     return take.hit(
         "line", start, end, delivered, w.fused, shots=shots, speaker=w.lines[0].speaker,
-        voice_id=w.lines[0].voice_id, match=min(1.0, w.match), diff=diff, line_ids=[ln.line_id for ln in w.lines],
+        voice_id=w.lines[0].voice_id, match=match, diff=diff, line_ids=[ln.line_id for ln in w.lines],
         rankers=dict(w.scores), channel=_channel(words[first_word: last_word + 1]),
     )
 
@@ -771,10 +779,12 @@ class _Canon:
 
 
 def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple[str, int]],
-           d_words: list[str], whole: bool = False, canon: _Canon | None = None) -> tuple[int, int, str]:
-    """Align query and delivered tokens; return the delivered word span and its word diff
+           d_words: list[str], whole: bool = False,
+           canon: _Canon | None = None) -> tuple[int, int, str, list[int]]:
+    """Align query and delivered tokens; return the delivered word span, its word diff
     (:mod:`indexer.wdiff`), built from the words of that span only, so the diff's said words are the
-    hit's text. ``whole``: the span is every word (a paraphrase is the whole window said otherwise).
+    hit's text, and the query tokens the alignment matched whose word the diff shows as changed.
+    ``whole``: the span is every word (a paraphrase is the whole window said otherwise).
     """
     from rapidfuzz.distance import Levenshtein
 
@@ -783,7 +793,7 @@ def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple
     q = [t for t, _ in q_norm]
     d = [t for t, _ in d_norm]
     if not d:
-        return 0, 0, ""
+        return 0, 0, "", []
     # Fuzzy-equal tokens count as equal for the alignment (recogniser spellings, plurals), but a
     # delivered word that is itself in the line keeps its own identity.
     d_c = (canon or _Canon(q))(d)
@@ -797,10 +807,17 @@ def _trace(q_norm: list[tuple[str, int]], q_words: list[str], d_norm: list[tuple
         first_word, last_word = d_norm[min(matched)][1], d_norm[max(matched)][1]
     span = [k for k, (_, i) in enumerate(d_norm) if first_word <= i <= last_word]
     tags = {"equal": "eq", "insert": "ins", "delete": "del", "replace": "sub"}
+    ops = Levenshtein.opcodes(q, [d_c[k] for k in span])
     groups = [(tags[op.tag], [q_norm[k][1] for k in range(op.src_start, op.src_end)],
                [d_norm[span[k]][1] for k in range(op.dest_start, op.dest_end)])
-              for op in Levenshtein.opcodes(q, [d_c[k] for k in span])]
-    return first_word, last_word, render(groups, q_words, d_words).text
+              for op in ops]
+    # Query tokens aligned as equal whose word was not said as written (wdiff.whole_words: "can" against the
+    # take's "can't" = can not): the diff shows them changed, so the hit's match must not count them.
+    dirty_q = {i for (tag, s_idx, _) in groups if tag != "eq" for i in s_idx}
+    dirty_d = {j for (tag, _, t_idx) in groups if tag != "eq" for j in t_idx}
+    unsaid = [op.src_start + p for op, (tag, s_idx, t_idx) in zip(ops, groups) if tag == "eq"
+              for p, (i, j) in enumerate(zip(s_idx, t_idx)) if i in dirty_q or j in dirty_d]
+    return first_word, last_word, render(groups, q_words, d_words).text, unsaid
 
 
 def _group_by_take(windows: list[_Window]) -> list[_Window]:

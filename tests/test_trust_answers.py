@@ -136,3 +136,22 @@ def test_a_negation_made_or_lost_by_a_contraction_is_marked_in_the_hit_diff():
     assert diff("You're still here?", "You are still here?") == "You are still here?"
     assert diff("We have to follow the data, not the calendar.",
                 "We have to follow the data, not the calendar.") == "We have to follow the data, not the calendar."
+
+
+def test_a_take_that_turned_a_words_meaning_is_not_a_full_match(shoot_index):
+    """The search page showed T1's "Then she can't have it when the sky cooperates." at 100 % for the line
+    "Then she can have it ...", beside its own diff marking can -> can't. The match takes out the words the diff
+    shows as changed; T3, which said the line as written, stays at 100 %."""
+    from indexer import views
+    from indexer.search import _trace
+    from indexer.store import Index
+    from indexer.textnorm import normalize_words, split_words
+
+    with Index.open(shoot_index) as idx:
+        hits = {h.name: h for h in views.line_hits(idx, "Then she can have it when the sky cooperates.")}
+    assert hits["12A_T3_CamB"].match == 1.0 and "[-" not in hits["12A_T3_CamB"].diff
+    assert "[-can-]{+can't+}" in hits["12A_T1_CamA"].diff
+    assert 0.8 < hits["12A_T1_CamA"].match < 1.0
+    q, d = split_words("I can go."), split_words("I can't go.")
+    assert _trace(normalize_words(q), q, normalize_words(d), d)[3] == [1]          # the query's "can"
+    assert _trace(normalize_words(q), q, normalize_words(q), q)[3] == []
