@@ -229,29 +229,34 @@ def test_readers_of_a_new_index_find_its_vector_store_made(tmp_path):
     assert all(rc == 0 and out.strip() == "0" for out, err, rc in outs), [err for _, err, _ in outs]
 
 
-def test_word_counts_are_kept_between_searches_and_follow_the_writer(tmp_path):
-    """Line search weighs query words by how many lines hold them; the reader keeps those counts between
-    searches (counting "you" walks 40k postings) but sees a writer's new lines at once (issue 15)."""
+def _write_zebra_take(writer) -> None:
+    """A one-line take, "The zebra saw the comet.", committed by a writer (a word the fixture shoot never says)."""
     from fractions import Fraction
 
     from indexer import embed
     from indexer.records import Line, MediaInfo, Shot, Word
 
+    text = "The zebra saw the comet."
+    words = [Word(0.3 * i, 0.3 * i + 0.25, w, 0.9) for i, w in enumerate(text.split())]
+    info = MediaInfo(path="/synthetic/zebra.mov", name="99_T1_CamA", size=0, mtime_ns=0, container="mov,mp4",
+                     duration=2.0, rate=Fraction(24), start_tc="01:00:00:00", tc_source="none",
+                     drop_frame=False, has_video=True, frames=48, width=320, height=180, video_codec="h264",
+                     scene="99", take="1", camera="A")
+    writer.upsert_take("zebra0001", "zebra0001", info, status="pending")
+    writer.commit_take("zebra0001", info, [Shot(0, 0, 47)], [Line(0, 0.0, 1.5, words, shots=[0])],
+                       embed.embed([text]), models={"synthetic": True}, seconds=0.0)
+
+
+def test_word_counts_are_kept_between_searches_and_follow_the_writer(tmp_path):
+    """Line search weighs query words by how many lines hold them; the reader keeps those counts between
+    searches (counting "you" walks 40k postings) but sees a writer's new lines at once (issue 15)."""
     path = _release_copy(tmp_path)
     with Index.open(path) as reader:
         before, total = reader.doc_freq(["comet", "zebra"])
         assert before["comet"] > 0 and "zebra" not in before
         assert reader.doc_freq(["comet", "zebra"]) == (before, total)            # from the kept counts
-        text = "The zebra saw the comet."
-        words = [Word(0.3 * i, 0.3 * i + 0.25, w, 0.9) for i, w in enumerate(text.split())]
-        info = MediaInfo(path="/synthetic/zebra.mov", name="99_T1_CamA", size=0, mtime_ns=0, container="mov,mp4",
-                         duration=2.0, rate=Fraction(24), start_tc="01:00:00:00", tc_source="none",
-                         drop_frame=False, has_video=True, frames=48, width=320, height=180, video_codec="h264",
-                         scene="99", take="1", camera="A")
         with Index.open_writer(path) as writer:
-            writer.upsert_take("zebra0001", "zebra0001", info, status="pending")
-            writer.commit_take("zebra0001", info, [Shot(0, 0, 47)], [Line(0, 0.0, 1.5, words, shots=[0])],
-                               embed.embed([text]), models={"synthetic": True}, seconds=0.0)
+            _write_zebra_take(writer)
         after, total_after = reader.doc_freq(["comet", "zebra"])
         assert after == {"comet": before["comet"] + 1, "zebra": 1} and total_after == total + 1
 
@@ -259,10 +264,6 @@ def test_word_counts_are_kept_between_searches_and_follow_the_writer(tmp_path):
 def test_kept_phrase_scores_rank_exactly_as_fts5_and_follow_the_writer(tmp_path):
     """Line search's candidates come from per-phrase bm25 shares kept between searches (issue 15): the same
     rowids, scores and order, ties included, as FTS5's own OR query, and a writer's new line at once."""
-    from fractions import Fraction
-
-    from indexer import embed
-    from indexer.records import Line, MediaInfo, Shot, Word
     from indexer.search import full_text_phrases
 
     path = _release_copy(tmp_path)
@@ -282,17 +283,9 @@ def test_kept_phrase_scores_rank_exactly_as_fts5_and_follow_the_writer(tmp_path)
         assert sum(len(r) > k and r[k - 1][1] == r[k][1] for r in ranked for k in (1, 5)) >= 10   # were there
         assert reader.fts_any(['norm:"zebra"'], 5) == []
 
-        text = "The zebra saw the comet."
-        words = [Word(0.3 * i, 0.3 * i + 0.25, w, 0.9) for i, w in enumerate(text.split())]
-        info = MediaInfo(path="/synthetic/zebra.mov", name="99_T1_CamA", size=0, mtime_ns=0, container="mov,mp4",
-                         duration=2.0, rate=Fraction(24), start_tc="01:00:00:00", tc_source="none",
-                         drop_frame=False, has_video=True, frames=48, width=320, height=180, video_codec="h264",
-                         scene="99", take="1", camera="A")
         with Index.open(path) as other, Index.open_writer(path) as writer:
             assert other._bm25 is reader._bm25 and writer._bm25 is not reader._bm25   # readers share them
-            writer.upsert_take("zebra0001", "zebra0001", info, status="pending")
-            writer.commit_take("zebra0001", info, [Shot(0, 0, 47)], [Line(0, 0.0, 1.5, words, shots=[0])],
-                               embed.embed([text]), models={"synthetic": True}, seconds=0.0)
+            _write_zebra_take(writer)
         for phrases in (['norm:"zebra"'], ['norm:"comet"', 'norm:"zebra"'], phrase_lists[0]):
             got = reader.fts_any(phrases, 200)
             assert got == reader.fts(" OR ".join(phrases), 200)
