@@ -184,7 +184,7 @@ def warm_full_text(index: Index, words: int = 300) -> int:
     and the ones most searches ask for: :meth:`Index.fts_any`), so that a new server's first searches
     are as quick as its later ones. About a second per 100k lines. Returns the number of phrases."""
     phrases = list(dict.fromkeys(chain.from_iterable(full_text_phrases([t]) for t in index.common_words(words))))
-    index.fts_any(phrases, 1)
+    index.fts_any(phrases, 1, fill=True)
     return len(phrases)
 
 

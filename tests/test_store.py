@@ -261,13 +261,20 @@ def test_word_counts_are_kept_between_searches_and_follow_the_writer(tmp_path):
         assert after == {"comet": before["comet"] + 1, "zebra": 1} and total_after == total + 1
 
 
-def test_kept_phrase_scores_rank_exactly_as_fts5_and_follow_the_writer(tmp_path):
+def test_kept_phrase_scores_rank_exactly_as_fts5_and_follow_the_writer(tmp_path, monkeypatch):
     """Line search's candidates come from per-phrase bm25 shares kept between searches (issue 15): the same
-    rowids, scores and order, ties included, as FTS5's own OR query, and a writer's new line at once."""
+    rowids, scores and order, ties included, as FTS5's own OR query, and a writer's new line at once. Nothing
+    is kept before the index has held still for a while (the OR query answers meanwhile)."""
     from indexer.search import full_text_phrases
+    from indexer.store.catalog import _PhraseScores
 
     path = _release_copy(tmp_path)
     with Index.open(path) as reader:
+        reader.fts_any(['norm:"comet"', 'norm:"leo"'], 5)
+        assert reader._bm25._entries == 0                      # just opened: not yet
+        monkeypatch.setattr(_PhraseScores, "SETTLE", 0.0)
+        reader.fts_any(['norm:"comet"', 'norm:"leo"'], 5)
+        assert 'norm:"comet"' in reader._bm25._shares
         queries = [ln.tokens for t in reader.takes() for ln in reader.lines_of_take(t.take_id)]
         queries += [q[: max(1, len(q) // 2)] for q in queries]
         phrase_lists = [full_text_phrases(q) for q in queries]

@@ -30,6 +30,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -621,13 +622,17 @@ class Index:
             params = [match, limit]
         return [(r[0], r[1]) for r in self._fts_rows(sql, params)]
 
-    def fts_any(self, phrases: list[str], limit: int, take_ids: list[str] | None = None) -> list[tuple[int, float]]:
+    def fts_any(self, phrases: list[str], limit: int, take_ids: list[str] | None = None,
+                fill: bool = False) -> list[tuple[int, float]]:
         """The lines matching any of the phrases: exactly ``fts(" OR ".join(phrases), limit, take_ids)``, the
         same rowids and bm25 values in the same order, at a fraction of its cost when the phrases were seen
-        before (see :class:`_PhraseScores`)."""
+        before (see :class:`_PhraseScores`). Phrases are read one by one and kept only once the full-text
+        index has held still for a few seconds (``fill``: at once)."""
         if take_ids is not None or not phrases:
             return self.fts(" OR ".join(phrases), limit, take_ids)
         stamp = self._fts_stamp()
+        if not fill and not self._bm25.settled(stamp):
+            return self.fts(" OR ".join(phrases), limit, take_ids)
         scores = []
         for phrase in phrases:
             got = self._bm25.get(stamp, phrase)
@@ -736,9 +741,15 @@ class _PhraseScores:
     phrases (a 30-word line asks for 60 and more, 80 ms on 100k lines); common words' shares (the costly ones)
     come back query after query and are read once. Everything is dropped when the full-text index changes,
     since idf and avgdl do. Readers of one folder share them; the writer keeps its own.
+
+    Reading the phrases one by one costs about twice the OR query (FTS5's bm25 reads each line's size once per
+    phrase), which pays only when later searches reuse them: nothing is read one by one until the index has
+    held still for ``SETTLE`` seconds (an index run commits a take every few seconds; a one-off CLI search
+    never gets there), and searches meanwhile take the OR query as before.
     """
 
     MAX_ENTRIES = 4_000_000       # lines x phrases kept (16 bytes each): ~64 MB, then it starts again
+    SETTLE = 5.0                  # seconds the full-text index must hold still before phrases are kept
     _by_path: dict[str, "_PhraseScores"] = {}
     _by_path_lock = threading.Lock()
 
@@ -759,8 +770,19 @@ class _PhraseScores:
     def __init__(self):
         self._lock = threading.Lock()
         self._stamp: Any = None
+        self._seen: Any = None              # the last stamp asked about, and since when (see settled)
+        self._seen_at = 0.0
         self._shares: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._entries = 0
+
+    def settled(self, stamp) -> bool:
+        """Whether the full-text index has been at ``stamp`` for ``SETTLE`` seconds as far as seen here, or phrases
+        of it are kept already (a warm-up read them)."""
+        now = time.monotonic()
+        with self._lock:
+            if stamp != self._seen:
+                self._seen, self._seen_at = stamp, now
+            return (self._stamp == stamp and bool(self._shares)) or now - self._seen_at >= self.SETTLE
 
     def get(self, stamp, phrase: str):
         with self._lock:
