@@ -182,7 +182,7 @@ def full_text_phrases(q_tokens: list[str]) -> list[str]:
 def warm_full_text(index: Index, words: int = 300) -> int:
     """Read and keep the bm25 shares of the phrases of the index's commonest words (the costly ones to read,
     and the ones most searches ask for: :meth:`Index.fts_any`), so that a new server's first searches
-    are as quick as its later ones. About a second per 100k lines. Returns the number of phrases."""
+    are as quick as its later ones. About 4 s of one core per 100k lines. Returns the number of phrases."""
     phrases = list(dict.fromkeys(chain.from_iterable(full_text_phrases([t]) for t in index.common_words(words))))
     index.fts_any(phrases, 1, fill=True)
     return len(phrases)
