@@ -299,6 +299,34 @@ def test_kept_phrase_scores_rank_exactly_as_fts5_and_follow_the_writer(tmp_path,
         assert len(reader.fts_any(['norm:"zebra"'], 5)) == 1
 
 
+def test_a_phrase_query_aside_answers_as_the_main_connection_and_sees_a_writers_lines(tmp_path):
+    """Line search runs its exact-phrase query on a second read connection while the word query runs on the first
+    (issue 15): the same rows as on the first connection, a committed write seen by both, a writer's query on its
+    own connection (its uncommitted lines are only there), and the second connection closed with the index."""
+    import sqlite3
+
+    path = _release_copy(tmp_path)
+    with Index.open(path) as reader:
+        phrases = [f'norm:"{" ".join(ln.tokens)}"' for t in reader.takes() for ln in reader.lines_of_take(t.take_id)
+                   if len(ln.tokens) > 1]
+        assert len(phrases) > 20
+        for m in phrases + ['norm:"saw the comet"']:
+            assert reader.fts(m, 300, aside=True) == reader.fts(m, 300), m
+        aside = reader._aside
+        assert aside is not None and aside is not reader._db
+        with Index.open_writer(path) as writer:
+            writer._db.execute("BEGIN")
+            writer._db.execute("INSERT INTO lines_fts(rowid, norm, phon) VALUES (999999, 'zebra stripes', 'SBR')")
+            assert writer.fts('norm:"zebra stripes"', 5, aside=True) == writer.fts('norm:"zebra stripes"', 5) != []
+            assert reader.fts('norm:"zebra stripes"', 5, aside=True) == []
+            writer._db.execute("ROLLBACK")
+            assert writer._aside is None
+            _write_zebra_take(writer)
+        assert len(reader.fts('norm:"saw the comet"', 5, aside=True)) == len(reader.fts('norm:"saw the comet"', 5)) > 0
+    with pytest.raises(sqlite3.ProgrammingError):
+        aside.execute("SELECT 1")
+
+
 def test_chroma_reads_wait_for_a_write_in_another_process(tmp_path):
     """Chroma's embedded store is not safe across processes (readers segfaulted in its native code while a
     writer wrote): a reader's Chroma calls wait while another process holds the index's chroma.lock to

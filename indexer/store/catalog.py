@@ -152,6 +152,8 @@ class Index:
             chroma_url = self.meta(CHROMA_URL_META) or None
         self.chroma_url = chroma_url
         self._df_lock = threading.Lock()
+        self._aside: sqlite3.Connection | None = None      # see fts(aside=True)
+        self._aside_lock = threading.Lock()
         self._df_cache: tuple[Any, int, dict[str, int]] = (None, 0, {})    # see doc_freq
         self._bm25 = _PhraseScores() if writer else _PhraseScores.shared(path)  # see fts_any
         self.vectors = Vectors(path, chroma_url, lambda: self.meta("index_uid"), readonly=not writer)
@@ -231,6 +233,8 @@ class Index:
         try:
             self.vectors.close()
             self._db.close()
+            if self._aside is not None:
+                self._aside.close()
         finally:
             if self._lock_fd is not None:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -608,8 +612,12 @@ class Index:
         want = sorted({ln.id + d for ln in lines for d in range(-reach, reach + 1) if d} - have)
         return self.lines_by_rowid(want)
 
-    def fts(self, match: str, limit: int, take_ids: list[str] | None = None) -> list[tuple[int, float]]:
-        """Full-text candidates: (line rowid, bm25 rank) best first."""
+    def fts(self, match: str, limit: int, take_ids: list[str] | None = None, *,
+            aside: bool = False) -> list[tuple[int, float]]:
+        """Full-text candidates: (line rowid, bm25 rank) best first. ``aside``: on a second read connection of
+        this index, so that it runs at the same time as a query on the first from another thread (SQLite
+        serialises the statements of one connection; a writer's has its own uncommitted state, so a writer
+        always uses its one connection)."""
         if take_ids is not None:
             if not take_ids:
                 return []
@@ -620,7 +628,15 @@ class Index:
         else:
             sql = "SELECT rowid, bm25(lines_fts, 1.0, 0.6) AS r FROM lines_fts WHERE lines_fts MATCH ? ORDER BY r LIMIT ?"
             params = [match, limit]
-        return [(r[0], r[1]) for r in self._fts_rows(sql, params)]
+        return [(r[0], r[1]) for r in self._fts_rows(sql, params, self._aside_db() if aside else self._db)]
+
+    def _aside_db(self) -> sqlite3.Connection:
+        if self.writer:
+            return self._db
+        with self._aside_lock:
+            if self._aside is None:
+                self._aside = _connect_readonly(self.path / CATALOG)
+            return self._aside
 
     def fts_any(self, phrases: list[str], limit: int, take_ids: list[str] | None = None,
                 fill: bool = False) -> list[tuple[int, float]]:
@@ -664,9 +680,9 @@ class Index:
         row = self._db.execute("SELECT block FROM lines_fts_data WHERE id=10").fetchone()
         return (bytes(row[0]) if row else b""), self._db.total_changes
 
-    def _fts_rows(self, sql: str, params: list) -> list:
+    def _fts_rows(self, sql: str, params: list, db: sqlite3.Connection | None = None) -> list:
         try:
-            cur = self._db.cursor()
+            cur = (db or self._db).cursor()
             cur.row_factory = None
             return cur.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
