@@ -113,9 +113,17 @@ def test_recogniser_errors_still_match_the_right_line():
 
 
 def test_contraction_that_changes_meaning_is_shown():
+    """"can't" for the line's "can" is a change, in the diff and in the coverage: the line was not delivered
+    whole as written (a coverage of 1.0 beside a diff marking a change was a wrong answer). Said as two words,
+    "can not", the line's "can" was said as written and the diff shows only the added "not"."""
     m = match_scene(LINES, words_of([(0.0, 3.0, "Then she can't have it when the sky cooperates.")]))
     (d,) = m.deliveries
     assert d.line_id == "12A/6" and "[-can-]{+can't+}" in d.diff
+    assert d.status == "delivered" and 0.85 < d.coverage < 0.95
+    (whole,) = match_scene(LINES, words_of([(0.0, 3.0, "Then she can have it when the sky cooperates.")])).deliveries
+    assert whole.coverage == 1.0 and whole.score > d.score
+    (two,) = match_scene(LINES, words_of([(0.0, 3.0, "Then she can not have it when the sky cooperates.")])).deliveries
+    assert "can {+not+} have" in two.diff and two.coverage == 1.0
 
 
 def test_two_lines_in_one_utterance_are_split_at_the_right_word():

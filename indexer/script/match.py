@@ -435,10 +435,19 @@ def _build(raw: _Raw, lines, script: _Tokens, script_words, words, t_src, t_toks
     deleted_w = 0.0
     n_match = n_ins = n_sub = 0
     content = heard = 0
+    changed = _changed_words(raw.ops, script, t_src, sim)
     for op in raw.ops:
         if op[0] == "m":
             s = float(sim[op[1], op[2]])
-            if s >= TOKEN_MATCH:
+            if s >= DIFF_EQUAL and (script.src[op[2]], t_src[op[1]]) in changed:
+                # The diff shows this word changed (the line's "can" said as "can't" = can + not): it was
+                # not delivered as written, so it adds nothing to the coverage or the precision. It was heard,
+                # and still counts towards finding the delivery, as before.
+                n_sub += 1
+                if script.toks[op[2]] not in STOPWORDS:
+                    content += 1
+                    heard += 1
+            elif s >= TOKEN_MATCH:
                 matched_w += weights[op[2]] * s
                 n_match += 1
                 if script.toks[op[2]] not in STOPWORDS:
@@ -470,6 +479,20 @@ def _build(raw: _Raw, lines, script: _Tokens, script_words, words, t_src, t_toks
         reach=round(float(reach), 4),
         delivered=" ".join(w.text for w in words[w_lo: w_hi + 1]), diff=diff, added=added, missing=missing,
         substituted=substituted, speaker=speaker, heard=heard, line_index=li)
+
+
+def _changed_words(ops, script: _Tokens, t_src, sim) -> set[tuple[int, int]]:
+    """(script word, take word) of the token pairs matched as equal whose script word or take word also has a
+    token that is not (:func:`indexer.wdiff.whole_words`, the rule the diff is drawn by)."""
+    def equal(op) -> bool:
+        return op[0] == "m" and sim[op[1], op[2]] >= DIFF_EQUAL
+
+    dirty_s = {script.src[op[2] if op[0] == "m" else op[1]] for op in ops if op[0] != "i" and not equal(op)}
+    dirty_t = {t_src[op[1]] for op in ops if op[0] != "d" and not equal(op)}
+    if not dirty_s and not dirty_t:
+        return set()
+    pairs = ((script.src[op[2]], t_src[op[1]]) for op in ops if equal(op))
+    return {(a, b) for a, b in pairs if a in dirty_s or b in dirty_t}
 
 
 def _max_word_seconds(text: str) -> float:
