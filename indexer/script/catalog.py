@@ -34,7 +34,7 @@ from ..timecode import Clock
 from .match import Delivery, MatchParams, SceneLine, TakeWord, match_scene, scene_candidates, scene_vocab
 from .model import Script
 
-MATCHER_VERSION = 2          # 2: deliveries only where heard (issue 20)
+MATCHER_VERSION = 3          # 2: deliveries only where heard (issue 20); 3: a changed word adds no coverage
 
 Progress = Callable[[str, int, int], None]
 
