@@ -414,3 +414,75 @@ def test_a_warm_server_keeps_the_commonest_words_shares_and_answers_the_same(sho
         for q in (LINE7, "the comet", "you remembered"):
             assert warm.get("/api/search/line", params={"q": q}).json() == \
                 client.get("/api/search/line", params={"q": q}).json()
+
+
+def test_line_searches_take_turns_and_one_whose_page_went_away_is_not_run(shoot_index, monkeypatch):
+    """A server runs at most ``searches`` line searches at once (a search is CPU work under the GIL: more at once
+    only finish later); the others wait, first come first served. A search whose browser went away while it
+    waited (the search page asks for the newer line as the user types on) is not run."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from indexer import views
+
+    real, lock, hold = views.line_hits, threading.Lock(), threading.Event()
+    ran: list[str] = []
+    running, most = [0], [0]
+
+    def counted(idx, text, **kw):              # the real search, counted; the first one holds its turn a while
+        with lock:
+            ran.append(text)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            if len(ran) == 1:
+                assert hold.wait(30)
+            return real(idx, text, **kw)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(views, "line_hits", counted)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(shoot_index, proxies=False, searches=1), log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    got: dict[str, httpx.Response] = {}
+
+    def ask(q: str):
+        got[q] = httpx.get(base + "/api/search/line", params={"q": q}, timeout=60)
+
+    try:
+        first = threading.Thread(target=ask, args=("We have to follow the data",))
+        first.start()
+        while not ran:
+            time.sleep(0.02)
+        gone = socket.create_connection(("127.0.0.1", port))      # a page that asks, then goes away
+        gone.sendall(b"GET /api/search/line?q=the+comet HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        time.sleep(0.3)
+        gone.close()
+        second = threading.Thread(target=ask, args=(LINE7,))
+        second.start()
+        time.sleep(0.5)
+        assert ran == ["We have to follow the data"]                 # the others wait their turn
+        hold.set()
+        first.join(60)
+        second.join(60)
+    finally:
+        hold.set()
+        server.should_exit = True
+        thread.join(10)
+    assert ran == ["We have to follow the data", LINE7] and most[0] == 1
+    assert got[LINE7].status_code == 200 and len(got[LINE7].json()) >= 4
+    assert got["We have to follow the data"].status_code == 200

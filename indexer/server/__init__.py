@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import hmac
 import logging
 import threading
@@ -196,11 +197,37 @@ class IndexPool:
             self._free.clear()
 
 
+def search_slots_default() -> int:
+    """Line searches one server process runs at once: one per core it may use. A search is CPU work, mostly
+    under Python's GIL; more at once only share the cores, so every one of them finishes late."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                                  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Slots:
+    """At most ``n`` holders at once; the others wait in the order they came (first come, first served)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._sem = None
+
+    def held(self):
+        import anyio
+
+        if self._sem is None:           # made in the server's event loop, on first use
+            self._sem = anyio.Semaphore(self.n)
+        return self._sem
+
+
 def create_app(index: str | Path, *, token: str | None = None, read_only: bool = False,
-               proxies: bool = True, refresh: float = 60.0, warm: bool = False) -> Any:
+               proxies: bool = True, refresh: float = 60.0, warm: bool = False, searches: int | None = None) -> Any:
     """The ASGI app for an index folder. ``proxies``: make missing browser proxies in a background thread;
     ``refresh``: at most this often (seconds) reopen the index when the writer has changed it; ``warm``: read
-    the commonest words' full-text shares in a background thread (`dailies serve` does)."""
+    the commonest words' full-text shares in a background thread (`dailies serve` does); ``searches``: line
+    searches run at once (default: one per core, :func:`search_slots_default`), the others wait their turn, and
+    one whose client has gone by then is not run."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
@@ -214,6 +241,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
 
     pool = IndexPool(Path(index), refresh=refresh, warm=warm)
     pool.start_warming()
+    search_slots = _Slots(search_slots_default() if searches is None else searches)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     # ------------------------------------------------------------------ helpers
@@ -269,20 +297,28 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                 "media_pending": p.proxy and p.source.is_file() and not pmedia.proxy_is_current(p)}
 
     # ------------------------------------------------------------------ API
-    def api_search_line(request: Request):
+    async def api_search_line(request: Request):
+        from starlette.concurrency import run_in_threadpool
+
         q = text_param(request, "q")
         if not q:
             raise UsageError("Give some words to search for (?q=...).")
-        with pool.reader() as idx:
-            hits = views.line_hits(idx, q, scene=text_param(request, "scene"), take=text_param(request, "take"),
-                                   speaker=text_param(request, "speaker"),
-                                   limit=num_param(request, "limit", 50, int, 1, 10000),
-                                   min_match=num_param(request, "min_match", 0.5, float, 0.0, 1.0),
-                                   span=num_param(request, "span", 2, int, 1, 4),
-                                   semantic=bool_param(request, "semantic", True),
-                                   visual=text_param(request, "visual"))
-        HEAP.settle()
-        return JSONResponse(with_media(views.hits_json(hits)))
+        params = dict(scene=text_param(request, "scene"), take=text_param(request, "take"),
+                      speaker=text_param(request, "speaker"), limit=num_param(request, "limit", 50, int, 1, 10000),
+                      min_match=num_param(request, "min_match", 0.5, float, 0.0, 1.0),
+                      span=num_param(request, "span", 2, int, 1, 4), semantic=bool_param(request, "semantic", True),
+                      visual=text_param(request, "visual"))
+
+        def search():
+            with pool.reader() as idx:
+                hits = views.line_hits(idx, q, **params)
+            HEAP.settle()
+            return with_media(views.hits_json(hits))
+
+        async with search_slots.held():
+            if await request.is_disconnected():      # typed on: the page asked for a newer line meanwhile
+                return Response(status_code=499)
+            return JSONResponse(await run_in_threadpool(search))
 
     def api_search_speaker(request: Request):
         from ..search import search_speaker

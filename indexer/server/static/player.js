@@ -2,8 +2,8 @@
 // timecode, J/K/L shuttle, arrow-key frame steps, line loop, next/previous hit.
 "use strict";
 
-async function api(url) {
-  const r = await fetch(url, { credentials: "same-origin" });
+async function api(url, signal) {
+  const r = await fetch(url, { credentials: "same-origin", signal });
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);

@@ -4,7 +4,7 @@
   const $ = id => document.getElementById(id);
   const player = new Player($("player"));
   const list = $("hits"), msg = $("message");
-  let hits = [], seq = 0, timer = null;
+  let hits = [], seq = 0, timer = null, pending = null;
 
   function params() {
     const p = new URLSearchParams({ q: $("q").value.trim() });
@@ -19,15 +19,19 @@
     if (!p.get("q")) { list.innerHTML = ""; msg.textContent = ""; hits = []; return; }
     const mine = ++seq;
     msg.textContent = "searching…";
+    if (pending) pending.abort();                    // the server skips a search whose page stopped waiting
+    const ours = pending = new AbortController();
     try {
-      const found = await api(`/api/search/line?${p}`);
+      const found = await api(`/api/search/line?${p}`, ours.signal);
       if (mine !== seq) return;                      // a newer query is on its way
       hits = found;
       render(p.get("q"));
       const history = new URLSearchParams(p);
       window.history.replaceState(null, "", `/?${history}`);
     } catch (e) {
-      if (mine === seq) { list.innerHTML = ""; msg.textContent = e.message; }
+      if (mine === seq && e.name !== "AbortError") { list.innerHTML = ""; msg.textContent = e.message; }
+    } finally {
+      if (pending === ours) pending = null;
     }
   }
   function render(q) {
