@@ -119,6 +119,31 @@ def run_cli(*args: str, check: bool = False, **kw) -> subprocess.CompletedProces
     return proc
 
 
+def served(app):
+    """Serve an ASGI app with uvicorn on a free localhost port, in a thread: yields the base URL, then stops it."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the review room did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def frame_of(seconds: float, rate: Fraction) -> int:
     import math
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, run_cli, served
 from indexer.server import HEAP, create_app
 
 LINE7 = "We have to follow the data, not the calendar."
@@ -425,7 +425,6 @@ def test_line_searches_take_turns_and_one_whose_page_went_away_is_not_run(shoot_
     import time
 
     import httpx
-    import uvicorn
 
     from indexer import views
 
@@ -447,17 +446,9 @@ def test_line_searches_take_turns_and_one_whose_page_went_away_is_not_run(shoot_
                 running[0] -= 1
 
     monkeypatch.setattr(views, "line_hits", counted)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(shoot_index, proxies=False, searches=1), log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    server = served(create_app(shoot_index, proxies=False, searches=1))
+    base = next(server)
+    port = int(base.rsplit(":", 1)[1])
     got: dict[str, httpx.Response] = {}
 
     def ask(q: str):
@@ -481,8 +472,7 @@ def test_line_searches_take_turns_and_one_whose_page_went_away_is_not_run(shoot_
         second.join(60)
     finally:
         hold.set()
-        server.should_exit = True
-        thread.join(10)
+        server.close()                                               # stops the server
     assert ran == ["We have to follow the data", LINE7] and most[0] == 1
     assert got[LINE7].status_code == 200 and len(got[LINE7].json()) >= 4
     assert got["We have to follow the data"].status_code == 200

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
+from conftest import served
 from indexer.server import create_app
 
 CHROMIUM = Path(os.environ.get("DAILIES_CHROMIUM", "/usr/bin/chromium"))
@@ -36,22 +34,7 @@ def deliveries(manifest, n: int) -> dict[str, list[dict]]:
 
 
 def serve(index: Path):
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(index, token=TOKEN), log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the review room did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    yield from served(create_app(index, token=TOKEN))
 
 
 @pytest.fixture(scope="module")
