@@ -21,9 +21,9 @@
 from __future__ import annotations
 
 import gc
-import os
 import hmac
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
