@@ -206,21 +206,6 @@ def search_slots_default() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class _Slots:
-    """At most ``n`` holders at once; the others wait in the order they came (first come, first served)."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self._sem = None
-
-    def held(self):
-        import anyio
-
-        if self._sem is None:           # made in the server's event loop, on first use
-            self._sem = anyio.Semaphore(self.n)
-        return self._sem
-
-
 def create_app(index: str | Path, *, token: str | None = None, read_only: bool = False,
                proxies: bool = True, refresh: float = 60.0, warm: bool = False, searches: int | None = None) -> Any:
     """The ASGI app for an index folder. ``proxies``: make missing browser proxies in a background thread;
@@ -228,6 +213,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     the commonest words' full-text shares in a background thread (`dailies serve` does); ``searches``: line
     searches run at once (default: one per core, :func:`search_slots_default`), the others wait their turn, and
     one whose client has gone by then is not run."""
+    import anyio
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
@@ -241,7 +227,8 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
 
     pool = IndexPool(Path(index), refresh=refresh, warm=warm)
     pool.start_warming()
-    search_slots = _Slots(search_slots_default() if searches is None else searches)
+    # waiters are served first come, first served; made here, it binds to the server's event loop on first use
+    search_slots = anyio.Semaphore(search_slots_default() if searches is None else searches)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     # ------------------------------------------------------------------ helpers
@@ -315,7 +302,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
             HEAP.settle()
             return with_media(views.hits_json(hits))
 
-        async with search_slots.held():
+        async with search_slots:
             if await request.is_disconnected():      # typed on: the page asked for a newer line meanwhile
                 return Response(status_code=499)
             return JSONResponse(await run_in_threadpool(search))
