@@ -360,3 +360,58 @@ def test_chroma_reads_wait_for_a_write_in_another_process(tmp_path):
         assert waited > 1.0, (mode, waited)
     with Index.open(path) as idx:
         assert idx.vectors.count("lines") == 0
+
+
+def test_a_reader_loads_the_vectors_only_when_no_other_process_reads_them(tmp_path):
+    """Chroma rewrites a collection's HNSW files when a process first loads them, a reader too (the review
+    room's workers each reload after every take the writer adds). So a reader loads them when it opens the
+    collection, waiting for the index's chroma.lock to be free as a write does, and its queries never rewrite
+    them: another process reading the files never sees them change."""
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from indexer.store import refresh_vector_clients
+
+    path = tmp_path / "idx"
+    vecs = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    with Index.open_writer(path) as w:
+        w.vectors.replace_take("lines", "t1", [f"l{i}" for i in range(len(vecs))], vecs,
+                               [{"take_id": "t1"}] * len(vecs))
+    segment_files = sorted((path / "chroma").glob("*/*.bin"))
+    assert segment_files, "Chroma kept no HNSW files: this test no longer tests what it says"
+    # Another process reads: it holds the lock shared for 2 s and reports whether the files changed meanwhile.
+    hold = ("import fcntl, os, sys, time\n"
+            "files = sys.argv[2:]\n"
+            "stamp = lambda: [os.stat(f).st_mtime_ns for f in files]\n"
+            "fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_SH)\n"
+            "before = stamp(); print('held', flush=True); time.sleep(2.0)\n"
+            "print('unchanged' if stamp() == before else 'rewritten', flush=True)")
+
+    def other_reader() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", hold, str(path / "chroma.lock"), *map(str, segment_files)],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+
+    def stamps() -> list[int]:
+        return [f.stat().st_mtime_ns for f in segment_files]
+
+    for opened_first in (True, False):
+        refresh_vector_clients()        # this process reads the files anew, as a review-room worker does
+        before = stamps()
+        with Index.open(path) as idx:
+            if opened_first:
+                idx.vectors.collection("lines")
+                assert stamps() != before, "the reader's load did not rewrite the files: see Vectors.collection"
+            proc = other_reader()
+            t = time.monotonic()
+            res = idx.vectors.nearest("lines", vecs[7], 1)
+            waited = time.monotonic() - t
+        assert proc.stdout.readline().strip() == "unchanged", opened_first
+        proc.wait(timeout=30)
+        assert res["ids"][0] == ["l7"]
+        # A loaded collection's reads share the lock; a first read waits to load.
+        assert (waited < 1.0) if opened_first else (waited > 1.0), (opened_first, waited)

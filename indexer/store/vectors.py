@@ -54,7 +54,8 @@ class Vectors:
         """Chroma's embedded store is not safe across processes: a process reading the HNSW files while
         another writes them can crash in Chroma's native code (seen here: the review room's readers
         segfaulted while `dailies index` wrote). Every embedded call holds the index folder's
-        ``chroma.lock``: shared to read, exclusive to write, so reads never meet a write. A new descriptor
+        ``chroma.lock``: shared to read, exclusive to write (and to load a collection, which writes: see
+        :meth:`collection`), so reads never meet a write. A new descriptor
         per call (flock is per open file, so threads of a process exclude each other too). No lock for a
         Chroma server (it serialises its clients), a reader of a private copy, or a folder with no lock file
         (made by the first writer) that the reader may not create."""
@@ -77,7 +78,7 @@ class Vectors:
         with _OPEN_LOCK:
             if self._client is not None:
                 return self._client
-            with self._access(write=not self.readonly):
+            with self._access(write=True):     # opening writes chroma.sqlite3, a reader's too
                 return self._open()
 
     def _open(self):
@@ -104,13 +105,22 @@ class Vectors:
         return self._client
 
     def collection(self, kind: str):
-        """A collection (cosine space, vectors supplied by us), created on first use."""
+        """A collection (cosine space, vectors supplied by us), created on first use.
+
+        Chroma writes when it loads a collection's vectors from disk: its first read in a process (and the first
+        after :func:`refresh_vector_clients`) rewrites the HNSW segment's files. So the load is done here, with
+        the folder's lock held to write (a reader's too), never under a reader's shared lock, where another
+        process's reads of the same files (the review room's workers all reload after each take the writer adds)
+        would meet it."""
         if kind not in self._collections:
             client = self.client()
-            with _OPEN_LOCK, self._access(write=not self.readonly):
+            with _OPEN_LOCK, self._access(write=True):
                 if kind not in self._collections:
-                    self._collections[kind] = client.get_or_create_collection(
+                    col = client.get_or_create_collection(
                         self._name(kind), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+                    if not self.url:
+                        col.count()             # loads the segment (and rewrites its files) under this lock
+                    self._collections[kind] = col
         return self._collections[kind]
 
     def close(self) -> None:
