@@ -466,6 +466,47 @@ def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> Non
     _console().print(status_view(str(target), meta, stats, data["takes"], data["failed"]))
 
 
+@app.command("rebuild-vectors")
+def rebuild_vectors_cmd(index: Optional[Path] = IndexOpt,
+                        check: bool = typer.Option(False, "--check", help="Only say whether the vector store reads "
+                                                   "cleanly; change nothing."),
+                        force: bool = typer.Option(False, "--force", help="Rebuild even when the store reads "
+                                                   "cleanly (a store that crashed a search may read cleanly "
+                                                   "at times).")) -> None:
+    """Make the line vectors again from the catalog when the vector store is damaged (searches crash with
+    'Segmentation fault', e.g. after a run was killed while it wrote). The old store is moved aside, not
+    deleted; the picture's vectors are remade by `dailies index --visual-only`."""
+    from indexer.config import index_path
+    from indexer.pipeline import rebuild_vectors
+    from indexer.store import Index
+
+    target = index_path(index)
+    out = _console()
+    with Index.open(target) as idx:
+        if idx.chroma_url:
+            raise DailiesError(f"The index {target} keeps its vectors on the Chroma server {idx.chroma_url}; "
+                               "this command rebuilds an embedded store only.")
+        damage = None if force and not check else idx.vectors.damage()
+    if check or (damage is None and not force):
+        if damage is None:
+            out.print(f"The vector store of {target} reads cleanly." +
+                      ("" if check else " Nothing to do; --force rebuilds it anyway."))
+            return
+        out.print(f"The vector store of {target} is damaged: {damage}. "
+                  "`dailies rebuild-vectors` makes it again from the catalog.")
+        raise typer.Exit(1)
+    if damage is not None:
+        out.print(f"The vector store of {target} is damaged: {damage}.")
+    with Index.open_writer(target) as idx, out.status("Embedding the lines again") as status:
+        done = rebuild_vectors(idx, progress=lambda k, n: status.update(f"Embedding the lines again: take {k}/{n}"))
+    if done.set_aside is not None:
+        out.print(f"The old store is kept, unread, at {done.set_aside} (delete it when searches work).")
+    out.print(f"Rebuilt the line vectors of {done.takes} takes ({done.lines} lines) from the catalog.")
+    if done.picture_takes:
+        out.print(f"{len(done.picture_takes)} takes had picture vectors; make them again with "
+                  "`dailies index --visual-only FOLDER ...` (CLIP weights needed).")
+
+
 # ------------------------------------------------------------------------------------------ takes
 
 @app.command("shots")

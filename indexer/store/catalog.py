@@ -139,6 +139,18 @@ class LineRow:
         return self.phon.split()
 
 
+def _line_metas(take_id: str, take, lines: list[tuple]) -> list[dict]:
+    """The Chroma metadata of a take's line vectors. ``take``: its MediaInfo or catalog Take (path, name, scene,
+    take, camera, clock); ``lines``: (index, start, end, shots, speaker, voice id) per line."""
+    clock = take.clock
+    return [{
+        "take_id": take_id, "idx": i, "name": take.name, "clip": take.path,
+        "scene": take.scene or "", "take": take.take or "", "camera": take.camera or "",
+        "start": round(start, 3), "end": round(end, 3), "tc_in": clock.tc_in(start), "tc_out": clock.tc_out(end),
+        "shots": ",".join(str(s) for s in shots), "speaker": speaker or "", "voice_id": vid or "",
+    } for i, start, end, shots, speaker, vid in lines]
+
+
 class Index:
     """An open index folder. Use :meth:`open` for reading, :meth:`open_writer` to write."""
 
@@ -321,6 +333,27 @@ class Index:
                 self._db.execute("DELETE FROM shot_tags")
                 self._db.execute("UPDATE takes SET n_frames=0")
 
+    def set_aside_vectors(self) -> Path | None:
+        """Move the embedded vector store aside, whole, as found (a damaged one: Chroma crashes reading it), for
+        :meth:`put_line_vectors` to fill a new one; returns where it went (None: there was none, or the vectors
+        are on a Chroma server). The picture is forgotten with it (its vectors come from CLIP, not the catalog):
+        what ``drop_vectors("frames")`` forgets besides the vectors."""
+        moved = self.vectors.set_aside()
+        with self._db:
+            self._db.execute("DELETE FROM meta WHERE key IN ('embedder:lines', 'embedder:frames', 'clip_frames')")
+            self._db.execute("DELETE FROM shot_tags")
+            self._db.execute("UPDATE takes SET n_frames=0")
+        return moved
+
+    def put_line_vectors(self, take: Take, lines: list[LineRow], vectors: np.ndarray) -> None:
+        """A take's line vectors (one per catalog line, in order) become these, with the metadata indexing gives
+        them."""
+        self.vectors.replace_take(
+            "lines", take.take_id, [ln.line_id for ln in lines], vectors,
+            _line_metas(take.take_id, take, [(ln.idx, ln.start, ln.end, ln.shots, ln.speaker, ln.voice_id)
+                                             for ln in lines]),
+            [ln.text for ln in lines])
+
     # ------------------------------------------------------------------ files and takes
     def file_row(self, path: str) -> sqlite3.Row | None:
         return self._db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
@@ -455,17 +488,10 @@ class Index:
                           speakers: list | None) -> list[tuple]:
         """Replace a take's line vectors in Chroma; returns the catalog rows of its lines."""
         ids = [line_id(take_id, ln.index) for ln in lines]
-        clock = info.clock
         speakers = speakers or [(None, None)] * len(lines)
         if lines:
-            metas = [{
-                "take_id": take_id, "idx": ln.index, "name": info.name, "clip": info.path,
-                "scene": info.scene or "", "take": info.take or "", "camera": info.camera or "",
-                "start": round(ln.start, 3), "end": round(ln.end, 3),
-                "tc_in": clock.tc_in(ln.start), "tc_out": clock.tc_out(ln.end),
-                "shots": ",".join(str(s) for s in ln.shots), "speaker": ln.speaker or "",
-                "voice_id": vid or "",
-            } for ln, (_, vid) in zip(lines, speakers)]
+            metas = _line_metas(take_id, info, [(ln.index, ln.start, ln.end, ln.shots, ln.speaker, vid)
+                                                for ln, (_, vid) in zip(lines, speakers)])
         # Whatever an earlier (interrupted or older) run left for this take goes first.
         self.vectors.replace_take("lines", take_id, ids, vectors if lines else [], metas if lines else [],
                                   [ln.text for ln in lines])

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
@@ -130,6 +131,44 @@ class Vectors:
             shutil.rmtree(self._copy, ignore_errors=True)
             self._copy = None
 
+    def damage(self, tries: int = 3, timeout: float = 600.0) -> str | None:
+        """Why the embedded store cannot be read, or None when it read cleanly ``tries`` times: every collection
+        is loaded and queried in a child process, since a damaged store does not raise but crashes the process
+        that reads it (Chroma's native code, chroma-core/chroma#6979, #7238), and not on every load: a store
+        damaged here crashed one load in three."""
+        if self.url or not (self.folder / CHROMA_DIR).is_dir():
+            return None
+        import subprocess
+        import sys
+
+        for _ in range(tries):
+            try:
+                proc = subprocess.run([sys.executable, "-c", _PROBE, str(self.folder)], capture_output=True,
+                                      text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return f"reading it did not finish in {timeout:.0f} s"
+            if proc.returncode != 0:
+                return _failure(proc)
+        return None
+
+    def set_aside(self) -> Path | None:
+        """Move the embedded store's folder aside as it is (``chroma.set-aside-<UTC time>``), never reading it;
+        the next call starts a new, empty one. Returns the new name (None: no folder, or a Chroma server)."""
+        src = self.folder / CHROMA_DIR
+        if self.url or not src.is_dir():
+            return None
+        with _OPEN_LOCK, self._access(write=True):
+            self.close()
+            refresh_vector_clients()           # this process's Chroma forgets the old folder's files
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            dst = self.folder / f"{CHROMA_DIR}.set-aside-{stamp}"
+            n = 1
+            while dst.exists():
+                n += 1
+                dst = self.folder / f"{CHROMA_DIR}.set-aside-{stamp}-{n}"
+            src.rename(dst)
+        return dst
+
     # ------------------------------------------------------------------ writing
     def replace_take(self, kind: str, take_id: str, ids: list[str], embeddings, metadatas: list[dict],
                      documents: list[str] | None = None) -> None:
@@ -174,10 +213,40 @@ class Vectors:
                              where=where, include=list(include))
 
     def get(self, kind: str, where: dict | None = None, include: tuple[str, ...] = ("metadatas",),
-            ids: list[str] | None = None) -> dict:
+            ids: list[str] | None = None, limit: int | None = None) -> dict:
         col = self.collection(kind)
         with self._access(write=False):
-            return col.get(ids=ids, where=where, include=list(include))
+            return col.get(ids=ids, where=where, include=list(include), limit=limit)
+
+
+def _failure(proc) -> str:
+    """A probe's failure in words."""
+    import signal
+
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        return f"reading it crashed the process ({name})"
+    last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+    return f"reading it failed: {last}"
+
+
+# Vectors.damage's child: load and query every collection of the folder's store, as a reader does.
+_PROBE = """
+import sys
+from pathlib import Path
+from indexer.store.vectors import Vectors
+v = Vectors(Path(sys.argv[1]), None, lambda: None, readonly=True)
+for c in v.client().list_collections():
+    name = getattr(c, "name", c)
+    v.count(name)
+    got = v.get(name, include=("embeddings",), limit=1)
+    if len(got["ids"]):
+        v.nearest(name, got["embeddings"][0], 10)
+v.close()
+"""
 
 
 def _writable(path: Path) -> bool:
