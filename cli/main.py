@@ -486,17 +486,19 @@ def rebuild_vectors_cmd(index: Optional[Path] = IndexOpt,
         if idx.chroma_url:
             raise DailiesError(f"The index {target} keeps its vectors on the Chroma server {idx.chroma_url}; "
                                "this command rebuilds an embedded store only.")
-        damage = None if force and not check else idx.vectors.damage()
+        started = idx.vectors_rebuild_started()
+        damage = f"an earlier `dailies rebuild-vectors` (started {started}) did not finish" if started else \
+            None if force and not check else idx.vectors.damage()
     if check or (damage is None and not force):
         if damage is None:
             out.print(f"The vector store of {target} reads cleanly." +
                       ("" if check else " Nothing to do; --force rebuilds it anyway."))
             return
-        out.print(f"The vector store of {target} is damaged: {damage}. "
+        out.print(f"The vector store of {target} is {'incomplete' if started else 'damaged'}: {damage}. "
                   "`dailies rebuild-vectors` makes it again from the catalog.")
         raise typer.Exit(1)
     if damage is not None:
-        out.print(f"The vector store of {target} is damaged: {damage}.")
+        out.print(f"The vector store of {target} is {'incomplete' if started else 'damaged'}: {damage}.")
     with Index.open_writer(target) as idx, out.status("Embedding the lines again") as status:
         done = rebuild_vectors(idx, progress=lambda k, n: status.update(f"Embedding the lines again: take {k}/{n}"))
     if done.set_aside is not None:

@@ -1038,7 +1038,8 @@ def rebuild_vectors(index: Index, progress: Callable[[int, int], None] | None = 
     was killed while it wrote): the old one is moved aside unread, and every indexed take's line vectors are
     embedded again from the catalog's text (the vectors indexing made: the same text, the same model). The
     picture's vectors come from CLIP on the frames, not from the catalog: they are forgotten, and the takes
-    that had them are returned. Interrupted, it is run again (each run starts from a new store)."""
+    that had them are returned. Interrupted, it is run again (each run starts from a new store); until it has
+    finished, the index says so (``Index.vectors_rebuild_started``)."""
     from . import embed
 
     picture = [t.path for t in index.takes(status="indexed") if t.n_frames]
@@ -1053,6 +1054,7 @@ def rebuild_vectors(index: Index, progress: Callable[[int, int], None] | None = 
             n += len(rows)
         if progress is not None:
             progress(k, len(takes))
+    index.vectors_rebuild_finished()
     return VectorRebuild(moved, len(takes), n, picture)
 
 

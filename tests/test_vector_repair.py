@@ -24,6 +24,7 @@ QUERY = "We have to follow the data, not the calendar."
 
 
 def _lines(path) -> dict:
+    refresh_vector_clients()            # another process may have changed the store since this one read it
     with Index.open(path) as idx:
         got = idx.vectors.get("lines", include=("metadatas", "documents", "embeddings"))
     return {i: (m, d, np.asarray(e)) for i, m, d, e in zip(got["ids"], got["metadatas"], got["documents"],
@@ -81,3 +82,35 @@ def test_a_damaged_store_is_found_and_its_line_vectors_made_again_from_the_catal
     with Index.open(path) as idx:
         assert idx.vectors.count("frames") == 0
         assert all(t.n_frames == 0 for t in idx.takes())
+
+
+def test_an_interrupted_rebuild_is_finished_by_the_next_one(shoot_index, tmp_path):
+    """A rebuild stopped half-way leaves a store that reads cleanly but lacks lines: the index remembers that
+    the rebuild did not finish, and the next run finishes it instead of saying there is nothing to do."""
+    from indexer.pipeline import rebuild_vectors
+
+    path = tmp_path / "idx"
+    shutil.copytree(shoot_index, path)
+    before_lines, before_hits = _lines(path), _search(path)
+
+    def stop(k: int, n: int) -> None:
+        if k == 2:
+            raise KeyboardInterrupt
+
+    with Index.open_writer(path) as idx:
+        try:
+            rebuild_vectors(idx, progress=stop)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("the rebuild was not interrupted")
+    assert 0 < len(_lines(path)) < len(before_lines)
+
+    check = run_cli("rebuild-vectors", "--check", "--index", str(path))
+    said = " ".join(check.stdout.split())
+    assert check.returncode == 1 and "is incomplete: an earlier `dailies rebuild-vectors`" in said, check
+    again = run_cli("rebuild-vectors", "--index", str(path))
+    assert again.returncode == 0 and "Rebuilt the line vectors of 5 takes" in " ".join(again.stdout.split()), again
+    assert run_cli("rebuild-vectors", "--check", "--index", str(path)).returncode == 0
+    assert _lines(path).keys() == before_lines.keys()
+    assert _search(path) == before_hits

@@ -139,6 +139,9 @@ class LineRow:
         return self.phon.split()
 
 
+VECTORS_REBUILD_META = "vectors_rebuild_started"
+
+
 def _line_metas(take_id: str, take, lines: list[tuple]) -> list[dict]:
     """The Chroma metadata of a take's line vectors. ``take``: its MediaInfo or catalog Take (path, name, scene,
     take, camera, clock); ``lines``: (index, start, end, shots, speaker, voice id) per line."""
@@ -340,10 +343,19 @@ class Index:
         what ``drop_vectors("frames")`` forgets besides the vectors."""
         moved = self.vectors.set_aside()
         with self._db:
+            self._set_meta(VECTORS_REBUILD_META, now())     # until the caller has put every line back: see below
             self._db.execute("DELETE FROM meta WHERE key IN ('embedder:lines', 'embedder:frames', 'clip_frames')")
             self._db.execute("DELETE FROM shot_tags")
             self._db.execute("UPDATE takes SET n_frames=0")
         return moved
+
+    def vectors_rebuild_started(self) -> str | None:
+        """When a rebuild of the vectors (:meth:`set_aside_vectors`) started that has not finished: its store is
+        partial, though it reads cleanly."""
+        return self.meta(VECTORS_REBUILD_META) or None
+
+    def vectors_rebuild_finished(self) -> None:
+        self.set_meta(VECTORS_REBUILD_META, "")
 
     def put_line_vectors(self, take: Take, lines: list[LineRow], vectors: np.ndarray) -> None:
         """A take's line vectors (one per catalog line, in order) become these, with the metadata indexing gives
