@@ -133,9 +133,9 @@ class Vectors:
 
     def damage(self, tries: int = 3, timeout: float = 600.0) -> str | None:
         """Why the embedded store cannot be read, or None when it read cleanly ``tries`` times: every collection
-        is loaded and queried in a child process, since a damaged store does not raise but crashes the process
-        that reads it (Chroma's native code, chroma-core/chroma#6979, #7238), and not on every load: a store
-        damaged here crashed one load in three."""
+        is loaded and queried in a child process, since a damaged store often does not raise but crashes the
+        process that reads it (Chroma's native code, chroma-core/chroma#6979, #7238), and not on every load: a
+        store damaged here crashed one load in three."""
         if self.url or not (self.folder / CHROMA_DIR).is_dir():
             return None
         import subprocess
