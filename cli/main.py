@@ -477,7 +477,7 @@ def rebuild_vectors_cmd(index: Optional[Path] = IndexOpt,
     'Segmentation fault', e.g. after a run was killed while it wrote). The old store is moved aside, not
     deleted; the picture's vectors are remade by `dailies index --visual-only`."""
     from indexer.config import index_path
-    from indexer.pipeline import rebuild_vectors
+    from indexer.repair import rebuild_vectors
     from indexer.store import Index
 
     target = index_path(index)

@@ -87,7 +87,7 @@ def test_a_damaged_store_is_found_and_its_line_vectors_made_again_from_the_catal
 def test_an_interrupted_rebuild_is_finished_by_the_next_one(shoot_index, tmp_path):
     """A rebuild stopped half-way leaves a store that reads cleanly but lacks lines: the index remembers that
     the rebuild did not finish, and the next run finishes it instead of saying there is nothing to do."""
-    from indexer.pipeline import rebuild_vectors
+    from indexer.repair import rebuild_vectors
 
     path = tmp_path / "idx"
     shutil.copytree(shoot_index, path)

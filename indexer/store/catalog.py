@@ -333,8 +333,12 @@ class Index:
             self._db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"embedder:{kind}", "clip_frames"
                                                                      if kind == "frames" else f"-{kind}"))
             if kind == "frames":
-                self._db.execute("DELETE FROM shot_tags")
-                self._db.execute("UPDATE takes SET n_frames=0")
+                self._forget_picture()
+
+    def _forget_picture(self) -> None:
+        """What the catalog keeps of the picture vectors (inside the caller's transaction)."""
+        self._db.execute("DELETE FROM shot_tags")
+        self._db.execute("UPDATE takes SET n_frames=0")
 
     def set_aside_vectors(self) -> Path | None:
         """Move the embedded vector store aside, whole, as found (a damaged one: Chroma crashes reading it), for
@@ -345,8 +349,7 @@ class Index:
         with self._db:
             self._set_meta(VECTORS_REBUILD_META, now())     # until the caller has put every line back: see below
             self._db.execute("DELETE FROM meta WHERE key IN ('embedder:lines', 'embedder:frames', 'clip_frames')")
-            self._db.execute("DELETE FROM shot_tags")
-            self._db.execute("UPDATE takes SET n_frames=0")
+            self._forget_picture()
         return moved
 
     def vectors_rebuild_started(self) -> str | None:
