@@ -451,6 +451,8 @@ class Indexer:
         """The media files under `paths`; paths that do not exist are reported (and summarised) now."""
         summary = RunSummary()
         files, missing = collect_files(paths, exclude=self.index.path)
+        if files:         # the vector store opens while the first take is hashed, decoded and heard
+            self.index.vectors.open_soon(("lines",) + (("frames",) if self.clip is not None else ()))
         self.reporter.run_started(len(files) + len(missing))
         for r in missing:
             summary.results.append(r)
@@ -467,6 +469,8 @@ class Indexer:
         summary, files = self._collect(paths)
         t0 = time.monotonic()
         worker = _Worker()
+        if files:
+            worker.submit(self._load_sound_models, None)
         pending: tuple[_Prepared, _Job, float] | None = None
         ctrl_c = _CtrlC()
         try:
@@ -498,6 +502,30 @@ class Indexer:
         summary.seconds = time.monotonic() - t0
         summary.timings = dict(self.timings)
         return summary
+
+    def _load_sound_models(self, _=None) -> None:
+        """The models of a take's sound, loaded on the worker thread while this thread hashes and decodes the
+        first take (and the vector store opens: :meth:`_collect`), the speaker models beside faster-whisper on a
+        thread of their own; the loads run mostly outside the GIL. Timed as the run's own costs. An error is left
+        to the first take, which loads again and fails with it."""
+        def load_speakers():
+            try:
+                loaded = self.diarizer.load()
+            except Exception:
+                return
+            if loaded > 0.01:
+                self.timings["speakers: model load"] = loaded
+        beside = None
+        if self.diarizer is not None:
+            beside = threading.Thread(target=load_speakers, name="dailies-load-speakers", daemon=True)
+            beside.start()
+        try:
+            t = time.monotonic()
+            self.transcriber()._load()
+            self.timings["speech: model load"] = time.monotonic() - t
+        finally:
+            if beside is not None:
+                beside.join()
 
     def _prepare_here(self, path: str) -> "FileResult | _Prepared":
         """A local run's first half of a take: prepared and decoded in this thread; its shots are saved

@@ -214,7 +214,10 @@ def profile(run: dict, steps: dict[str, float]) -> str:
     main = {k: v for k, v in steps.items() if k not in loads and k not in parts}
     own = dict(run.get("timings") or {})
     files_work = sum(main.values())
-    accounted = sum(v for k, v in own.items() if not k.startswith("voices")) + run.get("run_seconds", 0.0)
+    # the end-of-run voice pass and the models' loads (on the worker thread, beside the first take) are inside
+    # the run's seconds
+    accounted = sum(v for k, v in own.items() if not k.startswith("voices") and not k.endswith("model load")) \
+        + run.get("run_seconds", 0.0)
     startup = max(0.0, run["wall"] - accounted)
     fixed = run["wall"] - files_work
     lines = [f"  steps (summed over takes): {_fmt(main)}"]

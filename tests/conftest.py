@@ -89,6 +89,7 @@ def shoot_index(tmp_path_factory) -> Path:
         summary = Indexer(idx, IndexSettings()).run([FIXTURES / "shoot", FIXTURES / "broken"])
     assert not summary.interrupted
     (path.parent / "summary.json").write_text(json.dumps([r.__dict__ for r in summary.results]))
+    (path.parent / "run_timings.json").write_text(json.dumps(summary.timings))
     return path
 
 

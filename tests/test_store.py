@@ -208,25 +208,42 @@ def test_takes_come_out_of_the_store_typed_with_their_clock(tmp_path):
         assert idx.take("12A_T2_CamA") == df and idx.takes_by_id([df.take_id]) == {df.take_id: df}
 
 
-def test_readers_of_a_new_index_find_its_vector_store_made(tmp_path):
-    """The writer makes a new index's vector store before its catalog: readers that arrive as soon as the
-    catalog exists only read it. (Made by the first readers instead, eight at once raced in Chroma's own
-    migrations: "table collections already exists", found by the reliability suite.)"""
+def test_readers_of_a_new_index_and_its_writer_make_its_vector_store_one_at_a_time(tmp_path):
+    """A new index's vector store is made by whichever process comes first, under the store's lock, which the
+    writer makes before the catalog (so every reader that finds the catalog takes it). Eight readers that arrive
+    as soon as the catalog exists, while the writer opens the store on a thread (as a run does), all read it.
+    (Made by eight readers at once without the lock, they raced in Chroma's own migrations: "table collections
+    already exists", found by the reliability suite.)"""
     import subprocess
     import sys
 
     path = tmp_path / "idx"
     writer = Index.open_writer(path)
     try:
-        assert (path / "chroma" / "chroma.sqlite3").is_file()
+        assert (path / "chroma.lock").is_file() and not (path / "chroma").exists()
         code = ("import sys; from indexer.store import Index\n"
                 "with Index.open(sys.argv[1]) as idx: print(idx.vectors.count('lines'))")
         procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, cwd=str(ROOT)) for _ in range(8)]
+        writer.vectors.open_soon(("lines",))
         outs = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+        assert writer.vectors.count("lines") == 0
     finally:
         writer.close()
     assert all(rc == 0 and out.strip() == "0" for out, err, rc in outs), [err for _, err, _ in outs]
+    assert (path / "chroma" / "chroma.sqlite3").is_file()
+
+
+def test_a_vector_store_opened_on_a_thread_raises_its_error_at_first_use(tmp_path):
+    """An error met by Vectors.open_soon's thread is raised by the first call that needs the store, as it was
+    met: a second try would say only "'RustBindingsAPI' object has no attribute 'bindings'"."""
+    path = tmp_path / "idx"
+    writer = Index.open_writer(path)
+    (path / "chroma").write_text("not a folder")
+    writer.vectors.open_soon(("lines",))
+    with pytest.raises(Exception, match="File exists"):
+        writer.vectors.count("lines")
+    writer.close()
 
 
 def _write_zebra_take(writer) -> None:
@@ -415,3 +432,22 @@ def test_a_reader_loads_the_vectors_only_when_no_other_process_reads_them(tmp_pa
         assert res["ids"][0] == ["l7"]
         # A loaded collection's reads share the lock; a first read waits to load.
         assert (waited < 1.0) if opened_first else (waited > 1.0), (opened_first, waited)
+
+
+def test_chromadb_is_imported_without_the_overrides_checks_and_they_are_put_back():
+    """Vectors imports chromadb with the ``overrides`` package's class-definition checks off (0.7 s of every
+    run's start): chromadb's methods are marked as the package marks them, and the package is itself again after."""
+    import subprocess
+    import sys
+
+    code = ("import tempfile, pathlib, overrides\n"
+            "from indexer.store.vectors import Vectors\n"
+            "own = overrides.override\n"
+            "v = Vectors(pathlib.Path(tempfile.mkdtemp()), None, lambda: None, readonly=False)\n"
+            "v.collection('lines')\n"
+            "from chromadb.api.rust import RustBindingsAPI\n"
+            "print(RustBindingsAPI.start.__override__, overrides.override is own, overrides.overrides.__module__)\n"
+            "v.close()\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "overrides.overrides"]

@@ -224,21 +224,19 @@ class Index:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         url = chroma_url or _chroma_url_env()
-        vectors = None
-        if url is None and not (path / CATALOG).exists() and not (path / CHROMA_DIR).is_dir():
-            # A new index: its vector store is made before its catalog, so no reader finds an index whose
-            # store is still to be created (readers that created it at once raced in Chroma's own
-            # migrations: "table collections already exists", found by the reliability suite).
+        if url is None and not (path / CATALOG).exists():
+            # A new index: the lock of its vector store is made before its catalog, so every reader that finds
+            # the catalog takes it, and the store is made by one process at a time, whichever comes first
+            # (readers that made it at once raced in Chroma's own migrations: "table collections already
+            # exists", found by the reliability suite). The store itself is made on first use, or on a thread
+            # while the run starts (Vectors.open_soon).
             try:
-                vectors = Vectors(path, None, lambda: None, readonly=False)
-                vectors.client()
-            except BaseException:
+                Vectors.make_lock(path)
+            except OSError as exc:
                 os.close(fd)
-                raise
+                raise IndexMissingError(f"Cannot create the index folder {path} ({exc.strerror}).") from None
         db = _connect(path / CATALOG)
         idx = cls(path, db, writer=True, lock_fd=fd, chroma_url=url)
-        if vectors is not None:
-            idx.vectors = vectors
         idx._init_schema()
         if url and idx.meta(CHROMA_URL_META) != url:
             idx.set_meta(CHROMA_URL_META, url)

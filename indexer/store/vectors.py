@@ -46,6 +46,8 @@ class Vectors:
         self._client = None
         self._copy: str | None = None
         self._collections: dict[str, Any] = {}
+        self._opening: threading.Thread | None = None
+        self._open_error: BaseException | None = None
 
     def _name(self, kind: str) -> str:
         return kind if not self.url else f"{self._uid()}-{kind}"
@@ -75,7 +77,42 @@ class Vectors:
         finally:
             os.close(fd)                      # releases the lock
 
+    def open_soon(self, kinds: tuple[str, ...] = ()) -> None:
+        """Open the store, and load these collections, on a thread of their own, so that the first call finds
+        them open: importing chromadb and opening a client cost 1.5-2 s of every run's start, and loading a
+        large collection more, time that the caller's model loads and decoding can share. An error is raised
+        by the first call that needs the store (a second try would hide it: Chroma keeps a half-made client,
+        whose error says nothing); :meth:`close` waits for the thread."""
+        if self._opening is not None or (self._client is not None and all(k in self._collections for k in kinds)):
+            return
+
+        def open_now():
+            try:
+                self.client()
+                for kind in kinds:
+                    self.collection(kind)
+            except BaseException as exc:
+                self._open_error = exc
+        self._opening = threading.Thread(target=open_now, name="dailies-open-vectors", daemon=True)
+        self._opening.start()
+
+    def _opened(self, *, raise_error: bool = True) -> None:
+        """Wait for :meth:`open_soon`'s thread (from any other thread), and raise what it met."""
+        opening = self._opening
+        if opening is not None and opening is not threading.current_thread():
+            opening.join()
+            self._opening = None
+            error, self._open_error = self._open_error, None
+            if error is not None and raise_error:
+                raise error
+
+    @staticmethod
+    def make_lock(folder: Path) -> None:
+        """Make the folder's ``chroma.lock`` (see :meth:`_access`)."""
+        os.close(os.open(folder / ACCESS_LOCK, os.O_RDWR | os.O_CREAT, 0o666))
+
     def client(self):
+        self._opened()
         with _OPEN_LOCK:
             if self._client is not None:
                 return self._client
@@ -84,7 +121,7 @@ class Vectors:
 
     def _open(self):
         if self._client is None:
-            import chromadb
+            chromadb = _import_chromadb()
             from chromadb.config import Settings
 
             settings = Settings(anonymized_telemetry=False)
@@ -113,6 +150,7 @@ class Vectors:
         the folder's lock held to write (a reader's too), never under a reader's shared lock, where another
         process's reads of the same files (the review room's workers all reload after each take the writer adds)
         would meet it."""
+        self._opened()
         if kind not in self._collections:
             client = self.client()
             with _OPEN_LOCK, self._access(write=True):
@@ -125,6 +163,7 @@ class Vectors:
         return self._collections[kind]
 
     def close(self) -> None:
+        self._opened(raise_error=False)     # an error no call met is not the closer's
         self._collections.clear()
         self._client = None
         if self._copy is not None:
@@ -247,6 +286,40 @@ for c in v.client().list_collections():
         v.nearest(name, got["embeddings"][0], 10)
 v.close()
 """
+
+
+def _import_chromadb():
+    """chromadb, imported without the checks the ``overrides`` package makes as each class is defined.
+
+    chromadb marks some 160 methods ``@override``. As each class is defined, the decorator finds its base classes
+    by disassembling the caller's frame and compares signatures: about 0.7 of the 2.3 s that importing chromadb
+    costs here, paid by every `dailies index` and every CLI search. The checks guard chromadb's own source
+    against a misnamed method; what the decorator leaves is the method itself, marked ``__override__`` (what
+    ``EnforceOverrides`` looks for). While chromadb is imported (first call only, under ``_OPEN_LOCK``), that is
+    all it does; the package's own functions are put back after. Nothing else installed uses the package."""
+    import sys
+
+    if "chromadb" in sys.modules:
+        return sys.modules["chromadb"]
+    try:
+        import overrides
+    except ImportError:         # a chromadb that no longer needs it
+        import chromadb
+        return chromadb
+
+    def mark(method=None, **_):
+        def marked(m):
+            m.__override__ = True
+            return m
+        return marked if method is None else marked(method)
+    saved = {name: getattr(overrides, name, None) for name in ("override", "overrides")}
+    try:
+        overrides.override = overrides.overrides = mark
+        import chromadb
+    finally:
+        for name, fn in saved.items():
+            setattr(overrides, name, fn)
+    return chromadb
 
 
 def _writable(path: Path) -> bool:
