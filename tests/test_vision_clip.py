@@ -397,17 +397,18 @@ def test_known_pretrained_table_is_open_clips_own():
 
 def test_default_weights_resolve_without_importing_open_clip(tmp_path):
     """Finding (or missing) the default CLIP weights at the start of a run does not import open_clip
-    (seconds of torchvision and timm for a run that may have no picture at all)."""
+    (seconds of torchvision and timm for a run that may have no picture at all), and missing them does not
+    import huggingface_hub's download module either (0.4 s) when no cache holds the repository."""
     import subprocess
     import sys
 
     code = ("import sys\nfrom indexer.models.clip import resolve_clip\nfrom indexer.errors import ModelError\n"
             "try:\n    resolve_clip()\nexcept ModelError as exc:\n    print(exc.message)\n"
-            "print('open_clip' in sys.modules)\n")
+            "print('open_clip' in sys.modules, 'huggingface_hub.file_download' in sys.modules)\n")
     env = {**os.environ, "DAILIES_MODELS": str(tmp_path / "models"), "HF_HUB_CACHE": str(tmp_path / "hf"),
            "HF_HOME": str(tmp_path / "hf-home")}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert "dailies models fetch clip:ViT-B-32/laion2b_s34b_b79k" in lines[0]
-    assert lines[-1] == "False"
+    assert lines[-1] == "False False"
