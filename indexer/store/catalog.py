@@ -45,7 +45,7 @@ from ..textnorm import normalize_words, phonetic
 from . import schema
 from .schema import SCHEMA_VERSION
 from .screenplays import Screenplays
-from .vectors import CHROMA_DIR, Vectors
+from .vectors import Vectors
 from .voices import VoiceTables
 
 CATALOG = "catalog.sqlite"

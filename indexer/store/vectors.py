@@ -312,13 +312,18 @@ def _import_chromadb():
             m.__override__ = True
             return m
         return marked if method is None else marked(method)
-    saved = {name: getattr(overrides, name, None) for name in ("override", "overrides")}
+    names = ("override", "overrides")
+    saved = {name: getattr(overrides, name) for name in names if hasattr(overrides, name)}
     try:
-        overrides.override = overrides.overrides = mark
+        for name in names:
+            setattr(overrides, name, mark)
         import chromadb
     finally:
-        for name, fn in saved.items():
-            setattr(overrides, name, fn)
+        for name in names:
+            if name in saved:
+                setattr(overrides, name, saved[name])
+            else:
+                delattr(overrides, name)
     return chromadb
 
 
