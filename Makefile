@@ -70,9 +70,10 @@ browser:
 	@test -x $(CHROMIUM) || { if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 	  else echo "The browser tests need Chromium: sudo apt-get install chromium (or set DAILIES_CHROMIUM)."; exit 1; fi; }
 
+# --durations: the slowest tests are named in every run's log, so a step that nears CI's limit says where.
 test: models browser
-	$(RUN) pytest -m "not slow" -q
-	$(RUN) pytest -m slow -q
+	$(RUN) pytest -m "not slow" -q --durations=15
+	$(RUN) pytest -m slow -q --durations=15
 
 test-fast: models browser
 	$(RUN) pytest -m "not slow" -q

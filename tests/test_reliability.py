@@ -8,7 +8,8 @@
   during an index run, all answer (exit 0, valid JSON), and the final index equals a quiet run's.
 
 Everything is compared through the CLI's JSON (``status``, ``lines``, ``search line``), the interface users
-and the review room rely on. ``DAILIES_KILL_POINTS`` runs fewer points (a quick local check).
+and the review room rely on, asked of the CLI's own typer app in this process (the index runs themselves are
+processes of their own, killed and resumed). ``DAILIES_KILL_POINTS`` runs fewer points (a quick local check).
 """
 
 from __future__ import annotations
@@ -50,9 +51,16 @@ def _index_args(idx: Path, speakers: bool) -> list[str]:
 
 
 def _cli_json(*args: str):
-    proc = subprocess.run([DAILIES, *args], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"dailies {' '.join(args)} -> {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout)
+    """The CLI's JSON answer, from the same typer app `dailies` runs, in this process: a snapshot asks a
+    dozen questions, and each in a process of its own paid the CLI's start-up (2-3 s) for each (some 12 min
+    of the slow step over the 21 snapshots)."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, f"dailies {' '.join(args)} -> {result.exit_code}: {result.output}{result.exception!r}"
+    return json.loads(result.stdout)
 
 
 def _strip(obj):
