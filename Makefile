@@ -76,10 +76,10 @@ test: models browser
 	$(RUN) pytest -m slow -q --durations=15
 
 test-fast: models browser
-	$(RUN) pytest -m "not slow" -q
+	$(RUN) pytest -m "not slow" -q --durations=15
 
 test-slow: models
-	$(RUN) pytest -m slow -q
+	$(RUN) pytest -m slow -q --durations=15
 
 fixtures: setup
 	$(RUN) python scripts/make_fixtures.py
