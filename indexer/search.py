@@ -368,7 +368,8 @@ class _Background:
 
 def _semantic_neighbours(index: Index, q_vec: np.ndarray, take_ids: list[str] | None) -> list[str]:
     where = {"take_id": {"$in": take_ids}} if take_ids else None
-    res = index.vectors.nearest("lines", q_vec, SEMANTIC_CANDIDATES, where=where)
+    # A retired line vector (a line its take no longer has) is dropped when the ids are looked up in the catalog
+    res = index.vectors.nearest("lines", q_vec, SEMANTIC_CANDIDATES, where=where, with_retired=True)
     return list(res["ids"][0]) if res["ids"] else []
 
 

@@ -379,6 +379,52 @@ def test_chroma_reads_wait_for_a_write_in_another_process(tmp_path):
         assert idx.vectors.count("lines") == 0
 
 
+def test_a_re_indexed_take_retires_the_vectors_it_lost_and_chroma_never_logs_a_delete(tmp_path):
+    """Chroma 1.5.9 crashed (SIGSEGV) loading a collection whose saved HNSW files held deleted records while its
+    log added records (see vectors.RETIRED): the store never deletes a vector. A take that lost lines keeps
+    them retired, and no read shows them; a line that comes back is live again with its new vector."""
+    import numpy as np
+
+    from indexer.store.vectors import RETIRED
+
+    rng = np.random.default_rng(7)
+    first, second = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(3, 8)).astype(np.float32)
+    path = tmp_path / "idx"
+
+    def put(w, take, vecs):
+        ids = [f"{take}-{i}" for i in range(len(vecs))]
+        w.vectors.replace_take("lines", take, ids, vecs, [{"take_id": take, "idx": i} for i in range(len(vecs))],
+                               [f"line {i}" for i in range(len(vecs))])
+
+    with Index.open_writer(path) as w:
+        put(w, "t1", first)
+        put(w, "t2", second)
+        put(w, "t1", second)                           # re-indexed: 3 lines, new vectors; t1-3 and t1-4 retired
+        w.vectors.delete_take("lines", "t2")
+    with Index.open(path) as idx:
+        assert idx.vectors.count("lines") == 3
+        live = idx.vectors.get("lines", include=("metadatas", "embeddings"))
+        assert sorted(live["ids"]) == ["t1-0", "t1-1", "t1-2"]
+        assert np.allclose(np.asarray(live["embeddings"])[np.argsort(live["ids"])], second, atol=1e-5)
+        assert idx.vectors.get("lines", ids=["t1-4", "t2-0"])["ids"] == []
+        near = idx.vectors.nearest("lines", first[4], 5, include=("distances", "documents"))
+        assert near["ids"][0] and "t1-4" not in near["ids"][0] and not any(i.startswith("t2") for i in near["ids"][0])
+        assert len(near["ids"][0]) == len(near["distances"][0]) == len(near["documents"][0])
+        assert near["metadatas"] is None                   # not asked for
+    with Index.open_writer(path) as w:
+        put(w, "t1", first)                                # t1-3 and t1-4 come back
+        assert w.vectors.count("lines") == 5
+        assert w.vectors.nearest("lines", first[4], 1)["ids"][0] == ["t1-4"]
+    db = sqlite3.connect(f"file:{path / 'chroma' / 'chroma.sqlite3'}?mode=ro", uri=True)
+    ops = dict(db.execute("SELECT operation, COUNT(*) FROM embeddings_queue GROUP BY operation").fetchall())
+    retired = db.execute("SELECT COUNT(*) FROM embedding_metadata WHERE key = 'take_id' AND string_value = ?",
+                         (RETIRED,)).fetchone()[0]
+    db.close()
+    # chromadb's Operation: 0 add, 1 update, 2 upsert, 3 delete; nothing has been purged below 1,000 records
+    assert ops.get(2) == 5 + 3 + 3 + 5 and ops.get(1) == 2 + 3 and 3 not in ops, ops
+    assert retired == 3                                    # t2's three lines
+
+
 def test_a_reader_loads_the_vectors_only_when_no_other_process_reads_them(tmp_path):
     """Chroma rewrites a collection's HNSW files when a process first loads them, a reader too (the review
     room's workers each reload after every take the writer adds). So a reader loads them when it opens the
