@@ -12,8 +12,11 @@
    full-text shares on a thread: the time is printed), and times `GET /api/search/line` sequentially (warm):
    p50/p95/max, goal p95 < 100 ms. Each query is new to the server (a few speeches come up twice).
 3. The same with --clients concurrent clients while another process writes new takes into the index (the one
-   writer), goal p95 < 300 ms and no error. Every commit of the writer changes the full-text index's totals,
-   so the server reads the shares its searches need again after each.
+   writer, from before the first query to after the last answer), goal p95 < 300 ms and no error. Every commit
+   of the writer changes the full-text index's totals, so the server reads the shares its searches need again
+   after each. Each client searches again as soon as it has its answer, so this measures the server's
+   throughput: the waits it implies are printed. With --pause S, the clients then search again pausing S seconds
+   on average between searches, as a team does.
 
 Queries are script lines as written (the index holds them only corrupted), some cut to their first half.
 """
@@ -130,7 +133,9 @@ def synthetic_lines(n: int, seed: int = 7) -> tuple[list[str], list[str]]:
     return out, corpus
 
 
-def build_index(path: Path, lines: list[str], start_take: int = 0) -> float:
+def build_index(path: Path, lines: list[str], start_take: int = 0, stop: Path | None = None) -> float:
+    """Write ``lines`` as takes of LINES_PER_TAKE lines. ``stop``: the writer of step 3, which says "writing" on
+    stdout after its first commit and ends after the commit during which this file appears."""
     import numpy as np
 
     from indexer import embed
@@ -140,6 +145,12 @@ def build_index(path: Path, lines: list[str], start_take: int = 0) -> float:
     t0 = time.time()
     with Index.open_writer(path) as idx:
         for k in range(0, len(lines), LINES_PER_TAKE):
+            if stop is not None and k:
+                if k == LINES_PER_TAKE:
+                    print("writing", flush=True)
+                if stop.exists():
+                    print(f"wrote {k // LINES_PER_TAKE} takes of {LINES_PER_TAKE} lines", flush=True)
+                    break
             chunk = lines[k:k + LINES_PER_TAKE]
             n = start_take + k // LINES_PER_TAKE
             take_id = f"syn{n:09d}"
@@ -349,10 +360,14 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="Build (or reuse) the synthetic index here.")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
+                    help="Then the same clients again, each pausing this long on average between searches (as people "
+                         "do: type, read, play), after the measure with no pause.")
     ap.add_argument("--workers", type=int, help="Serve with `dailies serve --workers N` in processes of its own "
                                                 "(default: in this process, as the figures so far)")
     ap.add_argument("--write-takes", type=int, help=argparse.SUPPRESS)   # the writer process
     ap.add_argument("--index", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--stop", type=Path, help=argparse.SUPPRESS)                # the writer stops when it appears
     ap.add_argument("--ttff", type=Path, metavar="INDEX", help="Only time to first frame, on this index "
                                                                  "(e.g. demo-index), in Chromium.")
     ap.add_argument("--ttff-query", default="We have to follow the data, not the calendar.")
@@ -368,7 +383,9 @@ def main() -> int:
         return 0
     if args.write_takes is not None:                        # child: the one writer, adding takes
         lines, _ = synthetic_lines(args.write_takes * LINES_PER_TAKE, seed=11)
-        build_index(args.index, lines, start_take=10_000_000)
+        t0 = time.time()
+        build_index(args.index, lines, start_take=10_000_000, stop=args.stop)
+        print(f"in {time.time() - t0:.0f} s", flush=True)
         return 0
 
     import httpx
@@ -401,46 +418,79 @@ def main() -> int:
     print(f"search API, one client, warm: {summary(ms)}; queries with hits {hits}/{len(queries)} (goal p95 < 100 ms)"
           f"{warm_cpu}")
 
-    writer = subprocess.Popen([sys.executable, __file__, "--write-takes", "40", "--index", str(index)])
-    lat: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
+    # The writer writes new takes from before the first client's query until after the last one's answer: it
+    # starts, commits a first take, says so, and stops at the first commit after the clients are done.
+    stop = index.parent / f".{index.name}.bench-stop"
+    stop.unlink(missing_ok=True)
+    writer = subprocess.Popen([sys.executable, __file__, "--write-takes", "1000", "--index", str(index),
+                               "--stop", str(stop)], stdout=subprocess.PIPE, text=True)
+    said = writer.stdout.readline().strip()
+    if said != "writing":
+        raise SystemExit(f"the writer did not start writing (it said {said!r}, exit status {writer.poll()})")
+    def load(pause: float) -> tuple[list[float], list[str], float, str]:
+        """--clients clients sharing the queries, each waiting ``pause`` seconds on average (exponential, seeded)
+        between an answer and its next search (0: none): latencies, errors, wall seconds, the server's CPU."""
+        lat: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
 
-    def client(k: int):
-        with httpx.Client(base_url=base, timeout=60) as c:
-            for q in queries[k::args.clients]:
-                t = time.perf_counter()
-                try:
-                    r = c.get("/api/search/line", params={"q": q})
-                    ok = r.status_code == 200
-                    err = None if ok else f"{r.status_code} {r.text[:100]}"
-                except Exception as exc:
-                    err = f"{type(exc).__name__}: {exc}"
-                with lock:
-                    lat.append((time.perf_counter() - t) * 1000)
-                    if err:
-                        errors.append(err)
+        def client(k: int):
+            rng = random.Random(k)
+            with httpx.Client(base_url=base, timeout=60) as c:
+                for q in queries[k::args.clients]:
+                    if pause:
+                        time.sleep(rng.expovariate(1 / pause))
+                    t = time.perf_counter()
+                    try:
+                        r = c.get("/api/search/line", params={"q": q})
+                        ok = r.status_code == 200
+                        err = None if ok else f"{r.status_code} {r.text[:100]}"
+                    except Exception as exc:
+                        err = f"{type(exc).__name__}: {exc}"
+                    with lock:
+                        lat.append((time.perf_counter() - t) * 1000)
+                        if err:
+                            errors.append(err)
 
-    cpu0 = tree_cpu(pid)
-    t0 = time.time()
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.time() - t0
-    busy_cpu = cpu_note(cpu0, tree_cpu(pid), len(lat))
+        cpu0 = tree_cpu(pid)
+        t0 = time.time()
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        return lat, errors, time.time() - t0, cpu_note(cpu0, tree_cpu(pid), len(lat))
+
+    lat, errors, wall, busy_cpu = load(0.0)
+    paced = load(args.pause) if args.pause else None
     writing = writer.poll() is None
+    stop.touch()
+    wrote = " ".join(writer.stdout.read().split())
     writer.wait()
-    print(f"search API, {args.clients} clients while `index` writes (writer still running at the end: {writing}): "
-          f"{summary(lat)}, {len(errors)} errors, {len(lat) / wall:.1f} queries/s (goal p95 < 300 ms, no error)"
-          f"{busy_cpu}")
+    stop.unlink(missing_ok=True)
+    if not writing:
+        print(f"  the writer ended before the clients did (exit status {writer.returncode}): not measured under load")
+    rate = len(lat) / wall
+    print(f"search API, {args.clients} clients while `index` writes (the writer {wrote}, all through): "
+          f"{summary(lat)}, {len(errors)} errors, {rate:.1f} queries/s (goal p95 < 300 ms, no error){busy_cpu}")
+    # Each client asks again as soon as it has its answer, so the server always has --clients searches to do, and
+    # each waits about clients / throughput (Little's law): this figure measures throughput, not responsiveness.
+    print(f"  every client searching again at once: each waits about {args.clients} / {rate:.1f} queries/s = "
+          f"{args.clients / rate:.2f} s; p95 < 300 ms would take about {args.clients / 0.3:.0f} queries/s here")
+    if paced is not None:
+        p_lat, p_err, p_wall, p_cpu = paced
+        print(f"search API, {args.clients} clients pausing {args.pause:g} s on average between searches, while `index` "
+              f"writes: {summary(p_lat)}, {len(p_err)} errors, {len(p_lat) / p_wall:.1f} queries/s{p_cpu}")
+        errors += p_err
     for e in errors[:5]:
         print("  error:", e)
     server.should_exit = True
     print(json.dumps({"lines": len(lines), "warm_p50_ms": round(statistics.median(ms), 1),
                       "warm_p95_ms": round(pct(ms, 95), 1), "concurrent_p50_ms": round(statistics.median(lat), 1),
-                      "concurrent_p95_ms": round(pct(lat, 95), 1), "concurrent_errors": len(errors)}))
+                      "concurrent_p95_ms": round(pct(lat, 95), 1), "concurrent_queries_per_s": round(rate, 1),
+                      "concurrent_errors": len(errors),
+                      **({"paced_pause_s": args.pause, "paced_p50_ms": round(statistics.median(paced[0]), 1),
+                          "paced_p95_ms": round(pct(paced[0], 95), 1)} if paced else {})}))
     return 0
 
 

@@ -425,6 +425,55 @@ def test_a_re_indexed_take_retires_the_vectors_it_lost_and_chroma_never_logs_a_d
     assert retired == 3                                    # t2's three lines
 
 
+def test_a_writer_holds_the_vector_lock_one_slice_at_a_time(tmp_path, monkeypatch):
+    """Readers wait for the whole of a writer's exclusive hold of chroma.lock: a take's vectors are written and
+    retired WRITE_SLICE records per hold (a 200-line take in one hold made the review room's searches wait
+    200 ms on average while `index` wrote), and every record still ends up written, under the lock."""
+    from contextlib import contextmanager
+
+    import numpy as np
+    from chromadb.api.models.Collection import Collection
+
+    from indexer.store import vectors as V
+
+    holds: list[list] = []                      # [exclusive?, records written during the hold]
+    state = {"write": None}
+    access = V.Vectors._access
+
+    @contextmanager
+    def recording(self, write):
+        with access(self, write):
+            state["write"] = write
+            holds.append([write, 0])
+            try:
+                yield
+            finally:
+                state["write"] = None
+
+    def counted(method):
+        def call(self, ids, *a, **kw):
+            assert state["write"] is True, "a Chroma write outside an exclusive hold of chroma.lock"
+            holds[-1][1] += len(ids)
+            return method(self, ids, *a, **kw)
+        return call
+
+    path = tmp_path / "idx"
+    vecs = np.random.default_rng(3).standard_normal((120, 8)).astype(np.float32)
+    with Index.open_writer(path) as w:
+        w.vectors.collection("lines")
+        monkeypatch.setattr(V.Vectors, "_access", recording)
+        monkeypatch.setattr(Collection, "upsert", counted(Collection.upsert))
+        monkeypatch.setattr(Collection, "update", counted(Collection.update))
+        ids = [f"t1-{i:03d}" for i in range(120)]
+        w.vectors.replace_take("lines", "t1", ids, vecs, [{"take_id": "t1"}] * 120)
+        w.vectors.replace_take("lines", "t1", ids[:60], vecs[:60], [{"take_id": "t1"}] * 60)   # 60 lines retired
+        monkeypatch.undo()
+        assert w.vectors.count("lines") == 60
+    written = [n for excl, n in holds if excl and n]
+    assert max(written) <= V.WRITE_SLICE < 120
+    assert sum(written) == 120 + 60 + 60 and len(written) == 3 + 2 + 2, holds
+
+
 def test_a_reader_loads_the_vectors_only_when_no_other_process_reads_them(tmp_path):
     """Chroma rewrites a collection's HNSW files when a process first loads them, a reader too (the review
     room's workers each reload after every take the writer adds). So a reader loads them when it opens the

@@ -28,7 +28,11 @@ except ImportError:  # pragma: no cover - not POSIX: no lock (one process at a t
 
 CHROMA_DIR = "chroma"
 ACCESS_LOCK = "chroma.lock"     # beside chroma/: see Vectors._access
-BATCH = 2000
+# Records a writer adds or changes per hold of the folder's exclusive lock (see Vectors._access). Readers wait for
+# the whole of a hold: a take's 200 lines at once held it 80-250 ms at 100k lines (about 1 ms a vector), so the
+# review room's searches waited 200 ms on average (p95 460 ms) while `index` wrote. Slices of 50 bound that wait
+# to one slice; each costs the writer a call of a few ms.
+WRITE_SLICE = 50
 # A vector that no longer belongs to any take keeps its place, with this as its take_id, instead of being deleted.
 # Chroma 1.5.9's embedded store crashes (SIGSEGV in its native code, in the writer or in any later reader) when it
 # replays log records that add vectors onto saved HNSW files that hold deleted ones: each first load of a
@@ -223,29 +227,37 @@ class Vectors:
     def replace_take(self, kind: str, take_id: str, ids: list[str], embeddings, metadatas: list[dict],
                      documents: list[str] | None = None) -> None:
         """A take's vectors of one kind become these: the ids it keeps are overwritten in place, the ones it no
-        longer has are retired (see :data:`RETIRED`), never deleted."""
+        longer has are retired (see :data:`RETIRED`), never deleted.
+
+        The records are written :data:`WRITE_SLICE` at a time, each slice under its own hold of the lock, so that a
+        reader meanwhile waits for one slice, not the whole take. A reader between two slices sees part of the
+        take's new vectors (or, re-indexing, some old ones): line search looks their ids up in the catalog, which
+        has the take's lines as committed, and drops the ones it has not."""
         col = self.collection(kind)
-        with self._access(write=True):
+        with self._access(write=False):             # the one writer reads: nothing else writes meanwhile
             before = set(col.get(where={"take_id": take_id}, include=[])["ids"])
-            for i in range(0, len(ids), BATCH):
-                kw: dict[str, Any] = {"ids": ids[i:i + BATCH], "embeddings": np.asarray(embeddings[i:i + BATCH]),
-                                      "metadatas": metadatas[i:i + BATCH]}
-                if documents is not None:
-                    kw["documents"] = documents[i:i + BATCH]
+        for i in range(0, len(ids), WRITE_SLICE):
+            j = i + WRITE_SLICE
+            kw: dict[str, Any] = {"ids": ids[i:j], "embeddings": np.asarray(embeddings[i:j]),
+                                  "metadatas": metadatas[i:j]}
+            if documents is not None:
+                kw["documents"] = documents[i:j]
+            with self._access(write=True):
                 col.upsert(**kw)
-            self._retire(col, sorted(before.difference(ids)))
+        self._retire(col, sorted(before.difference(ids)))
 
     def delete_take(self, kind: str, take_id: str) -> None:
         """Retire every vector of a take (see :data:`RETIRED`)."""
         col = self.collection(kind)
-        with self._access(write=True):
-            self._retire(col, col.get(where={"take_id": take_id}, include=[])["ids"])
+        with self._access(write=False):
+            ids = col.get(where={"take_id": take_id}, include=[])["ids"]
+        self._retire(col, ids)
 
-    @staticmethod
-    def _retire(col, ids: list[str]) -> None:
-        for i in range(0, len(ids), BATCH):
-            part = ids[i:i + BATCH]
-            col.update(ids=part, metadatas=[{"take_id": RETIRED} for _ in part])
+    def _retire(self, col, ids: list[str]) -> None:
+        for i in range(0, len(ids), WRITE_SLICE):
+            part = ids[i:i + WRITE_SLICE]
+            with self._access(write=True):
+                col.update(ids=part, metadatas=[{"take_id": RETIRED} for _ in part])
 
     def drop(self, kind: str) -> None:
         """Forget every vector of one kind (no error when there were none)."""
