@@ -469,8 +469,7 @@ class Indexer:
         summary, files = self._collect(paths)
         t0 = time.monotonic()
         worker = _Worker()
-        if files:
-            worker.submit(self._load_sound_models, None)
+        loading = worker.submit(self._load_sound_models, None) if files else None
         pending: tuple[_Prepared, _Job, float] | None = None
         ctrl_c = _CtrlC()
         try:
@@ -491,6 +490,13 @@ class Indexer:
             if pending is not None:
                 ctrl_c.check()
                 self._complete(pending, summary)
+            if loading is not None:
+                # A run whose every file failed at once ends while the worker may still be loading the models: the
+                # process must not exit under a native library's load (CI saw `dailies index` of two bad files end
+                # "terminate called without an active exception", exit status -6, after its summary). Its error,
+                # if any, was no take's: nothing to report.
+                while not loading.done.wait(0.2):      # a short wait keeps Ctrl-C responsive
+                    pass
             ctrl_c.check()
             self._end_of_run(summary)
             ctrl_c.check()

@@ -26,3 +26,27 @@ def test_an_unreadable_named_path_fails_alone(tmp_path):
     assert "unexpected error" not in err
     assert "cannot be read (File name too long)" in err and "empty.mov: the file is empty" in err
     assert ": 2 failed" in err
+
+
+def test_a_run_whose_files_all_fail_ends_after_the_model_load_it_started(tmp_path, monkeypatch):
+    """The run starts loading the sound models beside its first file; when every file fails at once, it still
+    waits for that load before it returns, so the process never exits under a native library's load (CI saw
+    `dailies index` of two bad files abort at exit: "terminate called without an active exception")."""
+    import threading
+    import time
+
+    from indexer.config import IndexSettings
+    from indexer.pipeline import Indexer
+    from indexer.store import Index
+
+    loaded = threading.Event()
+
+    def slow_load(self, _=None):
+        time.sleep(1.0)                       # a load still going when the only file has failed
+        loaded.set()
+
+    monkeypatch.setattr(Indexer, "_load_sound_models", slow_load)
+    with Index.open_writer(tmp_path / "idx") as idx:
+        summary = Indexer(idx, IndexSettings(speakers=False)).run([FIXTURES / "broken" / "empty.mov"])
+        assert loaded.is_set()
+    assert [r.status for r in summary.results] == ["failed"]
