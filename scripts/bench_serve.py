@@ -279,19 +279,19 @@ def summary(ms: list[float]) -> str:
     return f"p50 {statistics.median(ms):.0f} ms, p95 {pct(ms, 95):.0f} ms, max {max(ms):.0f} ms (n={len(ms)})"
 
 
-def time_to_first_frame(index: Path, query: str, chromium: str) -> None:
+def time_to_first_frame(index: Path, query: str, chromium: str, workers: int | None = None) -> None:
     """Click each video hit of a query in the search page (Chromium, headless) and time until the first frame
     of the line's pre-roll is presented (requestVideoFrameCallback): cold (the take's first click) and warm."""
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
-    server, base = serve_processes(index, args.workers) if args.workers else serve(index)
-    if args.workers:
-        print(f"served by `dailies serve --workers {args.workers}` in its own processes")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+    server, base = serve_processes(index, workers) if workers else serve(index)
+    if workers:
+        print(f"served by `dailies serve --workers {workers}` in its own processes")
     cold, warm = [], []
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=chromium, headless=True, args=args)
+        ctx = p.chromium.launch_persistent_context(profile, executable_path=chromium, headless=True, args=flags)
         page = ctx.new_page()
         page.goto(f"{base}/?q={query}")
         page.wait_for_selector(".hit")
@@ -376,7 +376,7 @@ def main() -> int:
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
     if args.ttff:
-        time_to_first_frame(args.ttff, args.ttff_query, args.chromium)
+        time_to_first_frame(args.ttff, args.ttff_query, args.chromium, args.workers)
         return 0
     if args.proxy_cost:
         proxy_cost(args.proxy_cost)
