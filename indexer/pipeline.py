@@ -150,9 +150,12 @@ class _Job:
         self.value = None
         self.error: BaseException | None = None
 
-    def result(self):
+    def wait(self) -> None:
         while not self.done.wait(0.2):       # a short wait keeps Ctrl-C responsive
             pass
+
+    def result(self):
+        self.wait()
         if self.error is not None:
             raise self.error
         return self.value
@@ -495,8 +498,7 @@ class Indexer:
                 # process must not exit under a native library's load (CI saw `dailies index` of two bad files end
                 # "terminate called without an active exception", exit status -6, after its summary). Its error,
                 # if any, was no take's: nothing to report.
-                while not loading.done.wait(0.2):      # a short wait keeps Ctrl-C responsive
-                    pass
+                loading.wait()
             ctrl_c.check()
             self._end_of_run(summary)
             ctrl_c.check()

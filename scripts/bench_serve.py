@@ -143,13 +143,13 @@ def build_index(path: Path, lines: list[str], start_take: int = 0, stop: Path | 
     from indexer.store import Index
 
     t0 = time.time()
+    written = 0
     with Index.open_writer(path) as idx:
         for k in range(0, len(lines), LINES_PER_TAKE):
             if stop is not None and k:
                 if k == LINES_PER_TAKE:
                     print("writing", flush=True)
                 if stop.exists():
-                    print(f"wrote {k // LINES_PER_TAKE} takes of {LINES_PER_TAKE} lines", flush=True)
                     break
             chunk = lines[k:k + LINES_PER_TAKE]
             n = start_take + k // LINES_PER_TAKE
@@ -170,6 +170,9 @@ def build_index(path: Path, lines: list[str], start_take: int = 0, stop: Path | 
             vecs = np.asarray(embed.embed(chunk), dtype=np.float32)
             idx.commit_take(take_id, info, [Shot(0, 0, frames - 1)], recs, vecs, models={"synthetic": True},
                             seconds=0.0)
+            written += 1
+    if stop is not None:
+        print(f"wrote {written} takes of {LINES_PER_TAKE} lines", flush=True)
     return time.time() - t0
 
 
@@ -427,6 +430,7 @@ def main() -> int:
     said = writer.stdout.readline().strip()
     if said != "writing":
         raise SystemExit(f"the writer did not start writing (it said {said!r}, exit status {writer.poll()})")
+
     def load(pause: float) -> tuple[list[float], list[str], float, str]:
         """--clients clients sharing the queries, each waiting ``pause`` seconds on average (exponential, seeded)
         between an answer and its next search (0: none): latencies, errors, wall seconds, the server's CPU."""
@@ -481,8 +485,7 @@ def main() -> int:
         p_lat, p_err, p_wall, p_cpu = paced
         print(f"search API, {args.clients} clients pausing {args.pause:g} s on average between searches, while `index` "
               f"writes: {summary(p_lat)}, {len(p_err)} errors, {len(p_lat) / p_wall:.1f} queries/s{p_cpu}")
-        errors += p_err
-    for e in errors[:5]:
+    for e in (errors + (paced[1] if paced else []))[:5]:
         print("  error:", e)
     server.should_exit = True
     print(json.dumps({"lines": len(lines), "warm_p50_ms": round(statistics.median(ms), 1),
@@ -490,7 +493,8 @@ def main() -> int:
                       "concurrent_p95_ms": round(pct(lat, 95), 1), "concurrent_queries_per_s": round(rate, 1),
                       "concurrent_errors": len(errors),
                       **({"paced_pause_s": args.pause, "paced_p50_ms": round(statistics.median(paced[0]), 1),
-                          "paced_p95_ms": round(pct(paced[0], 95), 1)} if paced else {})}))
+                          "paced_p95_ms": round(pct(paced[0], 95), 1), "paced_errors": len(paced[1])}
+                         if paced else {})}))
     return 0
 
 
