@@ -122,11 +122,15 @@ def _network():
             self.linear2 = nn.Conv1d(cin // 2, cout, 1)
 
         def forward(self, x):
+            # The context is constant over each segment of SEGMENT_FRAMES frames, and everything between it and
+            # the gate works frame by frame (1x1 convolutions, ReLU, sigmoid): the gate is computed once per
+            # segment, then spread over the segment's frames. 3D-Speaker spreads the context first and runs
+            # the two 1x1 convolutions on every frame; same arithmetic, a fifth of CAM++'s time more.
             frames = x.shape[-1]
             seg = F.avg_pool1d(x, SEGMENT_FRAMES, SEGMENT_FRAMES, ceil_mode=True)
-            seg = torch.repeat_interleave(seg, SEGMENT_FRAMES, dim=-1)[..., :frames]
             context = x.mean(-1, keepdim=True) + seg
             gate = torch.sigmoid(self.linear2(F.relu(self.linear1(context))))
+            gate = torch.repeat_interleave(gate, SEGMENT_FRAMES, dim=-1)[..., :frames]
             return self.linear_local(x) * gate
 
     class DenseLayer(nn.Module):

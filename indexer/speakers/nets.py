@@ -34,8 +34,10 @@ from .campplus import EMBED_DIM, FEAT_DIM, FRAME_LENGTH, FRAME_SHIFT, NAME as CA
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.diarization import DiarizationModels
 
-# Bumped whenever an export changes (wrapper, opset, names): old files are then simply not used.
+# Bumped whenever an export changes (wrapper, opset, names, the graph): old files are then simply not used.
 EXPORT_VERSION = 1
+# CAM++ 2: the context-aware masks' gates computed once per segment (campplus.ContextAwareMask), 1.2x faster
+CAMPP_EXPORT_VERSION = 2
 OPSET = 17
 CHUNK_SAMPLES = 160000            # segmentation-3.0's 10 s window at 16 kHz
 SEG_CLASSES = 7                   # powerset classes of 3 speakers, at most 2 at once
@@ -277,7 +279,7 @@ def _names(models: "DiarizationModels") -> tuple[str, str]:
         raise ModelError("ONNX exports are made for the default speaker models (segmentation-3.0 and CAM++) only.")
     seg_sha = file_sha256(models.segmentation)[:12]
     campp_sha = file_sha256(models.embedding)[:12]
-    return (f"segmentation-3.0-{seg_sha}-v{EXPORT_VERSION}.onnx", f"campplus-{campp_sha}-v{EXPORT_VERSION}.onnx")
+    return (f"segmentation-3.0-{seg_sha}-v{EXPORT_VERSION}.onnx", f"campplus-{campp_sha}-v{CAMPP_EXPORT_VERSION}.onnx")
 
 
 def _writable_dir(cache_dir: Path | None) -> Path:
