@@ -193,7 +193,8 @@ class _CtrlC:
 class _Worker:
     """One daemon thread running jobs in order (daemon: Ctrl-C never waits for a long transcription)."""
 
-    def __init__(self):
+    def __init__(self, name: str = "dailies-sound"):
+        self.name = name
         self.jobs: "queue.Queue[_Job]" = queue.Queue()
         self.busy = False
         self.thread: threading.Thread | None = None
@@ -202,7 +203,7 @@ class _Worker:
         job = _Job(fn, arg)
         self.jobs.put(job)
         if self.thread is None:
-            self.thread = threading.Thread(target=self._loop, name="dailies-sound", daemon=True)
+            self.thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
             self.thread.start()
         return job
 
@@ -463,15 +464,19 @@ class Indexer:
         return summary, files
 
     def run(self, paths: Iterable[str | os.PathLike]) -> RunSummary:
-        """Index files, overlapping work: while file N is transcribed and diarized (in a worker thread:
-        CTranslate2 and torch run outside the GIL, on the CPU cores or the GPU), file N+1 is hashed,
-        probed and decoded (shots, keyframes) in this thread. Catalog writes stay in this thread.
+        """Index files, overlapping work: file N+1 is hashed, probed and decoded (shots, keyframes) in this
+        thread while file N is heard on two worker threads, its speech on one and then its speakers and
+        lines on the other; so file N's speakers are found while file N+1 is transcribed. CTranslate2 and
+        ONNX Runtime (or torch) run outside the GIL, each on all the run's threads (the words depend on
+        CTranslate2's thread count on some CPUs; the speakers do not). Catalog writes stay in this thread,
+        in the files' order; at most two takes' sound is held at once, as with one worker.
         """
         if not self._checked:
             self.check_models()
         summary, files = self._collect(paths)
         t0 = time.monotonic()
         worker = _Worker()
+        speakers = _Worker("dailies-speakers") if self.diarizer is not None else None
         loading = worker.submit(self._load_sound_models, None) if files else None
         pending: tuple[_Prepared, _Job, float] | None = None
         ctrl_c = _CtrlC()
@@ -481,6 +486,9 @@ class Indexer:
                 self.reporter.file_started(number, path)
                 started = time.monotonic()
                 outcome = self._guard(path, lambda: self._prepare_here(path))
+                heard = None
+                if isinstance(outcome, _Prepared):          # its speech starts while the last take's speakers run
+                    heard = (outcome, self._submit_hearing(outcome, worker, speakers), started)
                 if pending is not None:
                     self._complete(pending, summary)
                     pending = None
@@ -489,7 +497,7 @@ class Indexer:
                     summary.results.append(outcome)
                     self.reporter.file_finished(outcome)
                 else:
-                    pending = (outcome, worker.submit(self._hear, outcome), started)
+                    pending = heard
             if pending is not None:
                 ctrl_c.check()
                 self._complete(pending, summary)
@@ -504,12 +512,27 @@ class Indexer:
             ctrl_c.check()
         except KeyboardInterrupt:
             summary.interrupted = True
-            summary.worker_busy = worker.busy
+            summary.worker_busy = worker.busy or (speakers is not None and speakers.busy)
         finally:
             ctrl_c.restore()
         summary.seconds = time.monotonic() - t0
         summary.timings = dict(self.timings)
         return summary
+
+    def _submit_hearing(self, p: "_Prepared", worker: _Worker, speakers: "_Worker | None") -> _Job:
+        """A take's speech on ``worker``, then its speakers and lines on ``speakers`` (the job returned), which
+        starts once the speech is done and the last take's speakers are."""
+        if speakers is None:
+            return worker.submit(self._hear, p)
+        speech = worker.submit(self._hear_speech, p)
+        return speakers.submit(self._hear_rest, (p, speech))
+
+    def _hear_rest(self, arg: tuple["_Prepared", _Job]) -> "_Prepared":
+        p, speech = arg
+        heard = speech.result()                 # the speech's error, if any, is the take's
+        self._hear_speakers(p, heard)
+        self._lines(p, heard)
+        return p
 
     def _load_sound_models(self, _=None) -> None:
         """The models of a take's sound, loaded on the worker thread while this thread hashes and decodes the
@@ -761,7 +784,8 @@ class Indexer:
 
     def _hear(self, p: "_Prepared") -> "_Prepared":
         """Speech, speakers and lines of a decoded take; drops its sound."""
-        heard = self._listen(p)
+        heard = self._hear_speech(p)
+        self._hear_speakers(p, heard)
         self._lines(p, heard)
         return p
 
@@ -853,12 +877,14 @@ class Indexer:
         p.models["channels"] = [r.to_json() for r in p.roles]
 
     # -------------------------------------------------------------- 2. listen (worker thread)
-    def _listen(self, p: "_Prepared") -> "_Heard":
-        """Speech and speakers: pure computation on the take's sound, no catalog access.
+    def _hear_speech(self, p: "_Prepared") -> "_Heard":
+        """A take's speech: pure computation on its sound, no catalog access.
 
-        One after the other, each on all the run's threads. Both at once on one thread each was measured on
-        2 idle cores (120 s of AMI and sample.wav, 2026-12-04): speakers 15.7 s + speech 5.7 s one after the
-        other on 2 threads, against 22-24 s at once (the speaker step alone takes that long on one thread)."""
+        Speech and speakers of one take run one after the other, each on all the run's threads. Both at once on
+        one thread each was measured on 2 idle cores (120 s of AMI and sample.wav, 2026-12-04): speakers 15.7 s +
+        speech 5.7 s one after the other on 2 threads, against 22-24 s at once (the speaker step alone takes
+        that long on one thread). Different takes' speech and speakers at once, each on 2 threads, gain instead
+        (:meth:`run`): 7.7 s of speech and 9.6 s of speakers one after the other, 13.9 s at once (2026-12-05)."""
         heard = _Heard()
         if not p.info.has_audio or p.audio is None:
             return heard
@@ -883,6 +909,13 @@ class Indexer:
                 heard.words, heard.asr_info = self.transcriber().transcribe(
                     p.audio, progress=lambda t_: rep.step("speech", t_, duration, file=p.path))
             heard.timings["speech"] = time.monotonic() - t
+        return heard
+
+    def _hear_speakers(self, p: "_Prepared", heard: "_Heard") -> None:
+        """A take's speakers (into ``heard``): pure computation on its sound, no catalog access."""
+        if not p.info.has_audio or p.audio is None:
+            return
+        rep = self.reporter
         if self.diarizer is not None:
             if p.cached_diar is not None:
                 heard.diar = self.diarizer.restore(p.cached_diar, channels=p.channels, picked=_isos(p))
@@ -898,7 +931,6 @@ class Indexer:
                 heard.timings["speakers"] = time.monotonic() - t
                 heard.timings.update({f"speakers: {k}": v for k, v in self.diarizer.last_timings.items()})
                 heard.diar_fresh = True
-        return heard
 
     def _lines(self, p: "_Prepared", heard: "_Heard") -> None:
         """The take's lines (before any speaker split) and the sound steps to save; the sound is dropped."""

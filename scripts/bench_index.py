@@ -12,7 +12,9 @@ Prints, for the same set of files (default: the fixture shoot + real media from 
   * `dailies index` with speakers (and the picture step when CLIP weights are present, or
     --clip-checkpoint), its ratio to faster-whisper alone, and the time of each step summed over the
     takes from the catalog (diarization / speech is the speakers issue's figure), and the speaker
-    step's real-time factor (its seconds summed over the takes / seconds of sound, same run);
+    step's real-time factor (its seconds summed over the takes / seconds of sound, same run), in the run
+    (where it overlaps the next take's speech) and alone (the Diarizer on the same files in a process of
+    its own, nothing beside it);
   * real-time factors and peak RSS of each run;
   * the profile of each run: the takes' steps summed (decode with shots, speech, speakers and its
     parts: segmentation, counting, embeddings, clustering, refine, resegment, windows; lines, store),
@@ -52,6 +54,22 @@ for f in files:
     segments, info = model.transcribe(f, language=lang, beam_size=5, word_timestamps=True, vad_filter=True)
     n += sum(len(s.words or []) for s in segments)
 print(json.dumps({"words": n, "seconds": time.monotonic() - t0}))
+"""
+
+SPEAKERS_ALONE = r"""
+import json, sys, time
+from indexer.media import load_audio
+from indexer.models import diarization
+from indexer.speakers.diarize import Diarizer
+d = Diarizer(diarization.resolve(None), threads=int(sys.argv[1]))
+d.load()
+total = 0.0
+for f in json.loads(sys.stdin.read()):
+    audio = load_audio(f)
+    t = time.monotonic()
+    d(audio)
+    total += time.monotonic() - t
+print(json.dumps({"seconds": total}))
 """
 
 MEASURE = r"""
@@ -181,8 +199,16 @@ def main() -> int:
         print(profile(full, steps))
         if steps.get("speakers"):
             rtf = steps["speakers"] / audio_s
-            print(f"  speaker step: {steps['speakers']:.1f} s for {audio_s:.1f} s of sound, RTF {rtf:.3f} "
-                  f"({1 / rtf:.1f}x real time; goal >= 40x on 2 CPU cores; model load apart)")
+            print(f"  speaker step in the run: {steps['speakers']:.1f} s for {audio_s:.1f} s of sound, RTF {rtf:.3f} "
+                  f"({1 / rtf:.1f}x real time; beside the next take's speech, which it overlaps)")
+            alone = measured([sys.executable, "-c", SPEAKERS_ALONE, str(args.threads)],
+                             stdin=json.dumps([f for f in with_audio if _has_audio(f)]))
+            if alone["rc"] == 0:
+                sec = json.loads(alone["stdout"])["seconds"]
+                print(f"  speaker step alone (the same files, nothing beside it): {sec:.1f} s, RTF {sec / audio_s:.3f} "
+                      f"({audio_s / sec:.1f}x real time; goal >= 40x on 2 CPU cores; model load apart)")
+            else:
+                print("  speaker step alone: failed: " + alone["stderr"].strip().splitlines()[-1])
         if steps.get("speech"):
             print(f"  diarization / speech = {steps.get('speakers', 0) / steps['speech']:.2f}"
                   + (f", picture / speech = {steps['picture'] / steps['speech']:.2f}" if "picture" in steps else ""))

@@ -7,6 +7,8 @@ above the file that the user may not enter (EACCES)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest import FIXTURES, run_cli
 from indexer.pipeline import collect_files
 
@@ -50,3 +52,55 @@ def test_a_run_whose_files_all_fail_ends_after_the_model_load_it_started(tmp_pat
         summary = Indexer(idx, IndexSettings(speakers=False)).run([FIXTURES / "broken" / "empty.mov"])
         assert loaded.is_set()
     assert [r.status for r in summary.results] == ["failed"]
+
+
+def test_a_takes_speech_is_heard_while_the_last_takes_speakers_are_found(tmp_path, monkeypatch):
+    """A local run hears a take on two threads: its speech on one, then its speakers and lines on the other. So
+    the next take's speech runs while this take's speakers are found, one speaker step at a time, and the takes
+    are committed in their order. Real models on two fixture takes; the wrappers only note the times (and hold
+    the first take's speaker step a second, so that the overlap does not hang on the machine's speed)."""
+    import threading
+    import time
+
+    from indexer.config import IndexSettings
+    from indexer.pipeline import Indexer
+    from indexer.store import Index
+
+    events: dict[tuple[str, str], float] = {}
+    lock = threading.Lock()
+    real_speech, real_speakers = Indexer._hear_speech, Indexer._hear_speakers
+
+    def note(what: str, p) -> None:
+        with lock:
+            events[(what, Path(p.path).name)] = time.monotonic()
+
+    def speech(self, p):
+        note("speech starts", p)
+        try:
+            return real_speech(self, p)
+        finally:
+            note("speech ends", p)
+
+    def speakers(self, p, heard):
+        note("speakers start", p)
+        if not events.get(("held", "")):
+            events[("held", "")] = 1.0
+            time.sleep(1.0)
+        try:
+            real_speakers(self, p, heard)
+        finally:
+            note("speakers end", p)
+
+    monkeypatch.setattr(Indexer, "_hear_speech", speech)
+    monkeypatch.setattr(Indexer, "_hear_speakers", speakers)
+    first, second = FIXTURES / "shoot" / "12A_WT1.wav", FIXTURES / "shoot" / "12A_T2_CamA.mov"
+    with Index.open_writer(tmp_path / "idx") as idx:
+        summary = Indexer(idx, IndexSettings(visual=False)).run([first, second])
+        assert [(Path(r.path).name, r.status) for r in summary.results] == [(first.name, "indexed"),
+                                                                            (second.name, "indexed")]
+        assert all(r.lines > 0 for r in summary.results)
+        assert idx.take_row(summary.results[1].take_id)["status"] == "indexed"
+    a, b = first.name, second.name
+    assert events[("speakers start", a)] >= events[("speech ends", a)]
+    assert events[("speech starts", b)] < events[("speakers end", a)]       # the overlap
+    assert events[("speakers start", b)] >= events[("speakers end", a)]     # one speaker step at a time
