@@ -512,6 +512,11 @@ def main() -> int:
                     help="dailies' segmentation step, as a fraction of the 10 s window (default: the index's)")
     ap.add_argument("--min-cluster-size", type=int, default=None,
                     help="dailies' clustering min_cluster_size (default: the index's)")
+    ap.add_argument("--campp-onnx", type=Path, metavar="FILE",
+                    help="run dailies' CAM++ from this ONNX file instead of the cached export (e.g. the int8 file "
+                         "scripts/bench_speaker_nets.py --int8-out writes); the model cache is not touched")
+    ap.add_argument("--campp-onnx-chunks-only", action="store_true",
+                    help="with --campp-onnx: that file for the engine's chunk embeddings (clustering) only")
     ap.add_argument("--tuning-only", action="store_true",
                     help="score only the tuning data (AMI train, the fixture shoot): for choosing a setting "
                          "without looking at the held-out files (sample.wav, AMI dev+test)")
@@ -535,6 +540,25 @@ def main() -> int:
         params = {**DEFAULT_PARAMS, "clustering": {**DEFAULT_PARAMS["clustering"], "min_cluster_size": args.min_cluster_size}}
     systems = {"dailies": Diarizer(models, threads=args.threads, segmentation_step=args.segmentation_step,
                                    params=params)}
+    if args.campp_onnx:
+        from indexer.speakers import nets
+
+        embedder = systems["dailies"].embedder          # the one CAM++ the engine and the refinement run
+        if not isinstance(embedder, nets.OnnxCampp):
+            print("--campp-onnx: dailies' CAM++ does not run in ONNX Runtime here (a GPU, or pooled embeddings)",
+                  file=sys.stderr)
+            return 2
+        if args.campp_onnx_chunks_only:            # the engine's chunk embeddings only; the refinement keeps its own
+            import copy
+
+            engine = systems["dailies"].pipeline
+            embedder = copy.copy(embedder)
+            engine.embed.embedder = embedder
+        embedder.session = nets._session(args.campp_onnx, args.threads, "CAM++", fixed_shapes=False)
+        embedder.onnx_path = str(args.campp_onnx)
+        print(f"dailies' CAM++ runs from {args.campp_onnx}"
+              + (" for the engine's chunk embeddings (the refinement's segments and windows: the cached export)"
+                 if args.campp_onnx_chunks_only else ""))
     if not args.no_baseline:
         systems["pyannote"] = pyannote_direct(models, args.threads)
     report: dict = {"der": {}, "cpwer": {}, "identity": {}, "seconds": {}}
