@@ -10,7 +10,9 @@ Needs the ``onnx`` package, which is not a dependency of dailies (``pip install 
 onnx ml_dtypes``). The calibration: 64 stretches of 500, 700 and 900 fbank frames (mean-normalised, as the
 engine feeds CAM++) at seeded random places of trn01, trn03, trn06 and trn08. The generator first draws the
 places of 108 stretches that are not used (trn01, trn03, trn05, trn07: the first experiment's calibration and
-test sets), so that the file is byte for byte the one evaluated; its sha256 is printed.
+test sets), so that the file is byte for byte the one evaluated; its sha256 is printed. With ``--ranges-out``
+the activation ranges are kept too: quantising from them alone (``calibration_cache_path``, no audio) gives the
+same file, which is how a user's machine could make it without the AMI audio.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ AMI = SHARED / "eval" / "diarization" / "pyannote_debug_ami"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
+    ap.add_argument("--ranges-out", type=Path, metavar="JSON",
+                    help="also write the calibration's activation ranges (ONNX Runtime's calibration cache, about "
+                         "100 KB): quantize_static(..., None, calibration_cache_path=JSON) with the same settings makes "
+                         "the same file from them alone, without the audio")
     args = ap.parse_args()
+    if args.ranges_out is not None and args.ranges_out.exists():
+        print(f"{args.ranges_out} exists: ONNX Runtime would read its ranges instead of calibrating; remove it first.")
+        return 1
     try:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -76,7 +85,8 @@ def main() -> int:
             quant_pre_process(str(campp), str(pre), skip_optimization=False, skip_symbolic_shape=True)
             quantize_static(str(pre), str(args.out.resolve()), Calibration(), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=["Conv"])
+                            op_types_to_quantize=["Conv"],
+                            calibration_cache_path=str(args.ranges_out.resolve()) if args.ranges_out else None)
         finally:
             os.chdir(cwd)
     print(f"{args.out}: sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()} (from {campp.name})")
