@@ -3,8 +3,8 @@
 run: segmentation-3.0 on 10 s chunks, CAM++ on speech stretches of several lengths, the Kaldi fbank
 (numpy against torchaudio), and the time to load both networks in a fresh process. Prints each side's
 best time (of --repeat runs, the sides taking turns), the ratio torch / ONNX Runtime (> 1: ONNX
-Runtime is faster), and how far the outputs are apart. Also tries ONNX Runtime's static int8
-quantisation of CAM++'s convolutions, calibrated on AMI train stretches (speed and cosine against float),
+Runtime is faster), and how far the outputs are apart. Also measures the int8 CAM++ that
+scripts/make_int8_campp.py makes (speed and cosine against float),
 which needs the ``onnx`` package (not a dependency of dailies: without it, that line says so; e.g.
 ``pip install --target /tmp/onnxpkg --no-deps onnx ml_dtypes`` and ``PYTHONPATH=/tmp/onnxpkg``).
 
@@ -169,36 +169,18 @@ def main() -> None:
              _race(lambda: [campplus.fbank(p) for p in pieces], lambda: [nets.fbank(p) for p in pieces],
                    args.repeat * 4), f"max |diff| {diff:.2e}")
 
-        # int8 CAM++ (not the default): static, per-channel, QDQ, the convolutions only, calibrated on stretches of
-        # AMI train files (tuning data). ONNX Runtime's dynamic quantisation (all ops or the convolutions) was 3x
-        # slower than float on this CPU (ConvInteger) with cosine 0.94; static on every op gave cosine 0.66.
+        # int8 CAM++ (not the default): the file stop 34 evaluated (scripts/make_int8_campp.py: static,
+        # per-channel, QDQ, the convolutions only, calibrated on AMI train stretches). ONNX Runtime's dynamic
+        # quantisation was 3x slower than float on this CPU (ConvInteger) with cosine 0.94; static on every op
+        # gave cosine 0.66.
+        from make_int8_campp import make_int8
+
+        q_path = Path(args.int8_out or Path(tmp) / "campp-int8.onnx")
         try:
-            from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_static)
-            from onnxruntime.quantization.shape_inference import quant_pre_process
+            make_int8(campp_path, q_path)
         except ImportError as exc:
             print(f"CAM++ int8: onnxruntime.quantization is not importable ({exc}); not measured")
             return
-        calib = []
-        for name in ("trn01", "trn03", "trn06", "trn08"):
-            wav = load_audio(str(SHARED / "eval" / "diarization" / "pyannote_debug_ami" / f"{name}.wav"))
-            full = nets.fbank(wav, normalize=False)
-            for k in range(16):
-                length = (500, 700, 900)[k % 3]
-                s = int(rng.integers(0, max(1, full.shape[0] - length)))
-                x = full[s: s + length]
-                calib.append({"feats": (x - x.mean(axis=0, keepdims=True))[None].astype(np.float32)})
-
-        class Calibration(CalibrationDataReader):
-            def __init__(self):
-                self.items = iter(calib)
-
-            def get_next(self):
-                return next(self.items, None)
-
-        pre, q_path = Path(tmp) / "campp-pre.onnx", Path(args.int8_out or Path(tmp) / "campp-int8.onnx")
-        quant_pre_process(str(campp_path), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(q_path), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
         q_campp = nets.OnnxCampp(q_path, models.embedding, threads=args.threads, verify=False)
         eq = q_campp.embed_features(feats, bucket=50)
         t_f, t_q = _race(campp_ort, lambda: q_campp.embed_features(feats, bucket=50), args.repeat)

@@ -32,42 +32,29 @@ SHARED = Path(os.environ.get("DAILIES_SHARED", ROOT.parent / "shared"))
 AMI = SHARED / "eval" / "diarization" / "pyannote_debug_ami"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", type=Path)
-    ap.add_argument("--ranges-out", type=Path, metavar="JSON",
-                    help="also write the calibration's activation ranges (ONNX Runtime's calibration cache, about "
-                         "100 KB): quantize_static(..., None, calibration_cache_path=JSON) with the same settings makes "
-                         "the same file from them alone, without the audio")
-    args = ap.parse_args()
-    if args.ranges_out is not None and args.ranges_out.exists():
-        print(f"{args.ranges_out} exists: ONNX Runtime would read its ranges instead of calibrating; remove it first.")
-        return 1
-    try:
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-    except ImportError as exc:
-        print(f"onnxruntime.quantization is not importable ({exc}): install the onnx package (see --help).")
-        return 1
+def make_int8(campp: Path, out: Path, ranges_out: Path | None = None) -> None:
+    """The evaluated int8 CAM++ from the float export ``campp`` into ``out`` (and the calibration's ranges into
+    ``ranges_out``). ImportError without the ``onnx`` package."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     from indexer.media import load_audio
-    from indexer.models import diarization
     from indexer.speakers import nets
 
-    _, campp = nets.onnx_paths(diarization.resolve())
     rng = np.random.default_rng(0)
 
     def stretches(name: str, n: int) -> list[np.ndarray]:
         full = nets.fbank(load_audio(str(AMI / f"{name}.wav")), normalize=False)
-        out = []
+        found = []
         for i in range(n):
             length = (500, 700, 900)[i % 3]
             s = int(rng.integers(0, full.shape[0] - length))
             x = full[s: s + length]
-            out.append((x - x.mean(axis=0, keepdims=True)).astype(np.float32))
-        return out
+            found.append((x - x.mean(axis=0, keepdims=True)).astype(np.float32))
+        return found
 
     for name, n in (("trn01", 24), ("trn03", 24), ("trn05", 30), ("trn07", 30)):
-        stretches(name, n)                                  # drawn, not used (see above)
+        stretches(name, n)                                  # drawn, not used (see the module's docstring)
     calib = [f for name in ("trn01", "trn03", "trn06", "trn08") for f in stretches(name, 16)]
 
     class Calibration(CalibrationDataReader):
@@ -79,16 +66,32 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        cwd = os.getcwd()
-        os.chdir(tmp)                                       # the quantiser leaves scratch files in the working folder
-        try:
-            quant_pre_process(str(campp), str(pre), skip_optimization=False, skip_symbolic_shape=True)
-            quantize_static(str(pre), str(args.out.resolve()), Calibration(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=["Conv"],
-                            calibration_cache_path=str(args.ranges_out.resolve()) if args.ranges_out else None)
-        finally:
-            os.chdir(cwd)
+        quant_pre_process(str(campp), str(pre), skip_optimization=False, skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"],
+                        calibration_cache_path=str(ranges_out) if ranges_out else None)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--ranges-out", type=Path, metavar="JSON",
+                    help="also write the calibration's activation ranges (ONNX Runtime's calibration cache, about "
+                         "100 KB): quantize_static(..., None, calibration_cache_path=JSON) with the same settings makes "
+                         "the same file from them alone, without the audio")
+    args = ap.parse_args()
+    if args.ranges_out is not None and args.ranges_out.exists():
+        print(f"{args.ranges_out} exists: ONNX Runtime would read its ranges instead of calibrating; remove it first.")
+        return 1
+    from indexer.models import diarization
+    from indexer.speakers import nets
+
+    _, campp = nets.onnx_paths(diarization.resolve())
+    try:
+        make_int8(campp, args.out, args.ranges_out)
+    except ImportError as exc:
+        print(f"onnxruntime.quantization is not importable ({exc}): install the onnx package (see --help).")
+        return 1
     print(f"{args.out}: sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()} (from {campp.name})")
     return 0
 
