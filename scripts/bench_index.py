@@ -208,7 +208,8 @@ def main() -> int:
                 print(f"  speaker step alone (the same files, nothing beside it): {sec:.1f} s, RTF {sec / audio_s:.3f} "
                       f"({audio_s / sec:.1f}x real time; goal >= 40x on 2 CPU cores; model load apart)")
             else:
-                print("  speaker step alone: failed: " + alone["stderr"].strip().splitlines()[-1])
+                said = alone["stderr"].strip().splitlines()
+                print(f"  speaker step alone: failed (exit status {alone['rc']})" + (f": {said[-1]}" if said else ""))
         if steps.get("speech"):
             print(f"  diarization / speech = {steps.get('speakers', 0) / steps['speech']:.2f}"
                   + (f", picture / speech = {steps['picture'] / steps['speech']:.2f}" if "picture" in steps else ""))
