@@ -486,9 +486,9 @@ class Indexer:
                 self.reporter.file_started(number, path)
                 started = time.monotonic()
                 outcome = self._guard(path, lambda: self._prepare_here(path))
-                heard = None
+                submitted = None
                 if isinstance(outcome, _Prepared):          # its speech starts while the last take's speakers run
-                    heard = (outcome, self._submit_hearing(outcome, worker, speakers), started)
+                    submitted = (outcome, self._submit_hearing(outcome, worker, speakers), started)
                 if pending is not None:
                     self._complete(pending, summary)
                     pending = None
@@ -497,7 +497,7 @@ class Indexer:
                     summary.results.append(outcome)
                     self.reporter.file_finished(outcome)
                 else:
-                    pending = heard
+                    pending = submitted
             if pending is not None:
                 ctrl_c.check()
                 self._complete(pending, summary)
