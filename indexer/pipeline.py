@@ -940,6 +940,7 @@ class Indexer:
                                                    "info": heard.asr_info}))
         if heard.diar_fresh:
             p.new_steps.append(("diarize", p.diar_key, heard.diar.to_json()))
+            models["diarization"] = self.diarizer.describe()    # loaded now: what ran (its compute type)
         if self._transcriber is not None and info.has_audio:
             models["whisper"] = self._transcriber.describe()
         if heard.asr_info and heard.asr_info.get("transcribed_seconds"):

@@ -3,10 +3,8 @@
 run: segmentation-3.0 on 10 s chunks, CAM++ on speech stretches of several lengths, the Kaldi fbank
 (numpy against torchaudio), and the time to load both networks in a fresh process. Prints each side's
 best time (of --repeat runs, the sides taking turns), the ratio torch / ONNX Runtime (> 1: ONNX
-Runtime is faster), and how far the outputs are apart. Also measures the int8 CAM++ that
-scripts/make_int8_campp.py makes (speed and cosine against float),
-which needs the ``onnx`` package (not a dependency of dailies: without it, that line says so; e.g.
-``pip install --target /tmp/onnxpkg --no-deps onnx ml_dtypes`` and ``PYTHONPATH=/tmp/onnxpkg``).
+Runtime is faster), and how far the outputs are apart. Also measures the int8 CAM++ that the index runs
+for its chunk embeddings on the CPU (``nets.quantize_campp``): speed and cosine against float.
 
     uv run python scripts/bench_speaker_nets.py [--threads 2] [--repeat 5] [--audio FILE]
 
@@ -94,8 +92,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--audio", type=Path, default=DEFAULT_AUDIO)
     ap.add_argument("--batch", type=int, default=4, help="segmentation chunks per call (the pipeline's 4)")
-    ap.add_argument("--int8-out", type=Path, help="keep the int8 CAM++ file here (to put in place of the float "
-                    "one in a scratch model cache for scripts/eval_diarization.py)")
+    ap.add_argument("--int8-out", type=Path, help="keep the int8 CAM++ file here (for scripts/eval_diarization.py "
+                    "--campp-onnx)")
     args = ap.parse_args()
 
     import torch
@@ -169,18 +167,11 @@ def main() -> None:
              _race(lambda: [campplus.fbank(p) for p in pieces], lambda: [nets.fbank(p) for p in pieces],
                    args.repeat * 4), f"max |diff| {diff:.2e}")
 
-        # int8 CAM++ (not the default): the file stop 34 evaluated (scripts/make_int8_campp.py: static,
-        # per-channel, QDQ, the convolutions only, calibrated on AMI train stretches). ONNX Runtime's dynamic
-        # quantisation was 3x slower than float on this CPU (ConvInteger) with cosine 0.94; static on every op
-        # gave cosine 0.66.
-        from make_int8_campp import make_int8
-
+        # the int8 CAM++ the index runs for its chunk embeddings (nets.quantize_campp: static, per-channel, QDQ, the
+        # convolutions only, from the ranges shipped in dailies). ONNX Runtime's dynamic quantisation was 3x slower
+        # than float on this CPU (ConvInteger) with cosine 0.94; static on every op gave cosine 0.66.
         q_path = Path(args.int8_out or Path(tmp) / "campp-int8.onnx")
-        try:
-            make_int8(campp_path, q_path)
-        except ImportError as exc:
-            print(f"CAM++ int8: onnxruntime.quantization is not importable ({exc}); not measured")
-            return
+        nets.quantize_campp(campp_path, q_path)
         q_campp = nets.OnnxCampp(q_path, models.embedding, threads=args.threads, verify=False)
         eq = q_campp.embed_features(feats, bucket=50)
         t_f, t_q = _race(campp_ort, lambda: q_campp.embed_features(feats, bucket=50), args.repeat)

@@ -512,9 +512,12 @@ def main() -> int:
                     help="dailies' segmentation step, as a fraction of the 10 s window (default: the index's)")
     ap.add_argument("--min-cluster-size", type=int, default=None,
                     help="dailies' clustering min_cluster_size (default: the index's)")
+    ap.add_argument("--float-campp", action="store_true",
+                    help="the float CAM++ for the engine's chunk embeddings too (DAILIES_CAMPP_INT8=0), instead of the "
+                         "int8 one the index runs on the CPU")
     ap.add_argument("--campp-onnx", type=Path, metavar="FILE",
-                    help="run dailies' CAM++ from this ONNX file instead of the cached export (e.g. the int8 file "
-                         "scripts/bench_speaker_nets.py --int8-out writes); the model cache is not touched")
+                    help="run dailies' CAM++ (chunk embeddings and refinement) from this ONNX file instead of the "
+                         "cached ones (e.g. a file scripts/make_int8_campp.py makes); the model cache is not touched")
     ap.add_argument("--campp-onnx-chunks-only", action="store_true",
                     help="with --campp-onnx: that file for the engine's chunk embeddings (clustering) only")
     ap.add_argument("--tuning-only", action="store_true",
@@ -539,23 +542,23 @@ def main() -> int:
     if args.min_cluster_size is not None:
         params = {**DEFAULT_PARAMS, "clustering": {**DEFAULT_PARAMS["clustering"], "min_cluster_size": args.min_cluster_size}}
     systems = {"dailies": Diarizer(models, threads=args.threads, segmentation_step=args.segmentation_step,
-                                   params=params)}
+                                   params=params, **({"int8": False} if args.float_campp else {}))}
+    print(f"dailies' CAM++: {systems['dailies'].compute_type}")
     if args.campp_onnx:
         from indexer.speakers import nets
 
-        embedder = systems["dailies"].embedder          # the one CAM++ the engine and the refinement run
-        if not isinstance(embedder, nets.OnnxCampp):
+        refinement = systems["dailies"].embedder          # the CAM++ the refinement runs
+        if not isinstance(refinement, nets.OnnxCampp):
             print("--campp-onnx: dailies' CAM++ does not run in ONNX Runtime here (a GPU, or pooled embeddings)",
                   file=sys.stderr)
             return 2
-        if args.campp_onnx_chunks_only:            # the engine's chunk embeddings only; the refinement keeps its own
-            import copy
+        import copy
 
-            engine = systems["dailies"].pipeline
-            embedder = copy.copy(embedder)
-            engine.embed.embedder = embedder
-        embedder.session = nets._session(args.campp_onnx, args.threads, "CAM++", fixed_shapes=False)
-        embedder.onnx_path = str(args.campp_onnx)
+        engine = systems["dailies"].pipeline
+        chunks = engine.embed.embedder = copy.copy(refinement)     # the engine's chunk embeddings: its own object
+        for embedder in [chunks] if args.campp_onnx_chunks_only else [chunks, refinement]:
+            embedder.session = nets._session(args.campp_onnx, args.threads, "CAM++", fixed_shapes=False)
+            embedder.onnx_path = str(args.campp_onnx)
         print(f"dailies' CAM++ runs from {args.campp_onnx}"
               + (" for the engine's chunk embeddings (the refinement's segments and windows: the cached export)"
                  if args.campp_onnx_chunks_only else ""))

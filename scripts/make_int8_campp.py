@@ -1,18 +1,19 @@
 #!/usr/bin/env python
-"""The int8 CAM++ this project evaluated (stop 34's note, issue 14), made again: static, per-channel, QDQ,
-the convolutions only, from the float ONNX export in the model cache, calibrated on stretches of AMI train
-files (tuning data). Not used by dailies: an evaluation aid.
+"""Measure the int8 CAM++'s activation ranges again (issue 14), the way the ranges dailies ships
+(indexer/speakers/campp_int8_ranges_v2.json) were measured, and make the int8 file from the float ONNX export in
+the model cache: static, per-channel, QDQ, the convolutions only (``nets.int8_settings``), calibrated on stretches
+of AMI train files (tuning data; the AMI corpus is CC BY 4.0). dailies itself makes the file from the shipped
+ranges, without audio (``nets.quantize_campp``); this script is how those ranges were made, and how to make them
+for a new float export (a new ``CAMPP_EXPORT_VERSION``).
 
-    PYTHONPATH=/tmp/onnxpkg uv run python scripts/make_int8_campp.py OUT.onnx
+    uv run python scripts/make_int8_campp.py OUT.onnx [--ranges-out JSON]
     uv run python scripts/eval_diarization.py --campp-onnx OUT.onnx [--campp-onnx-chunks-only] [--tuning-only]
 
-Needs the ``onnx`` package, which is not a dependency of dailies (``pip install --target /tmp/onnxpkg --no-deps
-onnx ml_dtypes``). The calibration: 64 stretches of 500, 700 and 900 fbank frames (mean-normalised, as the
-engine feeds CAM++) at seeded random places of trn01, trn03, trn06 and trn08. The generator first draws the
-places of 108 stretches that are not used (trn01, trn03, trn05, trn07: the first experiment's calibration and
-test sets), so that the file is byte for byte the one evaluated; its sha256 is printed. With ``--ranges-out``
-the activation ranges are kept too: quantising from them alone (``calibration_cache_path``, no audio) gives the
-same file, which is how a user's machine could make it without the AMI audio.
+The calibration: 64 stretches of 500, 700 and 900 fbank frames (mean-normalised, as the engine feeds CAM++) at
+seeded random places of trn01, trn03, trn06 and trn08. The generator first draws the places of 108 stretches that
+are not used (trn01, trn03, trn05, trn07: the first experiment's calibration and test sets), so that the file is
+byte for byte the one evaluated (sha256 5561b23b...); its sha256 is printed. Quantising from the ranges alone
+(``--ranges-out``, then ``nets.quantize_campp(float, out, JSON)``) gives the same file.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ AMI = SHARED / "eval" / "diarization" / "pyannote_debug_ami"
 
 def make_int8(campp: Path, out: Path, ranges_out: Path | None = None) -> None:
     """The evaluated int8 CAM++ from the float export ``campp`` into ``out`` (and the calibration's ranges into
-    ``ranges_out``). ImportError without the ``onnx`` package."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    ``ranges_out``)."""
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from indexer.media import load_audio
@@ -67,9 +68,8 @@ def make_int8(campp: Path, out: Path, ranges_out: Path | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(campp), str(pre), skip_optimization=False, skip_symbolic_shape=True)
-        quantize_static(str(pre), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"],
-                        calibration_cache_path=str(ranges_out) if ranges_out else None)
+        quantize_static(str(pre), str(out), Calibration(), calibration_cache_path=str(ranges_out) if ranges_out else None,
+                        **nets.int8_settings())
 
 
 def main() -> int:
@@ -87,11 +87,7 @@ def main() -> int:
     from indexer.speakers import nets
 
     _, campp = nets.onnx_paths(diarization.resolve())
-    try:
-        make_int8(campp, args.out, args.ranges_out)
-    except ImportError as exc:
-        print(f"onnxruntime.quantization is not importable ({exc}): install the onnx package (see --help).")
-        return 1
+    make_int8(campp, args.out, args.ranges_out)
     print(f"{args.out}: sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()} (from {campp.name})")
     return 0
 

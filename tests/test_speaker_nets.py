@@ -195,6 +195,52 @@ print(sorted(m for m in ("torch", "pyannote.audio", "torchaudio", "lightning") i
 
 
 @pytest.mark.slow
+@needs_audio
+def test_the_int8_campp_is_made_from_the_shipped_ranges_and_embeds_as_the_float_one(audio, models, exported,
+                                                                                   tmp_path, monkeypatch):
+    from indexer.errors import ModelError
+    from indexer.speakers import nets
+
+    cache, _, campp = exported
+    path = nets.int8_campp_path(models, cache_dir=cache)
+    assert path.parent == cache and path.name.startswith(campp.stem + "-int8")
+    convs, quantised = nets.conv_counts(path)
+    assert convs == quantised > 200                                      # every convolution reads int8
+    assert nets.conv_counts(campp) == (convs, 0)
+    assert path.stat().st_size < campp.stat().st_size / 3
+    made = path.stat().st_mtime_ns
+    assert nets.int8_campp_path(models, cache_dir=cache) == path and path.stat().st_mtime_ns == made   # found again
+    int8 = nets.load_int8_campp(models, threads=2, cache_dir=cache)
+    flt = nets.OnnxCampp(campp, models.embedding, threads=2, verify=False)
+    assert (int8.precision, flt.precision) == ("int8", "float32") and int8.describe() == flt.describe()
+    # real speech the ranges were not measured on (they come from AMI train): 1-9 s stretches of three files
+    pieces = [audio[name][a: a + n] for name in ("sample", "dev00", "tst00")
+              for a, n in ((0, 16000), (40000, 48000), (200000, 144000), (400000, 80000))]
+    feats = [nets.fbank(p) for p in pieces]
+    ours, ref = int8.embed_features(feats, bucket=50), flt.embed_features(feats, bucket=50)
+    cos = _cos(ours, ref)
+    long = np.array([len(p) >= 48000 for p in pieces])
+    # measured: 0.967-0.994 (mean 0.988) on the >= 3 s stretches, 0.92-0.99 on the 1 s ones; int8 everywhere (all
+    # ops, not only the convolutions) gave 0.66
+    assert cos[long].min() >= 0.95 and cos[long].mean() >= 0.98 and cos.min() >= 0.90, cos
+    # it still tells voices apart: each stretch is nearer its own float embedding than any other stretch's
+    sims = (ours / np.linalg.norm(ours, axis=1, keepdims=True)) @ (ref / np.linalg.norm(ref, axis=1, keepdims=True)).T
+    assert (sims.argmax(axis=1) == np.arange(len(pieces))).all()
+    # ranges that do not fit the export (half of its tensors missing): one sentence, no file left behind
+    import json
+
+    bad = json.loads(nets.INT8_RANGES.read_text())
+    for name in sorted(bad["data"])[::2]:
+        del bad["data"][name]
+    (tmp_path / "ranges.json").write_text(json.dumps(bad))
+    monkeypatch.setattr(nets, "INT8_RANGES", tmp_path / "ranges.json")
+    with pytest.raises(ModelError, match="making the int8 CAM\\+\\+ from it failed") as err:
+        nets.int8_campp_path(models, cache_dir=cache)
+    assert "\n" not in err.value.message and campp.name in err.value.message
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp") or p.name == nets._names(models)[2]]
+
+
+@pytest.mark.slow
 def test_a_corrupt_export_is_made_again_once(models, exported, tmp_path, monkeypatch):
     from indexer.errors import ModelError
     from indexer.speakers import nets
@@ -234,12 +280,13 @@ def test_models_fetch_makes_the_exports(models, tmp_path, monkeypatch):
     lines = fetch([])                                                      # all present: nothing downloaded
     assert any("already present" in line for line in lines)
     made = sorted(p.name for p in (base / "onnx").iterdir())
-    assert len(made) == 2 and made[0].startswith("campplus-92f29b94e694")
-    assert made[1].startswith("segmentation-3.0-da85c29829d4")
-    assert str(base / "onnx" / made[1]) in lines[-1]
+    assert len(made) == 3 and made[1] == "campplus-92f29b94e694-v2.onnx"
+    assert made[0].startswith("campplus-92f29b94e694-v2-int8v1-")                # the int8 CAM++, made from it
+    assert made[2].startswith("segmentation-3.0-da85c29829d4")
+    assert all(str(base / "onnx" / m) in lines[-1] for m in made)
     assert all(stat.S_IMODE((base / "onnx" / m).stat().st_mode) & stat.S_IROTH for m in made)   # readable by all
     from indexer.models import list_models
 
-    listed = {r["path"]: r for r in list_models() if r["name"].endswith("(ONNX)")}       # `dailies models list`
+    listed = {r["path"]: r for r in list_models() if "(ONNX" in r["name"]}              # `dailies models list`
     assert sorted(listed) == [str(base / "onnx" / m) for m in made]
     assert all(r["status"] == "present" and len(r["sha256"]) == 64 for r in listed.values())

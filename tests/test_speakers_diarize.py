@@ -279,3 +279,33 @@ def test_the_pooled_embeddings_option_diarizes_the_sample(diarizer, mode):
     assert len(out.labels) == 2
     assert all(s.embedding is not None for s in out.speakers)
     assert len(out.windows.emb) > 20 and abs(float((out.windows.emb[0] ** 2).sum()) - 1) < 1e-4
+
+
+def test_the_engine_clusters_with_the_int8_campp_and_the_voices_stay_float(diarizer):
+    """On the CPU the engine's chunk embeddings (clustering only) run the int8 CAM++ (load.CAMPP_INT8); the
+    refinement's segments and windows, which the voice registry reads, run the float one. The take records which,
+    and the resume key does not change with it (every index made before keeps its stored diarizations)."""
+    need(SAMPLE / "sample.wav")
+    from pyannote.core import Segment, Timeline
+    from pyannote.database.util import load_rttm
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    from indexer.media import load_audio
+    from indexer.speakers.diarize import Diarizer
+
+    as_float = Diarizer(diarizer.models, threads=2, channels="each", int8=False)
+    assert diarizer.describe()["compute_type"] == "int8 chunk embeddings"     # before loading: what will run
+    assert as_float.describe()["compute_type"] == "float32"
+    assert as_float.key() == diarizer.key()
+    wav = load_audio(str(SAMPLE / "sample.wav"))
+    ours, theirs = diarizer(wav), as_float(wav)
+    assert diarizer.pipeline.embed.embedder.precision == "int8"             # what ran
+    assert diarizer.embedder.precision == as_float.embedder.precision == "float32"
+    assert as_float.pipeline.embed.embedder is as_float.embedder
+    assert diarizer.describe()["compute_type"] == "int8 chunk embeddings"
+    ref = load_rttm(str(SAMPLE / "sample.rttm"))["sample"]
+    uem = Timeline([Segment(0, 30)])
+    assert DiarizationErrorRate(collar=0.0)(ref, ours.turns, uem=uem) < 0.08              # 5.21 % both, measured
+    # the same speakers, turn for turn, as the float CAM++ finds
+    assert DiarizationErrorRate(collar=0.0)(theirs.turns, ours.turns, uem=uem) < 0.01
+    assert len(ours.labels) == len(theirs.labels) == 2

@@ -87,7 +87,9 @@ def _export_speaker_nets() -> str:
     from . import diarization
 
     try:
-        seg, campp = nets.onnx_paths(diarization.resolve(diarization.DEFAULT_SPEC, verify=False))
+        models = diarization.resolve(diarization.DEFAULT_SPEC, verify=False)
+        seg, campp = nets.onnx_paths(models)
+        int8 = nets.int8_campp_path(models)
     except ModelError as exc:
         return f"ONNX speaker models: not made now ({exc.message}); they will be made on first use."
-    return f"ONNX speaker models (for ONNX Runtime): {seg}, {campp}"
+    return f"ONNX speaker models (for ONNX Runtime): {seg}, {campp}, {int8}"

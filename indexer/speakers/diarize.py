@@ -46,8 +46,8 @@ import numpy as np
 from ..errors import UsageError
 from ..models.diarization import DiarizationModels
 from . import channels as _channels
-from .load import (DEFAULT_PARAMS, EMBED_MIN_SECONDS, EMBEDDING_MODES, EMBEDDINGS, load as _load, load_engine,
-                   segmentation_step_for)
+from .load import (CAMPP_INT8, DEFAULT_PARAMS, EMBED_MIN_SECONDS, EMBEDDING_MODES, EMBEDDINGS, load as _load,
+                   load_engine, segmentation_step_for)
 from .records import SAMPLE_RATE, Diarization, LocalSpeaker
 from .refine import REFINE, refine, resegment, speech_windows
 
@@ -60,8 +60,9 @@ class Diarizer:
 
     def __init__(self, models: DiarizationModels, *, params: dict | None = None, threads: int | None = None,
                  channels: str = "mix", segmentation_step: float | None = None, refine: bool = True,
-                 device: str | None = "cpu", embeddings: str = EMBEDDINGS):
+                 device: str | None = "cpu", embeddings: str = EMBEDDINGS, int8: bool = CAMPP_INT8):
         self.models = models
+        self.int8 = int8                    # the int8 CAM++ for the engine's chunk embeddings on the CPU
         if embeddings not in EMBEDDING_MODES:
             raise UsageError(f"speaker embeddings {embeddings!r}: choose one of {', '.join(EMBEDDING_MODES)}.")
         self.embeddings = embeddings        # see indexer.speakers.load.EMBEDDINGS
@@ -86,7 +87,7 @@ class Diarizer:
                 device = torch_device(self.device, "speaker diarization")
                 self._pipeline, self._embedder = load_engine(
                     self.models, device=device, params=self.params, threads=self.threads,
-                    segmentation_step=self.segmentation_step, embeddings=self.embeddings)
+                    segmentation_step=self.segmentation_step, embeddings=self.embeddings, int8=self.int8)
                 self.device = device
             else:
                 self._pipeline, self.device = _load(self.models, device=self.device, params=self.params,
@@ -108,13 +109,25 @@ class Diarizer:
 
         return NAME if self.models.kind == "default" else f"pipeline:{self.models.pipeline}"
 
+    @property
+    def compute_type(self) -> str | None:
+        """The CAM++ arithmetic: ``int8 chunk embeddings`` (the engine's, on the CPU; float32 elsewhere) or
+        ``float32``; None for a pyannote pipeline. What ran once the models are loaded, else what will."""
+        if self.models.kind != "default":
+            return None
+        if self._pipeline is not None:
+            chunk = getattr(getattr(getattr(self._pipeline, "embed", None), "embedder", None), "precision", "float32")
+        else:
+            chunk = "int8" if self.int8 and self.device == "cpu" and self.embeddings == "chunks" else "float32"
+        return "int8 chunk embeddings" if chunk == "int8" else "float32"
+
     def describe(self) -> dict[str, Any]:
         from importlib.metadata import version     # not pyannote.audio.__version__: importing it costs seconds
 
         return {**self.models.describe(), "pyannote.audio": version("pyannote.audio"),
                 "params": self.params if self.models.kind == "default" else None,
                 "segmentation_step": self.segmentation_step, "channels": self.channels_spec,
-                "embed_min_seconds": EMBED_MIN_SECONDS,
+                "embed_min_seconds": EMBED_MIN_SECONDS, "compute_type": self.compute_type,
                 "refine": REFINE if self.refine and self.models.kind == "default" else None,
                 # named only when not the default, so the key of every index made before the option stays
                 # the same (its stored diarizations keep serving the resume cache and the end-of-run pass)
@@ -127,6 +140,10 @@ class Diarizer:
 
         d = self.describe()
         d.pop("pyannote.audio", None)
+        # Like Whisper's, the compute type is not part of the key: the int8 chunk embeddings cluster the same
+        # speakers as float (load.CAMPP_INT8), and every index made before them keeps its stored diarizations
+        # for the resume cache and the end-of-run pass (identity.reread_stored reads them by this key).
+        d.pop("compute_type", None)
         return json.dumps(d, sort_keys=True)
 
     def __call__(self, audio: np.ndarray, *, channels: np.ndarray | None = None, picked: list[int] | None = None,

@@ -64,6 +64,14 @@ def segmentation_step_for(embeddings: str) -> float:
 # dev+test 46.4 %, fixture 9.9 %, but identity on the 13 AMI files 94.1 % (>= 3 s: 95.6 against 96.3 %).
 EMBEDDING_MODES = ("chunks", "pooled", "pooled-all")
 EMBEDDINGS = os.environ.get("DAILIES_SPEAKER_EMBEDDINGS") or "chunks"
+# On the CPU the engine's (chunk, local speaker) embeddings, which only clustering reads, run the int8 CAM++
+# (nets.quantize_campp); the refinement's segments and windows, which the voice registry reads, stay float. Set
+# DAILIES_CAMPP_INT8=0 for float everywhere. Chosen on the tuning data (scripts/eval_diarization.py --tuning-only:
+# AMI train DER 26.39 -> 26.08 %, fixture 9.88 % both, train identity 95.8 % both), then scored once on the held-out
+# files: sample.wav 5.21 % both, AMI dev+test 47.47 -> 43.29 %, identity on the 13 AMI files 94.8 % both (>= 3 s
+# of speech: 96.3 -> 96.6 %). int8 in the refinement too had been scored first: identity 94.3 %, so not kept. The
+# speaker step runs 1.35x faster.
+CAMPP_INT8 = os.environ.get("DAILIES_CAMPP_INT8", "1").strip().lower() not in ("0", "false", "no", "off")
 EMBED_MIN_SECONDS = 0.25         # shorter masked speech gives no embedding (NaN, ignored by clustering)
 EMBED_BUCKET = 50                # fbank frames: speech is cropped to a multiple (<= 0.49 s lost), so
                                  # that lengths repeat: batches form and fewer kernel shapes are built
@@ -370,17 +378,21 @@ def _torch_segmentation(models: DiarizationModels, device: str):
 
 def load_engine(models: DiarizationModels, *, device: str = "cpu", params: dict | None = None,
                 threads: int | None = None, segmentation_step: float = SEGMENTATION_STEP,
-                embeddings: str = "chunks"):
+                embeddings: str = "chunks", int8: bool = CAMPP_INT8):
     """The default models in :class:`indexer.speakers.engine.Engine` (pyannote's pipeline without
-    pyannote.audio): (engine, CAM++ embedder). On the CPU the networks run in ONNX Runtime
-    (:mod:`indexer.speakers.nets`) and torch is never imported; on a GPU, or with the pooled
-    embeddings (which use CAM++'s trunk), in torch."""
+    pyannote.audio): (engine, CAM++ embedder for the refinement). On the CPU the networks run in ONNX Runtime
+    (:mod:`indexer.speakers.nets`) and torch is never imported, the engine's chunk embeddings with the int8
+    CAM++ when ``int8`` (see ``CAMPP_INT8``); on a GPU, or with the pooled embeddings (which use CAM++'s
+    trunk), in torch."""
     from .engine import ChunkEmbeddings, Engine
 
+    chunk_embedder = None
     if device == "cpu" and embeddings == "chunks":
         from . import nets
 
         segment, embedder = nets.load_nets(models, threads=threads)
+        if int8:
+            chunk_embedder = nets.load_int8_campp(models, threads=threads)
     else:
         import torch
 
@@ -392,7 +404,8 @@ def load_engine(models: DiarizationModels, *, device: str = "cpu", params: dict 
         embedder = CamppEmbedder(models.embedding, verify=False, device=device)   # checksum: diarization.resolve
     batch = GPU_BATCH if device != "cpu" else 4
     if embeddings == "chunks":
-        embed = ChunkEmbeddings(embedder, embedder.fbank, min_seconds=EMBED_MIN_SECONDS, bucket=EMBED_BUCKET)
+        embed = ChunkEmbeddings(chunk_embedder or embedder, embedder.fbank, min_seconds=EMBED_MIN_SECONDS,
+                                bucket=EMBED_BUCKET)
     else:
         embed = PooledChunks(embedder)
     engine = Engine(segment, embed, params=params or DEFAULT_PARAMS, step=segmentation_step, batch_size=batch,
