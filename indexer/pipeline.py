@@ -18,10 +18,8 @@ is recorded with its reason and the batch goes on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import queue
 import threading
 import time
 import traceback
@@ -29,16 +27,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from . import __version__
+from . import __version__, hashing
 from .align import LineRules, assign_lines, build_lines
 from .config import MEDIA_EXTENSIONS, IndexSettings
 from .errors import DailiesError, MediaError
+from .hashing import content_hash, take_id_for, whole_content_hash
 from .records import Line, MediaInfo, Shot, Word
 from .store import Index
+from .threads import CtrlC, Job, Worker
 
 log = logging.getLogger(__name__)
-
-HASH_CHUNK = 1 << 20
 
 
 class Reporter(Protocol):
@@ -143,83 +141,6 @@ class _Heard:
     timings: dict = field(default_factory=dict)
 
 
-class _Job:
-    def __init__(self, fn, arg):
-        self.fn, self.arg = fn, arg
-        self.done = threading.Event()
-        self.value = None
-        self.error: BaseException | None = None
-
-    def wait(self) -> None:
-        while not self.done.wait(0.2):       # a short wait keeps Ctrl-C responsive
-            pass
-
-    def result(self):
-        self.wait()
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-class _CtrlC:
-    """Ctrl-C during a run is remembered as well as raised: a library that meets the KeyboardInterrupt inside its
-    own code may turn it into an error of its own (then one file's failure) or drop it, and the run would go on
-    to the end. The run checks the flag between files and steps, so it stops at the next one at the latest."""
-
-    def __init__(self):
-        import signal
-
-        self.hit = False
-        self._old = None
-        if threading.current_thread() is threading.main_thread():
-            def on_sigint(signum, frame):
-                self.hit = True
-                raise KeyboardInterrupt
-
-            self._old = signal.signal(signal.SIGINT, on_sigint)
-
-    def check(self) -> None:
-        if self.hit:
-            raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        import signal
-
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-            self._old = None
-
-
-class _Worker:
-    """One daemon thread running jobs in order (daemon: Ctrl-C never waits for a long transcription)."""
-
-    def __init__(self, name: str = "dailies-sound"):
-        self.name = name
-        self.jobs: "queue.Queue[_Job]" = queue.Queue()
-        self.busy = False
-        self.thread: threading.Thread | None = None
-
-    def submit(self, fn, arg) -> _Job:
-        job = _Job(fn, arg)
-        self.jobs.put(job)
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-            self.thread.start()
-        return job
-
-    def _loop(self) -> None:
-        while True:
-            job = self.jobs.get()
-            self.busy = True
-            try:
-                job.value = job.fn(job.arg)
-            except BaseException as exc:  # handed to the main thread by job.result()
-                job.error = exc
-            finally:
-                self.busy = False
-                job.done.set()
-
-
 def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> tuple[list[str], list[FileResult]]:
     """Files to index: named files as given, folders searched recursively for media extensions."""
     found: list[str] = []
@@ -261,54 +182,6 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Path | None = Non
         else:
             missing.append(FileResult(os.path.abspath(p), "failed", message=f"{p}: no such file or folder."))
     return found, missing
-
-
-# A camera original above this size is identified by a sample of its bytes, not all of them: hashing a
-# 100 GB original whole reads 100 GB before any work starts (minutes from a RAID, far longer from a NAS).
-SAMPLED_ABOVE = 1 << 30
-_EDGE = 16 << 20         # the head and the tail: container headers, index tables, footers, first and last frames
-_SAMPLES = 64            # evenly spaced 1 MiB blocks through the essence between them
-_BLOCK = 1 << 20
-
-
-def content_hash(path: str) -> str:
-    """What identifies a take whatever its name or place (32 hex digits).
-
-    Files up to ``SAMPLED_ABOVE`` (1 GiB): BLAKE2b-128 of every byte. Larger ones: BLAKE2b-128 (its own
-    personalisation, so it can never equal a whole-file hash) of the size, the first and last 16 MiB and 64
-    evenly spaced 1 MiB blocks, 96 MiB whatever the size. Safe for camera originals because they are written
-    once: a re-wrap, trim, re-export or partial copy changes the size or the container's head or tail (QuickTime
-    moov/mdat sizes and creation time, MXF header and footer partitions with the clip's UMID and timecode), and
-    two different takes never share a header. Only an in-place edit of the essence that keeps the size and
-    spares every sample would go unnoticed; no camera or offload tool writes one.
-    """
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        if size <= SAMPLED_ABOVE:
-            return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-        return _sampled_digest(f, size)
-
-
-def whole_content_hash(path: str) -> str:
-    """BLAKE2b-128 of every byte: the identity of a large take indexed before sampled hashing."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-
-
-def _sampled_digest(f, size: int) -> str:
-    h = hashlib.blake2b(digest_size=16, person=b"dailies-sample1")
-    h.update(size.to_bytes(8, "little"))
-    last = max(0, size - _BLOCK)
-    spans = [(0, _EDGE), (max(0, size - _EDGE), _EDGE)] + [(i * last // (_SAMPLES - 1), _BLOCK)
-                                                           for i in range(_SAMPLES)]
-    for offset, length in spans:
-        f.seek(offset)
-        h.update(f.read(length))
-    return h.hexdigest()
-
-
-def take_id_for(digest: str) -> str:
-    return digest[:12]
 
 
 class Indexer:
@@ -475,11 +348,11 @@ class Indexer:
             self.check_models()
         summary, files = self._collect(paths)
         t0 = time.monotonic()
-        worker = _Worker()
-        speakers = _Worker("dailies-speakers") if self.diarizer is not None else None
+        worker = Worker()
+        speakers = Worker("dailies-speakers") if self.diarizer is not None else None
         loading = worker.submit(self._load_sound_models, None) if files else None
-        pending: tuple[_Prepared, _Job, float] | None = None
-        ctrl_c = _CtrlC()
+        pending: tuple[_Prepared, Job, float] | None = None
+        ctrl_c = CtrlC()
         try:
             for number, path in enumerate(files, 1):
                 ctrl_c.check()
@@ -519,7 +392,7 @@ class Indexer:
         summary.timings = dict(self.timings)
         return summary
 
-    def _submit_hearing(self, p: "_Prepared", worker: _Worker, speakers: "_Worker | None") -> _Job:
+    def _submit_hearing(self, p: "_Prepared", worker: Worker, speakers: "Worker | None") -> Job:
         """A take's speech on ``worker``, then its speakers and lines on ``speakers`` (the job returned), which
         starts once the speech is done and the last take's speakers are."""
         if speakers is None:
@@ -527,7 +400,7 @@ class Indexer:
         speech = worker.submit(self._hear_speech, p)
         return speakers.submit(self._hear_rest, (p, speech))
 
-    def _hear_rest(self, arg: tuple["_Prepared", _Job]) -> "_Prepared":
+    def _hear_rest(self, arg: tuple["_Prepared", Job]) -> "_Prepared":
         p, speech = arg
         heard = speech.result()                 # the speech's error, if any, is the take's
         self._hear_speakers(p, heard)
@@ -582,7 +455,7 @@ class Indexer:
             self.check_models()
         summary, files = self._collect(paths)
         t0 = time.monotonic()
-        ctrl_c = _CtrlC()
+        ctrl_c = CtrlC()
         todo = collections.deque(enumerate(files, 1))
         order: collections.deque = collections.deque()      # [path, started, outcome or None while out]
         out = 0
@@ -674,7 +547,7 @@ class Indexer:
         outcome.seconds = time.monotonic() - t0
         return outcome
 
-    def _complete(self, pending: tuple["_Prepared", "_Job", float], summary: RunSummary) -> None:
+    def _complete(self, pending: tuple["_Prepared", "Job", float], summary: RunSummary) -> None:
         prepared, job, started = pending
         result = self._guard(prepared.path, lambda: self._commit(job.result()))
         result.seconds = time.monotonic() - started
@@ -733,7 +606,7 @@ class Indexer:
         except OSError as exc:
             raise MediaError(f"{path}: cannot be read ({exc.strerror}).") from None
         known = idx.take_by_hash(digest)
-        if known is None and st.st_size > SAMPLED_ABOVE and idx.has_file_of_size(st.st_size):
+        if known is None and st.st_size > hashing.SAMPLED_ABOVE and idx.has_file_of_size(st.st_size):
             # A large take indexed before sampled hashing (moved, or its record lost) is known by its whole hash.
             try:
                 whole = whole_content_hash(path)

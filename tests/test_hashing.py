@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from conftest import FIXTURES
-from indexer import pipeline
+from indexer import hashing
 
 MiB = 1 << 20
 
@@ -43,30 +43,30 @@ def big(tmp_path):
 def test_small_files_keep_their_whole_content_hash():
     """Every index written before keeps its take ids: below the threshold nothing changed."""
     p = FIXTURES / "shoot" / "12A_T2_CamA.mov"
-    assert pipeline.content_hash(str(p)) == pipeline.whole_content_hash(str(p))
+    assert hashing.content_hash(str(p)) == hashing.whole_content_hash(str(p))
 
 
 def test_a_large_original_is_hashed_from_96_mib(big):
     size = big.stat().st_size
     with open(big, "rb") as f:
         counted = _Counting(f)
-        digest = pipeline._sampled_digest(counted, size)
+        digest = hashing._sampled_digest(counted, size)
     assert counted.read_bytes == 96 * MiB
-    assert digest == pipeline.content_hash(str(big)) and len(digest) == 32
+    assert digest == hashing.content_hash(str(big)) and len(digest) == 32
 
 
 @pytest.mark.parametrize("where", ["head", "tail", "sample", "size"])
 def test_a_changed_large_original_gets_another_hash(big, where):
-    before = pipeline.content_hash(str(big))
+    before = hashing.content_hash(str(big))
     size = big.stat().st_size
     with open(big, "r+b") as f:
         if where == "size":
             f.truncate(size + 1)
         else:
             f.seek({"head": 5 * MiB, "tail": size - 5 * MiB,
-                    "sample": 10 * (size - MiB) // (pipeline._SAMPLES - 1) + 1000}[where])
+                    "sample": 10 * (size - MiB) // (hashing._SAMPLES - 1) + 1000}[where])
             f.write(b"changed")
-    assert pipeline.content_hash(str(big)) != before
+    assert hashing.content_hash(str(big)) != before
 
 
 def test_sampled_and_whole_hashes_never_coincide(tmp_path, monkeypatch):
@@ -74,8 +74,8 @@ def test_sampled_and_whole_hashes_never_coincide(tmp_path, monkeypatch):
     p = tmp_path / "x.wav"
     p.write_bytes(bytes(range(256)) * 40000)
     with open(p, "rb") as f:
-        sampled = pipeline._sampled_digest(f, p.stat().st_size)
-    assert sampled != pipeline.whole_content_hash(str(p))
+        sampled = hashing._sampled_digest(f, p.stat().st_size)
+    assert sampled != hashing.whole_content_hash(str(p))
 
 
 def test_a_take_indexed_by_its_whole_hash_is_still_known_when_moved(tmp_path, monkeypatch):
@@ -92,7 +92,7 @@ def test_a_take_indexed_by_its_whole_hash_is_still_known_when_moved(tmp_path, mo
         first = Indexer(idx, IndexSettings()).run([src]).results[0]
     assert first.status == "indexed"
 
-    monkeypatch.setattr(pipeline, "SAMPLED_ABOVE", 1000)      # the same file now counts as large
+    monkeypatch.setattr(hashing, "SAMPLED_ABOVE", 1000)      # the same file now counts as large
     dst = tmp_path / "card2" / src.name
     dst.parent.mkdir()
     shutil.move(src, dst)
