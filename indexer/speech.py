@@ -66,6 +66,9 @@ class Transcriber:
         except Exception as exc:
             raise ModelError(f"Cannot load Whisper model '{self.source.name}' from {self.source.path} "
                              f"on {device} ({type(exc).__name__}: {exc}).") from None
+        from .whisper_features import install
+
+        install(self._model)            # a long take's features in blocks: the same numbers, bounded memory
         return self._model
 
     def describe(self) -> dict:
