@@ -31,7 +31,6 @@ from . import __version__, hashing
 from .align import LineRules, assign_lines, build_lines
 from .config import MEDIA_EXTENSIONS, IndexSettings
 from .errors import DailiesError, MediaError
-from .hashing import content_hash, take_id_for, whole_content_hash
 from .records import Line, MediaInfo, Shot, Word
 from .store import Index
 from .threads import CtrlC, Job, Worker
@@ -602,19 +601,19 @@ class Indexer:
 
         rep.step("hashing", file=path)
         try:
-            digest = content_hash(path)
+            digest = hashing.content_hash(path)
         except OSError as exc:
             raise MediaError(f"{path}: cannot be read ({exc.strerror}).") from None
         known = idx.take_by_hash(digest)
         if known is None and st.st_size > hashing.SAMPLED_ABOVE and idx.has_file_of_size(st.st_size):
             # A large take indexed before sampled hashing (moved, or its record lost) is known by its whole hash.
             try:
-                whole = whole_content_hash(path)
+                whole = hashing.whole_content_hash(path)
             except OSError as exc:
                 raise MediaError(f"{path}: cannot be read ({exc.strerror}).") from None
             if idx.take_by_hash(whole) is not None:
                 digest, known = whole, idx.take_by_hash(whole)
-        take_id = take_id_for(digest)
+        take_id = hashing.take_id_for(digest)
         if known is not None and known["status"] == "indexed" and not force:
             if known["path"] != path and os.path.exists(known["path"]):
                 idx.record_file(path, size=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=digest,

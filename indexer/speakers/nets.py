@@ -365,8 +365,9 @@ def list_rows(models: "DiarizationModels") -> list[dict]:
 # Static int8, per output channel, QDQ, the convolutions only (everything else stays float), made from the float
 # export with the activation ranges shipped beside this module (INT8_RANGES: ONNX Runtime's calibration cache,
 # measured by scripts/make_int8_campp.py on 64 stretches of the AMI train files, which are CC BY 4.0; tuning
-# data). 1.7x faster than the float file here; cosine to the float embeddings >= 0.99 on other AMI train
-# stretches. The diarization engine embeds its (chunk, local speaker) masked speech with it, which only
+# data). 1.7x faster than the float file here. Cosine to the float embeddings: >= 0.99 on 5-9 s stretches of
+# other AMI train audio, lower on short ones (1 s of held-out speech 0.92-0.99; min 0.84 over the stretches
+# scripts/bench_speaker_nets.py cuts from sample.wav). The diarization engine embeds its (chunk, local speaker) masked speech with it, which only
 # clustering reads; the refinement's segments and windows, which the voice registry reads, stay float
 # (int8 there too lost cross-take identity on the held-out files: 94.8 -> 94.3 %). See load.CAMPP_INT8.
 
