@@ -365,10 +365,10 @@ class FrameSink(Protocol):
         """Frame number ``index`` (0 = first frame) as an H x W x 3 uint8 array."""
 
     # Optional, for intra-only picture (ProRes, DNx, MJPEG ...), where any frame decodes on its own:
-    # a sink with ``sparse_step`` (frames, >= 3) and ``changed(a, b) -> bool`` lets decode() decode one
-    # frame in ``sparse_step``. A stretch between two such frames is decoded whole, with the stretches
-    # either side of it, when ``changed`` says its ends differ; elsewhere the sink is fed the stretch's
-    # first picture again for each of its frames (see _SparsePicture).
+    # a sink with ``sparse_step`` (frames, >= 3) and ``compare(a, b) -> (changed, may_cut)`` lets decode()
+    # decode one frame in ``sparse_step``, and the middle of any gap whose ends changed, until no gap
+    # changed; next to two neighbouring frames that may be a cut, the frames the sink judges it on. An
+    # undecoded frame is fed the last decoded picture again (see _SparsePicture).
 
 
 @dataclass
@@ -599,136 +599,168 @@ class _SparsePicture:
     """Intra-only picture decoded sparsely, with every sink fed exactly as a full decode would feed it
     where it matters.
 
-    One packet in ``step`` is decoded (a *sample*); the packets between two samples (a *stretch*) are
-    kept, compressed. When the sparse sink's ``changed(first, last)`` says a stretch's two samples
-    differ, that stretch is decoded whole, and ``MARGIN`` frames on each side of it, so a detector sees
-    every real frame a cut there is judged on (its score needs the frame before it; PySceneDetect's
-    adaptive window, the 2 scores either side). An unchanged stretch feeds its first sample again for each of its frames: its
-    frame scores are zero and the score at its end is the change over the whole stretch, which
-    ``changed`` has just called small, so no cut can be found there, and none is missed unless a picture
-    changes and changes back within one stretch. Sinks with ``wants`` get the frames they want decoded.
+    One frame in ``step`` is decoded (a *sample*); the packets in between are kept, compressed, until
+    their frames are fed. Every gap between two decoded frames whose pictures differ (the sparse sink's
+    ``compare(a, b)``, first answer: a third of the smallest change a cut needs) is halved: its middle frame is decoded,
+    and so on until every gap left is unchanged or none is left. Two decoded neighbours whose change
+    could be a cut (its second answer) get ``MARGIN`` real frames on each side, so the detector judges
+    that frame on every real frame its score and its window need (the frame before; PySceneDetect's
+    adaptive window, the 2 scores either side), then the gaps that leaves are halved in turn.
+
+    A frame that was not decoded is fed the last decoded picture before it, so its score is zero and the
+    score at the next decoded frame is the change over the gap, which ``compare`` called small: no cut
+    can be found there, and none is missed unless a picture changes and changes back within one gap (a
+    stretch is shorter than the shortest shot, so that takes more than a cut). Frames are fed once no
+    decision can reach them any more (two stretches behind the newest sample). Sinks with ``wants`` get
+    the frames they want decoded, each its own real frame.
     """
 
-    MARGIN = 3          # frames decoded on each side of a changed stretch
+    MARGIN = 3          # real frames before a possible cut (after it: MARGIN - 1)
 
     def __init__(self, stream, plan, step: int):
         self.step = step
-        self.sparse = [p for p in plan if hasattr(p[0], "changed")]
-        self.picky = [p for p in plan if not hasattr(p[0], "changed")]
+        self.sparse = [p for p in plan if hasattr(p[0], "compare")]
+        self.picky = [p for p in plan if not hasattr(p[0], "compare")]
         self.ctx = stream.codec_context
         self.ctx.thread_type = "SLICE"          # a decoded packet's frame comes back at once
         self.next_index = 0                     # next frame number owed to the sinks
         self.next_packet_index = 0
         self.damaged = 0
         self.decoded = 0                        # pictures decoded (cost)
-        self._open: list[tuple[int, object]] = []     # the stretch being read: (frame number, packet)
-        self._done: list[dict] = []             # read stretches not yet fed: packets, last frame, changed
-        self._prev_changed = False              # the last fed stretch's own change
-        self._held: dict[int, object] = {}      # per sparse sink: the last picture it was fed
-        self._last_sample: list | None = None   # the last sample's pictures (for changed())
+        self._packets: dict[int, object] = {}   # frame number -> packet, received and not yet fed
+        self._images: dict[int, list | None] = {}   # tried and not yet fed: the sparse sinks' pictures (None: damaged)
+        self._samples: list[int] = []           # samples not yet fed
+        self._owed: set[int] = set()            # frames to decode when they arrive (after a possible cut)
+        self._pairs: dict[tuple[int, int], tuple[bool, bool]] = {}   # (a, b) -> (changed, may cut)
+        self._held: list | None = None          # the last picture fed to each sparse sink
+        self._av: dict[int, object] = {}        # decoded frames kept for sinks with ``wants`` (not yet fed)
+        self._av_bytes = 0
+        self._bad: set[int] = set()             # frames that failed to decode
 
     @classmethod
     def for_stream(cls, stream, plan) -> "_SparsePicture | None":
-        steps = [getattr(p[0], "sparse_step", None) for p in plan if hasattr(p[0], "changed")]
+        steps = [getattr(p[0], "sparse_step", None) for p in plan if hasattr(p[0], "compare")]
         codec = stream.codec_context.codec
         if (not steps or not getattr(codec, "intra_only", False)
-                or any(p[3] is None and not hasattr(p[0], "changed") for p in plan)
+                or any(p[3] is None and not hasattr(p[0], "compare") for p in plan)
                 or os.environ.get("DAILIES_FULL_DECODE")):
             return None
         step = min(s for s in steps if s)
         return cls(stream, plan, step) if step >= 3 else None
 
-    def _decode(self, packet):
+    AV_BUDGET = 256 << 20   # bytes of decoded frames kept for sinks with ``wants``; beyond, decoded again
+
+    def _decode(self, index: int):
         import av
 
+        if index in self._av:
+            return self._av[index]
+        if index in self._bad:
+            return None
         try:
-            frames = self.ctx.decode(packet)
+            frames = self.ctx.decode(self._packets[index])
         except av.error.FFmpegError:       # a damaged picture is skipped, as in a full decode
             self.damaged += 1
+            self._bad.add(index)
             return None
         self.decoded += 1
-        return frames[-1] if frames else None
+        frame = frames[-1] if frames else None
+        if frame is not None and self.picky:
+            size = sum(p.buffer_size for p in frame.planes)
+            if self._av_bytes + size <= self.AV_BUDGET:
+                self._av[index] = frame
+                self._av_bytes += size
+        return frame
 
-    def _images(self, frame, plan) -> list:
-        return [scaler.reformat(frame, width=size[0], height=size[1], format=fmt).to_ndarray()
-                for _sk, size, fmt, _w, scaler in plan]
+    def _try(self, index: int) -> bool:
+        """Decode frame ``index`` for the sparse sinks; whether it gave a picture."""
+        frame = self._decode(index)
+        self._images[index] = None if frame is None else [
+            scaler.reformat(frame, width=size[0], height=size[1], format=fmt).to_ndarray()
+            for _sk, size, fmt, _w, scaler in self.sparse]
+        return frame is not None
 
     def add(self, packet, index: int) -> None:
         self.next_packet_index = index + 1
-        if not self._held:                         # the very first picture is a sample
-            frame = self._decode(packet)
-            if frame is None:
+        self._packets[index] = packet
+        if not self._samples or index - self._samples[-1] >= self.step or index in self._owed:
+            self._owed.discard(index)
+            is_sample = not self._samples or index - self._samples[-1] >= self.step
+            if self._try(index) and is_sample:
+                self._samples.append(index)
+                if len(self._samples) > 1:
+                    self._settle()
+                if len(self._samples) > 3:
+                    self._feed_until(self._samples[-3])
+
+    def _pair(self, a: int, b: int) -> tuple[bool, bool]:
+        if (a, b) not in self._pairs:
+            ia, ib = self._images[a], self._images[b]
+            each = [sk.compare(ia[i], ib[i]) for i, (sk, *_r) in enumerate(self.sparse)]
+            self._pairs[(a, b)] = (any(c for c, _m in each), any(m for _c, m in each))
+        return self._pairs[(a, b)]
+
+    def _settle(self) -> None:
+        """Decode until every gap between decoded frames (up to the newest sample) is unchanged and every
+        possible cut has its margin."""
+        while True:
+            real = sorted(k for k, im in self._images.items() if im is not None)
+            start = self.next_index
+            want: set[int] = set()
+            for a, b in zip(real, real[1:]):
+                gap = [k for k in range(a + 1, b) if k in self._packets and k not in self._images]
+                changed, may_cut = self._pair(a, b)
+                if gap:
+                    if changed:
+                        want.add(gap[len(gap) // 2])
+                elif may_cut:
+                    for k in range(max(start, b - self.MARGIN), b + self.MARGIN):
+                        if k in self._packets:
+                            if k not in self._images:
+                                want.add(k)
+                        elif k >= self.next_packet_index:
+                            self._owed.add(k)
+            if not want:
                 return
-            self._feed_all(frame, index)
-            return
-        self._open.append((index, packet))
-        if len(self._open) >= self.step:
-            self._close_stretch()
+            for k in sorted(want):
+                self._try(k)
 
-    def _close_stretch(self, final: bool = False) -> None:
-        if not self._open:
-            return
-        index, packet = self._open[-1]
-        frame = self._decode(packet)
-        images = self._images(frame, self.sparse) if frame is not None else None
-        changed = final or images is None or any(
-            sk.changed(self._last_sample[i], images[i]) for i, (sk, *_r) in enumerate(self.sparse))
-        if images is not None:
-            self._last_sample = images
-        self._done.append({"packets": self._open, "frame": frame, "images": images, "changed": changed})
-        self._open = []
-        while len(self._done) >= 2:
-            self._feed_stretch(self._done[0], self._done[1]["changed"])
-            self._done.pop(0)
-
-    def _feed_stretch(self, st: dict, next_changed: bool) -> None:
-        last = len(st["packets"]) - 1
-        # Decoded: a changed stretch whole; next to one, the frames within MARGIN of it (a cut's score
-        # needs the frame before it, and its adaptive window the 2 scores either side).
-        if st["changed"]:
-            real = set(range(last))
-        else:
-            real = set(range(min(last, self.MARGIN))) if self._prev_changed else set()
-            if next_changed:
-                real |= set(range(max(0, last - self.MARGIN), last))
-        self._prev_changed = st["changed"]
-        for j, (index, packet) in enumerate(st["packets"]):
-            if j == last:                           # the stretch's end sample: decoded already
-                if st["frame"] is not None:
-                    self._feed_all(st["frame"], index, st["images"])
+    def _feed_until(self, end: int) -> None:
+        """Feed every frame before ``end`` (a decoded frame) to the sinks, and forget them."""
+        for m in sorted(k for k in self._packets if k < end):
+            images = self._images.pop(m, None)
+            if images is None and self._held is None:      # nothing decoded yet: the next picture covers it
+                del self._packets[m]
+                self._bad.discard(m)
                 continue
-            if j in real:
-                frame = self._decode(packet)
-                if frame is not None:
-                    self._feed_all(frame, index)
-                continue
-            for i, (sk, *_r) in enumerate(self.sparse):   # unchanged: the stretch's first picture again
-                for k in range(self.next_index, index + 1):
+            if images is not None:
+                self._held = images
+            for i, (sk, *_r) in enumerate(self.sparse):
+                for k in range(self.next_index, m + 1):
                     sk.feed(k, self._held[i])
-            if any(w is not None and any(w(k) for k in range(self.next_index, index + 1))
+            if any(w is not None and any(w(k) for k in range(self.next_index, m + 1))
                    for _sk, _s, _f, w, _sc in self.picky):
-                frame = self._decode(packet)
+                frame = self._decode(m)
                 if frame is not None:
-                    _feed_frame(self.picky, frame, index, self.next_index)
-            self.next_index = index + 1
-
-    def _feed_all(self, frame, index: int, sparse_images: list | None = None) -> None:
-        images = sparse_images if sparse_images is not None else self._images(frame, self.sparse)
-        for i, (sk, *_r) in enumerate(self.sparse):
-            for k in range(self.next_index, index + 1):
-                sk.feed(k, images[i])
-            self._held[i] = images[i]
-        if self._last_sample is None:
-            self._last_sample = images
-        _feed_frame(self.picky, frame, index, self.next_index)
-        self.next_index = index + 1
+                    _feed_frame(self.picky, frame, m, self.next_index)
+            self.next_index = m + 1
+            del self._packets[m]
+            self._bad.discard(m)
+            frame = self._av.pop(m, None)
+            if frame is not None:
+                self._av_bytes -= sum(p.buffer_size for p in frame.planes)
+        self._samples = [s for s in self._samples if s >= end]
+        self._pairs = {ab: v for ab, v in self._pairs.items() if ab[0] >= end}
 
     def close(self) -> None:
-        """The end of the stream: the last, short stretch is decoded whole."""
-        self._close_stretch(final=True)
-        while self._done:
-            self._feed_stretch(self._done[0], True)
-            self._done.pop(0)
+        """The end of the stream: its last frame is a sample, then everything is fed."""
+        if self._packets:
+            last = max(self._packets)
+            if last not in self._images and self._try(last):
+                self._samples.append(last)
+            self._owed.clear()
+            self._settle()
+            self._feed_until(last + 1)
 
 
 def load_audio(path: str, *, audio_tc_rate: Fraction = Fraction(24000, 1001)) -> np.ndarray:

@@ -16,7 +16,7 @@ from .records import Shot
 DETECTORS = ("adaptive", "content", "none")
 # PySceneDetect's auto-downscale aims at this width; the detectors' thresholds are tuned for it.
 WORK_WIDTH = 256
-# Intra-only picture (ProRes, DNx ...): decode one frame in this many, and whole around changes.
+# Intra-only picture (ProRes, DNx ...): decode one frame in this many, and more where the picture changes.
 SPARSE_STEP = 8
 
 
@@ -58,16 +58,18 @@ class ShotDetector:
 
     @property
     def sparse_step(self) -> int:
-        """Intra-only picture is decoded one frame in this many, and whole around changes (see
-        :class:`indexer.media._SparsePicture`); never more than a third of the shortest shot."""
-        return max(3, min(SPARSE_STEP, self.min_len // 3))
+        """Intra-only picture is decoded one frame in this many, and more where the picture changes (see
+        :class:`indexer.media._SparsePicture`); shorter than the shortest shot, so two cuts a shot apart
+        never fall between two samples."""
+        return max(3, min(SPARSE_STEP, (2 * self.min_len) // 3))
 
-    def changed(self, a: np.ndarray, b: np.ndarray) -> bool:
-        """Whether the frames between pictures ``a`` and ``b`` may hold a cut: their difference, in the
-        detector's own score (mean HSV distance), reaches a third of the smallest score a cut needs. A
-        cut's score can only hide below that if the rest of the stretch changes the picture back by
-        two thirds of the cut's own change."""
-        return _hsv_distance(a, b) >= self._cut_floor / 3.0
+    def compare(self, a: np.ndarray, b: np.ndarray) -> tuple[bool, bool]:
+        """For pictures ``a`` and ``b`` (in the detector's own score, the mean HSV distance): whether the
+        frames between them may hold a cut (a third of the smallest score a cut needs: a cut's score can
+        only hide below that if the rest of the stretch changes the picture back by two thirds of the
+        cut's own change), and, for neighbouring frames, whether ``b`` may be a cut (the score a cut needs)."""
+        score = _hsv_distance(a, b)
+        return score >= self._cut_floor / 3.0, score >= self._cut_floor
 
     def feed(self, index: int, image: np.ndarray) -> None:
         found = self.detector.process_frame(self._tc(index, fps=self.rate), image)
@@ -89,9 +91,8 @@ def _hsv_distance(a: np.ndarray, b: np.ndarray) -> float:
     difference of hue, saturation and value, averaged over the three."""
     import cv2
 
-    ha = cv2.cvtColor(a, cv2.COLOR_BGR2HSV)
-    hb = cv2.cvtColor(b, cv2.COLOR_BGR2HSV)
-    return float(cv2.absdiff(ha, hb).reshape(-1, 3).mean(axis=0).mean())
+    per_channel = cv2.mean(cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_BGR2HSV), cv2.cvtColor(b, cv2.COLOR_BGR2HSV)))
+    return float(sum(per_channel[:3]) / 3.0)
 
 
 def shots_from_cuts(cuts: list[int], total_frames: int) -> list[Shot]:
