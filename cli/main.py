@@ -140,6 +140,10 @@ def index_cmd(
     no_vad: bool = typer.Option(False, "--no-vad", help="Do not skip non-speech with the VAD."),
     shots: str = typer.Option("adaptive", "--shots", help="Shot detector: adaptive, content or none."),
     shot_threshold: Optional[float] = typer.Option(None, "--shot-threshold", help="Detector threshold."),
+    hw_decode: str = typer.Option("off", "--hw-decode", envvar="DAILIES_HW_DECODE",
+                                  help="Decode long-GOP picture (H.264, HEVC) on a hardware decoder: off, auto "
+                                       "(VideoToolbox on macOS, CUDA elsewhere) or a device type; falls back to "
+                                       "software when the device cannot be opened."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = all available)."),
     audio_tc_rate: Optional[str] = typer.Option(None, "--audio-tc-rate", envvar="DAILIES_AUDIO_TC_RATE",
                                                 help="Timecode rate for sound files that state none "
@@ -192,10 +196,13 @@ def index_cmd(
 
     if shots not in DETECTORS:
         raise DailiesError(f"Unknown shot detector '{shots}' (use one of: {', '.join(DETECTORS)}).")
+    from indexer.media import check_hw_decode
+
+    hw_decode = check_hw_decode(hw_decode)
     settings = IndexSettings(whisper_model=whisper_model, device=device, compute_type=compute_type,
                              language=language, beam_size=beam_size, vad=not no_vad,
                              threads=threads or default_threads(), shot_detector=shots,
-                             shot_threshold=shot_threshold, force=force, visual=not no_visual,
+                             shot_threshold=shot_threshold, hw_decode=hw_decode, force=force, visual=not no_visual,
                              speakers=not no_speakers, diarization_model=diarization_model, channels=channels,
                              clip_model=clip_model, clip_checkpoint=clip_checkpoint, clip_batch=clip_batch,
                              keyframe_every=keyframe_every,

@@ -58,6 +58,8 @@ class IndexSettings:
     threads: int = field(default_factory=default_threads)
     shot_detector: str = DEFAULT_SHOT_DETECTOR   # adaptive | content | none
     shot_threshold: float | None = None
+    # long-GOP picture on a hardware decoder: off | auto | a device type (indexer.media.HW_DECODE_OFF)
+    hw_decode: str = field(default_factory=lambda: os.environ.get("DAILIES_HW_DECODE", "off"))
     audio_tc_rate: Fraction = field(
         default_factory=lambda: parse_rate(os.environ.get("DAILIES_AUDIO_TC_RATE", "24000/1001"))
     )

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import struct
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +26,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from .errors import MediaError
+from .errors import MediaError, UsageError
 from .records import AudioStream, MediaInfo
 from .timecode import (
     frames_to_tc,
@@ -382,6 +383,7 @@ class Decoded:
     pictures_decoded: int | None = None # of which decoded (fewer when intra-only picture is sampled)
     damaged_packets: int = 0
     sample_rate: int = SAMPLE_RATE
+    picture_decoder: str | None = None  # "software", or the hardware device type that decoded the picture
 
     @property
     def audio_seconds(self) -> float:
@@ -436,6 +438,73 @@ class _StreamAudio:
             self.each.skip(count)
 
 
+# Hardware decoding of long-GOP picture (H.264, HEVC ...), asked for with ``hw_decode``: "off" (the default),
+# "auto" (VideoToolbox on macOS, else CUDA when this FFmpeg has it) or a device type of
+# av.codec.hwaccel.hwdevices_available(). A device that cannot be opened is not tried again in this process,
+# and the file is decoded in software. Intra-only picture keeps the sparse software path. Not the default:
+# no hardware decoder was available where it was built, so it has only been run down its software fallback.
+HW_DECODE_OFF = "off"
+_HW_FAILED: set[str] = set()
+
+
+def hw_decode_types() -> list[str]:
+    """The device types this FFmpeg can decode on (not whether such a device is present)."""
+    from av.codec.hwaccel import hwdevices_available
+
+    return list(hwdevices_available())
+
+
+def check_hw_decode(choice: str | None) -> str:
+    """``choice`` normalised, or a clear error when this FFmpeg cannot decode on that kind of device."""
+    choice = (choice or HW_DECODE_OFF).strip().lower()
+    available = hw_decode_types()
+    if choice not in (HW_DECODE_OFF, "auto", *available):
+        raise UsageError(f"Hardware decoding '{choice}' is not available here (choose off, auto"
+                         f"{''.join(', ' + t for t in available)}).")
+    return choice
+
+
+def _hw_device(choice: str) -> str | None:
+    choice = check_hw_decode(choice)
+    if choice == HW_DECODE_OFF:
+        return None
+    if choice == "auto":
+        wanted = ("videotoolbox",) if sys.platform == "darwin" else ("cuda",)
+        choice = next((t for t in wanted if t in hw_decode_types()), "")
+    return choice if choice and choice not in _HW_FAILED else None
+
+
+def _intra_only(codec_name: str | None) -> bool:
+    import av
+
+    try:
+        return bool(codec_name) and bool(av.codec.Codec(codec_name, "r").intra_only)
+    except Exception:       # an unknown decoder: treated as long-GOP
+        return False
+
+
+def _open_for_picture(info: "MediaInfo", hw_decode: str):
+    """Open ``info.path`` for decoding, on the hardware decoder when asked for and the picture is long-GOP.
+    Returns (container, the device type decoding the picture or None)."""
+    hw_decode = check_hw_decode(hw_decode)
+    device = _hw_device(hw_decode) if info.has_video and not _intra_only(info.video_codec) else None
+    if device is not None:
+        import av
+        import av.logging
+        from av.codec.hwaccel import HWAccel
+
+        level = av.logging.get_level()
+        av.logging.set_level(None)
+        try:
+            return av.open(info.path, metadata_errors="ignore",
+                           hwaccel=HWAccel(device, allow_software_fallback=True)), device
+        except Exception:           # no such device here, no permission ...: software (and a bad file says so there)
+            _HW_FAILED.add(device)
+        finally:
+            av.logging.set_level(level)
+    return _open(info.path), None
+
+
 def decode(
     info: MediaInfo,
     *,
@@ -444,23 +513,26 @@ def decode(
     sink: FrameSink | None = None,
     sinks: list[FrameSink] | None = None,
     progress: Callable[[float], None] | None = None,
+    hw_decode: str = HW_DECODE_OFF,
 ) -> Decoded:
     """Decode ``info.path`` once: audio to 16 kHz mono (and per channel when ``keep_channels``),
     picture frames reduced to each sink's size (shot detection, keyframes ...). Time zero is the
     first picture frame (or the start of the sound in an audio-only file). ``progress`` gets
-    seconds decoded so far.
+    seconds decoded so far. ``hw_decode``: see ``HW_DECODE_OFF``.
     """
     import av
 
     sinks = [x for x in ([sink] if sink is not None else []) + list(sinks or []) if x is not None]
     want_audio = audio and info.has_audio
     want_video = bool(sinks) and info.has_video
-    container = _open(info.path)
+    container, device = _open_for_picture(info, hw_decode) if want_video else (_open(info.path), None)
     try:
         a_streams = [container.streams[a.index] for a in info.audio] if want_audio else []
         v_stream = container.streams[info.video_stream] if want_video else None
         if v_stream is not None:
             v_stream.thread_type = "AUTO"
+            if device is not None and not getattr(v_stream.codec_context, "is_hwaccel", False):
+                device = None           # this stream's decoder has no hardware path: software
         streams = ([v_stream] if v_stream is not None else []) + a_streams
         if not streams:
             return Decoded(audio=None)
@@ -551,7 +623,8 @@ def decode(
         container.close()
 
     result = Decoded(audio=None, frames=next_index if want_video else None, damaged_packets=damaged,
-                     pictures_decoded=(sparse.decoded if sparse is not None else next_index) if want_video else None)
+                     pictures_decoded=(sparse.decoded if sparse is not None else next_index) if want_video else None,
+                     picture_decoder=(device or "software") if want_video else None)
     if want_audio:
         length = max((sa.sum.n for sa in acc.values()), default=0)
         counts = [sa.sum.n for sa in acc.values() for _ in range(sa.channels)]

@@ -707,8 +707,11 @@ class Indexer:
         t = time.monotonic()
         decoded = decode(info, audio=info.has_audio, sink=sink, keep_channels=keep_channels,
                          sinks=[picture_step.sink] if picture_step is not None else None,
-                         progress=lambda t_: rep.step("decoding", t_, info.duration, file=p.path))
+                         progress=lambda t_: rep.step("decoding", t_, info.duration, file=p.path),
+                         hw_decode=s.hw_decode)
         timings["decode"] = time.monotonic() - t      # with shot detection (keyframe embedding: below)
+        if decoded.picture_decoder is not None:
+            models["picture_decoder"] = decoded.picture_decoder
         if decoded.damaged_packets:
             p.warnings.append(f"{info.path}: {decoded.damaged_packets} damaged packets were skipped.")
         if decoded.frames is not None:

@@ -22,6 +22,7 @@ Prints, for the same set of files (default: the fixture shoot + real media from 
     voice pass, and start-up: interpreter, imports and exit, i.e. the wall time nothing else explains);
   * with --camera DIR: camera originals (1080p ProRes 422 HQ with 24-bit 4-channel sound, UHD H.264 long GOP,
     64 s each, made by scripts/make_camera_originals.py): picture side / transcription, sparse and full decode;
+    with --hw-decode KIND also on that hardware decoder, and which decoder ran;
   * with --jobs 1,2: `dailies index --jobs N` scaling on the same files;
   * with --fixed: the fixed cost of a run, on a 1 s file cut from sample.wav (goal <= 3 s with every
     default step), with its profile, without and with speakers.
@@ -140,6 +141,9 @@ def main() -> int:
     ap.add_argument("--camera", type=Path, metavar="DIR",
                     help="only the camera originals' picture side: make them in DIR (scripts/"
                          "make_camera_originals.py; kept there) and set decode + shots against transcription")
+    ap.add_argument("--hw-decode", default="off", metavar="KIND",
+                    help="with --camera: also time the picture side on this hardware decoder (auto, cuda, "
+                         "videotoolbox ...; see `dailies index --hw-decode`)")
     ap.add_argument("--jobs", default="", metavar="N,M",
                     help="only --jobs scaling: the same files with every default step at each --jobs (the cores "
                          "shared among the jobs), wall time and speed-up against the first")
@@ -313,9 +317,10 @@ if sys.argv[2] == "full":
     os.environ["DAILIES_FULL_DECODE"] = "1"
 info = probe(sys.argv[1])
 det = ShotDetector(info.rate)
-d = decode(info, audio=False, sink=det)
+d = decode(info, audio=False, sink=det, hw_decode=sys.argv[3] if len(sys.argv) > 3 else "off")
 cuts = [s.first_frame for s in det.finish(d.frames)][1:]
-print(json.dumps({"seconds": time.monotonic() - t0, "frames": d.frames, "decoded": d.pictures_decoded, "cuts": cuts}))
+print(json.dumps({"seconds": time.monotonic() - t0, "frames": d.frames, "decoded": d.pictures_decoded, "cuts": cuts,
+                  "decoder": d.picture_decoder}))
 """
 
 
@@ -340,8 +345,8 @@ def camera_originals(args) -> int:
         path = str(args.camera / name)
         fw = measured([sys.executable, "-c", FW_ALONE, src.path, lang, str(args.threads)], stdin=json.dumps([path]))
         out = {}
-        for mode in ("sparse", "full"):
-            run = measured([sys.executable, "-c", PICTURE_SIDE, path, mode])
+        for mode in ("sparse", "full") + (("hw",) if args.hw_decode != "off" else ()):
+            run = measured([sys.executable, "-c", PICTURE_SIDE, path, mode] + ([args.hw_decode] if mode == "hw" else []))
             completed(run)
             out[mode] = {**json.loads(run["stdout"]), "wall": run["wall"], "rss": run["rss"]}
         sp, fu = out["sparse"], out["full"]
@@ -354,6 +359,11 @@ def camera_originals(args) -> int:
         print(f"  cuts: {len(sp['cuts'])}, {'identical to' if sp['cuts'] == fu['cuts'] else 'DIFFERENT from'} the "
               f"full decode's; known segment cuts found to the frame: {len(rec['segment_cuts']) - len(missed)}"
               f"/{len(rec['segment_cuts'])}" + (f" (missed {missed})" if missed else ""))
+        if "hw" in out:
+            hw = out["hw"]
+            print(f"  --hw-decode {args.hw_decode}: decoded by {hw['decoder']}, {hw['wall']:.1f} s = "
+                  f"{hw['wall'] / fw['wall']:.2f} x transcription; cuts "
+                  f"{'identical to' if hw['cuts'] == fu['cuts'] else 'DIFFERENT from'} the full software decode's")
     return 0
 
 

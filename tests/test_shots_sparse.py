@@ -117,3 +117,26 @@ def test_prores_camera_original_cuts_to_the_frame(tmp_path, monkeypatch):
     assert set(record["segment_cuts"]) <= set(cuts), (record["segment_cuts"], cuts)
     assert sparse.frames == full.frames == record["frames"]
     assert sparse.pictures_decoded < full.pictures_decoded
+
+
+def test_hardware_decoding_falls_back_to_software_with_the_same_cuts(intra, monkeypatch):
+    """--hw-decode asks for a hardware decoder for long-GOP picture. Where the device cannot be opened (no GPU
+    here) the file is decoded in software with the same frames and cuts, and the take says which decoder ran;
+    intra-only picture keeps the sparse software path; an unknown kind is one clear sentence."""
+    from indexer import media
+    from indexer.errors import UsageError
+
+    soft, soft_cuts, _ = _run(TOS, monkeypatch, full=False)
+    assert soft.picture_decoder == "software"
+    info = probe(str(TOS))
+    det = ShotDetector(info.rate)
+    hw = decode(info, audio=False, sink=det, hw_decode="cuda" if "cuda" in media.hw_decode_types() else "auto")
+    assert [s.first_frame for s in det.finish(hw.frames)] == soft_cuts
+    assert hw.frames == soft.frames == 204
+    assert hw.picture_decoder in ("software", "cuda")
+    info = probe(str(intra["tos_prores"]))
+    det = ShotDetector(info.rate)
+    d = decode(info, audio=False, sink=det, hw_decode="auto")
+    assert d.picture_decoder == "software" and d.pictures_decoded < d.frames
+    with pytest.raises(UsageError, match="Hardware decoding 'quantum' is not available here"):
+        decode(info, audio=False, sink=ShotDetector(info.rate), hw_decode="quantum")
