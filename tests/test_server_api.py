@@ -399,7 +399,7 @@ def test_a_warm_server_keeps_the_commonest_words_shares_and_answers_the_same(sho
     """`dailies serve` reads the commonest words' full-text shares on a thread at start (issue 15): they are
     kept for every reader of the index, and searches answer exactly as a server that did not warm up."""
     from indexer.store import Index
-    from indexer.store.catalog import _PhraseScores
+    from indexer.store.fulltext import _PhraseScores
 
     _PhraseScores._by_path.clear()
     with Index.open(shoot_index) as idx:

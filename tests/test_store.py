@@ -283,7 +283,7 @@ def test_kept_phrase_scores_rank_exactly_as_fts5_and_follow_the_writer(tmp_path,
     rowids, scores and order, ties included, as FTS5's own OR query, and a writer's new line at once. Nothing
     is kept before the index has held still for a while (the OR query answers meanwhile)."""
     from indexer.search import full_text_phrases
-    from indexer.store.catalog import _PhraseScores
+    from indexer.store.fulltext import _PhraseScores
 
     path = _release_copy(tmp_path)
     with Index.open(path) as reader:
