@@ -17,6 +17,13 @@ from .models.whisper import BUNDLED, resolve_whisper
 from .records import Word
 
 log = logging.getLogger(__name__)
+# Where a window's text fails faster-whisper's checks (compression ratio, log probability) it is decoded again at
+# rising temperatures, by sampling. CTranslate2 seeds each of its worker threads' generators, at their first
+# sample, from std::random_device unless a seed was set: the same take gave other words run after run (a 1 h take:
+# 6,298 and 6,443 words with 2 and 8 such windows). Set before the model (and its threads) is made, a take
+# transcribed first by a fresh model gives the same words every time; after other takes in the same process, the
+# windows decoded by sampling may still differ, since the generators have moved on.
+SAMPLING_SEED = 0
 
 
 class Transcriber:
@@ -57,9 +64,11 @@ class Transcriber:
     def _load(self):
         if self._model is not None:
             return self._model
+        import ctranslate2
         from faster_whisper import WhisperModel
 
         device, compute = self._resolve()
+        ctranslate2.set_random_seed(SAMPLING_SEED)
         try:
             self._model = WhisperModel(self.source.path, device=device, compute_type=compute,
                                        cpu_threads=self.threads or 0, local_files_only=True)
@@ -89,6 +98,7 @@ class Transcriber:
             "beam_size": self.beam_size,
             "vad": self.vad,
             "word_timestamps": True,
+            "sampling_seed": SAMPLING_SEED,
         }
 
     def key(self) -> str:

@@ -38,3 +38,31 @@ def test_the_transcriber_computes_features_in_blocks():
     t = Transcriber(BUNDLED)
     t.transcribe(np.zeros(16000, dtype=np.float32))
     assert isinstance(t._load().feature_extractor, whisper_features.BlockFeatures)
+
+
+SAMPLED = r"""
+import json, sys
+from indexer.media import load_audio
+from indexer.speech import Transcriber
+model = Transcriber(threads=1)._load()
+segments, _ = model.transcribe(load_audio(sys.argv[1]), language="en", temperature=1.0, beam_size=1, best_of=1,
+                               vad_filter=False, condition_on_previous_text=False)
+print(json.dumps(" ".join(s.text for s in segments)))
+"""
+
+
+def test_a_fresh_transcriber_samples_the_same_words_every_time():
+    """faster-whisper decodes a window again by sampling when its text fails a check; CTranslate2 seeds its sampling
+    from std::random_device unless a seed is set, and the same take gave other words from run to run. The
+    transcriber sets the seed: two fresh processes decoding JFK's speech by sampling alone (temperature 1, the
+    fallback's own call) give the same words (without the seed they differ nearly every time)."""
+    import subprocess
+    import sys
+
+    path = EVAL / "speech" / "fw_jfk.flac"
+    runs = [subprocess.run([sys.executable, "-c", SAMPLED, str(path)], capture_output=True, text=True, timeout=300)
+            for _ in range(3)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
+    words = {r.stdout for r in runs}
+    assert len(words) == 1, words
+    assert "country" in next(iter(words))
