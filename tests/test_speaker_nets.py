@@ -263,7 +263,8 @@ def test_a_corrupt_export_is_made_again_once(models, exported, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_models_fetch_makes_the_exports(models, tmp_path, monkeypatch):
-    """`dailies models fetch` exports the networks after fetching, into the model cache's onnx/."""
+    """`dailies models fetch` exports the networks after fetching, into the model cache's onnx/, and removes
+    the exports of the same weights an earlier version of dailies made (nothing else)."""
     from indexer.models import diarization, fetch
 
     base = tmp_path / "cache"
@@ -277,9 +278,17 @@ def test_models_fetch_makes_the_exports(models, tmp_path, monkeypatch):
         (base / mf.relpath).write_text("licence")
     monkeypatch.setenv("DAILIES_MODELS", str(base))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))          # no exports from the user's cache
+    (base / "onnx").mkdir()
+    old = ["campplus-92f29b94e694-v1.onnx", "segmentation-3.0-da85c29829d4-v0.onnx",
+           "campplus-92f29b94e694-v2-int8v0-deadbeef.onnx"]
+    others = ["campplus-000000000000-v1.onnx", "mine.onnx"]               # other weights', the user's own
+    for name in old + others:
+        (base / "onnx" / name).write_bytes(b"x" * 1000)
     lines = fetch([])                                                      # all present: nothing downloaded
     assert any("already present" in line for line in lines)
-    made = sorted(p.name for p in (base / "onnx").iterdir())
+    assert "removed 3 made by an earlier version" in lines[-1]
+    assert all((base / "onnx" / n).is_file() for n in others)
+    made = sorted(p.name for p in (base / "onnx").iterdir() if p.name not in others)
     assert len(made) == 3 and made[1] == "campplus-92f29b94e694-v2.onnx"
     assert made[0].startswith("campplus-92f29b94e694-v2-int8v1-")                # the int8 CAM++, made from it
     assert made[2].startswith("segmentation-3.0-da85c29829d4")

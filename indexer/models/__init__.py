@@ -92,4 +92,6 @@ def _export_speaker_nets() -> str:
         int8 = nets.int8_campp_path(models)
     except ModelError as exc:
         return f"ONNX speaker models: not made now ({exc.message}); they will be made on first use."
-    return f"ONNX speaker models (for ONNX Runtime): {seg}, {campp}, {int8}"
+    files, size = nets.remove_superseded_exports(models)
+    old = f"; removed {files} made by an earlier version ({size / 2**20:.0f} MB)" if files else ""
+    return f"ONNX speaker models (for ONNX Runtime): {seg}, {campp}, {int8}{old}"

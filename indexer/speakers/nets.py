@@ -325,22 +325,52 @@ def _export_to(folder: Path, name: str, export, source: str, doing: str = "expor
     return dst
 
 
+def _find_or_make(name: str, cache_dir: str | os.PathLike | None, force: bool, make, source,
+                  doing: str = "exporting it to ONNX") -> Path:
+    """The cached file ``name`` from the usual places (or ``cache_dir``), else made by ``make(source, path)`` into
+    the first writable one (``source``: a path, or a callable giving it, asked only then)."""
+    where = [Path(cache_dir)] if cache_dir is not None else cache_dirs()
+    found = None if force else next((d / name for d in where if (d / name).is_file()), None)
+    if found is None:
+        found = _export_to(_writable_dir(Path(cache_dir) if cache_dir is not None else None), name, make,
+                           str(source() if callable(source) else source), doing)
+    return found
+
+
 def onnx_paths(models: "DiarizationModels", *, cache_dir: str | os.PathLike | None = None,
                force: bool = False) -> tuple[Path, Path]:
     """(segmentation ONNX, CAM++ ONNX) of the default models, exported on first need (torch and
     pyannote.audio are imported then only). ``cache_dir`` replaces the usual places (tests);
     ``force`` exports again even when the files exist."""
     seg_name, campp_name, _ = _names(models)
+    return (_find_or_make(seg_name, cache_dir, force, export_segmentation, models.segmentation),
+            _find_or_make(campp_name, cache_dir, force, export_campp, models.embedding))
+
+
+def superseded_exports(models: "DiarizationModels", *, cache_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Exports of these weights made by earlier versions of dailies (another export or int8 version, other
+    ranges): nothing reads them any more. Only files named as this module names them are listed."""
+    names = _names(models)
+    current = set(names)
+    seg_sha, campp_sha = names[0].split("-")[2], names[1].split("-")[1]     # segmentation-3.0-SHA-vN, campplus-SHA-vN
+    patterns = (f"segmentation-3.0-{seg_sha}-v*.onnx", f"campplus-{campp_sha}-v*.onnx")
     where = [Path(cache_dir)] if cache_dir is not None else cache_dirs()
-    out = []
-    for name, export, source in ((seg_name, export_segmentation, models.segmentation),
-                                 (campp_name, export_campp, models.embedding)):
-        found = None if force else next((d / name for d in where if (d / name).is_file()), None)
-        if found is None:
-            found = _export_to(_writable_dir(Path(cache_dir) if cache_dir is not None else None), name, export,
-                               source)
-        out.append(found)
-    return out[0], out[1]
+    return sorted({f for d in where for pat in patterns for f in d.glob(pat)
+                   if f.is_file() and f.name not in current})
+
+
+def remove_superseded_exports(models: "DiarizationModels", *,
+                              cache_dir: str | os.PathLike | None = None) -> tuple[int, int]:
+    """Delete :func:`superseded_exports` where this user may; (files, bytes) removed."""
+    files = size = 0
+    for f in superseded_exports(models, cache_dir=cache_dir):
+        try:
+            n = f.stat().st_size
+            f.unlink()
+        except OSError:
+            continue
+        files, size = files + 1, size + n
+    return files, size
 
 
 def list_rows(models: "DiarizationModels") -> list[dict]:
@@ -416,14 +446,8 @@ def int8_campp_path(models: "DiarizationModels", *, cache_dir: str | os.PathLike
                     force: bool = False) -> Path:
     """The int8 CAM++ of the default models (:func:`quantize_campp`), made on first need from the float export
     (itself exported first if needed); cached beside the exports."""
-    name = _names(models)[2]
-    where = [Path(cache_dir)] if cache_dir is not None else cache_dirs()
-    found = None if force else next((d / name for d in where if (d / name).is_file()), None)
-    if found is None:
-        _, campp = onnx_paths(models, cache_dir=cache_dir)
-        found = _export_to(_writable_dir(Path(cache_dir) if cache_dir is not None else None), name, quantize_campp,
-                           str(campp), doing="making the int8 CAM++ from it")
-    return found
+    return _find_or_make(_names(models)[2], cache_dir, force, quantize_campp,
+                         lambda: onnx_paths(models, cache_dir=cache_dir)[1], doing="making the int8 CAM++ from it")
 
 
 # ------------------------------------------------------------------------------------------------
