@@ -556,9 +556,11 @@ def main() -> int:
 
         engine = systems["dailies"].pipeline
         chunks = engine.embed.embedder = copy.copy(refinement)     # the engine's chunk embeddings: its own object
+        precision = "int8" if nets.conv_counts(args.campp_onnx)[1] else "float32"     # what the take records
         for embedder in [chunks] if args.campp_onnx_chunks_only else [chunks, refinement]:
             embedder.session = nets._session(args.campp_onnx, args.threads, "CAM++", fixed_shapes=False)
             embedder.onnx_path = str(args.campp_onnx)
+            embedder.precision = precision
         print(f"dailies' CAM++ runs from {args.campp_onnx}"
               + (" for the engine's chunk embeddings (the refinement's segments and windows: the cached export)"
                  if args.campp_onnx_chunks_only else ""))
