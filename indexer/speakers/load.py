@@ -72,6 +72,11 @@ EMBEDDINGS = os.environ.get("DAILIES_SPEAKER_EMBEDDINGS") or "chunks"
 # of speech: 96.3 -> 96.6 %). int8 in the refinement too had been scored first: identity 94.3 %, so not kept. The
 # speaker step runs 1.35x faster.
 CAMPP_INT8 = os.environ.get("DAILIES_CAMPP_INT8", "1").strip().lower() not in ("0", "false", "no", "off")
+# Only the middle N s of each (chunk, local speaker) stretch embedded (tried 2026-12-05, not kept; the chunk embeddings
+# cost 45 % less at N = 3): tuning data first (--tuning-only), N = 3 / 4 / 5: AMI train DER 26.55 / 26.08 / 26.08 %
+# (26.08 % uncut), fixture 9.88 % at each, train identity unchanged at 4 and 5. Scored once on the held-out files at
+# N = 5: sample.wav 5.21 % (same), AMI dev+test 52.60 % against 43.29 % (a dev file split into 4 voices), identity on the
+# 13 AMI files 94.2 % against 94.8 %. Not kept.
 EMBED_MIN_SECONDS = 0.25         # shorter masked speech gives no embedding (NaN, ignored by clustering)
 EMBED_BUCKET = 50                # fbank frames: speech is cropped to a multiple (<= 0.49 s lost), so
                                  # that lengths repeat: batches form and fewer kernel shapes are built
