@@ -591,8 +591,8 @@ def decode(
                     sparse.add(packet, frame_index(packet.pts, packet.time_base, sparse.next_packet_index))
                 except av.error.FFmpegError:
                     damaged += 1
-                    if damaged > 200:
-                        raise MediaError(f"{info.path}: too many damaged packets; the file is corrupt.") from None
+                if damaged + sparse.damaged > 200:      # (undecodable samples also keep their stretch's packets)
+                    raise MediaError(f"{info.path}: too many damaged packets; the file is corrupt.") from None
                 continue
             try:
                 decoded = packet.decode()
