@@ -710,19 +710,23 @@ class Indexer:
                          progress=lambda t_: rep.step("decoding", t_, info.duration, file=p.path),
                          hw_decode=s.hw_decode)
         timings["decode"] = time.monotonic() - t      # with shot detection (keyframe embedding: below)
-        if decoded.picture_decoder is not None:
-            models["picture_decoder"] = decoded.picture_decoder
         if decoded.damaged_packets:
             p.warnings.append(f"{info.path}: {decoded.damaged_packets} damaged packets were skipped.")
         if decoded.frames is not None:
             info.frames = decoded.frames
+        # The picture's decoder, as the take records it: the one that found its shots (a resumed take's shots come
+        # from the step cache, and its picture may not be decoded again at all).
+        picture_decoder = decoded.picture_decoder
         if cached_shots is not None:
             p.shots = [Shot(*v) for v in cached_shots["shots"]]
             info.frames = cached_shots.get("frames", info.frames)
+            picture_decoder = cached_shots.get("decoder", picture_decoder)
         elif detector is not None:
             p.shots = detector.finish(decoded.frames)
             p.new_steps.append(("shots", shots_key, {"shots": [[x.index, x.first_frame, x.last_frame] for x in p.shots],
-                                                     "frames": info.frames}))
+                                                     "frames": info.frames, "decoder": picture_decoder}))
+        if picture_decoder is not None:
+            models["picture_decoder"] = picture_decoder
         p.audio, p.channels = decoded.audio, decoded.channels
         if info.has_audio:
             self._channel_roles(p, decoded, n_channels)
