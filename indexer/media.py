@@ -703,7 +703,6 @@ class _SparsePicture:
         self._packets: dict[int, object] = {}   # frame number -> packet, received and not yet fed
         self._images: dict[int, list | None] = {}   # tried and not yet fed: the sparse sinks' pictures (None: damaged)
         self._samples: list[int] = []           # samples not yet fed
-        self._owed: set[int] = set()            # frames to decode when they arrive (after a possible cut)
         self._pairs: dict[tuple[int, int], tuple[bool, bool]] = {}   # (a, b) -> (changed, may cut)
         self._held: list | None = None          # the last picture fed to each sparse sink
         self._av: dict[int, object] = {}        # decoded frames kept for sinks with ``wants`` (not yet fed)
@@ -756,10 +755,8 @@ class _SparsePicture:
     def add(self, packet, index: int) -> None:
         self.next_packet_index = index + 1
         self._packets[index] = packet
-        if not self._samples or index - self._samples[-1] >= self.step or index in self._owed:
-            self._owed.discard(index)
-            is_sample = not self._samples or index - self._samples[-1] >= self.step
-            if self._try(index) and is_sample:
+        if not self._samples or index - self._samples[-1] >= self.step:
+            if self._try(index):
                 self._samples.append(index)
                 if len(self._samples) > 1:
                     self._settle()
@@ -786,13 +783,9 @@ class _SparsePicture:
                 if gap:
                     if changed:
                         want.add(gap[len(gap) // 2])
-                elif may_cut:
-                    for k in range(max(start, b - self.MARGIN), b + self.MARGIN):
-                        if k in self._packets:
-                            if k not in self._images:
-                                want.add(k)
-                        elif k >= self.next_packet_index:
-                            self._owed.add(k)
+                elif may_cut:       # frames past the newest packet: asked for again at the next sample
+                    want.update(k for k in range(max(start, b - self.MARGIN), b + self.MARGIN)
+                                if k in self._packets and k not in self._images)
             if not want:
                 return
             for k in sorted(want):
@@ -831,7 +824,6 @@ class _SparsePicture:
             last = max(self._packets)
             if last not in self._images and self._try(last):
                 self._samples.append(last)
-            self._owed.clear()
             self._settle()
             self._feed_until(last + 1)
 

@@ -12,6 +12,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from indexer.media import decode, probe
 from indexer.picture.keyframes import KeyframePolicy, KeyframeSink
@@ -140,3 +142,60 @@ def test_hardware_decoding_falls_back_to_software_with_the_same_cuts(intra, monk
     assert d.picture_decoder == "software" and d.pictures_decoded < d.frames
     with pytest.raises(UsageError, match="Hardware decoding 'quantum' is not available here"):
         decode(info, audio=False, sink=ShotDetector(info.rate), hw_decode="quantum")
+
+
+def _generated_intra(dest: Path, cuts: list[int], frames: int, colours: list[tuple[int, int, int]],
+                     flicker: int) -> Path:
+    """A small MJPEG take: flat shots of the given colours (a new one at each cut) whose every other frame is
+    ``flicker`` brighter: gaps between samples an even number of frames apart do not change, while neighbouring
+    frames do, so the detector's window around a cut differs between real frames and repeated ones."""
+    import av
+    import numpy as np
+
+    rate = Fraction(24)
+    with av.open(str(dest), "w") as out:
+        vout = out.add_stream("mjpeg", rate=rate)
+        vout.width, vout.height, vout.pix_fmt = 64, 36, "yuvj422p"
+        vout.options = {"qscale": "2"}
+        shot = 0
+        for n in range(frames):
+            while shot < len(cuts) and n >= cuts[shot]:
+                shot += 1
+            img = np.empty((36, 64, 3), dtype=np.int16)
+            img[:] = colours[shot % len(colours)]
+            img += flicker * (n % 2)
+            f = av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24").reformat(
+                format="yuvj422p")
+            f.pts, f.time_base = n, 1 / rate
+            for pk in vout.encode(f):
+                out.mux(pk)
+        for pk in vout.encode(None):
+            out.mux(pk)
+    return dest
+
+
+@given(data=st.data())
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_sparse_decode_equals_a_full_decode_on_generated_takes(tmp_path, monkeypatch, data):
+    """The sparse decode's bookkeeping (samples, halving, margins, margins past a sample, the stream's end) on
+    takes of every length from 1 frame, with cuts anywhere at least a shot apart (12 frames at 24 fps, the
+    detector's shortest shot) and flicker that makes the detector's window around a cut matter: the same frame
+    count and cuts as a full decode. (It fails with a margin of 1 frame, or with frames fed one sample behind
+    instead of two; the real-footage tests above pass with either.)"""
+    frames = data.draw(st.integers(1, 90), label="frames")
+    cuts, at = [], 0
+    while True:
+        at += data.draw(st.integers(12, 40), label="shot")
+        if at >= frames or len(cuts) >= 5:
+            break
+        cuts.append(at)
+    grey = st.integers(40, 160)
+    colours = data.draw(st.lists(st.tuples(grey, grey, grey), min_size=len(cuts) + 1, max_size=len(cuts) + 1),
+                        label="colours")
+    flicker = data.draw(st.integers(0, 40), label="flicker")
+    path = _generated_intra(tmp_path / f"gen_{frames}_{'_'.join(map(str, cuts))}.mov", cuts, frames, colours, flicker)
+    full, full_cuts, _ = _run(path, monkeypatch, full=True)
+    sparse, sparse_cuts, _ = _run(path, monkeypatch, full=False)
+    assert sparse.frames == full.frames == frames
+    assert sparse_cuts == full_cuts, (cuts, sparse.pictures_decoded)
