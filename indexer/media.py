@@ -465,7 +465,7 @@ def check_hw_decode(choice: str | None) -> str:
 
 
 def _hw_device(choice: str) -> str | None:
-    choice = check_hw_decode(choice)
+    """The device type to open for ``choice`` (as :func:`check_hw_decode` returns it), or None."""
     if choice == HW_DECODE_OFF:
         return None
     if choice == "auto":
@@ -707,7 +707,6 @@ class _SparsePicture:
         self._held: list | None = None          # the last picture fed to each sparse sink
         self._av: dict[int, object] = {}        # decoded frames kept for sinks with ``wants`` (not yet fed)
         self._av_bytes = 0
-        self._bad: set[int] = set()             # frames that failed to decode
 
     @classmethod
     def for_stream(cls, stream, plan) -> "_SparsePicture | None":
@@ -727,13 +726,10 @@ class _SparsePicture:
 
         if index in self._av:
             return self._av[index]
-        if index in self._bad:
-            return None
         try:
             frames = self.ctx.decode(self._packets[index])
         except av.error.FFmpegError:       # a damaged picture is skipped, as in a full decode
             self.damaged += 1
-            self._bad.add(index)
             return None
         self.decoded += 1
         frame = frames[-1] if frames else None
@@ -794,24 +790,23 @@ class _SparsePicture:
     def _feed_until(self, end: int) -> None:
         """Feed every frame before ``end`` (a decoded frame) to the sinks, and forget them."""
         for m in sorted(k for k in self._packets if k < end):
+            damaged = m in self._images and self._images[m] is None       # tried: not decoded again
             images = self._images.pop(m, None)
             if images is None and self._held is None:      # nothing decoded yet: the next picture covers it
                 del self._packets[m]
-                self._bad.discard(m)
                 continue
             if images is not None:
                 self._held = images
             for i, (sk, *_r) in enumerate(self.sparse):
                 for k in range(self.next_index, m + 1):
                     sk.feed(k, self._held[i])
-            if any(w is not None and any(w(k) for k in range(self.next_index, m + 1))
-                   for _sk, _s, _f, w, _sc in self.picky):
+            if not damaged and any(w is not None and any(w(k) for k in range(self.next_index, m + 1))
+                                   for _sk, _s, _f, w, _sc in self.picky):
                 frame = self._decode(m)
                 if frame is not None:
                     _feed_frame(self.picky, frame, m, self.next_index)
             self.next_index = m + 1
             del self._packets[m]
-            self._bad.discard(m)
             frame = self._av.pop(m, None)
             if frame is not None:
                 self._av_bytes -= sum(p.buffer_size for p in frame.planes)
