@@ -6,6 +6,7 @@ Which model and where it is: :mod:`indexer.models.whisper`.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -78,6 +79,7 @@ class Transcriber:
         from .whisper_features import install
 
         install(self._model)            # a long take's features in blocks: the same numbers, bounded memory
+        _capture_regions()              # its speech regions, for the speaker step
         return self._model
 
     def describe(self) -> dict:
@@ -111,18 +113,89 @@ class Transcriber:
         model = self._load()
         if audio.size == 0:
             return [], {"language": self.language, "duration": 0.0}
+        _heard.regions = None
         segments, info = model.transcribe(
             audio, language=self.language, beam_size=self.beam_size,
             word_timestamps=True, vad_filter=self.vad,
         )
+        regions, _heard.regions = _heard.regions, None      # its detector ran in transcribe(), before any segment
         words: list[Word] = []
         for seg in segments:
             words.extend(join_pieces([(w.word, float(w.start), float(w.end), float(w.probability))
                                       for w in seg.words or []]))
             if progress is not None:
                 progress(float(seg.end))
-        return words, {"language": info.language, "language_probability": round(float(info.language_probability), 3),
-                       "duration": float(info.duration)}
+        out = {"language": info.language, "language_probability": round(float(info.language_probability), 3),
+               "duration": float(info.duration)}
+        if regions is not None:
+            out["speech"] = regions
+        return words, out
+
+
+def speech_regions(audio: np.ndarray) -> list[list[int]]:
+    """Where the speaker step looks for speakers in 16 kHz mono ``audio``: [start, end] samples where faster-whisper's
+    voice activity detector (Silero VAD) gives speech a probability of at least ``SPEAKER_VAD_THRESHOLD``. The same
+    regions as :meth:`Transcriber.transcribe` returns (``info["speech"]``) from the detector's run inside the
+    transcription of the same audio, which costs nothing more."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    return [[int(c["start"]), int(c["end"])] for c in get_speech_timestamps(
+        np.asarray(audio, dtype=np.float32), VadOptions(threshold=SPEAKER_VAD_THRESHOLD))]
+
+
+# The speaker step's speech regions come from the probabilities faster-whisper's detector computed for the
+# transcription, thresholded lower than the transcription's 0.5 (quiet voices that are not transcribed are still
+# diarized: indexer.speakers.engine.chunks_to_run). Chosen on the tuning data only (the AMI train files and the fixture
+# shoot): at 0.5, 2.9 s of reference speech in 3 of the 9 train files lay in chunks that would not be run (trn02's
+# turns all, trn07's 2.2 s); at 0.3, 1.5 s of trn07's; at 0.2 and below, only trn01's 2.9 s, which the segmentation
+# finds no speaker in when every chunk is run.
+SPEAKER_VAD_THRESHOLD = 0.2
+
+# The speaker step's regions of the transcription running on this thread (see _capture_regions).
+_heard = threading.local()
+
+
+def _capture_regions() -> None:
+    """Make faster-whisper's ``transcribe`` leave the speaker step's speech regions (``_heard.regions``): its detector's
+    probabilities, computed once for the transcription's own regions, are thresholded again at
+    ``SPEAKER_VAD_THRESHOLD`` by the same function. Installed once per process."""
+    import faster_whisper.transcribe as fwt
+    import faster_whisper.vad as fwvad
+
+    inner = fwt.get_speech_timestamps
+    if getattr(inner, "dailies_capture", False):
+        return
+    model_of = fwvad.get_vad_model
+
+    class Probabilities:
+        """The detector: runs it, keeps what it said; hands it out again once when asked to (``_heard.replay``)."""
+
+        def __call__(self, audio, *args, **kwargs):
+            replay = getattr(_heard, "replay", None)
+            if replay is not None and replay[0] == len(audio):
+                _heard.replay = None
+                return replay[1]
+            probs = model_of()(audio, *args, **kwargs)
+            _heard.last = (len(audio), probs)         # one probability per 32 ms: small; not the audio
+            return probs
+
+    def capture(audio, vad_options=None, *args, **kwargs):
+        from faster_whisper.vad import VadOptions
+
+        _heard.last = None
+        chunks = inner(audio, vad_options, *args, **kwargs)
+        if _heard.last is not None:
+            _heard.replay, _heard.last = _heard.last, None
+            try:
+                low = inner(audio, VadOptions(threshold=SPEAKER_VAD_THRESHOLD))
+            finally:
+                _heard.replay = None
+            _heard.regions = [[int(c["start"]), int(c["end"])] for c in low]
+        return chunks
+    capture.dailies_capture = True
+    probabilities = Probabilities()
+    fwvad.get_vad_model = lambda: probabilities          # get_speech_timestamps calls get_vad_model()(audio)
+    fwt.get_speech_timestamps = capture
 
 
 def join_pieces(pieces: list[tuple[str, float, float, float]]) -> list[Word]:

@@ -257,6 +257,7 @@ def transcribe_isos(transcriber, mono: np.ndarray, chan: np.ndarray, roles: list
     levels = channel_levels(chan)
     words = drop_bleed(sorted(words, key=lambda w: (w.start, w.end)), levels)
     info = {**info, "duration": round(len(mono) / SAMPLE_RATE, 3), "transcribed_seconds": seconds}
+    info.pop("speech", None)      # one part's speech regions, not the mix's (the speaker step finds the mix's itself)
     return words, info
 
 

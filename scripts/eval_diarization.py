@@ -520,6 +520,8 @@ def main() -> int:
                          "cached ones (e.g. a file scripts/make_int8_campp.py makes); the model cache is not touched")
     ap.add_argument("--campp-onnx-chunks-only", action="store_true",
                     help="with --campp-onnx: that file for the engine's chunk embeddings (clustering) only")
+    ap.add_argument("--all-chunks", action="store_true",
+                    help="run the segmentation on every chunk, silent ones included (before 2026-12-05)")
     ap.add_argument("--tuning-only", action="store_true",
                     help="score only the tuning data (AMI train, the fixture shoot): for choosing a setting "
                          "without looking at the held-out files (sample.wav, AMI dev+test)")
@@ -544,17 +546,30 @@ def main() -> int:
     systems = {"dailies": Diarizer(models, threads=args.threads, segmentation_step=args.segmentation_step,
                                    params=params, **({"int8": False} if args.float_campp else {}))}
     print(f"dailies' CAM++: {systems['dailies'].compute_type}")
+    if not args.all_chunks:
+        # as `dailies index` runs it: the segmentation skips the chunks that faster-whisper's voice activity detector
+        # hears no speech near (the index reads the regions the transcription found; found here with the same
+        # detector, inside the timed call)
+        from indexer.speech import speech_regions
+
+        diarizer = systems["dailies"]
+
+        def with_speech(audio, uri: str = "take"):
+            return diarizer(audio, uri=uri, speech=speech_regions(audio))
+        with_speech.inner = diarizer
+        systems["dailies"] = with_speech
     if args.campp_onnx:
         from indexer.speakers import nets
 
-        refinement = systems["dailies"].embedder          # the CAM++ the refinement runs
+        dailies = getattr(systems["dailies"], "inner", systems["dailies"])
+        refinement = dailies.embedder          # the CAM++ the refinement runs
         if not isinstance(refinement, nets.OnnxCampp):
             print("--campp-onnx: dailies' CAM++ does not run in ONNX Runtime here (a GPU, or pooled embeddings)",
                   file=sys.stderr)
             return 2
         import copy
 
-        engine = systems["dailies"].pipeline
+        engine = dailies.pipeline
         chunks = engine.embed.embedder = copy.copy(refinement)     # the engine's chunk embeddings: its own object
         precision = "int8" if nets.conv_counts(args.campp_onnx)[1] else "float32"     # what the take records
         for embedder in [chunks] if args.campp_onnx_chunks_only else [chunks, refinement]:

@@ -254,10 +254,24 @@ class TakeSteps:
                 t = time.monotonic()
                 heard.diar = self.diarizer(p.audio, channels=p.channels, picked=_isos(p), uri=p.take_id,
                                            progress=lambda step, done, total: rep.step(
-                                               f"speakers: {step}", done, total, file=p.path))
+                                               f"speakers: {step}", done, total, file=p.path),
+                                           speech=self._speech_regions(p, heard))
                 heard.timings["speakers"] = time.monotonic() - t
                 heard.timings.update({f"speakers: {k}": v for k, v in self.diarizer.last_timings.items()})
                 heard.diar_fresh = True
+
+    def _speech_regions(self, p: "_Prepared", heard: "_Heard") -> list | None:
+        """Where the take's sound has speech, for the speaker step ([start, end] samples): the regions faster-whisper's
+        voice activity detector found in it while transcribing it (kept with the words, so a resumed take reads the
+        same), else the same detector run on it now (words of iso tracks, words saved before regions were, no VAD)."""
+        if self.diarizer.models.kind != "default":
+            return None
+        info = heard.asr_info if heard.asr_info is not None else (p.cached_words or {}).get("info") or {}
+        if info.get("speech") is not None:
+            return info["speech"]
+        from ..speech import speech_regions
+
+        return speech_regions(p.audio)
 
     def _lines(self, p: "_Prepared", heard: "_Heard") -> None:
         """The take's lines (before any speaker split) and the sound steps to save; the sound is dropped."""

@@ -76,6 +76,7 @@ class Diarizer:
         self._pipeline = None
         self._embedder = None
         self.last_timings: dict[str, float] = {}    # seconds per step of the last call (the bench's profile)
+        self.last_skipped = 0                       # 10 s chunks of the last call left out as silence
 
     @property
     def pipeline(self):
@@ -129,6 +130,9 @@ class Diarizer:
                 "segmentation_step": self.segmentation_step, "channels": self.channels_spec,
                 "embed_min_seconds": EMBED_MIN_SECONDS, "compute_type": self.compute_type,
                 "refine": REFINE if self.refine and self.models.kind == "default" else None,
+                # the segmentation's 10 s chunks that no speech region of the voice activity detector reaches are not
+                # run (engine.chunks_to_run; the pipeline passes faster-whisper's regions)
+                "silent_chunks": "skipped" if self.models.kind == "default" else None,
                 # named only when not the default, so the key of every index made before the option stays
                 # the same (its stored diarizations keep serving the resume cache and the end-of-run pass)
                 **({"embeddings": self.embeddings} if self.models.kind == "default" and self.embeddings != "chunks"
@@ -144,13 +148,19 @@ class Diarizer:
         # speakers as float (load.CAMPP_INT8), and every index made before them keeps its stored diarizations
         # for the resume cache and the end-of-run pass (identity.reread_stored reads them by this key).
         d.pop("compute_type", None)
+        # Nor is skipping silent chunks: every frame the detector heard speech in is diarized as before (the turns of
+        # the AMI and fixture files were the same to the frame), and stored diarizations keep serving as above.
+        d.pop("silent_chunks", None)
         return json.dumps(d, sort_keys=True)
 
     def __call__(self, audio: np.ndarray, *, channels: np.ndarray | None = None, picked: list[int] | None = None,
-                 progress: Callable[[str, float, float], None] | None = None, uri: str = "take") -> Diarization:
+                 progress: Callable[[str, float, float], None] | None = None, uri: str = "take",
+                 speech: list[tuple[int, int]] | None = None) -> Diarization:
         """Diarize 16 kHz mono ``audio``; ``channels`` (C, n) enables per-channel attribution when the
         diarizer was made with ``channels='each'`` or a channel list, or (``auto``) on the take's iso
-        channels ``picked`` (:mod:`indexer.tracks`)."""
+        channels ``picked`` (:mod:`indexer.tracks`). ``speech``: where the voice activity detector heard speech
+        in ``audio`` ((start, end) samples: :func:`indexer.speech.speech_regions`, or what faster-whisper's own
+        detector found); the default models' segmentation skips the 10 s chunks that no region comes near."""
         if channels is not None and self.channels == "auto":
             picked = [c for c in picked or [] if c < channels.shape[0]]
             chan = channels[picked] if picked else None
@@ -165,6 +175,7 @@ class Diarizer:
             picked, chan = [], None
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         duration = len(audio) / SAMPLE_RATE
+        self.last_skipped = 0
         if duration < 0.5:
             from pyannote.core import Annotation
 
@@ -179,7 +190,8 @@ class Diarizer:
             if progress is not None and total:
                 progress(step, float(completed or 0), float(total))
         if self.models.kind == "default":
-            result = pipeline(audio, hook=hook, uri=uri)
+            result = pipeline(audio, hook=hook, uri=uri, speech=speech)
+            self.last_skipped = pipeline.last_skipped
             turns, exclusive, centroids = result.turns, result.exclusive, result.centroids
         else:
             import torch
