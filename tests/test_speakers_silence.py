@@ -69,6 +69,20 @@ def test_a_take_with_a_long_silence_skips_its_chunks_and_keeps_its_turns(diarize
     assert not nothing.turns and not nothing.speakers
 
 
+def test_channels_picked_for_the_speakers_are_heard_for_speech_again(diarizer):
+    """--channels 1,2 diarizes those channels' mix, not the take's: the regions heard in the take's mix are not theirs."""
+    from indexer.models import diarization
+    from indexer.speakers.diarize import Diarizer
+
+    audio = _with_a_long_silence()
+    channels = np.stack([audio, np.zeros_like(audio)])
+    picked = Diarizer(diarization.resolve(None), threads=2, channels="1")
+    picked._pipeline, picked._embedder = diarizer.pipeline, diarizer.embedder       # the same loaded models
+    # the take's mix said "no speech" (as a mix whose other channels drown a quiet iso could): channel 1 has it
+    got = picked(audio * 0.0, channels=channels, speech=[], uri="t")
+    assert got.turns and picked.last_skipped >= 15
+
+
 def test_quiet_speech_the_detector_hardly_hears_keeps_its_turns(diarizer):
     """AMI trn07 (tuning data): most of its speech is too quiet for the detector at the transcription's threshold. A
     careless skip (the transcription's regions, chunks not run counted as silence, no margin) lost 2.2 s of its

@@ -171,6 +171,10 @@ class Diarizer:
             chan = channels[picked]
             if isinstance(self.channels, list):
                 audio = chan.mean(axis=0)
+                if speech is not None:            # the regions were heard in another mix: found again in this one
+                    from ..speech import speech_regions
+
+                    speech = speech_regions(audio)
         else:
             picked, chan = [], None
         audio = np.ascontiguousarray(audio, dtype=np.float32)
