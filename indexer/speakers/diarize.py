@@ -148,8 +148,8 @@ class Diarizer:
         # speakers as float (load.CAMPP_INT8), and every index made before them keeps its stored diarizations
         # for the resume cache and the end-of-run pass (identity.reread_stored reads them by this key).
         d.pop("compute_type", None)
-        # Nor is skipping silent chunks: every frame the detector heard speech in is diarized as before (the turns of
-        # the AMI and fixture files were the same to the frame), and stored diarizations keep serving as above.
+        # Nor is skipping silent chunks: every frame within 3 s of the detector's speech is diarized as before (every
+        # figure of the AMI and fixture files was the same), and stored diarizations keep serving as above.
         d.pop("silent_chunks", None)
         return json.dumps(d, sort_keys=True)
 
