@@ -42,7 +42,8 @@ def test_a_damaged_store_is_found_and_its_line_vectors_made_again_from_the_catal
     assert before_lines and before_hits
 
     ok = run_cli("rebuild-vectors", "--index", str(path))
-    assert ok.returncode == 0 and "reads cleanly" in ok.stdout and "Nothing to do" in ok.stdout, ok
+    said = " ".join(ok.stdout.split())          # rich wraps the sentence where the temporary path's length puts it
+    assert ok.returncode == 0 and "reads cleanly" in said and "Nothing to do" in said, ok
     assert sorted(p.name for p in path.iterdir() if p.name.startswith("chroma.set-aside")) == []
 
     # Picture vectors of some take (3,000: enough that Chroma keeps them in HNSW files), then damage them.
