@@ -543,25 +543,20 @@ def main() -> int:
     params = None
     if args.min_cluster_size is not None:
         params = {**DEFAULT_PARAMS, "clustering": {**DEFAULT_PARAMS["clustering"], "min_cluster_size": args.min_cluster_size}}
-    systems = {"dailies": Diarizer(models, threads=args.threads, segmentation_step=args.segmentation_step,
-                                   params=params, **({"int8": False} if args.float_campp else {}))}
-    print(f"dailies' CAM++: {systems['dailies'].compute_type}")
+    dailies = Diarizer(models, threads=args.threads, segmentation_step=args.segmentation_step, params=params,
+                       **({"int8": False} if args.float_campp else {}))
+    print(f"dailies' CAM++: {dailies.compute_type}")
+    systems = {"dailies": dailies}
     if not args.all_chunks:
         # as `dailies index` runs it: the segmentation skips the chunks that faster-whisper's voice activity detector
         # hears no speech near (the index reads the regions the transcription found; found here with the same
         # detector, inside the timed call)
         from indexer.speech import speech_regions
 
-        diarizer = systems["dailies"]
-
-        def with_speech(audio, uri: str = "take"):
-            return diarizer(audio, uri=uri, speech=speech_regions(audio))
-        with_speech.inner = diarizer
-        systems["dailies"] = with_speech
+        systems["dailies"] = lambda audio, uri="take": dailies(audio, uri=uri, speech=speech_regions(audio))
     if args.campp_onnx:
         from indexer.speakers import nets
 
-        dailies = getattr(systems["dailies"], "inner", systems["dailies"])
         refinement = dailies.embedder          # the CAM++ the refinement runs
         if not isinstance(refinement, nets.OnnxCampp):
             print("--campp-onnx: dailies' CAM++ does not run in ONNX Runtime here (a GPU, or pooled embeddings)",
