@@ -77,6 +77,13 @@ CAMPP_INT8 = os.environ.get("DAILIES_CAMPP_INT8", "1").strip().lower() not in ("
 # (26.08 % uncut), fixture 9.88 % at each, train identity unchanged at 4 and 5. Scored once on the held-out files at
 # N = 5: sample.wav 5.21 % (same), AMI dev+test 52.60 % against 43.29 % (a dev file split into 4 voices), identity on the
 # 13 AMI files 94.2 % against 94.8 %. Not kept.
+# int8 segmentation (tried 2026-12-05, not kept; no held-out file scored): ONNX Runtime's dynamic quantisation of the
+# four LSTMs only (quantising its linear layers too agrees with float on 85 % of frames, and gains nothing) made a
+# window 1.44x faster (33.2 -> 23.0 ms, 1 thread) and agreed with float on 99.5 % of frames (99.7 % per channel;
+# measured on sample.wav and three AMI files, against float, not against any reference). Tuning data
+# (--tuning-only), per tensor / per channel: AMI train DER 26.49 / 26.23 % against 26.08 %, fixture 9.93 / 9.72 %
+# against 9.88 %, train identity 95.4 / 95.3 % against 95.8 %. Worse on the tuning data, so not scored on the
+# held-out files. It would have saved about 2.5 s of the bench's 30 s speaker step.
 EMBED_MIN_SECONDS = 0.25         # shorter masked speech gives no embedding (NaN, ignored by clustering)
 EMBED_BUCKET = 50                # fbank frames: speech is cropped to a multiple (<= 0.49 s lost), so
                                  # that lengths repeat: batches form and fewer kernel shapes are built
