@@ -59,32 +59,6 @@ def _open(index: Optional[Path]):
     return Index.open(index_path(index))
 
 
-def _hits(idx, *, line, speaker, visual, script_line, scene, limit, min_match):
-    """The hit set the options ask for, and which kind it is."""
-    from indexer.errors import UsageError
-    from indexer.export import hitsets
-
-    given = [(k, v) for k, v in (("line", line), ("speaker", speaker), ("visual", visual),
-                                 ("script", script_line)) if v]
-    if len(given) != 1:
-        raise UsageError("Give exactly one of --line \"TEXT\", --speaker NAME, --visual \"TEXT\" or "
-                         "--script-line 12A/4.")
-    kind, value = given[0]
-    if kind == "line":
-        return kind, value, hitsets.line_hits(idx, value, scene=scene, limit=limit, min_match=min_match)
-    if kind == "speaker":
-        return kind, value, hitsets.speaker_hits(idx, value, scene=scene, limit=limit)
-    if kind == "visual":
-        return kind, value, hitsets.visual_hits(idx, value, scene=scene, limit=limit)
-    return kind, value, hitsets.script_line_hits(idx, value, scene=scene, limit=limit)
-
-
-def _no_hits(kind: str, value: str) -> DailiesError:
-    what = {"line": f"no take delivers \"{value}\"", "speaker": f"no line of speaker {value}",
-            "visual": f"no shot looks like \"{value}\"", "script": f"no take delivers script line {value}"}[kind]
-    return DailiesError(f"Nothing to export: {what}; no file was written.")
-
-
 def _report(outputs, written, as_json: bool, notes: list[str] | None = None) -> None:
     desc = {str(p): d for p, _, d in outputs}
     if as_json:
@@ -129,24 +103,21 @@ def stringout_cmd(
     EDLs hold one frame rate, so hits from takes at different rates are written as one EDL per rate
     (OUT_23.976.edl, OUT_25.edl, OUT_29.97DF.edl).
     """
-    from indexer.export import STRINGOUT_FORMATS, pick_format, plan_stringout, render_stringout
-    from indexer.export.hitsets import sources_for
+    from indexer.export import STRINGOUT_FORMATS, pick_format, stringout_outputs
+    from indexer.export.hitsets import nothing_found, search_hits
 
     fmt_name = pick_format(out, fmt, STRINGOUT_FORMATS, "string-out")
     if order not in ("rank", "scene"):
         raise DailiesError(f"Unknown order '{order}' (use rank or scene).")
     with _open(index) as idx:
-        kind, value, hits = _hits(idx, line=line, speaker=speaker, visual=visual, script_line=script_line,
-                                  scene=scene, limit=limit, min_match=min_match)
+        kind, value, hits = search_hits(idx, line=line, speaker=speaker, visual=visual, script_line=script_line,
+                                        scene=scene, limit=limit, min_match=min_match)
         if not hits:
-            raise _no_hits(kind, value)
-        sources = sources_for(idx, [h.take_id for h in hits])
-    one_per_take = not all_hits and kind in ("line", "script")
-    plan = plan_stringout(hits, sources, handles=handles, rate=rate, order=order,
-                          title=title or f"{kind}: {value}", reel_len=reel_len or None, one_per_take=one_per_take)
-    outputs = render_stringout(plan, fmt_name, out)
+            raise nothing_found(kind, value)
+        outputs, notes = stringout_outputs(idx, kind, value, hits, fmt_name, out, handles=handles, rate=rate,
+                                           order=order, all_hits=all_hits, reel_len=reel_len, title=title)
     written = _write(outputs, force)
-    _report(outputs, written, as_json, [n for c in plan.cuts for n in c.notes])
+    _report(outputs, written, as_json, notes)
 
 
 # ------------------------------------------------------------------------------------------ markers
@@ -170,8 +141,8 @@ def markers_cmd(
     """One marker per line ("speaker: text") at the take's source TC, for Avid, Resolve or Premiere.
     A circled take among them also gets a "CIRCLED: note" marker at its first frame."""
     from indexer.errors import UsageError
-    from indexer.export import MARKER_FORMATS, pick_format, render_markers
-    from indexer.export.hitsets import circle_hits, sources_for, take_hits
+    from indexer.export import MARKER_FORMATS, marker_outputs, pick_format
+    from indexer.export.hitsets import circle_hits, nothing_found, search_hits, take_hits
     from indexer.export.output import is_folder_target
 
     if fmt is None and is_folder_target(out):
@@ -194,14 +165,11 @@ def markers_cmd(
                 raise DailiesError(f"Nothing to export: {', '.join(take)} has no transcribed lines; "
                                    "no file was written.")
         else:
-            kind, value, hits = _hits(idx, line=line, speaker=speaker, visual=visual, script_line=script_line,
-                                      scene=scene, limit=limit, min_match=min_match)
+            kind, value, hits = search_hits(idx, line=line, speaker=speaker, visual=visual,
+                                            script_line=script_line, scene=scene, limit=limit, min_match=min_match)
             if not hits:
-                raise _no_hits(kind, value)
-        if hits[0].kind != "circle":
-            hits = circle_hits(idx, {h.take_id for h in hits}) + hits
-        sources = sources_for(idx, [h.take_id for h in hits])
-    outputs = render_markers(hits, sources, fmt_name, out)
+                raise nothing_found(kind, value)
+        outputs = marker_outputs(idx, hits, fmt_name, out)
     written = _write(outputs, force, make_folder=is_folder_target(out))
     _report(outputs, written, as_json)
 

@@ -7,7 +7,6 @@ Needs /usr/bin/chromium (`make test` installs it with apt when missing) and Play
 
 from __future__ import annotations
 
-import json
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -136,6 +135,32 @@ def test_clicking_a_hit_plays_from_its_start_less_preroll_with_source_tc(page, b
     # Next/previous hit keys move through the list.
     page.keyboard.press("n")
     page.wait_for_function("() => document.querySelector('.hit.current') !== null", timeout=5000)
+
+
+def test_the_hits_shown_download_as_files_for_the_edit(page, base_url, manifest, tmp_path):
+    text = next(s["text"] for s in manifest["script_lines"] if s["n"] == 2)
+    page.goto(f"{base_url}/")
+    assert page.locator("#export").is_hidden()                    # nothing searched yet
+    type_query(page, base_url, text)
+    page.locator("#f-take").fill("12A_T1_CamA")              # a filter: the download follows it too
+    page.wait_for_function("() => new URLSearchParams(location.search).get('take') === '12A_T1_CamA'",
+                           timeout=30000)
+    links = page.locator("#export a")
+    assert page.locator("#export").is_visible() and links.count() == 8
+    edl = page.locator('#export a[data-format="edl"]')
+    with page.expect_download() as info:
+        edl.click()
+    download = info.value
+    stem = "line-The-comet-won-t-wait-for-office-hours-Leo"
+    assert download.suggested_filename == f"{stem}.edl"      # one take, one rate: the EDL itself
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    api = page.request.get(f"{base_url}/api/export/stringout",
+                           params={"q": text, "take": "12A_T1_CamA", "format": "edl"})
+    assert api.status == 200 and saved.read_bytes() == api.body()
+    assert "12A_T1_C" in saved.read_text() and "12A_T2" not in saved.read_text()
+    page.locator("#q").fill("")                                   # no query, nothing to export
+    page.wait_for_function("() => document.getElementById('export').hidden", timeout=30000)
 
 
 def test_drop_frame_take_shows_semicolon_tc_across_its_minute_boundary(page, base_url):

@@ -21,6 +21,7 @@ from .timeline import StringOut, ale_strings, build_timeline, edl_strings, fcp7_
 
 __all__ = [
     "Cut", "Source", "TimecodeBase", "StringOut", "plan_stringout", "render_stringout", "render_markers",
+    "stringout_outputs", "marker_outputs",
     "render_ale", "render_transcript", "write_files", "pick_format", "build_timeline", "cut_hit", "plan_cuts",
     "reel_name", "reel_names", "best_per_take", "order_hits", "timeline_base", "DEFAULT_HANDLES",
     "DEFAULT_REEL_LEN", "ORDERS", "STRINGOUT_FORMATS", "MARKER_FORMATS", "ALE_FORMATS", "TRANSCRIPT_EXT",
@@ -61,6 +62,35 @@ def render_stringout(plan: StringOut, fmt: str, out: Path) -> list[Output]:
         return [(p, text, f"CMX 3600 EDL, {counts[b]} event{'s' if counts[b] != 1 else ''}, {b.label}")
                 for p, (b, text) in zip(paths, edls)]
     raise DailiesError(f"Unknown string-out format '{fmt}' (use one of: {', '.join(STRINGOUT_FORMATS)}).")
+
+
+def stringout_outputs(index, kind: str, value: str, hits: Sequence[Hit], fmt: str, out: Path, *,
+                      handles: int = DEFAULT_HANDLES, rate: str | None = None, order: str = "rank",
+                      all_hits: bool = False, reel_len: int | None = DEFAULT_REEL_LEN,
+                      title: str | None = None) -> tuple[list[Output], list[str]]:
+    """A search's hits (``kind`` and ``value`` as :func:`.hitsets.search_hits` gives them) cut into a string-out
+    in format ``fmt`` named after ``out``: the outputs, and the notes on cuts whose handles the media cut short.
+    A line or script-line search keeps each take's best delivery unless ``all_hits``. `dailies export
+    stringout` writes these files; the review room sends them."""
+    from .hitsets import sources_for
+
+    if order not in ORDERS:
+        raise DailiesError(f"Unknown order '{order}' (use rank or scene).")
+    sources = sources_for(index, [h.take_id for h in hits])
+    plan = plan_stringout(hits, sources, handles=handles, rate=rate, order=order, title=title or f"{kind}: {value}",
+                          reel_len=reel_len or None, one_per_take=not all_hits and kind in ("line", "script"))
+    return render_stringout(plan, fmt, out), [n for c in plan.cuts for n in c.notes]
+
+
+def marker_outputs(index, hits: Sequence[Hit], fmt: str, out: Path) -> list[Output]:
+    """Markers for these hits in format ``fmt`` named after ``out`` (a folder or a file), with a "CIRCLED: note"
+    marker first on each circled take among them. `dailies export markers` writes these files; the review
+    room sends them."""
+    from .hitsets import circle_hits, sources_for
+
+    if hits and hits[0].kind != "circle":
+        hits = circle_hits(index, {h.take_id for h in hits}) + list(hits)
+    return render_markers(hits, sources_for(index, [h.take_id for h in hits]), fmt, out)
 
 
 def render_markers(hits: Sequence[Hit], sources: dict[str, Source], fmt: str, out: Path) -> list[Output]:

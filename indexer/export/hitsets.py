@@ -15,6 +15,32 @@ from .core import Source, one_line
 from .timeline import LogEntry
 
 
+def search_hits(index: Index, *, line: str | None = None, speaker: str | None = None, visual: str | None = None,
+                script_line: str | None = None, scene: str | None = None, limit: int = 100,
+                min_match: float = 0.5) -> tuple[str, str, list[Hit]]:
+    """The hits of the one search asked for (a line, a speaker, a picture or a script line): (kind, what was
+    searched, hits). `dailies export` and the review room's downloads both start here."""
+    from ..errors import UsageError
+
+    given = [(k, v) for k, v in (("line", line), ("speaker", speaker), ("visual", visual),
+                                 ("script", script_line)) if v]
+    if len(given) != 1:
+        raise UsageError("Give exactly one of --line \"TEXT\", --speaker NAME, --visual \"TEXT\" or "
+                         "--script-line 12A/4.")
+    kind, value = given[0]
+    if kind == "line":
+        return kind, value, line_hits(index, value, scene=scene, limit=limit, min_match=min_match)
+    find = {"speaker": speaker_hits, "visual": visual_hits, "script": script_line_hits}[kind]
+    return kind, value, find(index, value, scene=scene, limit=limit)
+
+
+def nothing_found(kind: str, value: str) -> DailiesError:
+    """The error of a search that found nothing to export (kind as :func:`search_hits` names it)."""
+    what = {"line": f"no take delivers \"{value}\"", "speaker": f"no line of speaker {value}",
+            "visual": f"no shot looks like \"{value}\"", "script": f"no take delivers script line {value}"}[kind]
+    return DailiesError(f"Nothing to export: {what}; no file was written.")
+
+
 def sources_for(index: Index, take_ids: Iterable[str]) -> dict[str, Source]:
     return {tid: Source.from_row(row) for tid, row in index.takes_by_id(take_ids).items()}
 

@@ -9,6 +9,9 @@
   names) change the index through the same functions as `dailies circle` and `dailies speakers`
   (:mod:`indexer.edits`), opening the one writer for that request only: 409 when another process (e.g.
   `dailies index`) holds it, 403 under ``--read-only``.
+* ``/api/export/stringout`` and ``/api/export/markers`` send, for a line search (``?q=`` and the search page's
+  filters: the hits the page shows) or a script line (``?script_line=12A/4``), the files `dailies export
+  stringout|markers` writes for it (:mod:`indexer.export`), one file as it is or several as one zip.
 * ``/media/ID`` serves a take's playable file (original or proxy, :mod:`.media`) by take id only, with
   HTTP range requests; ``/media/ID/thumb?t=SECONDS`` a JPEG of one frame.
 * With a token, every request (pages, API, media, assets) needs ``Authorization: Bearer TOKEN`` or the
@@ -284,17 +287,21 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                 "media_pending": p.proxy and p.source.is_file() and not pmedia.proxy_is_current(p)}
 
     # ------------------------------------------------------------------ API
+    def line_params(request: Request) -> dict:
+        """The line search's filters and settings, as `dailies search line` takes them (the search page's)."""
+        return dict(scene=text_param(request, "scene"), take=text_param(request, "take"),
+                    speaker=text_param(request, "speaker"), limit=num_param(request, "limit", 50, int, 1, 10000),
+                    min_match=num_param(request, "min_match", 0.5, float, 0.0, 1.0),
+                    span=num_param(request, "span", 2, int, 1, 4), semantic=bool_param(request, "semantic", True),
+                    visual=text_param(request, "visual"))
+
     async def api_search_line(request: Request):
         from starlette.concurrency import run_in_threadpool
 
         q = text_param(request, "q")
         if not q:
             raise UsageError("Give some words to search for (?q=...).")
-        params = dict(scene=text_param(request, "scene"), take=text_param(request, "take"),
-                      speaker=text_param(request, "speaker"), limit=num_param(request, "limit", 50, int, 1, 10000),
-                      min_match=num_param(request, "min_match", 0.5, float, 0.0, 1.0),
-                      span=num_param(request, "span", 2, int, 1, 4), semantic=bool_param(request, "semantic", True),
-                      visual=text_param(request, "visual"))
+        params = line_params(request)
 
         def search():
             with pool.reader() as idx:
@@ -364,6 +371,49 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                     take=text_param(request, "take"), limit=num_param(request, "limit", 20, int, 1, 1000)))
 
         return JSONResponse(with_media(await run_in_threadpool(search)))
+
+    async def api_export(request: Request):
+        """A download of what a search found, for the NLE: ``/api/export/stringout`` (EDL, FCP 7 XML, FCPXML or
+        OTIO: each take's best delivery cut back to back with handles) or ``/api/export/markers`` (Avid, Resolve,
+        Premiere, CSV or OTIO markers), the files `dailies export stringout|markers` writes. What: ``?q=LINE``
+        with the search page's filters (the hits the page shows), or ``?script_line=12A/4``. Several files (an EDL
+        per frame rate, Avid markers per take) come as one zip."""
+        from starlette.concurrency import run_in_threadpool
+
+        from ..export import MARKER_FORMATS, STRINGOUT_FORMATS, marker_outputs, pick_format, stringout_outputs
+        from ..export.hitsets import nothing_found, script_line_hits
+        from .downloads import attachment, download_name
+
+        what = request.path_params["what"]
+        formats = {"stringout": STRINGOUT_FORMATS, "markers": MARKER_FORMATS}.get(what)
+        if formats is None:
+            return error(request, f"No export {what!r}: ask for /api/export/stringout or /api/export/markers.", 404)
+        fmt = pick_format(None, text_param(request, "format") or ("edl" if what == "stringout" else "avid"),
+                          formats, "string-out" if what == "stringout" else "marker")
+        q, script_line = text_param(request, "q"), text_param(request, "script_line")
+        if bool(q) == bool(script_line):
+            raise UsageError("Say what to export: ?q=LINE (a line search, with the search page's filters) or "
+                             "?script_line=12A/4.")
+        kind, value = ("line", q) if q else ("script", script_line)
+        params = line_params(request) if q else {"limit": num_param(request, "limit", 100, int, 1, 10000)}
+        options = dict(handles=num_param(request, "handles", 12, int, 0, 10000), rate=text_param(request, "rate"),
+                       order=text_param(request, "order") or "rank", all_hits=bool_param(request, "all_hits", False),
+                       reel_len=num_param(request, "reel_len", 8, int, 0, 128), title=text_param(request, "title"))
+        stem = download_name(kind, value)
+        out = Path(stem + formats[fmt])
+
+        def build():
+            with pool.reader() as idx:
+                hits = views.line_hits(idx, q, **params) if q else script_line_hits(idx, script_line, **params)
+                if not hits:
+                    raise nothing_found(kind, value)
+                if what == "stringout":
+                    return stringout_outputs(idx, kind, value, hits, fmt, out, **options)
+                return marker_outputs(idx, hits, fmt, out), []
+
+        async with search_slots:
+            outputs, notes = await run_in_threadpool(build)
+        return attachment(outputs, notes, f"{stem}.zip")
 
     def api_status(request: Request):
         with pool.reader() as idx:
@@ -616,7 +666,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
             return await resp(scope, receive, send)
 
     async def on_dailies_error(request: Request, exc: DailiesError):
-        status = 404 if "No take" in exc.message or "No dailies index" in exc.message else 400
+        status = 404 if any(m in exc.message for m in ("No take", "No dailies index", "Nothing to export")) else 400
         return error(request, exc.message, status)
 
     async def on_error(request: Request, exc: Exception):
@@ -640,6 +690,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         Route("/api/search/shots", api_search_shots),
         Route("/api/search/visual", api_search_visual, methods=["GET"]),
         Route("/api/search/visual", api_search_visual_still, methods=["POST"]),
+        Route("/api/export/{what}", api_export),
         Route("/api/status", api_status),
         Route("/api/takes", api_takes),
         Route("/api/takes/{take_id}", api_take),

@@ -3,7 +3,7 @@
 (() => {
   const $ = id => document.getElementById(id);
   const player = new Player($("player"));
-  const list = $("hits"), msg = $("message");
+  const list = $("hits"), msg = $("message"), exp = $("export");
   let hits = [], seq = 0, timer = null, pending = null;
 
   function params() {
@@ -16,7 +16,7 @@
   }
   async function search() {
     const p = params();
-    if (!p.get("q")) { list.innerHTML = ""; msg.textContent = ""; hits = []; return; }
+    if (!p.get("q")) { list.innerHTML = ""; msg.textContent = ""; hits = []; exportLinks(null); return; }
     const mine = ++seq;
     msg.textContent = "searching…";
     if (pending) pending.abort();                    // the server skips a search whose page stopped waiting
@@ -26,10 +26,11 @@
       if (mine !== seq) return;                      // a newer query is on its way
       hits = found;
       render(p.get("q"));
+      exportLinks(hits.length ? p : null);
       const history = new URLSearchParams(p);
       window.history.replaceState(null, "", `/?${history}`);
     } catch (e) {
-      if (mine === seq && e.name !== "AbortError") { list.innerHTML = ""; msg.textContent = e.message; }
+      if (mine === seq && e.name !== "AbortError") { list.innerHTML = ""; msg.textContent = e.message; exportLinks(null); }
     } finally {
       if (pending === ours) pending = null;
     }
@@ -50,6 +51,16 @@
           <div class="text">${diffHtml(h.diff, h.text)}</div>
         </div>
       </li>`).join("");
+  }
+  // The hits shown, as files for the NLE: the same search and filters, sent by /api/export (null: none to offer).
+  function exportLinks(p) {
+    exp.hidden = !p;
+    if (!p) return;
+    for (const a of exp.querySelectorAll("a")) {
+      const q = new URLSearchParams(p);
+      q.set("format", a.dataset.format);
+      a.href = `/api/export/${a.dataset.what}?${q}`;
+    }
   }
   function schedule() { clearTimeout(timer); timer = setTimeout(search, 250); }
   $("q").addEventListener("input", schedule);
@@ -81,6 +92,7 @@
       if (!r.ok) throw new Error(body.error || r.statusText);
       hits = body;
       render(file.name);
+      exportLinks(null);                             // shots found by picture: no line search to export
     } catch (err) { if (mine === seq) { list.innerHTML = ""; msg.textContent = err.message; } }
   });
   // Restore a query from the address (?q=...), e.g. a link shared with a colleague.

@@ -1,0 +1,50 @@
+"""Files the review room sends for download (:func:`attachment`): an export's outputs, one file as it is or
+several as one zip, named after what was searched (:func:`download_name`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import quote
+
+TYPES = {".edl": "text/plain", ".txt": "text/plain", ".csv": "text/csv", ".xml": "application/xml",
+         ".fcpxml": "application/xml", ".otio": "application/json", ".zip": "application/zip"}
+
+
+def download_name(kind: str, value: str, longest: int = 48) -> str:
+    """A file stem for a search's export, ASCII letters, digits and dashes: ``line-we-have-to-follow-the-data``,
+    ``script-12A-4``."""
+    words = re.findall(r"[A-Za-z0-9]+", value.encode("ascii", "ignore").decode())
+    stem = "-".join(words)[:longest].rstrip("-")
+    return f"{kind}-{stem}" if stem else kind
+
+
+def disposition(name: str) -> str:
+    """``Content-Disposition`` of a download named ``name`` (RFC 6266: an ASCII name, and the exact one encoded)."""
+    plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def attachment(outputs: Sequence[tuple[Path, str, Any]], notes: Sequence[str] = (), zip_name: str = "export.zip") -> Any:
+    """The outputs (``[(path, text, description)]``, as :mod:`indexer.export` makes them) as one download: a
+    single file as it is, several as the zip ``zip_name`` of them. ``notes`` (e.g. handles the
+    media cut short) travel in the ``X-Dailies-Notes`` header, a JSON list."""
+    from starlette.responses import Response
+
+    if len(outputs) == 1:
+        path, text, _ = outputs[0]
+        name, body = path.name, text.encode("utf-8")
+    else:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for path, text, _ in outputs:
+                z.writestr(path.name, text)
+        name, body = zip_name, buf.getvalue()
+    headers = {"Content-Disposition": disposition(name),
+               "X-Dailies-Files": json.dumps([{"name": p.name, "description": d} for p, _, d in outputs]),
+               **({"X-Dailies-Notes": json.dumps(list(notes))} if notes else {})}
+    return Response(body, media_type=TYPES.get(Path(name).suffix, "application/octet-stream"), headers=headers)

@@ -1,0 +1,151 @@
+"""The review room's downloads (`/api/export/stringout`, `/api/export/markers`) on the fixture shoot: the files
+`dailies export` writes for the same search, one file as it is or several in one zip, named after the search; the
+search page's filters followed; errors one sentence, the token checked."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from cli.export_cmd import export_app
+from indexer.server import create_app
+
+LINE2 = "The comet won't wait for office hours, Leo."
+LINE7 = "We have to follow the data, not the calendar."
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def client(scripted_index):
+    with TestClient(create_app(scripted_index, proxies=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+def cli_files(tmp_path: Path, *args: str) -> dict[str, str]:
+    """What `dailies export ARGS -o tmp_path/NAME` writes: {file name: text}."""
+    result = CliRunner().invoke(export_app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return {p.name: p.read_text() for p in sorted(tmp_path.iterdir())}
+
+
+def files_of(response) -> dict[str, str]:
+    """The downloaded files: the zip's members, or the one file under its Content-Disposition name."""
+    assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith("attachment; filename=\"")
+    name = disposition.split("filename=\"")[1].split("\"")[0]
+    if name.endswith(".zip"):
+        assert response.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(response.content)) as z:
+            return {n: z.read(n).decode() for n in sorted(z.namelist())}
+    return {name: response.text}
+
+
+def test_an_edl_per_rate_comes_as_the_cli_files_in_one_zip(client, scripted_index, tmp_path):
+    # LINE2 is delivered by takes at 23.976, 25 and 29.97 DF: an EDL holds one rate, so three EDLs, zipped.
+    r = client.get("/api/export/stringout", params={"q": LINE2, "format": "edl", "limit": "100"})
+    got = files_of(r)
+    stem = "line-The-comet-won-t-wait-for-office-hours-Leo"
+    assert r.headers["content-disposition"].startswith(f'attachment; filename="{stem}.zip"')
+    assert sorted(got) == [f"{stem}_23.976.edl", f"{stem}_25.edl", f"{stem}_29.97DF.edl"]
+    cli = cli_files(tmp_path, "stringout", "--line", LINE2, "--index", str(scripted_index), "-o",
+                    str(tmp_path / f"{stem}.edl"))
+    assert got == cli
+    described = json.loads(r.headers["x-dailies-files"])
+    assert sorted(d["name"] for d in described) == sorted(got) and all("CMX 3600 EDL, 1 event" in d["description"]
+                                                                  for d in described)
+
+
+@pytest.mark.parametrize("fmt, ext", [("otio", ".otio"), ("xml", ".xml"), ("fcpxml", ".fcpxml")])
+def test_one_timeline_file_is_the_cli_file(client, scripted_index, tmp_path, fmt, ext):
+    r = client.get("/api/export/stringout", params={"q": LINE7, "format": fmt, "limit": "100", "handles": "6"})
+    stem = "line-We-have-to-follow-the-data-not-the-calendar"
+    got = files_of(r)
+    assert list(got) == [stem + ext]
+    cli = cli_files(tmp_path, "stringout", "--line", LINE7, "--handles", "6", "--index", str(scripted_index),
+                    "-o", str(tmp_path / (stem + ext)))
+    assert got == cli
+    if fmt == "otio":
+        tl = otio.adapters.read_from_string(got[stem + ext], "otio_json")
+        # T1, T2 and T3 with their sound, and the wild track's sound
+        assert {c.name for c in tl.find_clips()} == {"12A_T1_CamA", "12A_T2_CamA", "12A_T3_CamB", "12A_WT1"}
+        assert tl.name == f"line: {LINE7}"
+
+
+def test_markers_per_take_are_the_cli_files(client, scripted_index, tmp_path):
+    r = client.get("/api/export/markers", params={"q": LINE7, "format": "avid", "limit": "100"})
+    got = files_of(r)
+    stem = "line-We-have-to-follow-the-data-not-the-calendar"
+    cli = cli_files(tmp_path, "markers", "--line", LINE7, "--format", "avid", "--index", str(scripted_index),
+                    "-o", str(tmp_path / f"{stem}.txt"))
+    assert got == cli and len(got) == 4 and all(n.startswith(stem + "_12A_") for n in got)
+    one = client.get("/api/export/markers", params={"q": LINE7, "format": "csv", "limit": "100"})
+    assert list(files_of(one)) == [f"{stem}.csv"] and one.headers["content-type"].startswith("text/csv")
+
+
+def test_the_export_follows_the_search_page_filters(client):
+    everything = client.get("/api/search/line", params={"q": LINE2}).json()
+    maya = next(h["voice_id"] for h in everything if h["name"] == "12A_T1_CamA")
+    assert maya
+    for filters in ({"take": "12A_T2_CamA"}, {"speaker": maya}, {"scene": "12A", "min_match": "0.9"}, {}):
+        shown = client.get("/api/search/line", params={"q": LINE2, **filters}).json()
+        r = client.get("/api/export/stringout", params={"q": LINE2, **filters, "format": "otio"})
+        tl = otio.adapters.read_from_string(next(iter(files_of(r).values())), "otio_json")
+        # each take's best hit, in the page's order
+        assert [c.name for c in tl.video_tracks()[0].find_clips()] == list(dict.fromkeys(h["name"] for h in shown))
+    assert len({h["name"] for h in everything}) == 3
+    none = client.get("/api/export/stringout", params={"q": LINE7, "scene": "99Z"})
+    assert none.status_code == 404 and none.json()["error"] == \
+        f"Nothing to export: no take delivers \"{LINE7}\"; no file was written."
+
+
+def test_a_script_line_export_is_the_cli_one(client, scripted_index, tmp_path):
+    r = client.get("/api/export/stringout", params={"script_line": "12A/4", "format": "otio"})
+    got = files_of(r)
+    assert list(got) == ["script-12A-4.otio"]
+    cli = cli_files(tmp_path, "stringout", "--script-line", "12A/4", "--index", str(scripted_index), "-o",
+                    str(tmp_path / "script-12A-4.otio"))
+    assert got == cli
+
+
+@pytest.mark.parametrize("path, params, status, message", [
+    ("/api/export/stringout", {"q": LINE7, "format": "mp4"}, 400,
+     "Unknown string-out format 'mp4' (use one of: edl, xml, fcpxml, otio)."),
+    ("/api/export/markers", {"q": LINE7, "format": "mov"}, 400,
+     "Unknown marker format 'mov' (use one of: avid, resolve, premiere, csv, otio)."),
+    ("/api/export/stringout", {}, 400,
+     "Say what to export: ?q=LINE (a line search, with the search page's filters) or ?script_line=12A/4."),
+    ("/api/export/stringout", {"q": LINE7, "script_line": "12A/4"}, 400,
+     "Say what to export: ?q=LINE (a line search, with the search page's filters) or ?script_line=12A/4."),
+    ("/api/export/stringout", {"q": LINE7, "handles": "-3"}, 400,
+     "The parameter handles=-3 is out of range (0 to 10000)."),
+    ("/api/export/stringout", {"q": LINE7, "order": "alphabetical"}, 400,
+     "Unknown order 'alphabetical' (use rank or scene)."),
+    ("/api/export/ale", {"q": LINE7}, 404,
+     "No export 'ale': ask for /api/export/stringout or /api/export/markers."),
+    ("/api/export/stringout", {"script_line": "12A/99"}, 400, None),
+])
+def test_bad_requests_are_one_sentence(client, path, params, status, message):
+    r = client.get(path, params=params)
+    assert r.status_code == status
+    body = r.json()
+    assert set(body) == {"error"} and "Traceback" not in body["error"] and "\n" not in body["error"]
+    if message is not None:
+        assert body["error"] == message
+    else:
+        assert "12A/99" in body["error"]
+
+
+def test_a_download_needs_the_token(scripted_index):
+    with TestClient(create_app(scripted_index, token=TOKEN, proxies=False), raise_server_exceptions=False) as c:
+        params = {"q": LINE7, "format": "otio"}
+        assert c.get("/api/export/stringout", params=params).status_code == 401
+        ok = c.get("/api/export/stringout", params=params, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.content
