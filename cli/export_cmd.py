@@ -188,14 +188,11 @@ def ale_cmd(
 ) -> None:
     """An Avid Log Exchange of the indexed takes: Name, Tape, Start, End, FPS, Scene, Take, Camera,
     Speakers, Dialogue, Script lines."""
-    from indexer.export import ALE_FORMATS, pick_format, render_ale
-    from indexer.export.hitsets import indexed_sources, log_entries
+    from indexer.export import ALE_FORMATS, ale_outputs, pick_format
 
     pick_format(out, fmt, ALE_FORMATS, "log")
     with _open(index) as idx:
-        sources = indexed_sources(idx, take or None)
-        entries = log_entries(idx, sources, dialogue_words=words)
-    outputs = render_ale(entries, out, reel_len=reel_len or None)
+        outputs = ale_outputs(idx, out, take or None, dialogue_words=words, reel_len=reel_len)
     written = _write(outputs, force)
     _report(outputs, written, as_json)
 
@@ -212,19 +209,14 @@ def transcript_cmd(
     index: Optional[Path] = IndexOpt, force: bool = ForceOpt, as_json: bool = JsonOpt,
 ) -> None:
     """A take's transcript with speaker labels: SRT/VTT (times from the file's start), CSV/TXT/JSON (with TC)."""
-    from indexer.export import TRANSCRIPT_EXT, pick_format, render_transcript
-    from indexer.export.core import Source
-    from indexer.search import named_lines
+    from indexer.export import TRANSCRIPT_EXT, pick_format, transcript_outputs
 
     if fmt is None and (out is None or str(out) == "-"):
         fmt = "srt"
     fmt_name = pick_format(out if out is not None and str(out) != "-" else None, fmt, TRANSCRIPT_EXT, "transcript")
     with _open(index) as idx:
-        row = idx.take(take)
-        lines = named_lines(idx, idx.lines_of_take(row["take_id"]))
-    source = Source.from_row(row)
-    target = out if out is not None else Path(f"{row['name']}{TRANSCRIPT_EXT[fmt_name]}")
-    outputs = render_transcript(lines, source, fmt_name, target)
+        outputs = transcript_outputs(idx, take, fmt_name, out)
+    target = outputs[0][0]
     if str(target) == "-":
         sys.stdout.write(outputs[0][1])
         return

@@ -163,6 +163,20 @@ def test_the_hits_shown_download_as_files_for_the_edit(page, base_url, manifest,
     page.wait_for_function("() => document.getElementById('export').hidden", timeout=30000)
 
 
+def test_the_take_page_downloads_its_transcript(page, base_url, tmp_path):
+    takes = {t["name"]: t for t in page.request.get(f"{base_url}/api/takes").json()}
+    page.goto(f"{base_url}/take/{takes['12A_T1_CamA']['take_id']}")
+    link = page.locator('#export a[data-format="srt"]')
+    link.wait_for(state="visible", timeout=30000)
+    with page.expect_download() as info:
+        link.click()
+    assert info.value.suggested_filename == "12A_T1_CamA.srt"
+    saved = tmp_path / "t.srt"
+    info.value.save_as(saved)
+    api = page.request.get(f"{base_url}/api/export/transcript", params={"take": "12A_T1_CamA", "format": "srt"})
+    assert api.status == 200 and saved.read_bytes() == api.body() and "-->" in saved.read_text()
+
+
 def test_drop_frame_take_shows_semicolon_tc_across_its_minute_boundary(page, base_url):
     takes = {t["name"]: t for t in page.request.get(f"{base_url}/api/takes").json()}
     t2 = takes["12A_T2_CamA"]

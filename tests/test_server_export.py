@@ -115,6 +115,27 @@ def test_a_script_line_export_is_the_cli_one(client, scripted_index, tmp_path):
     assert got == cli
 
 
+@pytest.mark.parametrize("fmt", ["srt", "vtt", "csv", "txt", "json"])
+def test_a_takes_transcript_is_the_cli_file(client, scripted_index, tmp_path, fmt):
+    tid = next(t["take_id"] for t in client.get("/api/takes").json() if t["name"] == "12A_T1_CamA")
+    r = client.get("/api/export/transcript", params={"take": tid, "format": fmt})
+    got = files_of(r)
+    cli = cli_files(tmp_path, "transcript", "12A_T1_CamA", "--format", fmt, "--index", str(scripted_index), "-o",
+                    str(tmp_path / f"12A_T1_CamA.{fmt}"))
+    assert got == cli and list(got) == [f"12A_T1_CamA.{fmt}"]
+    assert LINE7.split(",")[0].lower() in got[f"12A_T1_CamA.{fmt}"].lower() or fmt == "json"
+
+
+def test_the_ale_is_the_cli_files(client, scripted_index, tmp_path):
+    got = files_of(client.get("/api/export/ale"))
+    cli = cli_files(tmp_path, "ale", "--index", str(scripted_index), "-o", str(tmp_path / "dailies.ale"))
+    assert got == cli and len(got) >= 2 and all(n.startswith("dailies_") for n in got)    # one ALE per rate
+    one = files_of(client.get("/api/export/ale", params={"take": "12A_T1_CamA"}))
+    assert list(one) == ["dailies.ale"] and "12A_T1_CamA" in one["dailies.ale"] and "12A_T2" not in one["dailies.ale"]
+    two = files_of(client.get("/api/export/ale", params=[("take", "12A_T1_CamA"), ("take", "12A_T3_CamB")]))
+    assert sorted(two) == ["dailies_23.976.ale", "dailies_25.ale"]          # T3 runs at 25 fps: its own ALE
+
+
 @pytest.mark.parametrize("path, params, status, message", [
     ("/api/export/stringout", {"q": LINE7, "format": "mp4"}, 400,
      "Unknown string-out format 'mp4' (use one of: edl, xml, fcpxml, otio)."),
@@ -128,8 +149,11 @@ def test_a_script_line_export_is_the_cli_one(client, scripted_index, tmp_path):
      "The parameter handles=-3 is out of range (0 to 10000)."),
     ("/api/export/stringout", {"q": LINE7, "order": "alphabetical"}, 400,
      "Unknown order 'alphabetical' (use rank or scene)."),
-    ("/api/export/ale", {"q": LINE7}, 404,
-     "No export 'ale': ask for /api/export/stringout or /api/export/markers."),
+    ("/api/export/edl", {"q": LINE7}, 404,
+     "No export 'edl': ask for /api/export/stringout, markers, transcript or ale."),
+    ("/api/export/transcript", {}, 400, "Say which take's transcript (?take=CLIP or ?take=TAKE_ID)."),
+    ("/api/export/transcript", {"take": "12A_T9"}, 404,
+     "No take '12A_T9' in the index; `dailies status` lists the takes."),
     ("/api/export/stringout", {"script_line": "12A/99"}, 400, None),
 ])
 def test_bad_requests_are_one_sentence(client, path, params, status, message):

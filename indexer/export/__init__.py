@@ -21,7 +21,7 @@ from .timeline import StringOut, ale_strings, build_timeline, edl_strings, fcp7_
 
 __all__ = [
     "Cut", "Source", "TimecodeBase", "StringOut", "plan_stringout", "render_stringout", "render_markers",
-    "stringout_outputs", "marker_outputs",
+    "stringout_outputs", "marker_outputs", "ale_outputs", "transcript_outputs",
     "render_ale", "render_transcript", "write_files", "pick_format", "build_timeline", "cut_hit", "plan_cuts",
     "reel_name", "reel_names", "best_per_take", "order_hits", "timeline_base", "DEFAULT_HANDLES",
     "DEFAULT_REEL_LEN", "ORDERS", "STRINGOUT_FORMATS", "MARKER_FORMATS", "ALE_FORMATS", "TRANSCRIPT_EXT",
@@ -91,6 +91,28 @@ def marker_outputs(index, hits: Sequence[Hit], fmt: str, out: Path) -> list[Outp
     if hits and hits[0].kind != "circle":
         hits = circle_hits(index, {h.take_id for h in hits}) + list(hits)
     return render_markers(hits, sources_for(index, [h.take_id for h in hits]), fmt, out)
+
+
+def ale_outputs(index, out: Path, refs: Sequence[str] | None = None, *, dialogue_words: int = 12,
+                reel_len: int | None = DEFAULT_REEL_LEN) -> list[Output]:
+    """An Avid Log Exchange of the indexed takes (or the ones ``refs`` name), one file per frame rate named after
+    ``out``: what `dailies export ale` writes and the review room sends."""
+    from .hitsets import indexed_sources, log_entries
+
+    entries = log_entries(index, indexed_sources(index, list(refs) if refs else None), dialogue_words=dialogue_words)
+    return render_ale(entries, out, reel_len=reel_len or None)
+
+
+def transcript_outputs(index, ref: str, fmt: str, out: Path | None = None) -> list[Output]:
+    """The transcript of the take ``ref`` names (clip name, take id, path) with its speakers' names, in format
+    ``fmt``, named ``out`` (default: CLIPNAME.FORMAT): what `dailies export transcript` writes and the review
+    room sends."""
+    from ..search import named_lines
+
+    row = index.take(ref)
+    lines = named_lines(index, index.lines_of_take(row["take_id"]))
+    target = out if out is not None else Path(f"{row['name']}{TRANSCRIPT_EXT[fmt]}")
+    return render_transcript(lines, Source.from_row(row), fmt, target)
 
 
 def render_markers(hits: Sequence[Hit], sources: dict[str, Source], fmt: str, out: Path) -> list[Output]:

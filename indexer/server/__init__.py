@@ -11,7 +11,8 @@
   `dailies index`) holds it, 403 under ``--read-only``.
 * ``/api/export/stringout`` and ``/api/export/markers`` send, for a line search (``?q=`` and the search page's
   filters: the hits the page shows) or a script line (``?script_line=12A/4``), the files `dailies export
-  stringout|markers` writes for it (:mod:`indexer.export`), one file as it is or several as one zip.
+  stringout|markers` writes for it (:mod:`indexer.export`); ``/api/export/transcript?take=`` and
+  ``/api/export/ale`` those of `dailies export transcript|ale`. One file as it is, several as one zip.
 * ``/media/ID`` serves a take's playable file (original or proxy, :mod:`.media`) by take id only, with
   HTTP range requests; ``/media/ID/thumb?t=SECONDS`` a JPEG of one frame.
 * With a token, every request (pages, API, media, assets) needs ``Authorization: Bearer TOKEN`` or the
@@ -373,43 +374,66 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         return JSONResponse(with_media(await run_in_threadpool(search)))
 
     async def api_export(request: Request):
-        """A download of what a search found, for the NLE: ``/api/export/stringout`` (EDL, FCP 7 XML, FCPXML or
-        OTIO: each take's best delivery cut back to back with handles) or ``/api/export/markers`` (Avid, Resolve,
-        Premiere, CSV or OTIO markers), the files `dailies export stringout|markers` writes. What: ``?q=LINE``
-        with the search page's filters (the hits the page shows), or ``?script_line=12A/4``. Several files (an EDL
-        per frame rate, Avid markers per take) come as one zip."""
+        """Downloads for the edit, the files `dailies export ...` writes: ``/api/export/stringout`` (EDL, FCP 7
+        XML, FCPXML or OTIO: each take's best delivery cut back to back with handles) and ``/api/export/markers``
+        (Avid, Resolve, Premiere, CSV or OTIO), of ``?q=LINE`` with the search page's filters (the hits the page
+        shows) or ``?script_line=12A/4``; ``/api/export/transcript?take=TAKE`` (SRT, VTT, CSV, TXT or JSON) and
+        ``/api/export/ale`` (every indexed take, or ``?take=`` repeated). Several files (an EDL or ALE per frame
+        rate, Avid markers per take) come as one zip."""
         from starlette.concurrency import run_in_threadpool
 
-        from ..export import MARKER_FORMATS, STRINGOUT_FORMATS, marker_outputs, pick_format, stringout_outputs
+        from .. import export as ex
         from ..export.hitsets import nothing_found, script_line_hits
         from .downloads import attachment, download_name
 
         what = request.path_params["what"]
-        formats = {"stringout": STRINGOUT_FORMATS, "markers": MARKER_FORMATS}.get(what)
+        formats = {"stringout": ex.STRINGOUT_FORMATS, "markers": ex.MARKER_FORMATS, "transcript": ex.TRANSCRIPT_EXT,
+                   "ale": ex.ALE_FORMATS}.get(what)
         if formats is None:
-            return error(request, f"No export {what!r}: ask for /api/export/stringout or /api/export/markers.", 404)
-        fmt = pick_format(None, text_param(request, "format") or ("edl" if what == "stringout" else "avid"),
-                          formats, "string-out" if what == "stringout" else "marker")
-        q, script_line = text_param(request, "q"), text_param(request, "script_line")
-        if bool(q) == bool(script_line):
-            raise UsageError("Say what to export: ?q=LINE (a line search, with the search page's filters) or "
-                             "?script_line=12A/4.")
-        kind, value = ("line", q) if q else ("script", script_line)
-        params = line_params(request) if q else {"limit": num_param(request, "limit", 100, int, 1, 10000)}
-        options = dict(handles=num_param(request, "handles", 12, int, 0, 10000), rate=text_param(request, "rate"),
-                       order=text_param(request, "order") or "rank", all_hits=bool_param(request, "all_hits", False),
-                       reel_len=num_param(request, "reel_len", 8, int, 0, 128), title=text_param(request, "title"))
-        stem = download_name(kind, value)
-        out = Path(stem + formats[fmt])
+            return error(request, f"No export {what!r}: ask for /api/export/stringout, markers, transcript or ale.",
+                         404)
+        defaults = {"stringout": "edl", "markers": "avid", "transcript": "srt", "ale": "ale"}
+        fmt = ex.pick_format(None, text_param(request, "format") or defaults[what], formats,
+                             {"stringout": "string-out", "markers": "marker", "transcript": "transcript",
+                              "ale": "log"}[what])
+        takes = [t.strip() for t in request.query_params.getlist("take") if t.strip()]
+        if what == "transcript":
+            if len(takes) != 1:
+                raise UsageError("Say which take's transcript (?take=CLIP or ?take=TAKE_ID).")
 
-        def build():
-            with pool.reader() as idx:
-                hits = views.line_hits(idx, q, **params) if q else script_line_hits(idx, script_line, **params)
-                if not hits:
-                    raise nothing_found(kind, value)
-                if what == "stringout":
-                    return stringout_outputs(idx, kind, value, hits, fmt, out, **options)
-                return marker_outputs(idx, hits, fmt, out), []
+            def build():
+                with pool.reader() as idx:
+                    return ex.transcript_outputs(idx, takes[0], fmt), []
+            stem = "transcript"
+        elif what == "ale":
+            def build():
+                with pool.reader() as idx:
+                    return ex.ale_outputs(idx, Path("dailies" + formats[fmt]), takes,
+                                          dialogue_words=num_param(request, "dialogue_words", 12, int, 1, 1000),
+                                          reel_len=num_param(request, "reel_len", 8, int, 0, 128)), []
+            stem = "dailies"
+        else:
+            q, script_line = text_param(request, "q"), text_param(request, "script_line")
+            if bool(q) == bool(script_line):
+                raise UsageError("Say what to export: ?q=LINE (a line search, with the search page's filters) or "
+                                 "?script_line=12A/4.")
+            kind, value = ("line", q) if q else ("script", script_line)
+            params = line_params(request) if q else {"limit": num_param(request, "limit", 100, int, 1, 10000)}
+            options = dict(handles=num_param(request, "handles", 12, int, 0, 10000), rate=text_param(request, "rate"),
+                           order=text_param(request, "order") or "rank",
+                           all_hits=bool_param(request, "all_hits", False),
+                           reel_len=num_param(request, "reel_len", 8, int, 0, 128), title=text_param(request, "title"))
+            stem = download_name(kind, value)
+            out = Path(stem + formats[fmt])
+
+            def build():
+                with pool.reader() as idx:
+                    hits = views.line_hits(idx, q, **params) if q else script_line_hits(idx, script_line, **params)
+                    if not hits:
+                        raise nothing_found(kind, value)
+                    if what == "stringout":
+                        return ex.stringout_outputs(idx, kind, value, hits, fmt, out, **options)
+                    return ex.marker_outputs(idx, hits, fmt, out), []
 
         async with search_slots:
             outputs, notes = await run_in_threadpool(build)

@@ -26,6 +26,11 @@
     } catch (err) { $("message").textContent = err.message; }
   });
   if (take.media_missing) $("message").textContent = "The media of this take is missing (moved or offline); its transcript is below.";
+  if (take.lines.length) {                           // the transcript as files (`dailies export transcript`)
+    for (const a of $("export").querySelectorAll("a"))
+      a.href = `/api/export/transcript?${new URLSearchParams({ take: take.take_id, format: a.dataset.format })}`;
+    $("export").hidden = false;
+  }
   const rate = TC.parseRate(take.rate);
   $("transcript").innerHTML = take.lines.length ? take.lines.map(ln => `
     <div class="line" data-start="${ln.start}">
