@@ -115,6 +115,28 @@ def test_a_script_line_export_is_the_cli_one(client, scripted_index, tmp_path):
     assert got == cli
 
 
+def test_each_coverage_line_downloads_the_takes_that_delivered_it(client):
+    import html
+    import re
+
+    cov = client.get("/api/coverage").json()
+    page = client.get("/coverage").text
+    links = {html.unescape(m.group(1)): html.unescape(m.group(2))
+             for m in re.finditer(r'<td class="lid">([^<]+?) <a class="dl" download [^>]*href="([^"]+)"', page)}
+    names = {c["take_id"]: c["name"] for c in cov["columns"]}
+    for row in cov["rows"]:
+        said = [names[t] for t, cell in row["cells"].items() if cell["start"] is not None]
+        assert (row["line_id"] in links) == bool(said), row["line_id"]
+        if not said:
+            continue
+        url = links[row["line_id"]]
+        assert f"version={cov['version']}" in url and url.endswith("format=edl")
+        r = client.get(url.replace("format=edl", "format=otio"))
+        tl = otio.adapters.read_from_string(next(iter(files_of(r).values())), "otio_json")
+        assert sorted({c.name for c in tl.find_clips()}) == sorted(said), row["line_id"]
+    assert len(links) >= 7
+
+
 @pytest.mark.parametrize("fmt", ["srt", "vtt", "csv", "txt", "json"])
 def test_a_takes_transcript_is_the_cli_file(client, scripted_index, tmp_path, fmt):
     tid = next(t["take_id"] for t in client.get("/api/takes").json() if t["name"] == "12A_T1_CamA")

@@ -83,13 +83,15 @@ def visual_hits(index: Index, text: str, *, scene: str | None = None, take: str 
                          embedder_for_index(index))
 
 
-def script_line_hits(index: Index, ref: str, *, limit: int = 100, **_) -> list[Hit]:
-    """The takes that delivered a script line such as 12A/4, best first (from the imported screenplay)."""
+def script_line_hits(index: Index, ref: str, *, limit: int = 100, script: str | None = None,
+                     version: int | None = None, **_) -> list[Hit]:
+    """The takes that delivered a script line such as 12A/4, best first (from the imported screenplay: the latest
+    version of the last one imported, or the ``script`` and ``version`` named)."""
     from ..script.catalog import all_matches, has_scripts, line_deliveries, resolve_version, script_of
 
     if not has_scripts(index):
         raise DailiesError("No screenplay is imported in this index; import one with `dailies script import FILE`.")
-    version = resolve_version(index)
+    version = resolve_version(index, script, version)
     script = script_of(index, version)
     line = script.line(ref)
     if line is None:

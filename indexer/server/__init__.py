@@ -418,7 +418,9 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                 raise UsageError("Say what to export: ?q=LINE (a line search, with the search page's filters) or "
                                  "?script_line=12A/4.")
             kind, value = ("line", q) if q else ("script", script_line)
-            params = line_params(request) if q else {"limit": num_param(request, "limit", 100, int, 1, 10000)}
+            params = line_params(request) if q else {"limit": num_param(request, "limit", 100, int, 1, 10000),
+                                                     "script": text_param(request, "script"),
+                                                     "version": num_param(request, "version", None, int, 1)}
             options = dict(handles=num_param(request, "handles", 12, int, 0, 10000), rate=text_param(request, "rate"),
                            order=text_param(request, "order") or "rank",
                            all_hits=bool_param(request, "all_hits", False),

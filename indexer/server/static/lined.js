@@ -42,4 +42,13 @@
   }
   for (const el of [camera, circled, character]) if (el) el.addEventListener("change", filter);
   filter();
+  // Coverage: the string-out links beside each line take the format chosen at the top.
+  const expFormat = document.getElementById("exp-format");
+  if (expFormat) expFormat.addEventListener("change", () => {
+    for (const a of document.querySelectorAll("a.dl")) {
+      const u = new URL(a.href);
+      u.searchParams.set("format", expFormat.value);
+      a.href = u.pathname + u.search;
+    }
+  });
 })();
