@@ -149,6 +149,8 @@ def test_a_takes_transcript_is_the_cli_file(client, scripted_index, tmp_path, fm
 
 
 def test_the_ale_is_the_cli_files(client, scripted_index, tmp_path):
+    for page in ("/", "/coverage", "/voices"):                 # every page's header offers it
+        assert '<a class="ale" href="/api/export/ale" download' in client.get(page).text
     got = files_of(client.get("/api/export/ale"))
     cli = cli_files(tmp_path, "ale", "--index", str(scripted_index), "-o", str(tmp_path / "dailies.ale"))
     assert got == cli and len(got) >= 2 and all(n.startswith("dailies_") for n in got)    # one ALE per rate
