@@ -197,3 +197,17 @@ def test_a_download_needs_the_token(scripted_index):
         assert c.get("/api/export/stringout", params=params).status_code == 401
         ok = c.get("/api/export/stringout", params=params, headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200 and ok.content
+
+
+def test_zip_members_of_one_name_are_kept_apart():
+    from indexer.server.downloads import attachment
+
+    r = attachment([(Path("m_CLIP.txt"), "a", ""), (Path("m_CLIP.txt"), "b", ""), (Path("m_X.txt"), "c", "")],
+                   zip_name="m.zip")
+    with zipfile.ZipFile(io.BytesIO(r.body)) as z:
+        assert {n: z.read(n).decode() for n in z.namelist()} == {"m_CLIP.txt": "a", "m_CLIP_2.txt": "b", "m_X.txt": "c"}
+    assert r.headers["content-disposition"] == "attachment; filename=\"m.zip\"; filename*=UTF-8''m.zip"
+    one = attachment([(Path("Szene 4 \"ä\".srt"), "x", "")])
+    assert one.headers["content-disposition"] == \
+        "attachment; filename=\"Szene 4 ___.srt\"; filename*=UTF-8''Szene%204%20%22%C3%A4%22.srt"
+    assert one.body == b"x" and one.headers["content-type"] == "application/x-subrip"

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 from urllib.parse import quote
 
 TYPES = {".edl": "text/plain", ".txt": "text/plain", ".csv": "text/csv", ".xml": "application/xml",
-         ".fcpxml": "application/xml", ".otio": "application/json", ".zip": "application/zip"}
+         ".fcpxml": "application/xml", ".otio": "application/json", ".zip": "application/zip",
+         ".srt": "application/x-subrip", ".vtt": "text/vtt", ".json": "application/json", ".ale": "text/plain"}
 
 
 def download_name(kind: str, value: str, longest: int = 48) -> str:
@@ -29,6 +30,17 @@ def disposition(name: str) -> str:
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``STEM_2.ext``, ``STEM_3.ext``... when a member of that name is already in the zip (two takes
+    of one clip name in different folders)."""
+    out, n = name, 1
+    while out in taken:
+        n += 1
+        out = f"{Path(name).stem}_{n}{Path(name).suffix}"
+    taken.add(out)
+    return out
+
+
 def attachment(outputs: Sequence[tuple[Path, str, Any]], notes: Sequence[str] = (), zip_name: str = "export.zip") -> Any:
     """The outputs (``[(path, text, description)]``, as :mod:`indexer.export` makes them) as one download: a
     single file as it is, several as the zip ``zip_name`` of them. ``notes`` (e.g. handles the
@@ -40,9 +52,10 @@ def attachment(outputs: Sequence[tuple[Path, str, Any]], notes: Sequence[str] = 
         name, body = path.name, text.encode("utf-8")
     else:
         buf = io.BytesIO()
+        taken: set[str] = set()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for path, text, _ in outputs:
-                z.writestr(path.name, text)
+                z.writestr(_unique(path.name, taken), text)
         name, body = zip_name, buf.getvalue()
     headers = {"Content-Disposition": disposition(name),
                "X-Dailies-Files": json.dumps([{"name": p.name, "description": d} for p, _, d in outputs]),
