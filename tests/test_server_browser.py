@@ -177,6 +177,22 @@ def test_the_take_page_downloads_its_transcript(page, base_url, tmp_path):
     assert api.status == 200 and saved.read_bytes() == api.body() and "-->" in saved.read_text()
 
 
+def test_the_voices_page_downloads_a_voices_lines_as_markers(page, base_url, tmp_path):
+    page.goto(f"{base_url}/voices")
+    page.locator(".voice a.dl").first.wait_for(state="visible", timeout=30000)
+    voices = page.locator(".voice")
+    assert page.locator(".voice a.dl").count() == 4 * voices.count()
+    first = voices.first
+    vid = first.get_attribute("data-voice-id")
+    with page.expect_download() as info:
+        first.locator('a.dl:text("CSV")').click()
+    assert info.value.suggested_filename == f"speaker-{vid}.csv"
+    saved = tmp_path / "v.csv"
+    info.value.save_as(saved)
+    api = page.request.get(f"{base_url}/api/export/markers", params={"voice": vid, "format": "csv"})
+    assert api.status == 200 and saved.read_bytes() == api.body()
+
+
 def test_drop_frame_take_shows_semicolon_tc_across_its_minute_boundary(page, base_url):
     takes = {t["name"]: t for t in page.request.get(f"{base_url}/api/takes").json()}
     t2 = takes["12A_T2_CamA"]

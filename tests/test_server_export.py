@@ -137,6 +137,25 @@ def test_each_coverage_line_downloads_the_takes_that_delivered_it(client):
     assert len(links) >= 7
 
 
+def test_every_line_of_a_voice_is_the_cli_markers(client, scripted_index, tmp_path):
+    voices = client.get("/api/voices").json()
+    assert len(voices) >= 2
+    for v in voices:
+        r = client.get("/api/export/markers", params={"voice": v["voice_id"], "format": "csv"})
+        got = files_of(r)
+        stem = f"speaker-{v['voice_id']}"
+        out = tmp_path / v["voice_id"]
+        out.mkdir()
+        cli = cli_files(out, "markers", "--speaker", v["voice_id"], "--format", "csv", "--index", str(scripted_index),
+                        "-o", str(out / f"{stem}.csv"))
+        assert got == cli and list(got) == [f"{stem}.csv"]
+        lines = client.get("/api/search/speaker", params={"name": v["voice_id"]}).json()
+        assert got[f"{stem}.csv"].count("\n") >= len(lines) >= 1          # a marker per line (and a header)
+    one_take = client.get("/api/export/markers", params={"voice": voices[0]["voice_id"], "take": "12A_T1_CamA",
+                                                        "format": "avid"})
+    assert list(files_of(one_take)) == [f"speaker-{voices[0]['voice_id']}.txt"]      # one take: one file
+
+
 @pytest.mark.parametrize("fmt", ["srt", "vtt", "csv", "txt", "json"])
 def test_a_takes_transcript_is_the_cli_file(client, scripted_index, tmp_path, fmt):
     tid = next(t["take_id"] for t in client.get("/api/takes").json() if t["name"] == "12A_T1_CamA")
@@ -166,9 +185,11 @@ def test_the_ale_is_the_cli_files(client, scripted_index, tmp_path):
     ("/api/export/markers", {"q": LINE7, "format": "mov"}, 400,
      "Unknown marker format 'mov' (use one of: avid, resolve, premiere, csv, otio)."),
     ("/api/export/stringout", {}, 400,
-     "Say what to export: ?q=LINE (a line search, with the search page's filters) or ?script_line=12A/4."),
+     "Say what to export: ?q=LINE (a line search, with the search page's filters), ?script_line=12A/4 or "
+     "?voice=MAYA (every line of a voice)."),
     ("/api/export/stringout", {"q": LINE7, "script_line": "12A/4"}, 400,
-     "Say what to export: ?q=LINE (a line search, with the search page's filters) or ?script_line=12A/4."),
+     "Say what to export: ?q=LINE (a line search, with the search page's filters), ?script_line=12A/4 or "
+     "?voice=MAYA (every line of a voice)."),
     ("/api/export/stringout", {"q": LINE7, "handles": "-3"}, 400,
      "The parameter handles=-3 is out of range (0 to 10000)."),
     ("/api/export/stringout", {"q": LINE7, "order": "alphabetical"}, 400,

@@ -10,8 +10,8 @@
   (:mod:`indexer.edits`), opening the one writer for that request only: 409 when another process (e.g.
   `dailies index`) holds it, 403 under ``--read-only``.
 * ``/api/export/stringout`` and ``/api/export/markers`` send, for a line search (``?q=`` and the search page's
-  filters: the hits the page shows) or a script line (``?script_line=12A/4``), the files `dailies export
-  stringout|markers` writes for it (:mod:`indexer.export`); ``/api/export/transcript?take=`` and
+  filters: the hits the page shows), a script line (``?script_line=12A/4``) or a voice (``?voice=MAYA``), the
+  files `dailies export stringout|markers` writes for it (:mod:`indexer.export`); ``/api/export/transcript?take=`` and
   ``/api/export/ale`` those of `dailies export transcript|ale`. One file as it is, several as one zip.
 * ``/media/ID`` serves a take's playable file (original or proxy, :mod:`.media`) by take id only, with
   HTTP range requests; ``/media/ID/thumb?t=SECONDS`` a JPEG of one frame.
@@ -377,13 +377,14 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         """Downloads for the edit, the files `dailies export ...` writes: ``/api/export/stringout`` (EDL, FCP 7
         XML, FCPXML or OTIO: each take's best delivery cut back to back with handles) and ``/api/export/markers``
         (Avid, Resolve, Premiere, CSV or OTIO), of ``?q=LINE`` with the search page's filters (the hits the page
-        shows) or ``?script_line=12A/4``; ``/api/export/transcript?take=TAKE`` (SRT, VTT, CSV, TXT or JSON) and
-        ``/api/export/ale`` (every indexed take, or ``?take=`` repeated). Several files (an EDL or ALE per frame
-        rate, Avid markers per take) come as one zip."""
+        shows), ``?script_line=12A/4`` or ``?voice=MAYA`` (every line of a voice);
+        ``/api/export/transcript?take=TAKE`` (SRT, VTT, CSV, TXT or JSON) and ``/api/export/ale`` (every indexed
+        take, or ``?take=`` repeated). Several files (an EDL or ALE per frame rate, Avid markers per take) come as
+        one zip."""
         from starlette.concurrency import run_in_threadpool
 
         from .. import export as ex
-        from ..export.hitsets import nothing_found, script_line_hits
+        from ..export.hitsets import nothing_found, script_line_hits, speaker_hits
         from .downloads import attachment, download_name
 
         what = request.path_params["what"]
@@ -413,14 +414,20 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                                           reel_len=num_param(request, "reel_len", 8, int, 0, 128)), []
             stem = "dailies"
         else:
-            q, script_line = text_param(request, "q"), text_param(request, "script_line")
-            if bool(q) == bool(script_line):
-                raise UsageError("Say what to export: ?q=LINE (a line search, with the search page's filters) or "
-                                 "?script_line=12A/4.")
-            kind, value = ("line", q) if q else ("script", script_line)
-            params = line_params(request) if q else {"limit": num_param(request, "limit", 100, int, 1, 10000),
-                                                     "script": text_param(request, "script"),
-                                                     "version": num_param(request, "version", None, int, 1)}
+            q, script_line, voice = (text_param(request, k) for k in ("q", "script_line", "voice"))
+            if sum(map(bool, (q, script_line, voice))) != 1:
+                raise UsageError("Say what to export: ?q=LINE (a line search, with the search page's filters), "
+                                 "?script_line=12A/4 or ?voice=MAYA (every line of a voice).")
+            kind, value = ("line", q) if q else ("script", script_line) if script_line else ("speaker", voice)
+            if q:
+                params = line_params(request)
+            elif script_line:
+                params = {"limit": num_param(request, "limit", 100, int, 1, 10000),
+                          "script": text_param(request, "script"),
+                          "version": num_param(request, "version", None, int, 1)}
+            else:
+                params = {"limit": num_param(request, "limit", 1000, int, 1, 100000),
+                          "scene": text_param(request, "scene"), "take": takes[0] if takes else None}
             options = dict(handles=num_param(request, "handles", 12, int, 0, 10000), rate=text_param(request, "rate"),
                            order=text_param(request, "order") or "rank",
                            all_hits=bool_param(request, "all_hits", False),
@@ -430,7 +437,12 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
 
             def build():
                 with pool.reader() as idx:
-                    hits = views.line_hits(idx, q, **params) if q else script_line_hits(idx, script_line, **params)
+                    if q:
+                        hits = views.line_hits(idx, q, **params)
+                    elif script_line:
+                        hits = script_line_hits(idx, script_line, **params)
+                    else:
+                        hits = speaker_hits(idx, voice, **params)
                     if not hits:
                         raise nothing_found(kind, value)
                     if what == "stringout":

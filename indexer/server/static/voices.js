@@ -25,7 +25,9 @@
     list.innerHTML = voices.map(v => `
       <li class="voice" data-voice-id="${esc(v.voice_id)}">
         <h2><span class="vname">${esc(v.name || "unnamed")}</span> <span class="vid">${esc(v.voice_id)}</span></h2>
-        <div class="meta">${v.takes} take${v.takes === 1 ? "" : "s"} · ${v.minutes.toFixed(1)} min of speech</div>
+        <div class="meta">${v.takes} take${v.takes === 1 ? "" : "s"} · ${v.minutes.toFixed(1)} min of speech ·
+          every line as markers: ${[["avid", "Avid"], ["resolve", "Resolve"], ["premiere", "Premiere"], ["csv", "CSV"]].map(([f, n]) =>
+            `<a class="dl" download href="/api/export/markers?${new URLSearchParams({ voice: v.voice_id, format: f })}">${n}</a>`).join(" · ")}</div>
         <ol class="clips">${v.clips.map((c, k) => `
           <li class="clipline" data-k="${k}">
             <button class="play" type="button" title="Listen">▶</button>
