@@ -232,3 +232,7 @@ def test_zip_members_of_one_name_are_kept_apart():
     assert one.headers["content-disposition"] == \
         "attachment; filename=\"Szene 4 ___.srt\"; filename*=UTF-8''Szene%204%20%22%C3%A4%22.srt"
     assert one.body == b"x" and one.headers["content-type"] == "application/x-subrip"
+    many = attachment([(Path(f"m_{k:04d}.txt"), "x", "Avid marker list, 1 marker on a take") for k in range(400)],
+                      notes=["handles cut short"] * 2000, zip_name="m.zip")
+    assert many.headers["x-dailies-file-count"] == "400"          # too many to describe in a header
+    assert "x-dailies-files" not in many.headers and "x-dailies-notes" not in many.headers

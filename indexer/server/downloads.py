@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
 
+HEADER_BYTES = 16384        # the longest list of files or notes sent in a header (JSON)
 TYPES = {".edl": "text/plain", ".txt": "text/plain", ".csv": "text/csv", ".xml": "application/xml",
          ".fcpxml": "application/xml", ".otio": "application/json", ".zip": "application/zip",
          ".srt": "application/x-subrip", ".vtt": "text/vtt", ".json": "application/json", ".ale": "text/plain"}
@@ -43,8 +44,9 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def attachment(outputs: Sequence[tuple[Path, str, Any]], notes: Sequence[str] = (), zip_name: str = "export.zip") -> Any:
     """The outputs (``[(path, text, description)]``, as :mod:`indexer.export` makes them) as one download: a
-    single file as it is, several as the zip ``zip_name`` of them. ``notes`` (e.g. handles the
-    media cut short) travel in the ``X-Dailies-Notes`` header, a JSON list."""
+    single file as it is, several as the zip ``zip_name`` of them. Headers: ``X-Dailies-File-Count``, and, when
+    each fits in ``HEADER_BYTES``, ``X-Dailies-Files`` (names and descriptions, as the CLI prints them) and
+    ``X-Dailies-Notes`` (e.g. handles the media cut short), JSON lists."""
     from starlette.responses import Response
 
     if len(outputs) == 1:
@@ -57,7 +59,11 @@ def attachment(outputs: Sequence[tuple[Path, str, Any]], notes: Sequence[str] = 
             for path, text, _ in outputs:
                 z.writestr(_unique(path.name, taken), text)
         name, body = zip_name, buf.getvalue()
-    headers = {"Content-Disposition": disposition(name),
-               "X-Dailies-Files": json.dumps([{"name": p.name, "description": d} for p, _, d in outputs]),
-               **({"X-Dailies-Notes": json.dumps(list(notes))} if notes else {})}
+    headers = {"Content-Disposition": disposition(name), "X-Dailies-File-Count": str(len(outputs))}
+    described = json.dumps([{"name": p.name, "description": d} for p, _, d in outputs])
+    if len(described) <= HEADER_BYTES:          # a browser refuses a response whose headers pass ~256 KB
+        headers["X-Dailies-Files"] = described
+    said = json.dumps(list(notes))
+    if notes and len(said) <= HEADER_BYTES:
+        headers["X-Dailies-Notes"] = said
     return Response(body, media_type=TYPES.get(Path(name).suffix, "application/octet-stream"), headers=headers)
