@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -161,6 +162,31 @@ def test_the_hits_shown_download_as_files_for_the_edit(page, base_url, manifest,
     assert "12A_T1_C" in saved.read_text() and "12A_T2" not in saved.read_text()
     page.locator("#q").fill("")                                   # no query, nothing to export
     page.wait_for_function("() => document.getElementById('export').hidden", timeout=30000)
+
+
+def test_ticked_hits_alone_download_and_ticking_does_not_play(page, base_url, tmp_path):
+    text = "I brought you coffee. Black, no sugar."
+    type_query(page, base_url, text)
+    picks = page.locator(".hit .pick")
+    assert picks.count() >= 3
+    picks.nth(0).check()
+    picks.nth(2).check()
+    assert page.locator("#export-chosen").inner_text() == "(2 chosen)"
+    assert page.locator("#player").is_hidden()                    # choosing a hit does not play it
+    keys = [picks.nth(k).get_attribute("data-key") for k in (0, 2)]
+    href = page.locator('#export a[data-format="otio"]').get_attribute("href")
+    assert href.count("only=") == 2
+    with page.expect_download() as info:
+        page.locator('#export a[data-format="otio"]').click()
+    saved = tmp_path / "picked.otio"
+    info.value.save_as(saved)
+    api = page.request.get(f"{base_url}/api/export/stringout?" + "&".join(
+        [f"q={quote(text)}", "format=otio", *(f"only={quote(k)}" for k in keys)]))
+    assert api.status == 200 and saved.read_bytes() == api.body()
+    picks.nth(0).uncheck()
+    picks.nth(2).uncheck()
+    assert page.locator("#export-chosen").inner_text() == ""
+    assert "only=" not in page.locator('#export a[data-format="otio"]').get_attribute("href")
 
 
 def test_the_take_page_downloads_its_transcript(page, base_url, tmp_path):

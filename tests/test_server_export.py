@@ -106,6 +106,32 @@ def test_the_export_follows_the_search_page_filters(client):
         f"Nothing to export: no take delivers \"{LINE7}\"; no file was written."
 
 
+def test_only_the_hits_ticked_are_exported_every_one_of_them(client):
+    line3 = "I brought you coffee. Black, no sugar."                  # T3 delivers it twice
+    shown = client.get("/api/search/line", params={"q": line3}).json()
+    by_take: dict[str, list[dict]] = {}
+    for h in shown:
+        by_take.setdefault(h["name"], []).append(h)
+    twice = next(hs for hs in by_take.values() if len(hs) >= 2)           # a take with two hits: both kept
+    other = next(hs[0] for name, hs in by_take.items() if name != twice[0]["name"])
+    chosen = [twice[0], twice[1], other]
+    keys = ["+".join(h["line_ids"]) for h in chosen]
+    r = client.get("/api/export/stringout", params=[("q", line3), ("format", "otio"),
+                                                    *(("only", k) for k in keys)])
+    tl = otio.adapters.read_from_string(next(iter(files_of(r).values())), "otio_json")
+    clips = list(tl.video_tracks()[0].find_clips()) or list(tl.find_clips())
+    assert sorted(c.name for c in clips) == sorted(h["name"] for h in chosen)
+    assert sorted(c.metadata["dailies"]["tc_in"] for c in clips) == sorted(h["tc_in"] for h in chosen)
+    stale = client.get("/api/export/stringout", params={"q": LINE7, "only": "nosuchtake-00001"})
+    assert stale.status_code == 404 and "none of the chosen hits" in stale.json()["error"]
+    raw = client.get(f"/api/export/stringout?q={line3}&format=otio&only={keys[0]},{keys[2]}")   # "+" unescaped
+    raw_tl = otio.adapters.read_from_string(next(iter(files_of(raw).values())), "otio_json")
+    assert sorted(c.name for c in raw_tl.video_tracks()[0].find_clips()) == sorted([chosen[0]["name"], other["name"]])
+    alone = client.get("/api/export/stringout", params={"script_line": "12A/4", "only": keys[0]})
+    assert alone.status_code == 400
+    assert alone.json()["error"] == "?only= picks among a line search's hits: give ?q= with it."
+
+
 def test_a_script_line_export_is_the_cli_one(client, scripted_index, tmp_path):
     r = client.get("/api/export/stringout", params={"script_line": "12A/4", "format": "otio"})
     got = files_of(r)

@@ -377,7 +377,8 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         """Downloads for the edit, the files `dailies export ...` writes: ``/api/export/stringout`` (EDL, FCP 7
         XML, FCPXML or OTIO: each take's best delivery cut back to back with handles) and ``/api/export/markers``
         (Avid, Resolve, Premiere, CSV or OTIO), of ``?q=LINE`` with the search page's filters (the hits the page
-        shows), ``?script_line=12A/4`` or ``?voice=MAYA`` (every line of a voice);
+        shows; ``only=`` the ones ticked, each by its line ids joined by "+"), ``?script_line=12A/4`` or
+        ``?voice=MAYA`` (every line of a voice);
         ``/api/export/transcript?take=TAKE`` (SRT, VTT, CSV, TXT or JSON) and ``/api/export/ale`` (every indexed
         take, or ``?take=`` repeated). Several files (an EDL or ALE per frame rate, Avid markers per take) come as
         one zip."""
@@ -419,6 +420,11 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                 raise UsageError("Say what to export: ?q=LINE (a line search, with the search page's filters), "
                                  "?script_line=12A/4 or ?voice=MAYA (every line of a voice).")
             kind, value = ("line", q) if q else ("script", script_line) if script_line else ("speaker", voice)
+            # each hit by its line ids joined by "+" (a "+" left unescaped in a URL arrives as a space)
+            chosen = {k.strip().replace(" ", "+") for v in request.query_params.getlist("only") for k in v.split(",")
+                      if k.strip()}
+            if chosen and not q:
+                raise UsageError("?only= picks among a line search's hits: give ?q= with it.")
             if q:
                 params = line_params(request)
             elif script_line:
@@ -430,7 +436,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                           "scene": text_param(request, "scene"), "take": takes[0] if takes else None}
             options = dict(handles=num_param(request, "handles", 12, int, 0, 10000), rate=text_param(request, "rate"),
                            order=text_param(request, "order") or "rank",
-                           all_hits=bool_param(request, "all_hits", False),
+                           all_hits=bool_param(request, "all_hits", bool(chosen)),     # chosen: every one of them
                            reel_len=num_param(request, "reel_len", 8, int, 0, 128), title=text_param(request, "title"))
             stem = download_name(kind, value)
             out = Path(stem + formats[fmt])
@@ -439,6 +445,11 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                 with pool.reader() as idx:
                     if q:
                         hits = views.line_hits(idx, q, **params)
+                        if chosen:          # the hits ticked on the page, each by its line ids
+                            hits = [h for h in hits if "+".join(h.line_ids) in chosen]
+                            if not hits:
+                                raise DailiesError("Nothing to export: none of the chosen hits is found by this search "
+                                                   "any more (the index changed?); search again.")
                     elif script_line:
                         hits = script_line_hits(idx, script_line, **params)
                     else:

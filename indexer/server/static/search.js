@@ -39,6 +39,8 @@
     msg.textContent = hits.length ? `${hits.length} hit${hits.length > 1 ? "s" : ""}` : `No take delivers “${q}”.`;
     list.innerHTML = hits.map((h, i) => `
       <li class="hit" data-i="${i}" data-take-id="${esc(h.take_id)}" tabindex="0">
+        ${h.line_ids && h.line_ids.length ? `<input type="checkbox" class="pick" data-key="${esc(h.line_ids.join("+"))}"
+          title="Choose this hit for the export (none chosen: every hit)">` : ""}
         ${h.shots && h.shots.length ? `<img class="thumb" loading="lazy" alt="" src="/media/${encodeURIComponent(h.take_id)}/thumb?t=${h.start}"
              onerror="this.replaceWith(Object.assign(document.createElement('div'),{className:'thumb nothumb',textContent:'?'}))">`
           : `<div class="thumb nothumb" title="sound only">♪</div>`}
@@ -52,13 +54,19 @@
         </div>
       </li>`).join("");
   }
-  // The hits shown, as files for the NLE: the same search and filters, sent by /api/export (null: none to offer).
+  // The hits shown, as files for the NLE: the same search and filters, sent by /api/export (null: none to offer);
+  // with hits ticked, those only (each by its line ids), every one of them.
+  let shown = null;
   function exportLinks(p) {
+    shown = p;
     exp.hidden = !p;
     if (!p) return;
+    const chosen = [...list.querySelectorAll(".pick:checked")].map(c => c.dataset.key);
+    $("export-chosen").textContent = chosen.length ? `(${chosen.length} chosen)` : "";
     for (const a of exp.querySelectorAll("a")) {
       const q = new URLSearchParams(p);
       q.set("format", a.dataset.format);
+      for (const k of chosen) q.append("only", k);
       a.href = `/api/export/${a.dataset.what}?${q}`;
     }
   }
@@ -66,7 +74,9 @@
   $("q").addEventListener("input", schedule);
   for (const f of ["scene", "take", "speaker", "visual"]) $("f-" + f).addEventListener("input", schedule);
   $("q").addEventListener("keydown", e => { if (e.key === "Enter") { clearTimeout(timer); search(); } });
+  list.addEventListener("change", e => { if (e.target.classList.contains("pick") && shown) exportLinks(shown); });
   list.addEventListener("click", e => {
+    if (e.target.classList.contains("pick")) return;            // choosing a hit does not play it
     const li = e.target.closest(".hit");
     if (!li) return;
     $("player").hidden = false;
