@@ -10,7 +10,8 @@
    Lines are written through the store (`Index.commit_take`) with their text-embedding vectors, 200 per take.
 2. Serves it with uvicorn in this process, as `dailies serve` does (it first reads the commonest words'
    full-text shares on a thread: the time is printed), and times `GET /api/search/line` sequentially (warm):
-   p50/p95/max, goal p95 < 100 ms. Each query is new to the server (a few speeches come up twice).
+   p50/p95/max, goal p95 < 100 ms. Each query is new to the server (a few speeches come up twice). Then the
+   review room's downloads of 50 of those searches' hits (`/api/export`: FCPXML, EDL, Avid markers).
 3. The same with --clients concurrent clients while another process writes new takes into the index (the one
    writer, from before the first query to after the last answer), goal p95 < 300 ms and no error. Every commit
    of the writer changes the full-text index's totals, so the server reads the shares its searches need again
@@ -417,9 +418,22 @@ def main() -> int:
             ms.append((time.perf_counter() - t) * 1000)
             r.raise_for_status()
             hits += bool(r.json())
-    warm_cpu = cpu_note(cpu0, tree_cpu(pid), len(queries))
+        warm_cpu = cpu_note(cpu0, tree_cpu(pid), len(queries))
+        # A download for the edit (the review room's export links) runs the page's search again and writes the files
+        downloads = {}
+        for fmt, what in (("fcpxml", "stringout"), ("edl", "stringout"), ("avid", "markers")):
+            took = []
+            for q in queries[:50]:
+                t = time.perf_counter()
+                r = c.get(f"/api/export/{what}", params={"q": q, "format": fmt})
+                took.append((time.perf_counter() - t) * 1000)
+                if r.status_code not in (200, 404):            # 404: the search found nothing to export
+                    raise SystemExit(f"/api/export/{what}?format={fmt} answered {r.status_code}: {r.text[:200]}")
+            downloads[fmt] = took
     print(f"search API, one client, warm: {summary(ms)}; queries with hits {hits}/{len(queries)} (goal p95 < 100 ms)"
           f"{warm_cpu}")
+    for fmt, took in downloads.items():
+        print(f"  download of the hits for the edit ({fmt}, /api/export), one client: {summary(took)}")
 
     # The writer writes new takes from before the first client's query until after the last one's answer: it
     # starts, commits a first take, says so, and stops at the first commit after the clients are done.
