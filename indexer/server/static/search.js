@@ -62,7 +62,7 @@
     exp.hidden = !p;
     if (!p) return;
     const chosen = [...list.querySelectorAll(".pick:checked")].map(c => c.dataset.key);
-    $("export-chosen").textContent = chosen.length ? `(${chosen.length} chosen)` : "";
+    $("export-chosen").textContent = chosen.length ? ` (${chosen.length} chosen)` : "";
     for (const a of exp.querySelectorAll("a")) {
       const q = new URLSearchParams(p);
       q.set("format", a.dataset.format);
