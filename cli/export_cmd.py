@@ -140,7 +140,7 @@ def markers_cmd(
 ) -> None:
     """One marker per line ("speaker: text") at the take's source TC, for Avid, Resolve or Premiere.
     A circled take among them also gets a "CIRCLED: note" marker at its first frame."""
-    from indexer.errors import UsageError
+    from indexer.errors import NothingToExportError, UsageError
     from indexer.export import MARKER_FORMATS, marker_outputs, pick_format
     from indexer.export.hitsets import circle_hits, nothing_found, search_hits, take_hits
     from indexer.export.output import is_folder_target
@@ -155,14 +155,14 @@ def markers_cmd(
         if circled and not take and not any((line, speaker, visual, script_line)):
             hits = circle_hits(idx)
             if not hits:
-                raise DailiesError("Nothing to export: no take is circled (`dailies circle TAKE`); "
+                raise NothingToExportError("Nothing to export: no take is circled (`dailies circle TAKE`); "
                                    "no file was written.")
         elif take:
             if any((line, speaker, visual, script_line)):
                 raise UsageError("Give either --take or one search (--line, --speaker, --visual, --script-line).")
             hits = take_hits(idx, take)
             if not hits:
-                raise DailiesError(f"Nothing to export: {', '.join(take)} has no transcribed lines; "
+                raise NothingToExportError(f"Nothing to export: {', '.join(take)} has no transcribed lines; "
                                    "no file was written.")
         else:
             kind, value, hits = search_hits(idx, line=line, speaker=speaker, visual=visual,

@@ -46,5 +46,9 @@ class ModelError(DailiesError):
     """A model cannot be found or loaded."""
 
 
+class NothingToExportError(DailiesError):
+    """An export whose search or selection found nothing to write (the review room answers 404)."""
+
+
 class UsageError(DailiesError):
     """The command line asks for something that does not make sense."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import DailiesError
+from ..errors import DailiesError, NothingToExportError
 from ..records import Hit
 from .core import (DEFAULT_HANDLES, DEFAULT_REEL_LEN, ORDERS, Cut, Source, TimecodeBase, best_per_take,
                    cut_hit, order_hits, plan_cuts, reel_name, reel_names, timeline_base)
@@ -30,8 +30,8 @@ __all__ = [
 Output = tuple[Path, str, str]
 
 
-def _empty(what: str) -> DailiesError:
-    return DailiesError(f"Nothing to export: {what}; no file was written.")
+def _empty(what: str) -> NothingToExportError:
+    return NothingToExportError(f"Nothing to export: {what}; no file was written.")
 
 
 def plan_stringout(hits: Sequence[Hit], sources: dict[str, Source], *, handles: int = DEFAULT_HANDLES,

@@ -36,9 +36,11 @@ def search_hits(index: Index, *, line: str | None = None, speaker: str | None = 
 
 def nothing_found(kind: str, value: str) -> DailiesError:
     """The error of a search that found nothing to export (kind as :func:`search_hits` names it)."""
-    what = {"line": f"no take delivers \"{value}\"", "speaker": f"no line of speaker {value}",
-            "visual": f"no shot looks like \"{value}\"", "script": f"no take delivers script line {value}"}[kind]
-    return DailiesError(f"Nothing to export: {what}; no file was written.")
+    from . import _empty
+
+    return _empty({"line": f"no take delivers \"{value}\"", "speaker": f"no line of speaker {value}",
+                   "visual": f"no shot looks like \"{value}\"",
+                   "script": f"no take delivers script line {value}"}[kind])
 
 
 def sources_for(index: Index, take_ids: Iterable[str]) -> dict[str, Source]:

@@ -31,7 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import DailiesError
+from ..errors import NothingToExportError
 from .core import (DEFAULT_RECORD_START, DEFAULT_REEL_LEN, Cut, Source, TimecodeBase, fps_label, group_by_base,
                    hit_metadata, marker_text, one_line, reel_names, speaker_colours)
 
@@ -118,7 +118,7 @@ def build_timeline(plan: StringOut):
     import opentimelineio as otio
 
     if not plan.cuts:
-        raise DailiesError("Nothing to export: the result set is empty.")
+        raise NothingToExportError("Nothing to export: the result set is empty.")
     reels = plan.reels
     colours = speaker_colours(c.hit for c in plan.cuts)
     tl = otio.schema.Timeline(name=plan.title)
@@ -278,7 +278,7 @@ def fcpxml_string(plan: StringOut) -> str:
     from xml.etree import ElementTree as ET
 
     if not plan.cuts:
-        raise DailiesError("Nothing to export: the result set is empty.")
+        raise NothingToExportError("Nothing to export: the result set is empty.")
     seq_rate = plan.base.rate
     root = ET.Element("fcpxml", version=FCPXML_VERSION)
     res = ET.SubElement(root, "resources")

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import DailiesError, IndexLockedError, UsageError
+from ..errors import DailiesError, IndexLockedError, NothingToExportError, UsageError
 
 log = logging.getLogger("dailies.server")
 
@@ -448,8 +448,9 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                         if chosen:          # the hits ticked on the page, each by its line ids
                             hits = [h for h in hits if "+".join(h.line_ids) in chosen]
                             if not hits:
-                                raise DailiesError("Nothing to export: none of the chosen hits is found by this search "
-                                                   "any more (the index changed?); search again.")
+                                raise NothingToExportError("Nothing to export: none of the chosen hits is found "
+                                                           "by this search any more (the index changed?); "
+                                                           "search again.")
                     elif script_line:
                         hits = script_line_hits(idx, script_line, **params)
                     else:
@@ -715,7 +716,8 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
             return await resp(scope, receive, send)
 
     async def on_dailies_error(request: Request, exc: DailiesError):
-        status = 404 if any(m in exc.message for m in ("No take", "No dailies index", "Nothing to export")) else 400
+        status = 404 if isinstance(exc, NothingToExportError) or any(
+            m in exc.message for m in ("No take", "No dailies index")) else 400
         return error(request, exc.message, status)
 
     async def on_error(request: Request, exc: Exception):
