@@ -587,9 +587,9 @@ def circle_cmd(take: str = typer.Argument(..., help="Clip name, take id or path.
                index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Circle (print) a take, with a note; `--off` takes the circle off. Shown in searches, exported in ALEs."""
     from indexer.config import index_path
-    from indexer.edits import circle, writer
+    from indexer.edits import circle, marks
 
-    with writer(index_path(index)) as idx:
+    with marks(index_path(index)) as idx:          # beside a running `dailies index`
         done = circle(idx, take, on=not off, note=note)
     if as_json:
         print(json.dumps(done, indent=2, ensure_ascii=False))

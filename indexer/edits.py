@@ -1,9 +1,9 @@
 """What a user changes in an index by hand: circled takes and the voices' names, merges and splits.
 
-One function per change, each taking the index opened by its one writer (:meth:`Index.open_writer`)
-and returning JSON-ready data: `dailies circle` and `dailies speakers ...` call them, and so do the
-review room's POST endpoints, so the page and the command cannot drift apart. Errors are
-:class:`~indexer.errors.DailiesError` sentences.
+One function per change, each taking the index opened by its one writer (:meth:`Index.open_writer`), or
+for circled takes by :func:`marks` (beside a running writer), and returning JSON-ready data: `dailies circle`
+and `dailies speakers ...` call them, and so do the review room's POST endpoints, so the page and the command
+cannot drift apart. Errors are :class:`~indexer.errors.DailiesError` sentences.
 """
 
 from __future__ import annotations
@@ -25,6 +25,19 @@ def writer(path: str | Path) -> Iterator:
 
     Index.open(path).close()            # IndexMissingError with its advice when there is none
     idx = Index.open_writer(path)
+    try:
+        yield idx
+    finally:
+        idx.close()
+
+
+@contextmanager
+def marks(path: str | Path) -> Iterator:
+    """The existing index at ``path`` opened to change review marks (circled takes), beside the one writer:
+    circling works while `dailies index` runs (see :meth:`Index.open_for_marks`). Closed at the end."""
+    from .store import Index
+
+    idx = Index.open_for_marks(path)
     try:
         yield idx
     finally:

@@ -1,7 +1,8 @@
 """Circled takes and the voices page's changes through the review room's API (Starlette's test client) on a
 copy of the fixture shoot with its screenplay imported: each change is the same function as the command
 (`dailies circle`, `dailies speakers ...`), so the API and the CLI's --json agree before and after it, a
-read-only room refuses it and a room whose index another process is writing says so at once.
+read-only room refuses it, circling goes on while another process writes the index, and a voice's change
+then is refused at once.
 """
 
 from __future__ import annotations
@@ -162,20 +163,37 @@ def test_writes_are_refused_read_only_and_need_the_token(index):
         assert ok.status_code == 200 and ok.json()["circled"] is True
 
 
-def test_a_write_while_another_process_writes_says_so_at_once(client, index):
+def test_circling_goes_on_while_another_process_writes_and_voices_wait(client, index):
+    """A script supervisor circles takes while `dailies index` writes the next card: a circle is a review mark,
+    written beside the one writer, and the writer's own upsert of that take (a re-index) leaves it alone. A voice's
+    change needs the writer: it is refused at once, with a sentence, while the index is written."""
+    from indexer.media import probe
     from indexer.store import Index
 
-    tid = by_name(client)["12A_T1_CamA"]["take_id"]
-    with Index.open_writer(index):                 # as `dailies index` would hold it
+    takes = by_name(client)
+    tid = takes["12A_T1_CamA"]["take_id"]
+    with Index.open_writer(index) as w:            # as `dailies index` would hold it
         t0 = time.monotonic()
-        r = client.post(f"/api/takes/{tid}/circle", json={"circled": True, "note": "x"})
-        took = time.monotonic() - t0
-        assert r.status_code == 409 and "being written by another process" in r.json()["error"]
-        assert "try again" in r.json()["error"] and took < 5
+        r = client.post(f"/api/takes/{tid}/circle", json={"circled": True, "note": "print"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["circled"], r.json()["circle_note"]) == (True, "print") and time.monotonic() - t0 < 5
+        # the command too, in another process, while this one holds the writer
+        done = cli_json("circle", "12A_T2_CamA", "--note", "alt", "--index", str(index), "--json")
+        assert (done["name"], done["circled"]) == ("12A_T2_CamA", True)
+        row = w.take_row(tid)                       # the writer re-indexes the circled take meanwhile
+        w.upsert_take(tid, row["content_hash"], probe(row.path), status="indexed")
+        assert w.take_row(tid).circled and w.take_row(tid).circle_note == "print"
+        seen = by_name(client)                      # reading goes on meanwhile, and sees both circles
+        assert {n: t["circle_note"] for n, t in seen.items() if t["circled"]} == {"12A_T1_CamA": "print",
+                                                                                   "12A_T2_CamA": "alt"}
         r = client.post("/api/voices/name", json={"voice": "V001", "name": "ANYONE"})
-        assert r.status_code == 409
-        assert client.get("/api/takes").status_code == 200            # reading goes on meanwhile
-    assert client.post(f"/api/takes/{tid}/circle", json={"circled": True}).status_code == 200
+        assert r.status_code == 409 and "being written by another process" in r.json()["error"]
+        assert "try again" in r.json()["error"]
+        off = client.post(f"/api/takes/{tid}/circle", json={"circled": False})
+        assert off.status_code == 200 and off.json()["circled"] is False
+    status = cli_json("status", "--index", str(index), "--json")
+    assert {t["name"] for t in status["takes"] if t["circled"]} == {"12A_T2_CamA"}
+    assert client.post("/api/voices/name", json={"voice": "V001", "name": "ANYONE"}).status_code == 200
 
 
 # ------------------------------------------------------------------------------------------ voices

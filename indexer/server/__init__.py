@@ -8,7 +8,8 @@
 * ``POST /api/takes/ID/circle`` and ``POST /api/voices/...`` (name, merge, split, accept the screenplay's
   names) change the index through the same functions as `dailies circle` and `dailies speakers`
   (:mod:`indexer.edits`), opening the one writer for that request only: 409 when another process (e.g.
-  `dailies index`) holds it, 403 under ``--read-only``.
+  `dailies index`) holds it, 403 under ``--read-only``. Circling is a review mark, written beside the writer
+  (:func:`indexer.edits.marks`): it works while `dailies index` runs.
 * ``/api/export/stringout`` and ``/api/export/markers`` send, for a line search (``?q=`` and the search page's
   filters: the hits the page shows), a script line (``?script_line=12A/4``) or a voice (``?voice=MAYA``), the
   files `dailies export stringout|markers` writes for it (:mod:`indexer.export`); ``/api/export/transcript?take=`` and
@@ -34,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import DailiesError, IndexLockedError, NothingToExportError, UsageError
+from ..errors import DailiesError, IndexLockedError, IndexReadOnlyError, NothingToExportError, UsageError
 
 log = logging.getLogger("dailies.server")
 
@@ -540,8 +541,9 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
             raise UsageError(f"Say the {name} (a JSON field {name!r}).")
         return v or None
 
-    async def write(request: Request, change: Callable[[Any], Any]):
-        """Run ``change(writer index)`` with the one writer, opened for this request only."""
+    async def write(request: Request, change: Callable[[Any], Any], *, mark: bool = False):
+        """Run ``change(writer index)`` with the one writer, opened for this request only; with ``mark``, a
+        review mark's change, beside the writer (circling works while `dailies index` runs)."""
         from starlette.concurrency import run_in_threadpool
 
         from .. import edits
@@ -551,7 +553,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
 
         def run():
             try:
-                with edits.writer(pool.path) as idx:
+                with (edits.marks if mark else edits.writer)(pool.path) as idx:
                     return change(idx)
             except IndexLockedError:
                 raise Refused(LOCKED, 409) from None
@@ -574,7 +576,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         if note is not None and not isinstance(note, str):
             raise UsageError("The field 'note' must be text.")
         take_id = request.path_params["take_id"]
-        return await write(request, lambda idx: edits.circle(idx, take_id, on=on, note=note))
+        return await write(request, lambda idx: edits.circle(idx, take_id, on=on, note=note), mark=True)
 
     def api_voices(request: Request):
         with pool.reader() as idx:
@@ -717,7 +719,8 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
 
     async def on_dailies_error(request: Request, exc: DailiesError):
         status = 404 if isinstance(exc, NothingToExportError) or any(
-            m in exc.message for m in ("No take", "No dailies index")) else 400
+            m in exc.message for m in ("No take", "No dailies index")) else \
+            403 if isinstance(exc, IndexReadOnlyError) else 400
         return error(request, exc.message, status)
 
     async def on_error(request: Request, exc: Exception):

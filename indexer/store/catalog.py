@@ -241,6 +241,23 @@ class Index(FullTextReads):
             idx.set_meta(CHROMA_URL_META, url)
         return idx
 
+    @classmethod
+    def open_for_marks(cls, path: str | os.PathLike) -> "Index":
+        """Open an existing index to change its review marks (circled takes and their notes) beside the one
+        writer, e.g. while `dailies index` runs. No indexing step writes a mark, each change is one short
+        sqlite transaction (sqlite orders it with the writer's, waiting up to 30 s), and a take's upsert
+        leaves its mark alone, so marks need no writer lock. Nothing else may be written through it."""
+        path = Path(path)
+        cls.open(path).close()          # IndexMissingError, and an older catalog upgraded, as for any reader
+        catalog = path / CATALOG
+        if not (os.access(path, os.W_OK) and os.access(catalog, os.W_OK)):
+            raise IndexReadOnlyError(
+                f"The index {path} is read-only for this user; searching it works, but circling takes needs "
+                "write permission on the folder (or another --index).")
+        idx = cls(path, _connect(catalog), writer=False, lock_fd=None, chroma_url=_chroma_url_env())
+        idx._check_version()
+        return idx
+
     def close(self) -> None:
         try:
             self.vectors.close()
