@@ -135,14 +135,17 @@ def markers_cmd(
     min_match: float = MinMatchOpt,
     circled: bool = typer.Option(False, "--circled", help="A marker on every circled take (\"CIRCLED: note\" "
                                                           "at its first frame); alone, only those."),
+    notes: bool = typer.Option(False, "--notes", help="The review notes (`dailies notes`) as markers at their "
+                                                      "frames; alone, only those (with --circled: and the circles)."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="avid, resolve, premiere, csv or otio."),
     force: bool = ForceOpt, as_json: bool = JsonOpt,
 ) -> None:
     """One marker per line ("speaker: text") at the take's source TC, for Avid, Resolve or Premiere.
-    A circled take among them also gets a "CIRCLED: note" marker at its first frame."""
+    A circled take among them also gets a "CIRCLED: note" marker at its first frame, and each review note on
+    them a "NOTE (author): text" marker at its frame."""
     from indexer.errors import NothingToExportError, UsageError
     from indexer.export import MARKER_FORMATS, marker_outputs, pick_format
-    from indexer.export.hitsets import circle_hits, nothing_found, search_hits, take_hits
+    from indexer.export.hitsets import circle_hits, note_hits, nothing_found, search_hits, take_hits
     from indexer.export.output import is_folder_target
 
     if fmt is None and is_folder_target(out):
@@ -152,11 +155,12 @@ def markers_cmd(
     if fmt_name in ("premiere", "csv", "otio") and is_folder_target(out):
         out = out / f"markers{MARKER_FORMATS[fmt_name]}"
     with _open(index) as idx:
-        if circled and not take and not any((line, speaker, visual, script_line)):
-            hits = circle_hits(idx)
+        if (circled or notes) and not take and not any((line, speaker, visual, script_line)):
+            hits = (circle_hits(idx) if circled else []) + (note_hits(idx) if notes else [])
             if not hits:
-                raise NothingToExportError("Nothing to export: no take is circled (`dailies circle TAKE`); "
-                                   "no file was written.")
+                what = " and ".join(w for w, on in (("no take is circled (`dailies circle TAKE`)", circled),
+                                                     ("no take has review notes (`dailies notes add`)", notes)) if on)
+                raise NothingToExportError(f"Nothing to export: {what}; no file was written.")
         elif take:
             if any((line, speaker, visual, script_line)):
                 raise UsageError("Give either --take or one search (--line, --speaker, --visual, --script-line).")

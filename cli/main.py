@@ -74,19 +74,19 @@ app.add_typer(models_app, name="models")
 
 def _mount_subcommands() -> None:
     from cli.export_cmd import export_app
+    from cli.notes_cmd import notes_app
     from cli.script_cmd import script_app
     from cli.speakers_cmd import speakers_app
 
     app.add_typer(speakers_app, name="speakers")
+    app.add_typer(notes_app, name="notes")
     app.add_typer(script_app, name="script")
     app.add_typer(export_app, name="export")
 
 
 _mount_subcommands()
 
-IndexOpt = typer.Option(None, "--index", "-i", envvar="DAILIES_INDEX", show_envvar=True,
-                        help="Index folder [default: ./dailies-index].")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
+from cli.options import IndexOpt, JsonOpt  # noqa: E402
 
 
 def _version(value: bool) -> None:

@@ -14,6 +14,7 @@ from typing import List, Optional
 
 import typer
 
+from cli.options import IndexOpt, JsonOpt
 from indexer.errors import DailiesError
 
 script_app = typer.Typer(help="Screenplays: import Fountain/Final Draft, match takes to script lines, "
@@ -21,9 +22,6 @@ script_app = typer.Typer(help="Screenplays: import Fountain/Final Draft, match t
                          add_completion=False, pretty_exceptions_enable=False,
                          context_settings={"help_option_names": ["-h", "--help"]})
 
-IndexOpt = typer.Option(None, "--index", "-i", envvar="DAILIES_INDEX", show_envvar=True,
-                        help="Index folder [default: ./dailies-index].")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 ScriptOpt = typer.Option(None, "--script", "-s", help="Which imported script (its name) [default: the last imported].")
 VersionOpt = typer.Option(None, "--version", help="Which import of the script [default: the latest].")
 FORMATS = ("table", "csv", "json", "html")

@@ -12,13 +12,12 @@ from typing import Optional
 
 import typer
 
+from cli.options import IndexOpt, JsonOpt
+
 
 speakers_app = typer.Typer(help="The production's voices: who speaks, across every take (list, name, merge, split).",
                            rich_markup_mode=None, no_args_is_help=True)
 
-IndexOpt = typer.Option(None, "--index", "-i", envvar="DAILIES_INDEX", show_envvar=True,
-                        help="Index folder [default: ./dailies-index].")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
 
 
 def _console(stderr: bool = False):

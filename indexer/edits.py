@@ -1,9 +1,11 @@
-"""What a user changes in an index by hand: circled takes and the voices' names, merges and splits.
+"""What a user changes in an index by hand: circled takes, review notes, and the voices' names, merges and
+splits.
 
-One function per change, each taking the index opened by its one writer (:meth:`Index.open_writer`), or
-for circled takes by :func:`marks` (beside a running writer), and returning JSON-ready data: `dailies circle`
-and `dailies speakers ...` call them, and so do the review room's POST endpoints, so the page and the command
-cannot drift apart. Errors are :class:`~indexer.errors.DailiesError` sentences.
+One function per change, each taking the index opened by its one writer (:meth:`Index.open_writer`), or for
+review marks (circled takes, review notes) by :func:`marks` (beside a running writer), and returning JSON-ready
+data: `dailies circle`, `dailies notes` and `dailies speakers ...` call them, and so do the review room's POST
+endpoints, so the page and the command cannot drift apart. Errors are :class:`~indexer.errors.DailiesError`
+sentences.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import UsageError
+from .errors import DailiesError, UsageError
 
 MAX_NOTE = 2000
 
@@ -33,8 +35,9 @@ def writer(path: str | Path) -> Iterator:
 
 @contextmanager
 def marks(path: str | Path) -> Iterator:
-    """The existing index at ``path`` opened to change review marks (circled takes), beside the one writer:
-    circling works while `dailies index` runs (see :meth:`Index.open_for_marks`). Closed at the end."""
+    """The existing index at ``path`` opened to change review marks (circled takes, review notes), beside the
+    one writer: they are written while `dailies index` runs (see :meth:`Index.open_for_marks`). Closed at the
+    end."""
     from .store import Index
 
     idx = Index.open_for_marks(path)
@@ -64,6 +67,87 @@ def circle(idx, ref: str, *, on: bool = True, note: str | None = None) -> dict:
         raise UsageError("A take taken off the circled list has no note; give --note only when circling.")
     take = idx.take(ref)
     return circle_json(idx.set_circle(take.take_id, on, note))
+
+
+# ------------------------------------------------------------------ review notes
+
+MAX_AUTHOR = 80
+
+
+def note_frame(take, at: str) -> int:
+    """The frame (from the take's first) that ``at`` names: a source timecode of the take (``01:00:26:09``;
+    ``;`` or ``:`` either way) or seconds from its first frame (``12.5``). Outside the take is an error."""
+    import math
+
+    from .timecode import frame_after, frame_at, rate_label
+
+    text = (at or "").strip()
+    try:
+        secs = float(text)
+    except ValueError:
+        secs = None
+    if secs is not None:
+        if not math.isfinite(secs) or secs < 0:
+            raise UsageError(f"'{at}' is not a time in the take: give its source timecode (e.g. "
+                             f"{take.clock.tc(0)}) or seconds from its first frame.")
+        frame = frame_at(secs, take.rate)
+    elif ":" in text or ";" in text:
+        try:
+            frame = take.clock.frame_of(text)
+        except DailiesError:
+            raise UsageError(f"'{at}' is not a timecode at {take.name}'s rate ("
+                             f"{rate_label(take.rate, take.clock.drop_frame)} fps, e.g. {take.clock.tc(0)}).") from None
+    else:
+        raise UsageError(f"'{at}' is not a time: give the take's source timecode (e.g. {take.clock.tc(0)}) "
+                         "or seconds from its first frame.")
+    total = take.frames or (frame_after(take.duration, take.rate) if take.duration else None)
+    if total and frame >= total:
+        raise UsageError(f"{at} is outside {take.name}, which runs from {take.clock.tc(0)} to "
+                         f"{take.clock.tc(total - 1)}.")
+    return frame
+
+
+def add_note(idx, ref: str, at: str | None = None, text: str = "", *, frame: int | None = None,
+             author: str | None = None) -> dict:
+    """A review note on the take ``ref`` at ``at`` (its source TC or seconds, see :func:`note_frame`) or at
+    ``frame`` (from its first frame: the review room sends the player's frame), by ``author``."""
+    text = " ".join((text or "").split())       # one line: it goes into marker names and CSV cells
+    if not text:
+        raise UsageError("A note needs its text, e.g. `dailies notes add 12A_T1_CamA 01:00:26:09 \"boom in frame\"`.")
+    if len(text) > MAX_NOTE:
+        raise UsageError(f"The note is {len(text)} characters; keep it under {MAX_NOTE}.")
+    author = " ".join((author or "").split()) or None
+    if author and len(author) > MAX_AUTHOR:
+        raise UsageError(f"The author's name is {len(author)} characters; keep it under {MAX_AUTHOR}.")
+    take = idx.take(ref)
+    if frame is None:
+        frame = note_frame(take, at or "")
+    else:
+        total = take.frames
+        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0 or (total and frame >= total):
+            raise UsageError(f"Frame {frame} is not a frame of {take.name}"
+                             + (f" (0 to {total - 1})." if total else "."))
+    from .views import note_json
+
+    return note_json(idx.add_note(take.take_id, frame, text, author), take)
+
+
+def delete_note(idx, note_id) -> dict:
+    """Delete the review note ``note_id``; returns it as it was."""
+    from .views import note_json
+
+    try:
+        nid = int(note_id)
+    except (TypeError, ValueError):
+        raise UsageError(f"'{note_id}' is not a note number; `dailies notes list` shows them.") from None
+    row = idx.note_row(nid)
+    if row is None:
+        raise DailiesError(f"No note {nid} in the index; `dailies notes list` shows them.")
+    take = idx.take_row(row["take_id"])
+    out = note_json(row, take) if take is not None else {"note_id": nid, "take_id": row["take_id"],
+                                                           "text": row["text"]}
+    idx.delete_note(nid)
+    return out
 
 
 # ------------------------------------------------------------------ voices (the `speakers` commands)

@@ -101,6 +101,18 @@ def tc_to_frames(tc: str, rate: Fraction) -> int:
     return int(round(rt.value))
 
 
+def counted_frames(tc: str, rate: Fraction, drop_frame: bool) -> int:
+    """Frame count of ``tc`` read in one counting, whichever separator was typed (``01:00:00:00`` is read as
+    drop-frame when ``drop_frame``, ``01:00:00;00`` as non-drop when not)."""
+    text = tc.strip()
+    if drop_frame and not any(c in text for c in ";.,"):
+        head, _, ff = text.rpartition(":")
+        text = f"{head};{ff}"
+    elif not drop_frame:
+        text = text.replace(";", ":").replace(".", ":").replace(",", ":")
+    return tc_to_frames(text, rate)
+
+
 def frames_to_tc(frames: int, rate: Fraction, drop_frame: bool | None = None) -> str:
     """Frame count -> timecode string. ``drop_frame=None`` infers it from the rate."""
     if drop_frame is None:
@@ -117,6 +129,15 @@ def frames_to_tc(frames: int, rate: Fraction, drop_frame: bool | None = None) ->
     secs, ff = divmod(frame, fps)
     width = max(2, len(str(fps - 1)))
     return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}:{ff:0{width}d}"
+
+
+def frames_per_day(rate: Fraction, drop_frame: bool = False) -> int:
+    """Frames in 24 hours of timecode at ``rate`` (drop-frame skips 2 or 4 labels a minute, not every tenth)."""
+    nominal = nominal_fps(rate)
+    per_day = nominal * 86400
+    if drop_frame:
+        per_day -= (nominal // 15) * (24 * 60 - 24 * 6)
+    return per_day
 
 
 def frame_at(seconds: float, rate: Fraction) -> int:
@@ -160,3 +181,9 @@ class Clock:
 
     def seconds(self, frame: int) -> float:
         return float(Fraction(frame) / self.rate)
+
+    def frame_of(self, tc: str) -> int:
+        """The frame (from the file's first) that carries source timecode ``tc``, read in the file's own counting
+        (``;`` or ``:`` either way), past midnight when the file crosses it."""
+        return (counted_frames(tc, self.rate, self.drop_frame) - self.start_frame) % frames_per_day(
+            self.rate, self.drop_frame)

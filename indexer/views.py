@@ -80,6 +80,28 @@ def status(idx, target: str | Path | None = None) -> dict:
             "failed": failed}
 
 
+def note_json(row, take) -> dict:
+    """A review note as `dailies notes list --json` prints it (and the review room answers): the take, the frame
+    (from its first frame), its source TC and seconds, the text, who wrote it and when."""
+    frame = int(row["frame"])
+    return {"note_id": row["note_id"], "take_id": take.take_id, "name": take.name, "scene": take.scene,
+            "take": take.take, "camera": take.camera, "frame": frame, "tc": take.clock.tc(frame),
+            "seconds": round(take.clock.seconds(frame), 6), "text": row["text"], "author": row["author"],
+            "created_at": row["created_at"]}
+
+
+def notes(idx, take: str | None = None) -> list[dict]:
+    """`dailies notes list [--take TAKE] --json`: the review notes of one take (by frame), or of every take (by
+    clip name, then frame)."""
+    if take is not None:
+        t = idx.take(take)
+        return [note_json(r, t) for r in idx.note_rows(t.take_id)]
+    rows = idx.note_rows()
+    takes = idx.takes_by_id({r["take_id"] for r in rows})
+    out = [note_json(r, takes[r["take_id"]]) for r in rows if r["take_id"] in takes]
+    return sorted(out, key=lambda n: (n["name"], n["take_id"], n["frame"], n["note_id"]))
+
+
 def take_shots(idx, ref: str) -> dict:
     """`dailies shots TAKE --json`: the shots of a take with source TC in/out and tags."""
     row = idx.take(ref)

@@ -86,7 +86,8 @@ def test_an_index_of_the_last_release_is_upgraded_in_place(tmp_path):
         cols = {r[1] for r in db.execute("PRAGMA table_info(voice_locals)")}
         take_cols = {r[1] for r in db.execute("PRAGMA table_info(takes)")}
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"window_sum", "window_count"} <= cols and {"script_versions", "voice_voices", "steps", "take_channels"} <= tables
+    assert {"window_sum", "window_count"} <= cols and {"script_versions", "voice_voices", "steps", "take_channels",
+                                                       "review_notes"} <= tables
     assert {"circled", "circle_note", "circled_at"} <= take_cols                  # schema 3: circled takes
     assert not any(t["circled"] for t in json.loads(status.stdout)["takes"])
     # what the release wrote is all there: lines and vectors, voices and their names, the screenplay
@@ -107,6 +108,11 @@ def test_an_index_of_the_last_release_is_upgraded_in_place(tmp_path):
     hits = json.loads(run_cli("search", "line", "the comet won't wait for office hours", "--index", str(path),
                               "--json", check=True).stdout)
     assert {h["name"] for h in hits if h["circled"]} == {"12A_T3_CamB"}
+    # and a review note (schema 5)
+    note = json.loads(run_cli("notes", "add", "12A_T3_CamB", "1", "x", "--index", str(path), "--json",
+                              check=True).stdout)
+    assert note["seconds"] <= 1.0 < note["seconds"] + 0.05 and note["frame"] > 0       # the frame holding 1 s
+    assert json.loads(run_cli("notes", "list", "--index", str(path), "--json", check=True).stdout) == [note]
 
 
 def test_a_newer_index_is_refused_in_one_sentence(tmp_path):

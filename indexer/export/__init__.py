@@ -84,12 +84,13 @@ def stringout_outputs(index, kind: str, value: str, hits: Sequence[Hit], fmt: st
 
 def marker_outputs(index, hits: Sequence[Hit], fmt: str, out: Path) -> list[Output]:
     """Markers for these hits in format ``fmt`` named after ``out`` (a folder or a file), with a "CIRCLED: note"
-    marker first on each circled take among them. `dailies export markers` writes these files; the review
-    room sends them."""
-    from .hitsets import circle_hits, sources_for
+    marker first on each circled take among them and a "NOTE (author): text" marker at each review note on
+    them. `dailies export markers` writes these files; the review room sends them."""
+    from .hitsets import circle_hits, note_hits, sources_for
 
-    if hits and hits[0].kind != "circle":
-        hits = circle_hits(index, {h.take_id for h in hits}) + list(hits)
+    if hits and hits[0].kind not in ("circle", "note"):     # (circles or notes alone: as given)
+        takes = {h.take_id for h in hits}
+        hits = circle_hits(index, takes) + note_hits(index, takes) + list(hits)
     return render_markers(hits, sources_for(index, [h.take_id for h in hits]), fmt, out)
 
 

@@ -17,7 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import DailiesError, UsageError
 from ..records import Hit
-from ..timecode import Clock, frames_to_tc, is_drop_frame_rate, nominal_fps, parse_rate, rate_label, tc_to_frames
+from ..timecode import (Clock, counted_frames, frames_per_day, frames_to_tc, is_drop_frame_rate, nominal_fps,
+                        parse_rate, rate_label, tc_to_frames)
 
 DEFAULT_HANDLES = 12
 DEFAULT_REEL_LEN = 8          # CMX 3600 reel names are 8 characters
@@ -126,13 +127,7 @@ class TimecodeBase:
 
     def frames(self, tc: str) -> int:
         """Frame count of a TC in this counting (``01:00:00:00`` is read as drop-frame in a DF base)."""
-        text = tc.strip()
-        if self.drop_frame and not any(c in text for c in ";.,"):
-            head, _, ff = text.rpartition(":")
-            text = f"{head};{ff}"
-        elif not self.drop_frame:
-            text = text.replace(";", ":").replace(".", ":").replace(",", ":")
-        return tc_to_frames(text, self.rate)
+        return counted_frames(tc, self.rate, self.drop_frame)
 
 
 @dataclass
@@ -178,19 +173,11 @@ def fps_label(rate: Fraction) -> str:
     return f"{float(rate):.3f}".rstrip("0").rstrip(".")
 
 
-def _frames_per_day(base: TimecodeBase) -> int:
-    nominal = nominal_fps(base.rate)
-    per_day = nominal * 86400
-    if base.drop_frame:
-        per_day -= (nominal // 15) * (24 * 60 - 24 * 6)
-    return per_day
-
-
 def hit_frames(hit: Hit, source: Source) -> tuple[int, int]:
     """The hit's first frame and exclusive end frame in the file, from its TC in/out."""
     base = source.base
     start = source.start_frame
-    day = _frames_per_day(base)
+    day = frames_per_day(base.rate, base.drop_frame)
     first = (tc_to_frames(hit.tc_in, source.rate) - start) % day
     end = (tc_to_frames(hit.tc_out, source.rate) - start) % day
     if end < first:     # a span that crosses the take's end of day once more cannot be real; be safe

@@ -147,6 +147,27 @@ def circle_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit
     return out
 
 
+def note_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
+    """One marker hit (kind ``note``, one frame at the note's frame, text ``NOTE (author): text``) per review
+    note (on the takes ``take_ids`` when given), by clip name and frame."""
+    from fractions import Fraction
+
+    rows = index.note_rows()
+    if take_ids is not None:
+        wanted = set(take_ids)
+        rows = [r for r in rows if r["take_id"] in wanted]
+    takes = index.takes_by_id({r["take_id"] for r in rows})
+    out = []
+    for r in rows:
+        t = takes.get(r["take_id"])
+        if t is None:
+            continue
+        f = int(r["frame"])
+        text = "NOTE" + (f" ({r['author']})" if r["author"] else "") + f": {r['text']}"
+        out.append(t.hit("note", float(Fraction(f) / t.rate), float(Fraction(f + 1) / t.rate), text, 1.0))
+    return sorted(out, key=lambda h: (h.name, h.take_id, h.start))
+
+
 def log_entries(index: Index, sources: Sequence[Source], dialogue_words: int = 12) -> list[LogEntry]:
     """What the ALE says about each take: its speakers, its first words, the script lines it holds."""
     from ..search import named_lines

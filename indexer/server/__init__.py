@@ -8,8 +8,9 @@
 * ``POST /api/takes/ID/circle`` and ``POST /api/voices/...`` (name, merge, split, accept the screenplay's
   names) change the index through the same functions as `dailies circle` and `dailies speakers`
   (:mod:`indexer.edits`), opening the one writer for that request only: 409 when another process (e.g.
-  `dailies index`) holds it, 403 under ``--read-only``. Circling is a review mark, written beside the writer
-  (:func:`indexer.edits.marks`): it works while `dailies index` runs.
+  `dailies index`) holds it, 403 under ``--read-only``. Circling and review notes (``GET /api/notes``,
+  ``POST /api/takes/ID/notes``, ``DELETE /api/notes/N``, as `dailies notes`) are review marks, written beside
+  the writer (:func:`indexer.edits.marks`): they work while `dailies index` runs.
 * ``/api/export/stringout`` and ``/api/export/markers`` send, for a line search (``?q=`` and the search page's
   filters: the hits the page shows), a script line (``?script_line=12A/4``) or a voice (``?voice=MAYA``), the
   files `dailies export stringout|markers` writes for it (:mod:`indexer.export`); ``/api/export/transcript?take=`` and
@@ -235,6 +236,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     # waiters are served first come, first served; made here, it binds to the server's event loop on first use
     search_slots = anyio.Semaphore(search_slots_default() if searches is None else searches)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals["read_only"] = read_only          # every page's player: no note form when read-only
 
     # ------------------------------------------------------------------ helpers
     def wants_json(request: Request) -> bool:
@@ -578,6 +580,37 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         take_id = request.path_params["take_id"]
         return await write(request, lambda idx: edits.circle(idx, take_id, on=on, note=note), mark=True)
 
+    def api_notes(request: Request):
+        """As `dailies notes list [--take TAKE] --json`."""
+        with pool.reader() as idx:
+            return JSONResponse(views.notes(idx, text_param(request, "take")))
+
+    async def api_note_add(request: Request):
+        """POST {"frame": 678 | "at": "01:01:22;10", "text": "...", "author": "..."}: as `dailies notes add TAKE AT
+        TEXT --by AUTHOR --json` (the player sends its frame, counted from the take's first)."""
+        from .. import edits
+
+        data = await form(request)
+        text, author, at, frame = data.get("text"), data.get("author"), data.get("at"), data.get("frame")
+        for name, value in (("text", text), ("author", author), ("at", at)):
+            if value is not None and not isinstance(value, str):
+                raise UsageError(f"The field '{name}' must be text.")
+        if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
+            raise UsageError("The field 'frame' must be a whole number of frames from the take's first frame.")
+        if (frame is None) == (at is None):
+            raise UsageError("Say where the note goes: 'frame' (from the take's first frame) or 'at' (its source "
+                             "timecode or seconds), one of them.")
+        take_id = request.path_params["take_id"]
+        return await write(request, lambda idx: edits.add_note(idx, take_id, at, text or "", frame=frame,
+                                                               author=author), mark=True)
+
+    async def api_note_delete(request: Request):
+        """DELETE: as `dailies notes delete ID --json`."""
+        from .. import edits
+
+        note_id = request.path_params["note_id"]
+        return await write(request, lambda idx: edits.delete_note(idx, note_id), mark=True)
+
     def api_voices(request: Request):
         with pool.reader() as idx:
             rows = views.voices(idx)
@@ -719,7 +752,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
 
     async def on_dailies_error(request: Request, exc: DailiesError):
         status = 404 if isinstance(exc, NothingToExportError) or any(
-            m in exc.message for m in ("No take", "No dailies index")) else \
+            m in exc.message for m in ("No take", "No note", "No dailies index")) else \
             403 if isinstance(exc, IndexReadOnlyError) else 400
         return error(request, exc.message, status)
 
@@ -749,6 +782,9 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         Route("/api/takes", api_takes),
         Route("/api/takes/{take_id}", api_take),
         Route("/api/takes/{take_id}/circle", api_circle, methods=["POST"]),
+        Route("/api/notes", api_notes),
+        Route("/api/takes/{take_id}/notes", api_note_add, methods=["POST"]),
+        Route("/api/notes/{note_id}", api_note_delete, methods=["DELETE"]),
         Route("/api/voices", api_voices),
         Route("/api/voices/proposals", api_voice_proposals),
         Route("/api/voices/name", api_voice_name, methods=["POST"]),

@@ -243,7 +243,7 @@ class Index(FullTextReads):
 
     @classmethod
     def open_for_marks(cls, path: str | os.PathLike) -> "Index":
-        """Open an existing index to change its review marks (circled takes and their notes) beside the one
+        """Open an existing index to change its review marks (circled takes, review notes) beside the one
         writer, e.g. while `dailies index` runs. No indexing step writes a mark, each change is one short
         sqlite transaction (sqlite orders it with the writer's, waiting up to 30 s), and a take's upsert
         leaves its mark alone, so marks need no writer lock. Nothing else may be written through it."""
@@ -438,6 +438,29 @@ class Index(FullTextReads):
         if row is None:
             raise DailiesError(f"No take {take_id} in the index.")
         return row
+
+    # ------------------------------------------------------------------ review notes (a review mark, as circles)
+    def add_note(self, take_id: str, frame: int, text: str, author: str | None) -> sqlite3.Row:
+        """A note at frame ``frame`` (from the take's first frame) of a take; returns its row."""
+        with self._db:
+            cur = self._db.execute("INSERT INTO review_notes(take_id, frame, text, author, created_at) "
+                                   "VALUES(?,?,?,?,?)", (take_id, frame, text, author, now()))
+        return self.note_row(cur.lastrowid)
+
+    def note_row(self, note_id: int) -> sqlite3.Row | None:
+        return self._db.execute("SELECT * FROM review_notes WHERE note_id=?", (note_id,)).fetchone()
+
+    def delete_note(self, note_id: int) -> bool:
+        """Delete a note; whether there was one."""
+        with self._db:
+            return self._db.execute("DELETE FROM review_notes WHERE note_id=?", (note_id,)).rowcount > 0
+
+    def note_rows(self, take_id: str | None = None) -> list[sqlite3.Row]:
+        """The review notes of one take (by frame), or of every take (by take, then frame)."""
+        if take_id is not None:
+            return self._db.execute("SELECT * FROM review_notes WHERE take_id=? ORDER BY frame, note_id",
+                                    (take_id,)).fetchall()
+        return self._db.execute("SELECT * FROM review_notes ORDER BY take_id, frame, note_id").fetchall()
 
     def move_take(self, take_id: str, path: str) -> None:
         """The same content found at another path (renamed or moved): follow it."""

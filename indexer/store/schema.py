@@ -14,13 +14,15 @@ History:
    supervisor's circled/printed takes, set by `dailies circle` or the review room).
 4. ``take_channels``: each sound channel of a take and its role (mix, boom, iso and whose; production
    sound, :mod:`indexer.tracks`). A take indexed before has none until it is indexed again.
+5. ``review_notes``: the team's notes at a frame of a take (`dailies notes`, the review room's player), kept
+   like circles: a review mark, written beside the one writer and left alone by re-indexing.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 CATALOG_TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,6 +62,10 @@ CREATE INDEX IF NOT EXISTS shot_tags_label ON shot_tags(label);
 CREATE TABLE IF NOT EXISTS take_channels(
     take_id TEXT NOT NULL, channel INTEGER NOT NULL, role TEXT NOT NULL, name TEXT, owner TEXT, source TEXT,
     PRIMARY KEY(take_id, channel));
+CREATE TABLE IF NOT EXISTS review_notes(
+    note_id INTEGER PRIMARY KEY AUTOINCREMENT, take_id TEXT NOT NULL, frame INTEGER NOT NULL, text TEXT NOT NULL,
+    author TEXT, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS review_notes_take ON review_notes(take_id, frame);
 CREATE TABLE IF NOT EXISTS steps(
     take_id TEXT NOT NULL, step TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, created_at TEXT NOT NULL,
     PRIMARY KEY(take_id, step));
@@ -139,8 +145,15 @@ def _v3_to_v4(db: sqlite3.Connection) -> None:
             db.execute(stmt)
 
 
+def _v4_to_v5(db: sqlite3.Connection) -> None:
+    """Review notes at a frame of a take (the table starts empty)."""
+    for stmt in _statements(CATALOG_TABLES):
+        if "review_notes" in stmt:
+            db.execute(stmt)
+
+
 # version n -> the step that upgrades a catalog of version n to n + 1 (run inside one transaction)
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def _statements(script: str) -> list[str]:

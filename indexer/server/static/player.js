@@ -62,6 +62,7 @@ class Player {
       el.addEventListener("pause", () => this.label());
       el.addEventListener("error", () => this.note("This take's media cannot be played (missing, offline or not yet proxied)."));
     }
+    this.initNotes();
     const frameLoop = () => { this.tick(); requestAnimationFrame(frameLoop); };
     requestAnimationFrame(frameLoop);
     document.addEventListener("keydown", e => this.key(e));
@@ -90,8 +91,57 @@ class Player {
       if (audioOnly) this.drawWave();
       const link = this.root.querySelector("#takelink");
       if (link) link.href = `/take/${t.take_id}`;
+      this.loadNotes();
     }
     return t;
+  }
+
+  // Review notes at a frame of the take (`dailies notes`): the team's, listed under the player; typing one
+  // pauses the take, and the note goes at the frame shown. A click on a note's TC goes to its frame.
+  initNotes() {
+    this.noteForm = this.root.querySelector("#noteform");
+    this.notesEl = this.root.querySelector("#notes");
+    if (!this.noteForm || !this.notesEl) return;
+    this.readOnly = this.noteForm.dataset.readOnly === "true";
+    const text = this.root.querySelector("#note-text"), author = this.root.querySelector("#note-author");
+    try { author.value = localStorage.getItem("dailies.author") || ""; } catch (e) { /* storage off */ }
+    text.addEventListener("focus", () => { if (this.take) this.pause(); });
+    this.noteForm.addEventListener("submit", async e => {
+      e.preventDefault();
+      if (!this.take || !text.value.trim()) return;
+      try { localStorage.setItem("dailies.author", author.value.trim()); } catch (err) { /* storage off */ }
+      const take = this.take;
+      try {
+        await post(`/api/takes/${encodeURIComponent(take.take_id)}/notes`,
+          { frame: this.frame(), text: text.value, author: author.value.trim() || null });
+        text.value = "";
+        this.note("");
+        await this.loadNotes();
+      } catch (err) { this.note(err.message); }
+    });
+    this.notesEl.addEventListener("click", async e => {
+      const li = e.target.closest("li[data-frame]");
+      if (!li) return;
+      if (e.target.closest(".ndel")) {
+        const r = await fetch(`/api/notes/${encodeURIComponent(li.dataset.id)}`, { method: "DELETE", credentials: "same-origin" });
+        if (!r.ok) { let b = null; try { b = await r.json(); } catch (err) { b = null; } this.note((b && b.error) || `${r.status}`); }
+        await this.loadNotes();
+      } else if (e.target.closest(".ntc")) {
+        this.pause();
+        await this.seek(TC.secondsOf(parseInt(li.dataset.frame, 10), this.rate) + 1e-4);
+      }
+    });
+  }
+  async loadNotes() {
+    if (!this.notesEl || !this.take) return;
+    const take = this.take;
+    this.noteForm.hidden = this.readOnly;
+    let rows = [];
+    try { rows = await api(`/api/notes?${new URLSearchParams({ take: take.take_id })}`); } catch (e) { rows = []; }
+    if (this.take !== take) return;
+    this.notesEl.innerHTML = rows.map(n => `<li data-id="${n.note_id}" data-frame="${n.frame}">
+      <span class="ntc" title="go to this frame">${esc(n.tc)}</span>${n.author ? `<span class="nby">${esc(n.author)}</span>` : ""}
+      <span class="ntext">${esc(n.text)}</span>${this.readOnly ? "" : `<button class="ndel" title="delete this note">×</button>`}</li>`).join("");
   }
 
   // Play hits[i]: from its start less the pre-roll.

@@ -1,0 +1,258 @@
+"""Review notes at a frame of a take: `dailies notes add|list|delete`, the review room's API and player (Chromium),
+and the markers they become for the NLE, on a copy of the fixture shoot.
+
+A note names its frame by the take's own source timecode (drop-frame read as drop-frame) or by seconds; the API,
+the CLI's --json and the markers agree on that frame; a note goes in while another process writes the index.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from conftest import run_cli, served
+from indexer.server import create_app
+
+TOKEN = "notes-token"
+
+
+def cli_json(*args: str):
+    return json.loads(run_cli(*args, check=True).stdout)
+
+
+@pytest.fixture()
+def index(shoot_index, tmp_path) -> Path:
+    """A copy of its own: these tests write."""
+    path = tmp_path / "index"
+    shutil.copytree(shoot_index, path)
+    return path
+
+
+@pytest.fixture()
+def client(index):
+    with TestClient(create_app(index, proxies=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+def takes(client) -> dict[str, dict]:
+    return {t["name"]: t for t in client.get("/api/takes").json()}
+
+
+# ------------------------------------------------------------------------------------------ the command
+
+def test_a_note_goes_at_the_frame_its_timecode_names_in_the_takes_own_counting(index):
+    status = {t["name"]: t for t in cli_json("status", "--index", str(index), "--json")["takes"]}
+    t2 = status["12A_T2_CamA"]                       # 29.97 drop-frame, starts 01:00:59;20
+    assert (t2["start_tc"], t2["rate"]) == ("01:00:59;20", "30000/1001")
+    # 01:01:00;02 is the 10th frame (;00 and ;01 do not exist at the minute); ':' is read as the take counts
+    a = cli_json("notes", "add", "12A_T2_CamA", "01:01:00;02", "boom in frame", "--by", "Script Sup",
+                 "--index", str(index), "--json")
+    b = cli_json("notes", "add", "12A_T2_CamA", "01:01:00:02", "same frame, typed with colons", "--index", str(index),
+                 "--json")
+    assert (a["frame"], a["tc"], a["author"], a["text"]) == (10, "01:01:00;02", "Script Sup", "boom in frame")
+    assert (b["frame"], b["tc"]) == (10, "01:01:00;02") and b["author"]          # the user's name by default
+    # seconds from the first frame: 23.976 fps, 3.5 s is frame 83 (3 s 11 frames)
+    c = cli_json("notes", "add", "12A_T1_CamA", "3.5", "  focus \n soft  ", "--index", str(index), "--json")
+    assert (c["frame"], c["tc"], c["text"]) == (83, "01:00:03:11", "focus soft")
+    assert abs(c["seconds"] - 83 * 1001 / 24000) < 1e-5
+    listed = cli_json("notes", "list", "--index", str(index), "--json")
+    assert [(n["name"], n["frame"]) for n in listed] == [("12A_T1_CamA", 83), ("12A_T2_CamA", 10),
+                                                         ("12A_T2_CamA", 10)]
+    assert cli_json("notes", "list", "--take", "12A_T1_CamA", "--index", str(index), "--json") == [c]
+    table = run_cli("notes", "list", "--index", str(index), check=True).stdout
+    assert "01:01:00;02" in table and "Script Sup" in table and "focus soft" in table
+    gone = cli_json("notes", "delete", str(a["note_id"]), "--index", str(index), "--json")
+    assert gone == a
+    assert [n["note_id"] for n in cli_json("notes", "list", "--index", str(index), "--json")] == \
+        [c["note_id"], b["note_id"]]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["12A_T1_CamA", "02:00:00:00", "x"], "is outside 12A_T1_CamA, which runs from 01:00:00:00 to"),
+    (["12A_T1_CamA", "soon", "x"], "'soon' is not a time"),
+    (["12A_T1_CamA", "01:00:00:30", "x"],
+     "'01:00:00:30' is not a timecode at 12A_T1_CamA's rate (23.976 fps, e.g. 01:00:00:00)"),
+    (["12A_T1_CamA", "1", "   "], "A note needs its text"),
+    (["NO_SUCH_TAKE", "1", "x"], "No take 'NO_SUCH_TAKE'"),
+])
+def test_a_bad_note_is_one_sentence_and_writes_nothing(index, args, says):
+    proc = run_cli("notes", "add", *args, "--index", str(index))
+    assert proc.returncode != 0 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert cli_json("notes", "list", "--index", str(index), "--json") == []
+
+
+def test_deleting_a_note_that_is_not_there_says_so(index):
+    proc = run_cli("notes", "delete", "7", "--index", str(index))
+    assert proc.returncode != 0 and "No note 7 in the index" in proc.stderr
+    proc = run_cli("notes", "delete", "seven", "--index", str(index))
+    assert proc.returncode != 0 and "'seven' is not a note number" in proc.stderr
+
+
+def test_notes_go_in_while_another_process_writes_and_survive_re_indexing(index):
+    from indexer.media import probe
+    from indexer.store import Index
+
+    with Index.open_writer(index) as w:              # as `dailies index` would hold it
+        n = cli_json("notes", "add", "12A_T3_CamB", "2", "she looks at the lens", "--index", str(index), "--json")
+        row = w.take_row(n["take_id"])
+        w.upsert_take(n["take_id"], row["content_hash"], probe(row.path), status="indexed")   # re-indexed meanwhile
+    assert cli_json("notes", "list", "--index", str(index), "--json") == [n]
+
+
+# ------------------------------------------------------------------------------------------ the API
+
+def test_the_api_adds_lists_and_deletes_as_the_command_does(client, index):
+    t2 = takes(client)["12A_T2_CamA"]
+    r = client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 10, "text": "boom", "author": "Ana"})
+    assert r.status_code == 200, r.text
+    note = r.json()
+    assert (note["frame"], note["tc"], note["author"], note["name"]) == (10, "01:01:00;02", "Ana", "12A_T2_CamA")
+    r = client.post(f"/api/takes/{t2['take_id']}/notes", json={"at": "01:01:00:05", "text": "again"})
+    assert r.status_code == 200 and r.json()["frame"] == 13 and r.json()["author"] is None
+    api = client.get("/api/notes").json()
+    assert api == cli_json("notes", "list", "--index", str(index), "--json")
+    assert client.get("/api/notes", params={"take": "12A_T2_CamA"}).json() == api
+    assert client.get("/api/notes", params={"take": "12A_T1_CamA"}).json() == []
+    assert client.delete(f"/api/notes/{note['note_id']}").json() == note
+    assert [n["frame"] for n in client.get("/api/notes").json()] == [13]
+    assert client.delete(f"/api/notes/{note['note_id']}").status_code == 404
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"text": "x"}, "Say where the note goes"),
+    ({"frame": 3, "at": "1", "text": "x"}, "Say where the note goes"),
+    ({"frame": "3", "text": "x"}, "must be a whole number of frames"),
+    ({"frame": True, "text": "x"}, "must be a whole number of frames"),
+    ({"frame": 100000, "text": "x"}, "is not a frame of 12A_T2_CamA"),
+    ({"frame": -1, "text": "x"}, "is not a frame of 12A_T2_CamA"),
+    ({"at": "-2", "text": "x"}, "'-2' is not a time in the take"),
+    ({"at": "nan", "text": "x"}, "'nan' is not a time in the take"),
+    ({"frame": 3, "text": ""}, "A note needs its text"),
+    ({"frame": 3, "text": 5}, "The field 'text' must be text"),
+    ({"frame": 3, "text": "x" * 2001}, "keep it under 2000"),
+])
+def test_a_bad_note_request_is_400_with_one_sentence(client, body, says):
+    t2 = takes(client)["12A_T2_CamA"]
+    r = client.post(f"/api/takes/{t2['take_id']}/notes", json=body)
+    assert r.status_code == 400 and says in r.json()["error"], r.text
+    assert client.get("/api/notes").json() == []
+
+
+def test_notes_need_the_token_and_a_read_only_room_refuses_them(index):
+    with TestClient(create_app(index, proxies=False, read_only=True), raise_server_exceptions=False) as c:
+        tid = takes(c)["12A_T1_CamA"]["take_id"]
+        r = c.post(f"/api/takes/{tid}/notes", json={"frame": 1, "text": "x"})
+        assert r.status_code == 403 and "read-only" in r.json()["error"]
+        assert c.delete("/api/notes/1").status_code == 403
+        assert c.get("/api/notes").json() == []
+        assert 'id="noteform" class="noteform" hidden data-read-only="true"' in c.get(f"/take/{tid}").text
+    with TestClient(create_app(index, token=TOKEN, proxies=False), raise_server_exceptions=False) as c:
+        assert c.post(f"/api/takes/{tid}/notes", json={"frame": 1, "text": "x"}).status_code == 401
+        assert c.get("/api/notes").status_code == 401
+        ok = c.post(f"/api/takes/{tid}/notes", json={"frame": 1, "text": "x"},
+                    headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.json()["frame"] == 1
+        assert c.delete(f"/api/notes/{ok.json()['note_id']}").status_code == 401
+
+
+# ------------------------------------------------------------------------------------------ to the NLE
+
+def test_notes_become_markers_at_their_frames(client, index, tmp_path):
+    import opentimelineio as otio
+
+    t2 = takes(client)["12A_T2_CamA"]
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 10, "text": "boom in frame", "author": "Ana"})
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 700, "text": "focus buzz"})
+    # every line's marker of the take, and the notes at their frames
+    run_cli("export", "markers", "--take", "12A_T2_CamA", "--index", str(index), "-o", str(tmp_path / "m.otio"),
+            check=True)
+    tl = otio.adapters.read_from_file(str(tmp_path / "m.otio"))
+    clip = tl.find_clips()[0]
+    start = clip.source_range.start_time.value
+    notes = {m.name: (round(m.marked_range.start_time.value - start), round(m.marked_range.duration.value))
+             for m in clip.markers if m.metadata["dailies"]["kind"] == "note"}
+    assert notes == {"NOTE (Ana): boom in frame": (10, 1), "NOTE: focus buzz": (700, 1)}
+    assert sum(m.metadata["dailies"]["kind"] == "line" for m in clip.markers) >= 5
+    # --notes alone: the notes only; the Avid list says where at the take's source TC
+    run_cli("export", "markers", "--notes", "--index", str(index), "-f", "avid", "-o", str(tmp_path / "avid"),
+            check=True)
+    rows = (tmp_path / "avid" / "12A_T2_CamA.txt").read_text().splitlines()
+    assert rows[0].split("\t")[4] == "NOTE (Ana): boom in frame" and rows[1].split("\t")[4] == "NOTE: focus buzz"
+    expect = cli_json("notes", "list", "--index", str(index), "--json")
+    assert [r.split("\t")[1] for r in rows] == [n["tc"] for n in expect]
+    # the review room's markers download of that take's lines carries them too
+    r = client.get("/api/export/markers", params={"q": "The comet won't wait for office hours", "take": "12A_T2_CamA",
+                                                  "format": "csv"})
+    assert r.status_code == 200, r.text
+    assert "NOTE (Ana): boom in frame" in r.text and "01:01:00;02" in r.text
+
+
+def test_notes_alone_with_none_is_nothing_to_export(index, tmp_path):
+    proc = run_cli("export", "markers", "--notes", "--index", str(index), "-o", str(tmp_path / "n.csv"))
+    assert proc.returncode != 0 and "no take has review notes" in proc.stderr
+    assert not (tmp_path / "n.csv").exists()
+
+
+# ------------------------------------------------------------------------------------------ the player (Chromium)
+
+def test_a_note_typed_in_the_player_goes_at_the_frame_shown(index, tmp_path):
+    from test_server_browser import ARGS, CHROMIUM
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is absent: `make test` installs it (apt-get install -y chromium).")
+    from playwright.sync_api import sync_playwright
+
+    gen = served(create_app(index, proxies=False))
+    base = next(gen)
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                        headless=True, args=ARGS, viewport={"width": 1280,
+                                                                                            "height": 900})
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            t2 = {t["name"]: t for t in page.request.get(f"{base}/api/takes").json()}["12A_T2_CamA"]
+            rate = Fraction(t2["rate"])
+            page.goto(f"{base}/take/{t2['take_id']}")
+            page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=30000)
+            page.evaluate("t => { const v = document.getElementById('video'); v.pause(); v.currentTime = t; }",
+                          float(Fraction(9) / rate) + 1e-4)
+            page.wait_for_function("() => document.getElementById('tc').textContent === '01:00:59;29'",
+                                   timeout=30000)
+            page.keyboard.press("ArrowRight")              # one frame on, across the minute: 01:01:00;02
+            page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
+                                   timeout=15000)
+            page.fill("#note-author", "Ana")
+            page.fill("#note-text", "boom dips in")
+            page.press("#note-text", "Enter")
+            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
+            assert page.locator("#notes .ntc").inner_text() == "01:01:00;02"
+            assert page.locator("#notes .nby").inner_text() == "Ana"
+            assert page.locator("#note-text").input_value() == ""
+            stored = page.request.get(f"{base}/api/notes").json()
+            assert [(n["frame"], n["tc"], n["text"], n["author"]) for n in stored] == \
+                [(10, "01:01:00;02", "boom dips in", "Ana")]
+            # elsewhere in the take, a click on the note's TC goes back to its frame
+            page.evaluate("() => { const v = document.getElementById('video'); v.currentTime = 5; }")
+            page.wait_for_function("() => document.getElementById('tc').textContent !== '01:01:00;02'")
+            page.locator("#notes .ntc").click()
+            page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
+                                   timeout=15000)
+            # the page opened again shows it, with the name remembered; × deletes it
+            page.reload()
+            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
+            assert page.locator("#note-author").input_value() == "Ana"
+            page.locator("#notes .ndel").click()
+            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 0", timeout=15000)
+            assert page.request.get(f"{base}/api/notes").json() == []
+            ctx.close()
+            assert not errors, errors
+    finally:
+        gen.close()
