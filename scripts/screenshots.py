@@ -4,8 +4,9 @@
 
 Serves the index (default: the demo index, `make demo`) on a free local port, drives Debian's Chromium
 (headless, Playwright) and writes search.png (hits shown), player.png (a hit playing), take.png, voices.png
-(the voices page), and, when a screenplay is imported (`make demo` imports fixtures/scene.fountain),
-script.png (the lined script, a take line playing) and coverage.png.
+(the voices page), notes.png (the review notes; an index without any shows the page's empty state), and, when a
+screenplay is imported (`make demo` imports fixtures/scene.fountain), script.png (the lined script, a take line
+playing) and coverage.png. Nothing is written to the index.
 """
 
 from __future__ import annotations
@@ -82,12 +83,20 @@ def main() -> int:
                                timeout=60000)
         time.sleep(0.5)
         page.screenshot(path=str(args.out / "take.png"), full_page=True)
-        names = ["search.png", "player.png", "take.png", "voices.png"]
+        names = ["search.png", "player.png", "take.png", "voices.png", "notes.png"]
         page.goto(f"{base}/voices")
         page.wait_for_function("() => document.querySelectorAll('.voice').length > 0 || "
                                "document.getElementById('message').textContent.startsWith('No voices')", timeout=60000)
         time.sleep(0.5)
         page.screenshot(path=str(args.out / "voices.png"), full_page=True)
+        page.goto(f"{base}/notes")
+        page.wait_for_function("() => document.getElementById('message').textContent !== ''", timeout=60000)
+        if page.locator(".noterow").count():
+            page.locator(".noterow").first.click()
+            page.wait_for_function("() => document.getElementById('tc').textContent.indexOf('-') < 0", timeout=30000)
+            time.sleep(1.0)
+            page.evaluate("document.getElementById('video').pause(); document.getElementById('audio').pause()")
+        page.screenshot(path=str(args.out / "notes.png"))
         if page.request.get(base + "/api/script").ok:
             page.goto(base + "/script")
             seg = page.locator(".seg[data-start]")

@@ -199,9 +199,31 @@ def test_notes_alone_with_none_is_nothing_to_export(index, tmp_path):
     assert not (tmp_path / "n.csv").exists()
 
 
+def test_the_review_rooms_notes_download_is_the_commands_file(client, index, tmp_path):
+    t = takes(client)
+    client.post(f"/api/takes/{t['12A_T2_CamA']['take_id']}/notes", json={"frame": 10, "text": "boom", "author": "Ana"})
+    client.post(f"/api/takes/{t['12A_T1_CamA']['take_id']}/notes", json={"at": "2", "text": "soft"})
+    run_cli("export", "markers", "--notes", "--index", str(index), "-o", str(tmp_path / "n.csv"), check=True)
+    r = client.get("/api/export/markers", params={"notes": "1", "format": "csv"})
+    assert r.status_code == 200 and r.content == (tmp_path / "n.csv").read_bytes()
+    assert "review-notes.csv" in r.headers["content-disposition"]
+    one = client.get("/api/export/markers", params={"notes": "1", "format": "csv", "take": "12A_T1_CamA"})
+    assert "soft" in one.text and "boom" not in one.text
+    r = client.get("/api/export/stringout", params={"notes": "1"})
+    assert r.status_code == 400 and "export as markers" in r.json()["error"]
+    r = client.get("/api/export/markers", params={"notes": "1", "take": "12A_T3_CamB"})
+    assert r.status_code == 404 and "no review notes on 12A_T3_CamB" in r.json()["error"]
+    r = client.get("/api/export/markers", params={"notes": "1", "q": "coffee"})
+    assert r.status_code == 400 and "Say what to export" in r.json()["error"]
+
+
 # ------------------------------------------------------------------------------------------ the player (Chromium)
 
-def test_a_note_typed_in_the_player_goes_at_the_frame_shown(index, tmp_path):
+def stored_tc(base, page, frame: int) -> str:
+    return next(n["tc"] for n in page.request.get(f"{base}/api/notes").json() if n["frame"] == frame)
+
+
+def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_plays_it(index, tmp_path):
     from test_server_browser import ARGS, CHROMIUM
 
     if not CHROMIUM.exists():
@@ -245,13 +267,34 @@ def test_a_note_typed_in_the_player_goes_at_the_frame_shown(index, tmp_path):
             page.locator("#notes .ntc").click()
             page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
                                    timeout=15000)
-            # the page opened again shows it, with the name remembered; × deletes it
+            # the page opened again shows it, with the name remembered
             page.reload()
             page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
             assert page.locator("#note-author").input_value() == "Ana"
-            page.locator("#notes .ndel").click()
-            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 0", timeout=15000)
-            assert page.request.get(f"{base}/api/notes").json() == []
+            # the notes page lists every note; a click plays its take from a second before the note's frame
+            page.request.post(f"{base}/api/takes/{t2['take_id']}/notes", data={"frame": 500, "text": "car horn"})
+            page.goto(f"{base}/notes")
+            page.wait_for_function("() => document.querySelectorAll('.noterow').length === 2", timeout=15000)
+            assert page.locator(".noterow .tcs").all_inner_texts() == ["01:01:00;02", stored_tc(base, page, 500)]
+            page.fill("#f-text", "horn")
+            page.wait_for_function("() => document.querySelectorAll('.noterow').length === 1")
+            page.evaluate("window.__seeks = []; document.getElementById('video')"
+                          ".addEventListener('seeked', e => window.__seeks.push(e.target.currentTime))")
+            page.locator(".noterow .text").click()
+            page.wait_for_function("window.__seeks.length > 0", timeout=15000)
+            assert abs(page.evaluate("window.__seeks[0]") - (float(Fraction(500) / rate) - 1.0)) <= 1 / rate
+            assert "current" in page.locator(".noterow").get_attribute("class")
+            href = page.locator("#export a[data-format=csv]").get_attribute("href")
+            assert "notes=1" in href and "take=" in href
+            csv = page.request.get(base + href).text()
+            assert "car horn" in csv and "boom dips in" in csv           # every note of the takes listed
+            # under the player, the take's notes; × deletes one, and the page's list follows
+            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=15000)
+            page.fill("#f-text", "")
+            page.wait_for_function("() => document.querySelectorAll('.noterow').length === 2")
+            page.locator("#notes .ndel").first.click()
+            page.wait_for_function("() => document.querySelectorAll('.noterow').length === 1", timeout=15000)
+            assert [n["text"] for n in page.request.get(f"{base}/api/notes").json()] == ["car horn"]
             ctx.close()
             assert not errors, errors
     finally:

@@ -381,14 +381,15 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         XML, FCPXML or OTIO: each take's best delivery cut back to back with handles) and ``/api/export/markers``
         (Avid, Resolve, Premiere, CSV or OTIO), of ``?q=LINE`` with the search page's filters (the hits the page
         shows; ``only=`` the ones ticked, each by its line ids joined by "+"), ``?script_line=12A/4`` or
-        ``?voice=MAYA`` (every line of a voice);
+        ``?voice=MAYA`` (every line of a voice); ``/api/export/markers?notes=1`` the review notes (``take=`` repeated:
+        those takes');
         ``/api/export/transcript?take=TAKE`` (SRT, VTT, CSV, TXT or JSON) and ``/api/export/ale`` (every indexed
         take, or ``?take=`` repeated). Several files (an EDL or ALE per frame rate, Avid markers per take) come as
         one zip."""
         from starlette.concurrency import run_in_threadpool
 
         from .. import export as ex
-        from ..export.hitsets import nothing_found, script_line_hits, speaker_hits
+        from ..export.hitsets import note_hits, nothing_found, script_line_hits, speaker_hits
         from .downloads import attachment, download_name
 
         what = request.path_params["what"]
@@ -419,10 +420,15 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
             stem = "dailies"
         else:
             q, script_line, voice = (text_param(request, k) for k in ("q", "script_line", "voice"))
-            if sum(map(bool, (q, script_line, voice))) != 1:
+            notes = bool_param(request, "notes", False)
+            if sum(map(bool, (q, script_line, voice, notes))) != 1:
                 raise UsageError("Say what to export: ?q=LINE (a line search, with the search page's filters), "
-                                 "?script_line=12A/4 or ?voice=MAYA (every line of a voice).")
-            kind, value = ("line", q) if q else ("script", script_line) if script_line else ("speaker", voice)
+                                 "?script_line=12A/4, ?voice=MAYA (every line of a voice) or ?notes=1 (the review "
+                                 "notes).")
+            if notes and what != "markers":
+                raise UsageError("The review notes export as markers: /api/export/markers?notes=1.")
+            kind, value = ("line", q) if q else ("script", script_line) if script_line else \
+                ("speaker", voice) if voice else ("notes", "review notes")
             # each hit by its line ids joined by "+" (a "+" left unescaped in a URL arrives as a space)
             chosen = {k.strip().replace(" ", "+") for v in request.query_params.getlist("only") for k in v.split(",")
                       if k.strip()}
@@ -441,7 +447,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                            order=text_param(request, "order") or "rank",
                            all_hits=bool_param(request, "all_hits", bool(chosen)),     # chosen: every one of them
                            reel_len=num_param(request, "reel_len", 8, int, 0, 128), title=text_param(request, "title"))
-            stem = download_name(kind, value)
+            stem = "review-notes" if notes else download_name(kind, value)
             out = Path(stem + formats[fmt])
 
             def build():
@@ -456,6 +462,11 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                                                            "search again.")
                     elif script_line:
                         hits = script_line_hits(idx, script_line, **params)
+                    elif notes:             # every note, or those of the takes asked for (?take= repeated)
+                        hits = note_hits(idx, [idx.take(t).take_id for t in takes] if takes else None)
+                        if not hits:
+                            raise NothingToExportError("Nothing to export: no review notes" +
+                                                       (" on " + ", ".join(takes) if takes else "") + ".")
                     else:
                         hits = speaker_hits(idx, voice, **params)
                     if not hits:
@@ -694,6 +705,9 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
     def page_search(request: Request):
         return templates.TemplateResponse(request, "search.html", {"pre_roll": PRE_ROLL})
 
+    def page_notes(request: Request):
+        return templates.TemplateResponse(request, "notes.html", {"pre_roll": PRE_ROLL})
+
     def page_voices(request: Request):
         return templates.TemplateResponse(request, "voices.html", {"read_only": read_only})
 
@@ -772,6 +786,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         Route("/api/script", api_script),
         Route("/api/coverage", api_coverage),
         Route("/voices", page_voices),
+        Route("/notes", page_notes),
         Route("/api/search/line", api_search_line),
         Route("/api/search/speaker", api_search_speaker),
         Route("/api/search/shots", api_search_shots),

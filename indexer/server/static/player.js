@@ -50,6 +50,7 @@ class Player {
     this.pos = -1;
     this.reverse = null;
     this.onHit = null;
+    this.onNotes = null;          // called after a note is added or deleted here
     root.querySelector("#playpause").addEventListener("click", () => this.toggle());
     root.querySelector("#back1").addEventListener("click", () => this.step(-1));
     root.querySelector("#fwd1").addEventListener("click", () => this.step(1));
@@ -117,6 +118,7 @@ class Player {
         text.value = "";
         this.note("");
         await this.loadNotes();
+        if (this.onNotes) this.onNotes();
       } catch (err) { this.note(err.message); }
     });
     this.notesEl.addEventListener("click", async e => {
@@ -126,6 +128,7 @@ class Player {
         const r = await fetch(`/api/notes/${encodeURIComponent(li.dataset.id)}`, { method: "DELETE", credentials: "same-origin" });
         if (!r.ok) { let b = null; try { b = await r.json(); } catch (err) { b = null; } this.note((b && b.error) || `${r.status}`); }
         await this.loadNotes();
+        if (this.onNotes) this.onNotes();
       } else if (e.target.closest(".ntc")) {
         this.pause();
         await this.seek(TC.secondsOf(parseInt(li.dataset.frame, 10), this.rate) + 1e-4);
@@ -152,7 +155,7 @@ class Player {
     await this.loadTake(hit.take_id);
     const info = this.root.querySelector("#hitinfo");
     if (info) info.innerHTML = `<b>${esc(hit.name)}</b> sc ${esc(hit.scene || "–")} tk ${esc(hit.take || "–")} ` +
-      `<span class="tcs">${esc(hit.tc_in)} – ${esc(hit.tc_out)}</span> ${esc(hit.speaker || "")}<br>${diffHtml(hit.diff, hit.text)}`;
+      `<span class="tcs">${esc(hit.tc_in)}${hit.tc_out && hit.tc_out !== hit.tc_in ? " – " + esc(hit.tc_out) : ""}</span> ${esc(hit.speaker || "")}<br>${diffHtml(hit.diff, hit.text)}`;
     await this.seek(Math.max(0, hit.start - this.preRoll));
     this.play();
     if (this.onHit) this.onHit(i);
