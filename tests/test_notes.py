@@ -271,8 +271,10 @@ def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_p
             page.reload()
             page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
             assert page.locator("#note-author").input_value() == "Ana"
-            # the notes page lists every note; a click plays its take from a second before the note's frame
+            # a note someone else adds shows under the player without a reload (read again every 10 s)
             page.request.post(f"{base}/api/takes/{t2['take_id']}/notes", data={"frame": 500, "text": "car horn"})
+            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=20000)
+            # the notes page lists every note; a click plays its take from a second before the note's frame
             page.goto(f"{base}/notes")
             page.wait_for_function("() => document.querySelectorAll('.noterow').length === 2", timeout=15000)
             assert page.locator(".noterow .tcs").all_inner_texts() == ["01:01:00;02", stored_tc(base, page, 500)]

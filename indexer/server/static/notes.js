@@ -7,10 +7,18 @@
   const player = new Player($("player"));
   let notes = [], rows = [];
   const has = (value, needle) => !needle || String(value || "").toLowerCase().includes(needle.toLowerCase());
+  let seen = null;
   async function load() {
-    try { notes = await api("/api/notes"); } catch (e) { $("message").textContent = e.message; return; }
+    let got;
+    try { got = await api("/api/notes"); } catch (e) { $("message").textContent = e.message; return; }
+    const key = JSON.stringify(got);
+    if (key === seen) return;                // nothing new: the list (and the row playing) stay as they are
+    seen = key;
+    notes = got;
     render();
   }
+  // Others' notes appear without reloading: read again every 10 s while the page is shown.
+  setInterval(() => { if (!document.hidden) load(); }, 10000);
   function render() {
     const take = $("f-take").value.trim(), by = $("f-author").value.trim(), text = $("f-text").value.trim();
     rows = notes.filter(n => has(n.name, take) && has(n.author, by) && has(n.text, text));

@@ -121,6 +121,8 @@ class Player {
         if (this.onNotes) this.onNotes();
       } catch (err) { this.note(err.message); }
     });
+    // Others' notes appear without reloading: the list is read again every 10 s while the page is shown.
+    setInterval(() => { if (!document.hidden && this.take) this.loadNotes(); }, 10000);
     this.notesEl.addEventListener("click", async e => {
       const li = e.target.closest("li[data-frame]");
       if (!li) return;
@@ -142,9 +144,10 @@ class Player {
     let rows = [];
     try { rows = await api(`/api/notes?${new URLSearchParams({ take: take.take_id })}`); } catch (e) { rows = []; }
     if (this.take !== take) return;
-    this.notesEl.innerHTML = rows.map(n => `<li data-id="${n.note_id}" data-frame="${n.frame}">
+    const html = rows.map(n => `<li data-id="${n.note_id}" data-frame="${n.frame}">
       <span class="ntc" title="go to this frame">${esc(n.tc)}</span>${n.author ? `<span class="nby">${esc(n.author)}</span>` : ""}
       <span class="ntext">${esc(n.text)}</span>${this.readOnly ? "" : `<button class="ndel" title="delete this note">×</button>`}</li>`).join("");
+    if (html !== this.notesHtml) this.notesEl.innerHTML = this.notesHtml = html;      // unchanged: left as it is
   }
 
   // Play hits[i]: from its start less the pre-roll.
