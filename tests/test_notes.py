@@ -11,6 +11,7 @@ import json
 import shutil
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from starlette.testclient import TestClient
@@ -297,6 +298,19 @@ def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_p
             page.locator("#notes .ndel").first.click()
             page.wait_for_function("() => document.querySelectorAll('.noterow').length === 1", timeout=15000)
             assert [n["text"] for n in page.request.get(f"{base}/api/notes").json()] == ["car horn"]
+            # a search's hit shows the notes within its line (a second either side); the other takes' hits do not
+            line = "The director called again. She wants the report by Friday."
+            page.goto(f"{base}/?q={quote(line)}")
+            page.wait_for_function("() => document.querySelectorAll('.hit').length > 1", timeout=30000)
+            page.wait_for_function("() => document.querySelectorAll('.hitnotes:not([hidden])').length === 1",
+                                   timeout=15000)
+            api = page.request.get(f"{base}/api/search/line", params={"q": line}).json()
+            at = float(Fraction(500) / rate)
+            noted = [h for h in api if h["name"] == "12A_T2_CamA" and h["start"] - 1 <= at <= h["end"] + 1]
+            assert len(noted) == 1
+            shown = page.locator(".hit:has(.hitnotes:not([hidden]))")
+            assert shown.locator(".clip").inner_text() == "12A_T2_CamA"
+            assert "car horn" in shown.locator(".hitnotes").inner_text()
             ctx.close()
             assert not errors, errors
     finally:

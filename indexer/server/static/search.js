@@ -51,9 +51,36 @@
             <span class="speaker">${esc(h.speaker || "")}</span>
             <span class="score">${h.match != null ? Math.round(h.match * 100) + "%" : ""}</span></div>
           <div class="text">${diffHtml(h.diff, h.text)}</div>
+          <div class="hitnotes" hidden></div>
         </div>
       </li>`).join("");
+    showNotes();
   }
+  // Review notes (`dailies notes`) on each hit: those from a second before its start to a second after its end,
+  // read at start, after a note is added here, and every 10 s while the page is shown.
+  let notesByTake = {};
+  async function loadNotes() {
+    try {
+      const by = {};
+      for (const n of await api("/api/notes")) (by[n.take_id] = by[n.take_id] || []).push(n);
+      notesByTake = by;
+    } catch (e) { return; }
+    showNotes();
+  }
+  function showNotes() {
+    for (const li of list.querySelectorAll(".hit")) {
+      const h = hits[Number(li.dataset.i)], el = li.querySelector(".hitnotes");
+      if (!h || !el) continue;
+      const near = (notesByTake[h.take_id] || []).filter(n => n.seconds >= h.start - 1 && n.seconds <= h.end + 1);
+      const html = near.map(n => `<span class="hitnote" title="review note">✎ <span class="tcs">${esc(n.tc)}</span> ` +
+        `${n.author ? `<span class="nby">${esc(n.author)}</span> ` : ""}${esc(n.text)}</span>`).join("");
+      if (el.innerHTML !== html) el.innerHTML = html;
+      el.hidden = !near.length;
+    }
+  }
+  loadNotes();
+  setInterval(() => { if (!document.hidden) loadNotes(); }, 10000);
+  player.onNotes = loadNotes;
   // The hits shown, as files for the NLE: the same search and filters, sent by /api/export (null: none to offer);
   // with hits ticked, those only (each by its line ids), every one of them.
   let shown = null;
