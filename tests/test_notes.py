@@ -1,5 +1,5 @@
 """Review notes at a frame of a take: `dailies notes add|list|delete`, the review room's API and player (Chromium),
-and the markers they become for the NLE, on a copy of the fixture shoot.
+and the markers they become for the NLE, on a copy of the fixture shoot; and circling a take from the player.
 
 A note names its frame by the take's own source timecode (drop-frame read as drop-frame) or by seconds; the API,
 the CLI's --json and the markers agree on that frame; a note goes in while another process writes the index.
@@ -315,3 +315,56 @@ def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_p
             assert not errors, errors
     finally:
         gen.close()
+
+
+def test_the_search_pages_player_circles_the_take_playing(index, tmp_path):
+    from test_server_browser import ARGS, CHROMIUM
+
+    from playwright.sync_api import sync_playwright
+
+    line = "We have to follow the data, not the calendar."
+    for read_only in (False, True):
+        gen = served(create_app(index, proxies=False, read_only=read_only))
+        base = next(gen)
+        try:
+            with sync_playwright() as pw:
+                ctx = pw.chromium.launch_persistent_context(str(tmp_path / f"profile{read_only}"),
+                                                            executable_path=str(CHROMIUM), headless=True, args=ARGS)
+                page = ctx.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"{base}/?q={quote(line)}")
+                page.wait_for_function("() => document.querySelectorAll('.hit').length > 1", timeout=30000)
+                names = page.locator(".hit .clip").all_inner_texts()
+                k = names.index("12A_T1_CamA")
+                page.locator(".hit").nth(k).locator(".text").click()
+                page.wait_for_function("() => document.getElementById('tc').textContent.indexOf('-') < 0",
+                                       timeout=30000)
+                if read_only:           # a read-only room offers no circle
+                    assert page.locator("#circle-take").is_hidden()
+                    ctx.close()
+                    assert not errors, errors
+                    continue
+                button = page.locator("#circle-take")
+                assert button.inner_text() == "◯ circle"
+                other = next(i for i, n in enumerate(names) if n != "12A_T1_CamA")
+                page.locator(".hit").nth(other).locator(".pick").check()
+                button.click()
+                page.wait_for_function("() => document.getElementById('circle-take').textContent === '● circled'",
+                                       timeout=15000)
+                circled = {t["name"] for t in page.request.get(f"{base}/api/takes").json() if t["circled"]}
+                assert circled == {"12A_T1_CamA"}
+                # every hit of that take is marked ●, no other; a ticked hit stays ticked
+                page.wait_for_function("() => document.querySelectorAll('.hit .circled').length > 0")
+                marked = [page.locator(".hit").nth(i).locator(".circled").count() for i in range(len(names))]
+                assert marked == [int(n == "12A_T1_CamA") for n in names]
+                assert page.locator(".hit").nth(other).locator(".pick").is_checked()
+                button.click()
+                page.wait_for_function("() => document.getElementById('circle-take').textContent === '◯ circle'",
+                                       timeout=15000)
+                assert page.locator(".hit .circled").count() == 0
+                assert not any(t["circled"] for t in page.request.get(f"{base}/api/takes").json())
+                ctx.close()
+                assert not errors, errors
+        finally:
+            gen.close()

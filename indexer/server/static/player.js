@@ -64,6 +64,9 @@ class Player {
       el.addEventListener("error", () => this.note("This take's media cannot be played (missing, offline or not yet proxied)."));
     }
     this.initNotes();
+    this.circleBtn = root.querySelector("#circle-take");
+    this.onCircle = null;         // called with the take as `dailies circle --json` answers, after a change here
+    if (this.circleBtn) this.circleBtn.addEventListener("click", () => this.toggleCircle());
     const frameLoop = () => { this.tick(); requestAnimationFrame(frameLoop); };
     requestAnimationFrame(frameLoop);
     document.addEventListener("keydown", e => this.key(e));
@@ -94,7 +97,31 @@ class Player {
       if (link) link.href = `/take/${t.take_id}`;
       this.loadNotes();
     }
+    this.showCircle();
     return t;
+  }
+
+  // Circle (print) the take playing, or take its circle off: the script supervisor's pick, from any page's player.
+  showCircle() {
+    const b = this.circleBtn;
+    if (!b || !this.take || b.dataset.readOnly === "true" || b.dataset.off === "true") return;
+    b.hidden = false;
+    b.textContent = this.take.circled ? "● circled" : "◯ circle";
+    b.classList.toggle("on", !!this.take.circled);
+    b.title = this.take.circled ? `Circled${this.take.circle_note ? ": " + this.take.circle_note : ""}; click to take the circle off`
+      : "Circle (print) this take";
+  }
+  async toggleCircle() {
+    const take = this.take;
+    if (!take) return;
+    try {
+      const done = await post(`/api/takes/${encodeURIComponent(take.take_id)}/circle`, { circled: !take.circled });
+      take.circled = done.circled;
+      take.circle_note = done.circle_note;
+      this.showCircle();
+      this.note("");
+      if (this.onCircle) this.onCircle(done);
+    } catch (err) { this.note(err.message); }
   }
 
   // Review notes at a frame of the take (`dailies notes`): the team's, listed under the player; typing one

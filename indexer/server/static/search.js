@@ -81,6 +81,18 @@
   loadNotes();
   setInterval(() => { if (!document.hidden) loadNotes(); }, 10000);
   player.onNotes = loadNotes;
+  // A take circled (or uncircled) in the player: its hits' ● follows, ticks and the rest left as they are.
+  player.onCircle = done => {
+    hits.forEach((h, i) => {
+      if (h.take_id !== done.take_id) return;
+      h.circled = done.circled;
+      const head = list.querySelector(`.hit[data-i="${i}"] .head`);
+      if (!head) return;
+      const mark = head.querySelector(".circled");
+      if (done.circled && !mark) head.querySelector(".clip").insertAdjacentHTML("afterend", `<span class="circled" title="circled take">●</span>`);
+      if (!done.circled && mark) mark.remove();
+    });
+  };
   // The hits shown, as files for the NLE: the same search and filters, sent by /api/export (null: none to offer);
   // with hits ticked, those only (each by its line ids), every one of them.
   let shown = null;

@@ -5,6 +5,7 @@
   const $ = id => document.getElementById(id);
   const takeId = document.querySelector(".takepage").dataset.takeId;
   const player = new Player($("player"));
+  if ($("circle-take")) $("circle-take").dataset.off = "true";     // this page circles with its own form (and note)
   let take;
   try {
     take = await player.loadTake(takeId);
