@@ -316,3 +316,83 @@ def test_the_review_room_shows_each_channel_and_the_iso_a_line_came_from(poly_in
             assert shown == [f"ch {ln['channel']}" for ln in detail["lines"] if ln["channel"]]
         finally:
             ctx.close()
+
+
+@pytest.mark.slow
+def test_the_player_plays_one_channel_alone_where_it_was(poly_index, truth, tmp_path):
+    """Each channel of the poly WAV plays alone (an actor's iso under an overlap): /media/ID?channel=N is that
+    channel, from the take's first sample, and the player's "listen" choice keeps the position."""
+    import av
+    from starlette.testclient import TestClient
+
+    from indexer.media import decode, probe
+    from indexer.server import create_app
+
+    info = probe(POLY)
+    original = decode(info, audio=True, keep_channels=True).channels          # (4, samples) at 16 kHz
+    with TestClient(create_app(poly_index, proxies=False)) as c:
+        take = c.get("/api/takes").json()[0]
+        assert take["sound_channels"] == 4 and take["media_kind"] == "audio"
+        for ch in (3, 4):
+            r = c.get(f"/media/{take['take_id']}", params={"channel": str(ch)})
+            assert r.status_code == 200 and r.headers["content-type"] == "audio/mp4"
+            path = tmp_path / f"ch{ch}.m4a"
+            path.write_bytes(r.content)
+            with av.open(str(path)) as m:
+                assert m.streams.audio[0].codec_context.channels == 1
+            alone = decode(probe(path), audio=True).audio
+            n = min(len(alone), original.shape[1])
+            assert abs(len(alone) - original.shape[1]) < 0.05 * 16000            # the same length, within 50 ms
+            corr = [np.corrcoef(alone[:n], original[k, :n])[0, 1] for k in range(4)]
+            assert corr[ch - 1] > 0.98 and max(c for k, c in enumerate(corr) if k >= 2 and k != ch - 1) < 0.5, corr
+            ranged = c.get(f"/media/{take['take_id']}", params={"channel": str(ch)}, headers={"Range": "bytes=0-99"})
+            assert ranged.status_code == 206 and len(ranged.content) == 100
+        for bad, says in (("9", "has no sound channel 9 (1 to 4)"), ("x", "has no sound channel x"),
+                          ("0", "has no sound channel 0")):
+            r = c.get(f"/media/{take['take_id']}", params={"channel": bad})
+            assert r.status_code == 400 and says in r.text, r.text
+
+    from contextlib import contextmanager
+
+    from playwright.sync_api import sync_playwright
+
+    from test_server_browser import TOKEN, launch, serve
+
+    with contextmanager(serve)(poly_index) as base, sync_playwright() as p:
+        ctx = launch(p, tmp_path / "profile")
+        try:
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{base}/take/{take['take_id']}?token={TOKEN}")
+            page.wait_for_selector("#transcript .line", timeout=30000)
+            assert page.locator("#listen option").all_inner_texts() == \
+                ["all channels", "1 MIX", "2 BOOM", "3 LEO (iso)", "4 MAYA (iso)"]
+            page.wait_for_function("() => document.getElementById('audio').readyState >= 1", timeout=30000)
+            page.evaluate("() => { const a = document.getElementById('audio'); a.currentTime = 2.0; }")
+            page.wait_for_function("() => Math.abs(document.getElementById('audio').currentTime - 2.0) < 0.01")
+            page.select_option("#listen", "3")
+            page.wait_for_function("() => document.getElementById('audio').src.endsWith('channel=3') && "
+                                   "document.getElementById('audio').readyState >= 1", timeout=30000)
+            page.wait_for_function("() => Math.abs(document.getElementById('audio').currentTime - 2.0) < 0.01",
+                                   timeout=15000)
+            assert page.inner_text("#tc") == "14:12:31:23"      # 2 s in: frame 47 at 23.976 (47.95 frames)
+            page.keyboard.press("k")                                          # plays LEO's lav from there
+            page.wait_for_function("() => document.getElementById('audio').currentTime > 2.3", timeout=15000)
+            page.select_option("#listen", "")                                 # back to every channel
+            page.wait_for_function("() => !document.getElementById('audio').src.includes('channel=')",
+                                   timeout=15000)
+            assert not errors, errors
+        finally:
+            ctx.close()
+
+
+def test_one_channel_alone_is_refused_for_a_take_with_picture(shoot_index):
+    from starlette.testclient import TestClient
+
+    from indexer.server import create_app
+
+    with TestClient(create_app(shoot_index, proxies=False)) as c:
+        take = next(t for t in c.get("/api/takes").json() if t["media_kind"] == "video")
+        r = c.get(f"/media/{take['take_id']}", params={"channel": "1"})
+        assert r.status_code == 400 and "for sound takes only" in r.text

@@ -145,3 +145,42 @@ def test_sound_a_browser_cannot_play_gets_an_aac_proxy(tmp_path):
         a = c.streams.audio[0]
         assert not c.streams.video and a.codec_context.name == "aac" and a.codec_context.channels == 2
         assert abs(float(c.duration / 1e6) - info.duration) < 0.1
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 4), (44100, 2), (96000, 1)])
+def test_sound_at_any_rate_and_channel_count_gets_a_proxy_that_holds_it(tmp_path, rate, channels):
+    """A recorder's file at 16, 44.1 or 96 kHz: the AAC encoder takes frames of 1024 samples only, which a resampled
+    stream does not give by itself (the fixture's 4-channel 16 kHz poly WAV had no proxy: "Invalid argument")."""
+    import wave
+
+    from indexer.media import decode
+
+    t = np.arange(int(rate * 3.0)) / rate
+    sig = np.stack([0.3 * np.sin(2 * np.pi * (220 + 110 * k) * t) * (t > 0.5 * k) for k in range(channels)], axis=1)
+    src = tmp_path / f"rec_{rate}_{channels}.wav"
+    with wave.open(str(src), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((sig * 32767).astype("<i2").tobytes())
+    dest = tmp_path / "proxy.m4a"
+    pmedia.make_proxy(src, dest, Fraction(24000, 1001), video=False)
+    got = decode(probe(dest), audio=True).audio
+    want = decode(probe(src), audio=True).audio
+    assert abs(len(got) - len(want)) < 0.05 * 16000                 # the same length, within 50 ms
+    n = min(len(got), len(want))
+    assert np.corrcoef(got[:n], want[:n])[0, 1] > 0.95              # the same sound, from the same first sample
+
+
+def test_one_channel_of_a_poly_wav_alone_is_that_channel(tmp_path):
+    from indexer.media import decode
+
+    poly = FIXTURES / "sound" / "12A_T5_POLY.wav"
+    channels = decode(probe(poly), audio=True, keep_channels=True).channels
+    for ch in range(1, 5):
+        dest = tmp_path / f"ch{ch}.m4a"
+        pmedia.make_channel_proxy(poly, dest, ch)
+        alone = decode(probe(dest), audio=True).audio
+        n = min(len(alone), channels.shape[1])
+        corr = [np.corrcoef(alone[:n], channels[k, :n])[0, 1] for k in range(4)]
+        assert int(np.argmax(corr)) == ch - 1 and corr[ch - 1] > 0.98, (ch, corr)

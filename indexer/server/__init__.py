@@ -16,7 +16,8 @@
   files `dailies export stringout|markers` writes for it (:mod:`indexer.export`); ``/api/export/transcript?take=`` and
   ``/api/export/ale`` those of `dailies export transcript|ale`. One file as it is, several as one zip.
 * ``/media/ID`` serves a take's playable file (original or proxy, :mod:`.media`) by take id only, with
-  HTTP range requests; ``/media/ID/thumb?t=SECONDS`` a JPEG of one frame.
+  HTTP range requests (``?channel=N``: channel N of a sound take alone, e.g. an actor's iso);
+  ``/media/ID/thumb?t=SECONDS`` a JPEG of one frame.
 * With a token, every request (pages, API, media, assets) needs ``Authorization: Bearer TOKEN`` or the
   cookie that opening ``/?token=TOKEN`` once sets; otherwise 401.
 * The index is opened for reading, one connection per worker thread at a time (a small pool); each
@@ -285,7 +286,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
                 "take": row["take"], "camera": row["camera"], "rate": row["rate"], "start_tc": clock.start_tc,
                 "start_frame": clock.start_frame, "drop_frame": clock.drop_frame, "duration": row["duration"],
                 "frames": row["frames"], "status": row["status"], "circled": row.circled,
-                "circle_note": row.circle_note, "media_kind": p.kind,
+                "circle_note": row.circle_note, "media_kind": p.kind, "sound_channels": pmedia.sound_channels(row),
                 "media_url": media_url(row["take_id"]), "proxy": p.proxy,
                 "media_missing": not p.source.is_file(),
                 "media_pending": p.proxy and p.source.is_file() and not pmedia.proxy_is_current(p)}
@@ -679,12 +680,22 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         row = _take_row(take_id)
         if row is None:
             return error(request, f"No take {take_id} in the index.", 404)
-        p = pmedia.playable(pool.path, row)
+        channel = request.query_params.get("channel")
+        if channel:                 # one channel of a sound take alone (an actor's iso), as a mono proxy
+            try:
+                p = pmedia.channel_playable(pool.path, row, int(channel) if channel.isdigit() else channel)
+            except DailiesError as exc:
+                return error(request, exc.message, 400)
+        else:
+            p = pmedia.playable(pool.path, row)
         if not p.source.is_file():
             return error(request, f"The media of {row['name']} is missing ({row['path']} moved or is offline).", 404)
         if p.proxy and not pmedia.proxy_is_current(p):
             if read_only:
-                return error(request, f"{row['name']} has no browser proxy yet (run `dailies proxies`).", 404)
+                why = (f"{row['name']} has no browser proxy yet (run `dailies proxies`)." if p.channel is None
+                       else f"{row['name']}: channel {p.channel} alone has not been made for the browser yet, and a "
+                            "read-only review room makes none.")
+                return error(request, why, 404)
             try:
                 pmedia.ensure_proxy(p, row)
             except DailiesError as exc:

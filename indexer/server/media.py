@@ -4,7 +4,8 @@ Browsers play H.264 (with AAC or no sound) in MP4/MOV, and WAV/MP3/AAC sound; th
 ProRes, DNx or MXF. For those a proxy is made with PyAV (no ffmpeg binary): H.264 at most 540 lines,
 the same rate and frame count, frame ``i`` of the proxy at ``i / rate`` (so the index's seconds and
 timecode hold for it), with the first sound stream as stereo AAC; for sound the browser cannot play
-(e.g. multichannel or float BWF) an AAC ``.m4a``. Proxies live in ``INDEX/proxies/`` and are reused
+(e.g. multichannel or float BWF) an AAC ``.m4a``; one channel of a sound take alone (an actor's iso) as a mono
+AAC ``.m4a``, made when first asked for. Proxies live in ``INDEX/proxies/`` and are reused
 while the source file is unchanged (size and mtime recorded beside them); a proxy that no longer
 opens is rebuilt.
 """
@@ -36,6 +37,7 @@ class Playable:
     source: Path              # the original file
     path: Path                # what is served: the original or its proxy
     proxy: bool
+    channel: int | None = None    # one channel of the take's sound (1-based, across its sound streams), mono
 
     @property
     def exists(self) -> bool:
@@ -78,6 +80,26 @@ def playable(index_path: str | os.PathLike, take) -> Playable:
                     proxy=True)
 
 
+def sound_channels(take) -> int:
+    """How many sound channels the take has, across its sound streams (the numbering of `take_channels`)."""
+    return sum(int(a.get("channels") or 0) for a in _info(take).get("audio") or [])
+
+
+def channel_playable(index_path: str | os.PathLike, take, channel: int) -> Playable:
+    """One channel of a sound take (an iso, the boom ...) alone, as a mono AAC proxy in the index folder, so that
+    the browser plays what that mic heard. Only for takes without picture: a camera's channels would need the
+    picture kept in step with a second player."""
+    info = _info(take)
+    if info.get("has_video"):
+        raise MediaError(f"{take['name']}: one channel alone plays for sound takes only (this take has picture).")
+    total = sound_channels(take)
+    if isinstance(channel, bool) or not isinstance(channel, int) or not 1 <= channel <= total:
+        raise MediaError(f"{take['name']} has no sound channel {channel}"
+                         + (f" (1 to {total})." if total else " (it has no sound)."))
+    return Playable(take["take_id"], "audio", Path(take["path"]),
+                    Path(index_path) / PROXY_DIR / f"{take['take_id']}.ch{channel}.m4a", proxy=True, channel=channel)
+
+
 def _stamp(source: Path) -> dict:
     st = source.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -109,7 +131,10 @@ def ensure_proxy(p: Playable, take) -> bool:
     p.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.path.with_name(f"{p.path.stem}.{_writer_tag()}.part{p.path.suffix}")   # others may be making it too
     try:
-        make_proxy(p.source, tmp, Fraction(take["rate"]), video=p.kind == "video")
+        if p.channel is not None:
+            make_channel_proxy(p.source, tmp, p.channel)
+        else:
+            make_proxy(p.source, tmp, Fraction(take["rate"]), video=p.kind == "video")
         os.replace(tmp, p.path)
     except MediaError:
         tmp.unlink(missing_ok=True)
@@ -121,6 +146,38 @@ def ensure_proxy(p: Playable, take) -> bool:
     return True
 
 
+class _AacOut:
+    """Sound into a 48 kHz AAC stream of ``out``. The encoder takes frames of exactly its frame size (1024 samples):
+    a 16, 44.1 or 96 kHz source resampled to 48 kHz gives frames of other sizes, and the resampler's last frame
+    comes with a time stamp while the others have none; both make the muxer refuse the file ("Invalid
+    argument"). So frames are cut to the encoder's size and each is stamped with its first sample."""
+
+    def __init__(self, out, layout: str):
+        import av
+
+        self.out = out
+        self.stream = out.add_stream("aac", rate=48000)
+        self.stream.layout = layout
+        self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=48000,
+                                           frame_size=self.stream.codec_context.frame_size or 1024)
+        self.samples = 0
+
+    def add(self, frame) -> None:
+        """A decoded sound frame (None: the end)."""
+        if frame is not None:
+            frame.pts = None
+        for rf in self.resampler.resample(frame):
+            rf.pts, rf.time_base = self.samples, Fraction(1, 48000)
+            self.samples += rf.samples
+            for pkt in self.stream.encode(rf):
+                self.out.mux(pkt)
+
+    def close(self) -> None:
+        self.add(None)
+        for pkt in self.stream.encode(None):
+            self.out.mux(pkt)
+
+
 def make_proxy(source: Path, dest: Path, rate: Fraction, *, video: bool = True, height: int = PROXY_HEIGHT) -> None:
     """Transcode ``source`` to a browser-playable file: H.264 (frame i at i/rate) + stereo AAC, or AAC only."""
     import av
@@ -128,7 +185,7 @@ def make_proxy(source: Path, dest: Path, rate: Fraction, *, video: bool = True, 
     with av.open(str(source)) as src, av.open(str(dest), "w", format="mp4") as out:
         v_in = src.streams.video[0] if (video and src.streams.video) else None
         a_in = src.streams.audio[0] if src.streams.audio else None
-        v_out = a_out = None
+        v_out = sound = None
         if v_in is not None:
             w, h = v_in.codec_context.width, v_in.codec_context.height
             if h > height:
@@ -140,9 +197,7 @@ def make_proxy(source: Path, dest: Path, rate: Fraction, *, video: bool = True, 
             frame_tb = Fraction(1) / rate        # the muxer changes the stream's time base once it starts
             v_out.options = {"crf": "26", "preset": "veryfast", "g": str(max(1, round(float(rate))))}
         if a_in is not None:
-            a_out = out.add_stream("aac", rate=48000)
-            a_out.layout = "stereo"
-            resampler = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
+            sound = _AacOut(out, "stereo")
         streams = [s for s in (v_in, a_in) if s is not None]
         if not streams:
             raise MediaError(f"{source}: has neither picture nor sound to make a proxy of.")
@@ -156,18 +211,42 @@ def make_proxy(source: Path, dest: Path, rate: Fraction, *, video: bool = True, 
                 for pkt in v_out.encode(frame):
                     out.mux(pkt)
             else:
-                frame.pts = None
-                for rf in resampler.resample(frame):
-                    for pkt in a_out.encode(rf):
-                        out.mux(pkt)
-        if a_out is not None:
-            for rf in resampler.resample(None):
-                for pkt in a_out.encode(rf):
-                    out.mux(pkt)
-        for s in (v_out, a_out):
-            if s is not None:
-                for pkt in s.encode(None):
-                    out.mux(pkt)
+                sound.add(frame)
+        if sound is not None:
+            sound.close()
+        if v_out is not None:
+            for pkt in v_out.encode(None):
+                out.mux(pkt)
+
+
+def make_channel_proxy(source: Path, dest: Path, channel: int) -> None:
+    """Channel ``channel`` (1-based, counted across the sound streams in order) of ``source`` alone: mono AAC at
+    48 kHz, from the file's first sample (so the take's seconds and timecode hold for it)."""
+    import av
+    import numpy as np
+
+    with av.open(str(source)) as src, av.open(str(dest), "w", format="mp4") as out:
+        first = 0
+        for stream in src.streams.audio:
+            if channel <= first + stream.codec_context.channels:
+                break
+            first += stream.codec_context.channels
+        else:
+            raise MediaError(f"{source}: has no sound channel {channel}.")
+        pick, count = channel - first - 1, stream.codec_context.channels
+        sound = _AacOut(out, "mono")
+        for frame in src.decode(stream):
+            arr = frame.to_ndarray()            # planar: (channels, samples); packed: (1, samples x channels)
+            row = arr[pick] if frame.format.is_planar else arr.reshape(-1, count)[:, pick]
+            if row.dtype.kind == "i":
+                row = row / float(np.iinfo(row.dtype).max + 1)
+            elif row.dtype.kind == "u":
+                row = (row.astype(np.float64) - 128.0) / 128.0
+            mono = av.AudioFrame.from_ndarray(np.ascontiguousarray(row, dtype=np.float32)[None, :], format="fltp",
+                                              layout="mono")
+            mono.sample_rate = frame.sample_rate
+            sound.add(mono)
+        sound.close()
 
 
 def thumbnail(index_path: str | os.PathLike, take, seconds: float, *, width: int = 320, cache: bool = True) -> bytes:

@@ -92,6 +92,7 @@ class Player {
       this.nameEl.textContent = `${t.name}  ·  ${t.rate} fps  ·  start ${t.start_tc}`;
       this.note(t.media_missing ? "The media of this take is missing (moved or offline); its transcript is below." :
                 t.media_pending ? "Making a browser proxy of this take…" : "");
+      this.listenTo(t);
       if (audioOnly) this.drawWave();
       const link = this.root.querySelector("#takelink");
       if (link) link.href = `/take/${t.take_id}`;
@@ -99,6 +100,37 @@ class Player {
     }
     this.showCircle();
     return t;
+  }
+
+  // A sound take of several channels (a recorder's poly WAV): hear one alone, e.g. an actor's iso under an overlap.
+  // Each channel is a mono proxy made when first asked for; the position and play state carry over.
+  listenTo(t) {
+    const wrap = this.root.querySelector("#listen-wrap"), sel = this.root.querySelector("#listen");
+    if (!wrap || !sel) return;
+    const n = t.media_kind === "audio" ? (t.sound_channels || 0) : 0;
+    wrap.hidden = n < 2;
+    if (n < 2) return;
+    const roles = {};
+    for (const c of t.channels || []) roles[c.channel] = c;
+    sel.innerHTML = `<option value="">all channels</option>` + Array.from({ length: n }, (_, k) => {
+      const c = roles[k + 1];
+      const what = c ? (c.role === "iso" ? `${c.owner || c.name || "iso"} (iso)` : (c.name || c.role).toUpperCase()) : "";
+      return `<option value="${k + 1}">${k + 1}${what ? " " + esc(what) : ""}</option>`;
+    }).join("");
+    if (!sel.dataset.bound) {
+      sel.dataset.bound = "1";
+      sel.addEventListener("change", () => this.switchChannel(sel.value));
+    }
+  }
+  async switchChannel(ch) {
+    const el = this.audio, t = el.currentTime, playing = !el.paused;
+    el.pause();
+    el.src = this.take.media_url + (ch ? `?channel=${encodeURIComponent(ch)}` : "");
+    await new Promise(res => el.addEventListener("loadedmetadata", res, { once: true }));
+    el.currentTime = t;
+    await new Promise(res => el.addEventListener("seeked", res, { once: true }));
+    if (playing) this.play();
+    this.drawWave();
   }
 
   // Circle (print) the take playing, or take its circle off: the script supervisor's pick, from any page's player.
@@ -249,7 +281,7 @@ class Player {
     this.peaks = null;
     const take = this.take;
     try {
-      const buf = await (await fetch(take.media_url, { credentials: "same-origin" })).arrayBuffer();
+      const buf = await (await fetch(this.audio.src || take.media_url, { credentials: "same-origin" })).arrayBuffer();
       const ctx = new (window.OfflineAudioContext || window.webkitOfflineAudioContext)(1, 1, 8000);
       const audio = await ctx.decodeAudioData(buf);
       if (this.take !== take) return;
