@@ -253,7 +253,17 @@ def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_p
             page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
                                    timeout=15000)
             page.fill("#note-author", "Ana")
-            page.fill("#note-text", "boom dips in")
+            page.locator("#video").evaluate("v => v.play()")
+            page.wait_for_function("() => !document.getElementById('video').paused")
+            page.evaluate("() => document.activeElement.blur()")
+            page.keyboard.press("m")                       # M: the note box, and the take pauses
+            page.wait_for_function("() => document.activeElement.id === 'note-text' && "
+                                   "document.getElementById('video').paused")
+            page.evaluate("f => { const v = document.getElementById('video'); v.currentTime = f; }",
+                          float(Fraction(10) / rate) + 1e-4)          # back to the frame after the minute
+            page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
+                                   timeout=15000)
+            page.keyboard.type("boom dips in")
             page.press("#note-text", "Enter")
             page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
             assert page.locator("#notes .ntc").inner_text() == "01:01:00;02"

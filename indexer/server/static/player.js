@@ -266,6 +266,10 @@ class Player {
     else if (k === "n") this.go(1);
     else if (k === "p") this.go(-1);
     else if (k === "o" && this.loopEl) this.loopEl.checked = !this.loopEl.checked;
+    else if (k === "m" && this.noteForm && !this.noteForm.hidden) {      // a note at this frame (pauses)
+      e.preventDefault();
+      this.root.querySelector("#note-text").focus();
+    }
   }
   tick() {
     if (!this.take) return;
