@@ -378,3 +378,36 @@ def test_the_search_pages_player_circles_the_take_playing(index, tmp_path):
                 assert not errors, errors
         finally:
             gen.close()
+
+
+@pytest.mark.slow
+def test_marks_go_in_all_through_a_real_index_run(index, tmp_path):
+    """While `dailies index --force` re-indexes the shoot in another process (every take upserted, its lines and
+    vectors written again), circles and notes written again and again all go in, and all survive the run."""
+    import subprocess
+    import time
+
+    from conftest import DAILIES, FIXTURES
+
+    run = subprocess.Popen([DAILIES, "index", str(FIXTURES / "shoot"), "--index", str(index), "--force",
+                            "--no-visual"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    names = ["12A_T1_CamA", "12A_T2_CamA", "12A_T3_CamB", "12A_WT1"]
+    added, k = [], 0
+    t0 = time.monotonic()
+    try:
+        while run.poll() is None and time.monotonic() - t0 < 600:
+            name = names[k % len(names)]
+            added.append(cli_json("notes", "add", name, "0.5", f"note {k}", "--index", str(index), "--json"))
+            done = cli_json("circle", name, "--note", f"circle {k}", "--index", str(index), "--json")
+            assert done["circled"] and done["circle_note"] == f"circle {k}"
+            k += 1
+    finally:
+        out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    assert k >= 3, f"only {k} rounds while the index ran: the test did not overlap the run"
+    assert cli_json("notes", "list", "--index", str(index), "--json") == \
+        sorted(added, key=lambda n: (n["name"], n["take_id"], n["frame"], n["note_id"]))
+    status = {t["name"]: t for t in cli_json("status", "--index", str(index), "--json")["takes"]}
+    last = {names[i % len(names)]: i for i in range(k)}
+    assert {n: t["circle_note"] for n, t in status.items() if t["circled"]} == \
+        {n: f"circle {i}" for n, i in last.items()}
