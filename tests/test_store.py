@@ -182,7 +182,10 @@ def test_circling_on_a_read_only_index_is_told_in_one_sentence(read_only_index):
     path, before = read_only_index
     proc = _run_as_other("circle", "12A_T3_CamB", "--index", str(path))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "read-only" in proc.stderr and "circling takes needs write permission" in proc.stderr
+    assert "read-only" in proc.stderr and "circling takes or adding notes needs write permission" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    proc = _run_as_other("notes", "add", "12A_T3_CamB", "1", "x", "--index", str(path))
+    assert proc.returncode != 0 and "adding notes needs write permission" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert sorted(str(p.relative_to(path)) for p in path.rglob("*")) == before
 

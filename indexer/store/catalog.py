@@ -252,8 +252,8 @@ class Index(FullTextReads):
         catalog = path / CATALOG
         if not (os.access(path, os.W_OK) and os.access(catalog, os.W_OK)):
             raise IndexReadOnlyError(
-                f"The index {path} is read-only for this user; searching it works, but circling takes needs "
-                "write permission on the folder (or another --index).")
+                f"The index {path} is read-only for this user; searching it works, but circling takes or adding "
+                "notes needs write permission on the folder (or another --index).")
         idx = cls(path, _connect(catalog), writer=False, lock_fd=None, chroma_url=_chroma_url_env())
         idx._check_version()
         return idx
