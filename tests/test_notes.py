@@ -194,6 +194,25 @@ def test_notes_become_markers_at_their_frames(client, index, tmp_path):
     assert "NOTE (Ana): boom in frame" in r.text and "01:01:00;02" in r.text
 
 
+def test_the_ale_carries_each_takes_review_notes(client, index, tmp_path):
+    import opentimelineio as otio
+
+    t2 = takes(client)["12A_T2_CamA"]
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 700, "text": "focus buzz"})
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 10, "text": "boom in frame", "author": "Ana"})
+    run_cli("export", "ale", "--index", str(index), "-o", str(tmp_path / "day.ale"), check=True)
+    seen = {}
+    for path in tmp_path.glob("day*.ale"):
+        col = otio.adapters.read_from_file(str(path), adapter_name="ale")     # kept: OTIO frees a temporary's clips
+        for clip in col:
+            seen[clip.name] = clip.metadata["ALE"]["Review notes"]
+    tc700 = next(n["tc"] for n in client.get("/api/notes").json() if n["frame"] == 700)
+    assert seen["12A_T2_CamA"] == f"01:01:00;02 boom in frame (Ana); {tc700} focus buzz"     # by frame
+    assert all(v == "" for k, v in seen.items() if k != "12A_T2_CamA") and len(seen) == len(takes(client))
+    r = client.get("/api/export/ale", params={"take": "12A_T2_CamA"})
+    assert r.status_code == 200 and "01:01:00;02 boom in frame (Ana)" in r.text
+
+
 def test_notes_alone_with_none_is_nothing_to_export(index, tmp_path):
     proc = run_cli("export", "markers", "--notes", "--index", str(index), "-o", str(tmp_path / "n.csv"))
     assert proc.returncode != 0 and "no take has review notes" in proc.stderr

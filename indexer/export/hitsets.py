@@ -169,15 +169,21 @@ def note_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
 
 
 def log_entries(index: Index, sources: Sequence[Source], dialogue_words: int = 12) -> list[LogEntry]:
-    """What the ALE says about each take: its speakers, its first words, the script lines it holds."""
+    """What the ALE says about each take: its speakers, its first words, the script lines it holds, its review
+    notes."""
     from ..search import named_lines
 
     script = script_lines_of_takes(index, [s.take_id for s in sources])
+    notes: dict[str, list[str]] = {}
+    for r in index.note_rows():                 # review notes, by take then frame
+        notes.setdefault(r["take_id"], []).append(r)
     out = []
     for src in sources:
         lines = named_lines(index, index.lines_of_take(src.take_id))
         speakers = list(dict.fromkeys(one_line(ln.speaker) for ln in lines if ln.speaker))
         words = one_line(" ".join(ln.text for ln in lines)).split()
         dialogue = " ".join(words[:dialogue_words]) + (" ..." if len(words) > dialogue_words else "")
-        out.append(LogEntry(src, speakers, dialogue, script.get(src.take_id, [])))
+        said = [f"{src.tc(int(r['frame']))} {r['text']}" + (f" ({r['author']})" if r["author"] else "")
+                for r in notes.get(src.take_id, [])]
+        out.append(LogEntry(src, speakers, dialogue, script.get(src.take_id, []), said))
     return out

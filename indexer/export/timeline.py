@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -368,7 +368,7 @@ def fcpxml_string(plan: StringOut) -> str:
 # ------------------------------------------------------------------------------------------ ALE
 
 ALE_COLUMNS = ["Name", "Tracks", "Start", "End", "Duration", "Tape", "FPS", "Scene", "Take", "Camera",
-               "Speakers", "Dialogue", "Script lines", "Circled", "Comments", "Source File"]
+               "Speakers", "Dialogue", "Script lines", "Circled", "Comments", "Review notes", "Source File"]
 
 
 @dataclass
@@ -379,6 +379,7 @@ class LogEntry:
     speakers: list[str]
     dialogue: str
     script_lines: list[str]
+    notes: list[str] = field(default_factory=list)      # review notes, "TC text (author)", by frame
 
 
 def _tracks(src: Source) -> str:
@@ -427,7 +428,7 @@ def ale_strings(entries: Sequence[LogEntry], reel_len: int | None = DEFAULT_REEL
                 "Scene": src.scene or "", "Take": src.take or "", "Camera": src.camera or "",
                 "Speakers": ", ".join(e.speakers), "Dialogue": e.dialogue,
                 "Script lines": ", ".join(e.script_lines), "Circled": "Y" if src.circled else "",
-                "Comments": one_line(src.circle_note)}
+                "Comments": one_line(src.circle_note), "Review notes": one_line("; ".join(e.notes))}
             col.append(clip)
         text = otio.adapters.write_to_string(col, "ale", columns=list(ALE_COLUMNS), fps=lr)
         fps_line = f"FPS\t{lr}"
