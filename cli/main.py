@@ -469,7 +469,8 @@ def status_cmd(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> Non
     from cli.render import status_view
 
     meta = {k: data[k] for k in ("schema_version", "created_at", "created_by", "index_uid")}
-    stats = {k: data[k] for k in ("takes", "indexed", "failed_files", "lines", "shots", "frames", "voices")}
+    stats = {k: data[k] for k in ("takes", "indexed", "failed_files", "lines", "shots", "frames", "voices", "circled",
+                                  "review_notes")}
     _console().print(status_view(str(target), meta, stats, data["takes"], data["failed"]))
 
 

@@ -137,7 +137,9 @@ def status_view(path: str, meta: dict, stats: dict, takes: list[dict], failed: l
     head = Text.assemble(
         ("Index ", "bold"), (path, "bold"), "  ",
         (f"{stats['indexed']} takes indexed, {stats['lines']} lines, {stats['shots']} shots, "
-         f"{stats.get('voices', 0)} voices, {stats.get('frames', 0)} picture frames", ""),
+         f"{stats.get('voices', 0)} voices, {stats.get('frames', 0)} picture frames"
+         + (f", {stats['circled']} circled" if stats.get("circled") else "")
+         + (f", {stats['review_notes']} review notes" if stats.get("review_notes") else ""), ""),
         (f", {stats['failed_files']} files failed" if stats["failed_files"] else "", "red"),
         (f"  (schema {meta.get('schema_version')}, created {meta.get('created_at')} by {meta.get('created_by')})", "dim"),
     )

@@ -67,6 +67,8 @@ def test_a_note_goes_at_the_frame_its_timecode_names_in_the_takes_own_counting(i
     assert cli_json("notes", "list", "--take", "12A_T1_CamA", "--index", str(index), "--json") == [c]
     table = run_cli("notes", "list", "--index", str(index), check=True).stdout
     assert "01:01:00;02" in table and "Script Sup" in table and "focus soft" in table
+    assert cli_json("status", "--index", str(index), "--json")["review_notes"] == 3
+    assert ", 3 review notes" in run_cli("status", "--index", str(index), check=True).stdout
     gone = cli_json("notes", "delete", str(a["note_id"]), "--index", str(index), "--json")
     assert gone == a
     assert [n["note_id"] for n in cli_json("notes", "list", "--index", str(index), "--json")] == \

@@ -707,6 +707,8 @@ class Index(FullTextReads):
             "lines": q("SELECT COUNT(*) FROM lines").fetchone()[0],
             "shots": q("SELECT COUNT(*) FROM shots").fetchone()[0],
             "frames": q("SELECT COALESCE(SUM(n_frames), 0) FROM takes WHERE status='indexed'").fetchone()[0],
+            "circled": q("SELECT COUNT(*) FROM takes WHERE circled=1").fetchone()[0],
+            "review_notes": q("SELECT COUNT(*) FROM review_notes").fetchone()[0],
         }
 
 
