@@ -211,11 +211,11 @@ def test_the_ale_is_the_cli_files(client, scripted_index, tmp_path):
     ("/api/export/markers", {"q": LINE7, "format": "mov"}, 400,
      "Unknown marker format 'mov' (use one of: avid, resolve, premiere, csv, otio)."),
     ("/api/export/stringout", {}, 400,
-     "Say what to export: ?q=LINE (a line search, with the search page's filters), ?script_line=12A/4 or "
-     "?voice=MAYA (every line of a voice)."),
+     "Say what to export: ?q=LINE (a line search, with the search page's filters), ?script_line=12A/4, "
+     "?voice=MAYA (every line of a voice) or ?notes=1 (the review notes)."),
     ("/api/export/stringout", {"q": LINE7, "script_line": "12A/4"}, 400,
-     "Say what to export: ?q=LINE (a line search, with the search page's filters), ?script_line=12A/4 or "
-     "?voice=MAYA (every line of a voice)."),
+     "Say what to export: ?q=LINE (a line search, with the search page's filters), ?script_line=12A/4, "
+     "?voice=MAYA (every line of a voice) or ?notes=1 (the review notes)."),
     ("/api/export/stringout", {"q": LINE7, "handles": "-3"}, 400,
      "The parameter handles=-3 is out of range (0 to 10000)."),
     ("/api/export/stringout", {"q": LINE7, "order": "alphabetical"}, 400,
