@@ -47,7 +47,8 @@ PRE_ROLL = 1.0
 MAX_STILL = 20 * 2**20
 MAX_FORM = 64 * 2**10
 LOCKED = "The index is being written by another process (e.g. `dailies index`); try again when it has finished."
-READ_ONLY = "This review room is read-only (`dailies serve --read-only`); circling takes and naming voices are off."
+READ_ONLY = ("This review room is read-only (`dailies serve --read-only`); circling takes, review notes and naming "
+             "voices are off.")
 
 
 class _Heap:
