@@ -289,6 +289,9 @@ def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_p
             page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
             assert page.locator("#notes .ntc").inner_text() == "01:01:00;02"
             assert page.locator("#notes .nby").inner_text() == "Ana"
+            # the transcript's line within a second of it says so (✎, the note in its title), no other line
+            page.wait_for_function("() => document.querySelectorAll('#transcript .lnote').length === 1")
+            assert "01:01:00;02 Ana: boom dips in" in page.locator("#transcript .lnote").get_attribute("title")
             assert page.locator("#note-text").input_value() == ""
             stored = page.request.get(f"{base}/api/notes").json()
             assert [(n["frame"], n["tc"], n["text"], n["author"]) for n in stored] == \

@@ -51,6 +51,7 @@ class Player {
     this.reverse = null;
     this.onHit = null;
     this.onNotes = null;          // called after a note is added or deleted here
+    this.onNotesRead = null;      // called with the take's notes each time they are read
     root.querySelector("#playpause").addEventListener("click", () => this.toggle());
     root.querySelector("#back1").addEventListener("click", () => this.step(-1));
     root.querySelector("#fwd1").addEventListener("click", () => this.step(1));
@@ -207,6 +208,7 @@ class Player {
       <span class="ntc" title="go to this frame">${esc(n.tc)}</span>${n.author ? `<span class="nby">${esc(n.author)}</span>` : ""}
       <span class="ntext">${esc(n.text)}</span>${this.readOnly ? "" : `<button class="ndel" title="delete this note">×</button>`}</li>`).join("");
     if (html !== this.notesHtml) this.notesEl.innerHTML = this.notesHtml = html;      // unchanged: left as it is
+    if (this.onNotesRead) this.onNotesRead(rows);
   }
 
   // Play hits[i]: from its start less the pre-roll.

@@ -44,6 +44,17 @@
     start: ln.start, end: ln.end, tc_in: ln.tc_in, tc_out: ln.tc_out, speaker: ln.speaker || ln.local_speaker,
     text: ln.text, diff: null }));
   player.onHit = i => $("transcript").querySelectorAll(".line").forEach((el, k) => el.classList.toggle("current", k === i));
+  // A line with review notes within it (a second either side) says so, as a search hit does.
+  player.onNotesRead = notes => $("transcript").querySelectorAll(".line").forEach((el, k) => {
+    const ln = take.lines[k];
+    const near = notes.filter(n => n.seconds >= ln.start - 1 && n.seconds <= ln.end + 1);
+    let mark = el.querySelector(".lnote");
+    if (!near.length) { if (mark) mark.remove(); return; }
+    if (!mark) { mark = document.createElement("span"); mark.className = "lnote"; el.appendChild(mark); }
+    mark.textContent = "✎";
+    mark.title = near.map(n => `${n.tc} ${n.author ? n.author + ": " : ""}${n.text}`).join("\n");
+  });
+  if (player.notesEl) player.loadNotes();            // the notes were read before the transcript was drawn
   $("transcript").addEventListener("click", e => {
     const w = e.target.closest(".word");
     if (w) { player.seek(parseFloat(w.dataset.t)).then(() => player.play()); return; }
