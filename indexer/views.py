@@ -173,12 +173,18 @@ def take_script(idx, ref: str, *, script: str | None = None, version: int | None
 
 
 def _script_takes(idx) -> dict[str, dict]:
-    """Every take's catalog facts by id, with ``circled`` (False until takes can be circled)."""
+    """Every take's catalog facts by id, with ``circled`` (False until takes can be circled) and its review notes
+    (``review_notes``: tc, text, author by frame)."""
+    notes: dict[str, list] = {}
+    for n in idx.note_rows():
+        notes.setdefault(n["take_id"], []).append(n)
     out = {}
     for r in idx.takes():
         d = dict(r)
         d["circled"] = bool(d.get("circled", getattr(r, "circled", False)) or False)
         d.setdefault("circle_note", getattr(r, "circle_note", None))
+        d["review_notes"] = [{"tc": r.clock.tc(int(n["frame"])), "text": n["text"], "author": n["author"]}
+                             for n in notes.get(r["take_id"], [])]
         out[r["take_id"]] = d
     return out
 

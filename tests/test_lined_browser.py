@@ -140,7 +140,10 @@ def test_printable_export_has_one_page_per_script_page(page, scripted_url):
     href = page.locator("#printlink").get_attribute("href")
     page.goto(f"{scripted_url}{href}")
     assert page.locator(".sheet").count() == len(data["pages"]) == data["pages_count"]
-    assert pdf_pages(page) == len(data["pages"])
+    # then the editor's log, a page per scene with takes (five takes fit one page)
+    scenes = {t["scene"] for t in data["takes"]}
+    assert page.locator(".log").count() == len(scenes) == 1
+    assert pdf_pages(page) == len(data["pages"]) + len(scenes)
 
 
 def test_a_long_screenplay_renders_every_page_without_overlap_or_lost_lines(chromium, tmp_path):

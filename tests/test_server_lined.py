@@ -158,3 +158,40 @@ def test_sheets_carry_the_page_numbers_a_final_draft_file_states():
     lined = build(s, "lab", 1, [], {})
     assert [p["number"] for p in lined["pages"]] == ["3", "3A"]
     assert [p["page"] for p in lined["pages"]] == [1, 2]
+
+
+def test_the_printed_lined_script_ends_with_the_editors_log(scripted_index, tmp_path, manifest):
+    """After the lined pages, the editor's log (facing pages): per scene a row per take with its start TC, length,
+    the lines it delivers, its circle and the remarks (the circle note, then the review notes by frame)."""
+    import shutil
+
+    index = tmp_path / "index"
+    shutil.copytree(scripted_index, index)
+    run_cli("circle", "12A_T3_CamB", "--note", "print this one", "--index", str(index), check=True)
+    run_cli("notes", "add", "12A_T3_CamB", "2", "flare on the lens", "--by", "Ana", "--index", str(index), check=True)
+    run_cli("notes", "add", "12A_T3_CamB", "1", "slate late", "--index", str(index), check=True)
+    with TestClient(create_app(index, proxies=False)) as c:
+        data = c.get("/api/script").json()
+        printed = c.get("/script/print").text
+        notes = c.get("/api/notes").json()
+    scenes = sorted({t["scene"] for t in data["takes"]})
+    assert printed.count('<section class="log"') == len(scenes) and printed.count('<section class="sheet"') == \
+        len(data["pages"])                                      # the lined pages are as before, the log after them
+    assert printed.index('<section class="log"') > printed.rindex('<section class="sheet"')
+    rows = dict(re.findall(r'<tr data-take="(\w+)"[^>]*>(.*?)</tr>', printed, re.S))
+    assert set(rows) == {t["take_id"] for t in data["takes"]}
+    t3 = next(t for t in data["takes"] if t["name"] == "12A_T3_CamB")
+    row = rows[t3["take_id"]]
+    said = sum(ln["state"] in ("delivered", "deviates") for ln in t3["lines"])
+    assert f"<td>{said}/{len(t3['lines'])}</td>" in row and "◯" in row and t3["start_tc"] in row
+    by_frame = [n for n in notes if n["name"] == "12A_T3_CamB"]
+    remarks = re.findall(r'<div class="(cnote|rnote)">(.*?)</div>', row)
+    assert remarks == [("cnote", "print this one")] + [
+        ("rnote", f"{n['tc']} {n['text']}" + (f" ({n['author']})" if n["author"] else "")) for n in by_frame]
+    assert [n["text"] for n in by_frame] == ["slate late", "flare on the lens"]          # by frame
+    assert sum("◯" in r for r in rows.values()) == 1
+    mos = next(t for t in data["takes"] if t["name"] == "12A_T4_CamC_MOS")
+    assert mos["no_dialogue"] and "<td>MOS</td>" in rows[mos["take_id"]]
+    out = tmp_path / "lined.html"
+    run_cli("script", "lined", "-o", str(out), "--index", str(index), check=True)
+    assert out.read_text() == printed

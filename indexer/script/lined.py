@@ -95,6 +95,8 @@ def build(script: Script, name: str, version: int, matches: list[TakeMatch], tak
         t = {"take_id": m.take_id, "name": m.name, "scene": m.scene, "take": info.get("take"),
              "camera": info.get("camera"), "circled": bool(info.get("circled", False)),
              "circle_note": info.get("circle_note"), "no_dialogue": m.no_dialogue,
+             "start_tc": info.get("start_tc"), "duration": info.get("duration"),
+             "review_notes": info.get("review_notes", []),
              "label": take_label(m.scene, info.get("take"), info.get("camera"), m.name), "lines": []}
         for lid in scene_lines.get(m.scene, []):
             best = (line_deliveries([m], lid) or [None])[0]
