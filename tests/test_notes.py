@@ -215,6 +215,43 @@ def test_the_ale_carries_each_takes_review_notes(client, index, tmp_path):
     assert r.status_code == 200 and "01:01:00;02 boom in frame (Ana)" in r.text
 
 
+def test_a_string_outs_clips_carry_the_notes_inside_them(client, index, tmp_path):
+    """The editor's string-out of every take of a line: each clip has a one-frame marker at each review note inside
+    the cut (handles included), in OTIO, FCP 7 XML and FCPXML; a note elsewhere in the take is not on the clip."""
+    import math
+    import re as _re
+
+    import opentimelineio as otio
+
+    line = "The comet won't wait for office hours, Leo."
+    t2 = takes(client)["12A_T2_CamA"]
+    rate = Fraction(t2["rate"])
+    hit = next(h for h in client.get("/api/search/line", params={"q": line}).json() if h["name"] == "12A_T2_CamA")
+    inside = math.floor(hit["start"] * rate) + 5
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": inside, "text": "mic rustle", "author": "Ana"})
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 2, "text": "slate"})          # not in the cut
+    for fmt in ("otio", "xml"):
+        out = tmp_path / f"cut.{fmt}"
+        run_cli("export", "stringout", "--line", line, "--index", str(index), "-o", str(out), check=True)
+        tl = otio.adapters.read_from_file(str(out))
+        clips = [c for c in tl.find_clips() if c.name == "12A_T2_CamA" and c.markers]
+        assert len(clips) == 1, fmt
+        clip = clips[0]
+        zero = clip.media_reference.available_range.start_time.value
+        notes = [(m.name, round(m.marked_range.start_time.value - zero) if fmt == "otio"
+                  else round(m.marked_range.start_time.value)) for m in clip.markers if m.name.startswith("NOTE")]
+        assert notes == [("NOTE (Ana): mic rustle", inside)], (fmt, notes)
+        others = [c for c in tl.find_clips() if c.name != "12A_T2_CamA"]
+        assert others and not any(m.name.startswith("NOTE") for c in others for m in c.markers)
+    out = tmp_path / "cut.fcpxml"
+    run_cli("export", "stringout", "--line", line, "--index", str(index), "-o", str(out), check=True)
+    text = out.read_text()
+    marks = _re.findall(r'<marker start="([^"]+)" duration="([^"]+)" value="NOTE[^"]*"', text)
+    start = Fraction(t2["start_frame"] + inside) / rate
+    assert len(marks) == 1 and Fraction(marks[0][0].rstrip("s")) == start, marks
+    assert "slate" not in text
+
+
 def test_notes_alone_with_none_is_nothing_to_export(index, tmp_path):
     proc = run_cli("export", "markers", "--notes", "--index", str(index), "-o", str(tmp_path / "n.csv"))
     assert proc.returncode != 0 and "no take has review notes" in proc.stderr

@@ -79,7 +79,23 @@ def stringout_outputs(index, kind: str, value: str, hits: Sequence[Hit], fmt: st
     sources = sources_for(index, [h.take_id for h in hits])
     plan = plan_stringout(hits, sources, handles=handles, rate=rate, order=order, title=title or f"{kind}: {value}",
                           reel_len=reel_len or None, one_per_take=not all_hits and kind in ("line", "script"))
+    mark_review_notes(index, plan)
     return render_stringout(plan, fmt, out), [n for c in plan.cuts for n in c.notes]
+
+
+def mark_review_notes(index, plan: StringOut) -> None:
+    """Each cut gets a marker at every review note inside it (handles included): the editor sees on the timeline
+    what the team noted ("NOTE (author): text"). EDLs carry one locator an event and do not take them."""
+    from .hitsets import note_hits
+
+    by_take: dict[str, list[Hit]] = {}
+    for h in note_hits(index, {c.source.take_id for c in plan.cuts}):
+        by_take.setdefault(h.take_id, []).append(h)
+    for cut in plan.cuts:
+        for h in by_take.get(cut.source.take_id, []):
+            frame = cut_hit(h, cut.source, handles=0).first
+            if cut.src_in <= frame < cut.src_out:
+                cut.marks.append((frame, h.text))
 
 
 def marker_outputs(index, hits: Sequence[Hit], fmt: str, out: Path) -> list[Output]:
