@@ -147,10 +147,10 @@ def ensure_proxy(p: Playable, take) -> bool:
 
 
 class _AacOut:
-    """Sound into a 48 kHz AAC stream of ``out``. The encoder takes frames of exactly its frame size (1024 samples):
-    a 16, 44.1 or 96 kHz source resampled to 48 kHz gives frames of other sizes, and the resampler's last frame
-    comes with a time stamp while the others have none; both make the muxer refuse the file ("Invalid
-    argument"). So frames are cut to the encoder's size and each is stamped with its first sample."""
+    """Sound into a 48 kHz AAC stream of ``out``: resampled in frames of the encoder's size, each stamped with its
+    first sample. Unstamped, the resampler's frames carry no time stamp but the last one, flushed at the end, does,
+    and the muxer then refused the whole file ("Invalid argument"): the fixture's 4-channel 16 kHz poly WAV had no
+    browser proxy that way."""
 
     def __init__(self, out, layout: str):
         import av
