@@ -119,6 +119,11 @@ def test_proxy_is_reused_and_rebuilt_when_corrupt_or_the_source_changed(prores):
     os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the source changed: rebuilt
     assert not pmedia.proxy_is_current(p)
     assert pmedia.ensure_proxy(p, row) is True
+    meta = p.path.with_suffix(p.path.suffix + ".json")           # made by an earlier dailies (sound 21 ms late)
+    st = src.stat()
+    meta.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+    assert not pmedia.proxy_is_current(p)
+    assert pmedia.ensure_proxy(p, row) is True and pmedia.proxy_is_current(p)
 
 
 def test_missing_source_is_one_sentence(prores, tmp_path):

@@ -7,7 +7,7 @@ timecode hold for it), with the first sound stream as stereo AAC; for sound the 
 (e.g. multichannel or float BWF) an AAC ``.m4a``; one channel of a sound take alone (an actor's iso) as a mono
 AAC ``.m4a``, made when first asked for. Proxies live in ``INDEX/proxies/`` and are reused
 while the source file is unchanged (size and mtime recorded beside them); a proxy that no longer
-opens is rebuilt.
+opens is rebuilt, and so is one an earlier dailies made another way (``PROXY_FORMAT``).
 """
 
 from __future__ import annotations
@@ -100,9 +100,14 @@ def channel_playable(index_path: str | os.PathLike, take, channel: int) -> Playa
                     Path(index_path) / PROXY_DIR / f"{take['take_id']}.ch{channel}.m4a", proxy=True, channel=channel)
 
 
+# How proxies are made, kept beside each: a proxy made otherwise is made again. 2: the sound's frames are stamped
+# (before, a proxy's sound was 21 ms late: the AAC priming went unmarked).
+PROXY_FORMAT = 2
+
+
 def _stamp(source: Path) -> dict:
     st = source.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "proxy_format": PROXY_FORMAT}
 
 
 def proxy_is_current(p: Playable) -> bool:
