@@ -238,19 +238,16 @@ def make_channel_proxy(source: Path, dest: Path, channel: int) -> None:
             first += stream.codec_context.channels
         else:
             raise MediaError(f"{source}: has no sound channel {channel}.")
-        pick, count = channel - first - 1, stream.codec_context.channels
+        pick = channel - first - 1
+        planar = av.AudioResampler(format="fltp")      # float, one row a channel; layout and rate kept
         sound = _AacOut(out, "mono")
         for frame in src.decode(stream):
-            arr = frame.to_ndarray()            # planar: (channels, samples); packed: (1, samples x channels)
-            row = arr[pick] if frame.format.is_planar else arr.reshape(-1, count)[:, pick]
-            if row.dtype.kind == "i":
-                row = row / float(np.iinfo(row.dtype).max + 1)
-            elif row.dtype.kind == "u":
-                row = (row.astype(np.float64) - 128.0) / 128.0
-            mono = av.AudioFrame.from_ndarray(np.ascontiguousarray(row, dtype=np.float32)[None, :], format="fltp",
-                                              layout="mono")
-            mono.sample_rate = frame.sample_rate
-            sound.add(mono)
+            frame.pts = None
+            for pf in planar.resample(frame):
+                mono = av.AudioFrame.from_ndarray(np.ascontiguousarray(pf.to_ndarray()[pick: pick + 1]),
+                                                  format="fltp", layout="mono")
+                mono.sample_rate = pf.sample_rate
+                sound.add(mono)
         sound.close()
 
 
