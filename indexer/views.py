@@ -96,10 +96,33 @@ def notes(idx, take: str | None = None) -> list[dict]:
     if take is not None:
         t = idx.take(take)
         return [note_json(r, t) for r in idx.note_rows(t.take_id)]
-    rows = idx.note_rows()
-    takes = idx.takes_by_id({r["take_id"] for r in rows})
-    out = [note_json(r, takes[r["take_id"]]) for r in rows if r["take_id"] in takes]
+    out = [n for ns in notes_by_take(idx).values() for n in ns]
     return sorted(out, key=lambda n: (n["name"], n["take_id"], n["frame"], n["note_id"]))
+
+
+def notes_by_take(idx, take_ids: Iterable[str] | None = None) -> dict[str, list[dict]]:
+    """The review notes of every take (or of ``take_ids``) as :func:`note_json` gives them, by take id, each take's
+    by frame: for the exports, the lined script's log and the notes list."""
+    rows = idx.note_rows()
+    if take_ids is not None:
+        wanted = set(take_ids)
+        rows = [r for r in rows if r["take_id"] in wanted]
+    takes = idx.takes_by_id({r["take_id"] for r in rows})
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["take_id"] in takes:
+            out.setdefault(r["take_id"], []).append(note_json(r, takes[r["take_id"]]))
+    return out
+
+
+def note_label(n: dict) -> str:
+    """A note as a marker names it: ``NOTE (author): text``."""
+    return "NOTE" + (f" ({n['author']})" if n["author"] else "") + f": {n['text']}"
+
+
+def note_line(n: dict) -> str:
+    """A note in a log (the ALE, the editor's log): ``TC text (author)``."""
+    return f"{n['tc']} {n['text']}" + (f" ({n['author']})" if n["author"] else "")
 
 
 def take_shots(idx, ref: str) -> dict:
@@ -174,17 +197,14 @@ def take_script(idx, ref: str, *, script: str | None = None, version: int | None
 
 def _script_takes(idx) -> dict[str, dict]:
     """Every take's catalog facts by id, with ``circled`` (False until takes can be circled) and its review notes
-    (``review_notes``: tc, text, author by frame)."""
-    notes: dict[str, list] = {}
-    for n in idx.note_rows():
-        notes.setdefault(n["take_id"], []).append(n)
+    (``review_notes``, as :func:`notes_by_take` gives them, with ``line``: ``TC text (author)``)."""
+    notes = notes_by_take(idx)
     out = {}
     for r in idx.takes():
         d = dict(r)
         d["circled"] = bool(d.get("circled", getattr(r, "circled", False)) or False)
         d.setdefault("circle_note", getattr(r, "circle_note", None))
-        d["review_notes"] = [{"tc": r.clock.tc(int(n["frame"])), "text": n["text"], "author": n["author"]}
-                             for n in notes.get(r["take_id"], [])]
+        d["review_notes"] = [{**n, "line": note_line(n)} for n in notes.get(r["take_id"], [])]
         out[r["take_id"]] = d
     return out
 

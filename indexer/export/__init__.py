@@ -86,16 +86,12 @@ def stringout_outputs(index, kind: str, value: str, hits: Sequence[Hit], fmt: st
 def mark_review_notes(index, plan: StringOut) -> None:
     """Each cut gets a marker at every review note inside it (handles included): the editor sees on the timeline
     what the team noted ("NOTE (author): text"). EDLs carry one locator an event and do not take them."""
-    from .hitsets import note_hits
+    from ..views import note_label, notes_by_take
 
-    by_take: dict[str, list[Hit]] = {}
-    for h in note_hits(index, {c.source.take_id for c in plan.cuts}):
-        by_take.setdefault(h.take_id, []).append(h)
+    by_take = notes_by_take(index, {c.source.take_id for c in plan.cuts})
     for cut in plan.cuts:
-        for h in by_take.get(cut.source.take_id, []):
-            frame = cut_hit(h, cut.source, handles=0).first
-            if cut.src_in <= frame < cut.src_out:
-                cut.marks.append((frame, h.text))
+        cut.marks.extend((n["frame"], note_label(n)) for n in by_take.get(cut.source.take_id, [])
+                         if cut.src_in <= n["frame"] < cut.src_out)
 
 
 def marker_outputs(index, hits: Sequence[Hit], fmt: str, out: Path) -> list[Output]:

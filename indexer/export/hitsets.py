@@ -152,19 +152,17 @@ def note_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
     note (on the takes ``take_ids`` when given), by clip name and frame."""
     from fractions import Fraction
 
-    rows = index.note_rows()
-    if take_ids is not None:
-        wanted = set(take_ids)
-        rows = [r for r in rows if r["take_id"] in wanted]
-    takes = index.takes_by_id({r["take_id"] for r in rows})
+    from ..views import note_label, notes_by_take
+
+    by_take = notes_by_take(index, take_ids)
+    takes = index.takes_by_id(by_take)
     out = []
-    for r in rows:
-        t = takes.get(r["take_id"])
-        if t is None:
-            continue
-        f = int(r["frame"])
-        text = "NOTE" + (f" ({r['author']})" if r["author"] else "") + f": {r['text']}"
-        out.append(t.hit("note", float(Fraction(f) / t.rate), float(Fraction(f + 1) / t.rate), text, 1.0))
+    for take_id, notes in by_take.items():
+        t = takes[take_id]
+        for n in notes:
+            f = n["frame"]
+            out.append(t.hit("note", float(Fraction(f) / t.rate), float(Fraction(f + 1) / t.rate), note_label(n),
+                             1.0))
     return sorted(out, key=lambda h: (h.name, h.take_id, h.start))
 
 
@@ -173,17 +171,16 @@ def log_entries(index: Index, sources: Sequence[Source], dialogue_words: int = 1
     notes."""
     from ..search import named_lines
 
+    from ..views import note_line, notes_by_take
+
     script = script_lines_of_takes(index, [s.take_id for s in sources])
-    notes: dict[str, list[str]] = {}
-    for r in index.note_rows():                 # review notes, by take then frame
-        notes.setdefault(r["take_id"], []).append(r)
+    notes = notes_by_take(index, [s.take_id for s in sources])
     out = []
     for src in sources:
         lines = named_lines(index, index.lines_of_take(src.take_id))
         speakers = list(dict.fromkeys(one_line(ln.speaker) for ln in lines if ln.speaker))
         words = one_line(" ".join(ln.text for ln in lines)).split()
         dialogue = " ".join(words[:dialogue_words]) + (" ..." if len(words) > dialogue_words else "")
-        said = [f"{src.tc(int(r['frame']))} {r['text']}" + (f" ({r['author']})" if r["author"] else "")
-                for r in notes.get(src.take_id, [])]
-        out.append(LogEntry(src, speakers, dialogue, script.get(src.take_id, []), said))
+        out.append(LogEntry(src, speakers, dialogue, script.get(src.take_id, []),
+                            [note_line(n) for n in notes.get(src.take_id, [])]))
     return out
