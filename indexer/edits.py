@@ -74,12 +74,19 @@ def circle(idx, ref: str, *, on: bool = True, note: str | None = None) -> dict:
 MAX_AUTHOR = 80
 
 
+def _frames_of(take) -> int | None:
+    """The take's frames at its rate (a sound take's from its duration); None when not known."""
+    from .timecode import frame_after
+
+    return take.frames or (frame_after(take.duration, take.rate) if take.duration else None)
+
+
 def note_frame(take, at: str) -> int:
     """The frame (from the take's first) that ``at`` names: a source timecode of the take (``01:00:26:09``;
     ``;`` or ``:`` either way) or seconds from its first frame (``12.5``). Outside the take is an error."""
     import math
 
-    from .timecode import frame_after, frame_at, rate_label
+    from .timecode import frame_at, rate_label
 
     text = (at or "").strip()
     try:
@@ -100,7 +107,7 @@ def note_frame(take, at: str) -> int:
     else:
         raise UsageError(f"'{at}' is not a time: give the take's source timecode (e.g. {take.clock.tc(0)}) "
                          "or seconds from its first frame.")
-    total = take.frames or (frame_after(take.duration, take.rate) if take.duration else None)
+    total = _frames_of(take)
     if total and frame >= total:
         raise UsageError(f"{at} is outside {take.name}, which runs from {take.clock.tc(0)} to "
                          f"{take.clock.tc(total - 1)}.")
@@ -123,7 +130,7 @@ def add_note(idx, ref: str, at: str | None = None, text: str = "", *, frame: int
     if frame is None:
         frame = note_frame(take, at or "")
     else:
-        total = take.frames
+        total = _frames_of(take)
         if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0 or (total and frame >= total):
             raise UsageError(f"Frame {frame} is not a frame of {take.name}"
                              + (f" (0 to {total - 1})." if total else "."))
