@@ -1,4 +1,4 @@
-// The notes page: every review note of the index (`dailies notes list`), newest takes' notes by take and frame;
+// The notes page: every review note of the index (`dailies notes list`), by clip name and frame;
 // filter by take, author or text; a click plays the take into the note's frame (N / P: the next, previous note);
 // the notes of the takes listed download as markers.
 "use strict";

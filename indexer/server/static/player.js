@@ -20,6 +20,11 @@ async function post(url, body) {
   return out;
 }
 
+// The review notes that belong to a line or hit: from a second before its start to a second after its end.
+function notesNear(notes, start, end) {
+  return (notes || []).filter(n => n.seconds >= start - 1 && n.seconds <= end + 1);
+}
+
 function esc(s) {
   return String(s == null ? "" : s).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }

@@ -71,7 +71,7 @@
     for (const li of list.querySelectorAll(".hit")) {
       const h = hits[Number(li.dataset.i)], el = li.querySelector(".hitnotes");
       if (!h || !el) continue;
-      const near = (notesByTake[h.take_id] || []).filter(n => n.seconds >= h.start - 1 && n.seconds <= h.end + 1);
+      const near = notesNear(notesByTake[h.take_id], h.start, h.end);
       const html = near.map(n => `<span class="hitnote" title="review note">✎ <span class="tcs">${esc(n.tc)}</span> ` +
         `${n.author ? `<span class="nby">${esc(n.author)}</span> ` : ""}${esc(n.text)}</span>`).join("");
       if (el.innerHTML !== html) el.innerHTML = html;

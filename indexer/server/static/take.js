@@ -46,8 +46,7 @@
   player.onHit = i => $("transcript").querySelectorAll(".line").forEach((el, k) => el.classList.toggle("current", k === i));
   // A line with review notes within it (a second either side) says so, as a search hit does.
   player.onNotesRead = notes => $("transcript").querySelectorAll(".line").forEach((el, k) => {
-    const ln = take.lines[k];
-    const near = notes.filter(n => n.seconds >= ln.start - 1 && n.seconds <= ln.end + 1);
+    const near = notesNear(notes, take.lines[k].start, take.lines[k].end);
     let mark = el.querySelector(".lnote");
     if (!near.length) { if (mark) mark.remove(); return; }
     if (!mark) { mark = document.createElement("span"); mark.className = "lnote"; el.appendChild(mark); }
