@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import DailiesError, UsageError
+from .errors import DailiesError, NotFoundError, UsageError
 
 MAX_NOTE = 2000
 
@@ -149,7 +149,7 @@ def delete_note(idx, note_id) -> dict:
         raise UsageError(f"'{note_id}' is not a note number; `dailies notes list` shows them.") from None
     row = idx.note_row(nid)
     if row is None:
-        raise DailiesError(f"No note {nid} in the index; `dailies notes list` shows them.")
+        raise NotFoundError(f"No note {nid} in the index; `dailies notes list` shows them.")
     take = idx.take_row(row["take_id"])
     out = note_json(row, take) if take is not None else {"note_id": nid, "take_id": row["take_id"],
                                                            "text": row["text"]}

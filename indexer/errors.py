@@ -50,5 +50,9 @@ class NothingToExportError(DailiesError):
     """An export whose search or selection found nothing to write (the review room answers 404)."""
 
 
+class NotFoundError(DailiesError):
+    """What was asked for by name or id (a take, a review note) is not in the index (the review room answers 404)."""
+
+
 class UsageError(DailiesError):
     """The command line asks for something that does not make sense."""

@@ -37,7 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import DailiesError, IndexLockedError, IndexReadOnlyError, NothingToExportError, UsageError
+from ..errors import (DailiesError, IndexLockedError, IndexMissingError, IndexReadOnlyError, NotFoundError,
+                      NothingToExportError, UsageError)
 
 log = logging.getLogger("dailies.server")
 
@@ -777,8 +778,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
             return await resp(scope, receive, send)
 
     async def on_dailies_error(request: Request, exc: DailiesError):
-        status = 404 if isinstance(exc, NothingToExportError) or any(
-            m in exc.message for m in ("No take", "No note", "No dailies index")) else \
+        status = 404 if isinstance(exc, (NothingToExportError, NotFoundError, IndexMissingError)) else \
             403 if isinstance(exc, IndexReadOnlyError) else 400
         return error(request, exc.message, status)
 

@@ -37,7 +37,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import DailiesError, IndexLockedError, IndexMissingError, IndexReadOnlyError, IndexVersionError
+from ..errors import (DailiesError, IndexLockedError, IndexMissingError, IndexReadOnlyError, IndexVersionError,
+                      NotFoundError)
 from ..records import Line, MediaInfo, Shot, Take, Word, line_channel
 from ..textnorm import normalize_words, phonetic
 from . import schema
@@ -436,7 +437,7 @@ class Index(FullTextReads):
                                 "circled_at=? WHERE take_id=?", (note is None, note or None, now(), take_id))
         row = self.take_row(take_id)
         if row is None:
-            raise DailiesError(f"No take {take_id} in the index.")
+            raise NotFoundError(f"No take {take_id} in the index.")
         return row
 
     # ------------------------------------------------------------------ review notes (a review mark, as circles)
@@ -613,7 +614,7 @@ class Index(FullTextReads):
         """The one take a user means by ``ref`` (clip name, take id or its prefix, path), or a clear error."""
         rows = self.find_takes(ref)
         if not rows:
-            raise DailiesError(f"No take '{ref}' in the index; `dailies status` lists the takes.")
+            raise NotFoundError(f"No take '{ref}' in the index; `dailies status` lists the takes.")
         if len(rows) > 1:
             raise DailiesError(f"'{ref}' matches {len(rows)} takes ({', '.join(r['name'] for r in rows[:5])}); "
                                "use the take id.")
