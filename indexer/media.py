@@ -358,6 +358,7 @@ class FrameSink(Protocol):
     """
 
     pixel_format: str  # optional attribute; "bgr24" (OpenCV order, the default) or "rgb24"
+    interpolation: str  # optional attribute: how libswscale shrinks the picture (default "BILINEAR")
 
     def frame_size(self, width: int, height: int) -> tuple[int, int]:
         """The (width, height) the sink wants frames scaled to."""
@@ -546,16 +547,11 @@ def decode(
         resamplers = {s.index: av.AudioResampler(format="fltp", layout=s.codec_context.layout, rate=SAMPLE_RATE)
                       for s in a_streams}
 
-        plan = []   # (sink, size, pixel format, wants, its reformatter)
+        plan = []   # (sink, wants, its reducer)
         if v_stream is not None:
-            from av.video.reformatter import VideoReformatter
-
             w0 = info.width or v_stream.codec_context.width
             h0 = info.height or v_stream.codec_context.height
-            for sk in sinks:
-                # one reformatter per sink keeps its scaler context: six times faster than a new one per frame
-                plan.append((sk, sk.frame_size(w0, h0), getattr(sk, "pixel_format", "bgr24"),
-                             getattr(sk, "wants", None), VideoReformatter()))
+            plan = [(sk, getattr(sk, "wants", None), _Reducer(sk, w0, h0)) for sk in sinks]
         rate = info.rate
         next_index = 0
         damaged = 0
@@ -653,17 +649,36 @@ def decode(
     return result
 
 
+class _Reducer:
+    """A decoded picture reduced to one sink's size and pixel format, in libswscale: the sink's
+    ``frame_size``, ``pixel_format`` (default bgr24) and ``interpolation`` (a PyAV interpolation name;
+    default BILINEAR, which low-passes before it shrinks). One reformatter per sink keeps its scaler
+    context: six times faster than a new one per frame."""
+
+    def __init__(self, sink, width: int, height: int):
+        from av.video.reformatter import VideoReformatter
+
+        self.size = sink.frame_size(width, height)
+        self.format = getattr(sink, "pixel_format", "bgr24")
+        self.interpolation = getattr(sink, "interpolation", None)
+        self._scaler = VideoReformatter()
+
+    def __call__(self, frame) -> np.ndarray:
+        return self._scaler.reformat(frame, width=self.size[0], height=self.size[1], format=self.format,
+                                     interpolation=self.interpolation).to_ndarray()
+
+
 def _feed_frame(plan, frame, index: int, next_index: int) -> int:
     """Give a decoded picture to each sink that wants it, reduced to the sink's size, as frame ``index``;
     a frame missing from the stream (``next_index`` .. ``index`` - 1) is given as a repeat of this
     picture, so frame numbers stay the file's own. Returns the next frame number."""
-    for sk, size, fmt, wants, scaler in plan:
+    for sk, wants, reduce in plan:
         image = None
         for k in range(next_index, index + 1):
             if wants is not None and not wants(k):
                 continue
             if image is None:
-                image = scaler.reformat(frame, width=size[0], height=size[1], format=fmt).to_ndarray()
+                image = reduce(frame)
             sk.feed(k, image)
     return index + 1
 
@@ -713,7 +728,7 @@ class _SparsePicture:
         steps = [getattr(p[0], "sparse_step", None) for p in plan if hasattr(p[0], "compare")]
         codec = stream.codec_context.codec
         if (not steps or not getattr(codec, "intra_only", False)
-                or any(p[3] is None and not hasattr(p[0], "compare") for p in plan)
+                or any(p[1] is None and not hasattr(p[0], "compare") for p in plan)
                 or os.environ.get("DAILIES_FULL_DECODE")):
             return None
         step = min(s for s in steps if s)
@@ -743,9 +758,7 @@ class _SparsePicture:
     def _try(self, index: int) -> bool:
         """Decode frame ``index`` for the sparse sinks; whether it gave a picture."""
         frame = self._decode(index)
-        self._images[index] = None if frame is None else [
-            scaler.reformat(frame, width=size[0], height=size[1], format=fmt).to_ndarray()
-            for _sk, size, fmt, _w, scaler in self.sparse]
+        self._images[index] = None if frame is None else [reduce(frame) for _sk, _w, reduce in self.sparse]
         return frame is not None
 
     def add(self, packet, index: int) -> None:
@@ -801,7 +814,7 @@ class _SparsePicture:
                 for k in range(self.next_index, m + 1):
                     sk.feed(k, self._held[i])
             if not damaged and any(w is not None and any(w(k) for k in range(self.next_index, m + 1))
-                                   for _sk, _s, _f, w, _sc in self.picky):
+                                   for _sk, w, _r in self.picky):
                 frame = self._decode(m)
                 if frame is not None:
                     _feed_frame(self.picky, frame, m, self.next_index)

@@ -119,7 +119,8 @@ class TakeSteps:
         models, timings = p.models, p.timings
         want_shots = info.has_video and s.shot_detector != "none"
         detector = ShotDetector(info.rate, s.shot_detector, s.shot_threshold) if want_shots else None
-        shots_key = f"{s.shot_detector}|{s.shot_threshold}|{detector.settings['version'] if detector else ''}"
+        shots_key = (f"{s.shot_detector}|{s.shot_threshold}|{detector.settings['version'] if detector else ''}"
+                     f"|{detector.settings['input'] if detector else ''}")
         cached_shots = p.cached("shots", shots_key) if want_shots else None
         if detector is not None:
             models["shots"] = {**detector.settings, "threshold": s.shot_threshold}
