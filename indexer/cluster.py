@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from .errors import DailiesError, UsageError
 MAX_ATTEMPTS = 3          # a take is tried this many times in all when workers die under it
 MAX_RESTARTS = 4          # a worker process is restarted this many times, then the pool goes on without it
 PER_WORKER = 2            # takes handed to one worker at once: one running, one waiting (no idle gap)
+START_TIMEOUT = 300.0     # seconds for every worker to start and load its models, else the run stops saying so
 
 
 @dataclass
@@ -57,7 +59,13 @@ def map_path(path: str, path_map: list[tuple[str, str]]) -> str:
     return path
 
 
-def _ray():
+def _ray(local: bool = False):
+    """Ray, imported. ``local``: for a Ray instance of this process's own (``--cluster auto``), whose workers
+    run this very interpreter. Ray would otherwise, when the driver was started by ``uv run``, start each
+    worker with that command line in a copy of the current folder, where a relative path to uv (``.tools/bin/uv
+    run ...``) names nothing: the workers died at start and the run waited for them for ever."""
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")    # read once, when Ray is imported
     try:
         import ray
     except ImportError:
@@ -166,8 +174,8 @@ class RayPool:
 
     # ------------------------------------------------------------ start and stop
     def start(self) -> "RayPool":
-        ray = _ray()
         c = self.cluster
+        ray = _ray(local=c.address == "auto")
         quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                      configure_logging=True)
         if not ray.is_initialized():
@@ -201,7 +209,15 @@ class RayPool:
             num_cpus=c.cpus, num_gpus=c.gpus, max_restarts=MAX_RESTARTS, max_task_retries=0,
             runtime_env={"env_vars": {"OMP_NUM_THREADS": str(settings.threads)}})
         self.workers = [actor.remote(settings, c.path_map) for _ in range(n)]
-        self.info = ray.get([w.ready.remote() for w in self.workers])
+        ready = [w.ready.remote() for w in self.workers]
+        started, _ = ray.wait(ready, num_returns=len(ready), timeout=START_TIMEOUT)
+        if len(started) < len(ready):
+            for w in self.workers:
+                ray.kill(w)
+            raise DailiesError(f"{len(ready) - len(started)} of the {n} Ray workers did not start within "
+                               f"{START_TIMEOUT:.0f} s; Ray's logs on the cluster's nodes say why "
+                               "(/tmp/ray/session_latest/logs: raylet.out, worker-*.err).")
+        self.info = ray.get(ready)
         for i, info in enumerate(self.info):
             if info["error"]:
                 raise DailiesError(f"Worker {i + 1} on {info['host']} cannot index: {info['error']}")

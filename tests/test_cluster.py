@@ -272,3 +272,44 @@ def test_jobs_worker_killed_mid_take_every_take_indexed_once(tmp_path):
         for t in takes:
             lines = idx.lines_of_take(t["take_id"])
             assert len(lines) == t["n_lines"] == len({ln.line_id for ln in lines})
+
+
+def test_workers_that_do_not_start_stop_the_run_in_one_sentence(ray_cluster, monkeypatch):
+    """Workers not ready in time (here a start-up time no worker can meet) end the run with a sentence, and the
+    pool's actors are stopped, instead of a run that waits for ever."""
+    import ray
+
+    from indexer import cluster
+    from indexer.errors import DailiesError
+
+    monkeypatch.setattr(cluster, "START_TIMEOUT", 0.01)
+    pool = cluster.RayPool(cluster.ClusterSettings("auto", workers=1), IndexSettings())
+    with pytest.raises(DailiesError, match=r"1 of the 1 Ray workers did not start within 0 s; Ray's logs"):
+        pool.start()
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < 2:     # the actor's CPU is given back
+        assert time.monotonic() < deadline, "the worker that did not start was not stopped"
+        time.sleep(0.2)
+
+
+def test_auto_cluster_started_by_uv_run_with_a_relative_path(tmp_path):
+    """`.tools/bin/uv run dailies index --cluster auto` (uv named by a relative path, as `make` installs it): the
+    workers run this interpreter. Before, Ray started them with that command line in a copy of the folder, where
+    the path named nothing: they died at start and the run waited for ever."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    uv = os.environ.get("UV") or shutil.which("uv") or str(root / ".tools" / "bin" / "uv")
+    assert Path(uv).is_file(), "uv, which `make test` uses, is not found"
+    relative = os.path.relpath(uv, root)
+    assert "/" in relative
+    take = tmp_path / "shoot"
+    take.mkdir()
+    shutil.copy(FIXTURES / "shoot" / "12A_T4_CamC_MOS.mov", take)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "RAY_ENABLE_UV_RUN_RUNTIME_ENV")}
+    done = subprocess.run([relative, "run", "--frozen", "--extra", "cluster", "--no-sync", "dailies", "index",
+                           str(take), "--index", str(tmp_path / "idx"), "--cluster", "auto", "--workers", "1",
+                           "--no-speakers", "--json"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [f["status"] for f in json.loads(done.stdout)["files"]] == ["indexed"]
