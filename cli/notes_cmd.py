@@ -20,7 +20,6 @@ notes_app = typer.Typer(help="Review notes at a frame of a take: what the team s
                         rich_markup_mode=None, no_args_is_help=True)
 
 
-
 def _console(stderr: bool = False):
     from cli.console import console
 
