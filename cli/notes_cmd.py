@@ -39,17 +39,21 @@ def add_cmd(take: str = typer.Argument(..., help="Clip name, take id or path."),
                                                "either way) or seconds from its first frame (12.5)."),
             text: str = typer.Argument(..., help="The note, e.g. \"boom in frame\"."),
             by: Optional[str] = typer.Option(None, "--by", help="Who wrote it [default: your user name]."),
+            to: Optional[str] = typer.Option(None, "--to", help="A note over a stretch of the take: its last frame, "
+                                                                "as AT (timecode or seconds)."),
             index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
-    """A note at a frame of a take (works while `dailies index` runs)."""
+    """A note at a frame of a take, or over a stretch with --to (works while `dailies index` runs)."""
     from indexer.config import index_path
     from indexer.edits import add_note, marks
 
     with marks(index_path(index)) as idx:
-        done = add_note(idx, take, at, text, author=by if by is not None else _user())
+        done = add_note(idx, take, at, text, author=by if by is not None else _user(), to=to)
     if as_json:
         print(json.dumps(done, indent=2, ensure_ascii=False))
         return
-    _console(stderr=True).print(f"Note {done['note_id']} on {done['name']} at {done['tc']}: {done['text']}",
+    from indexer.views import note_when
+
+    _console(stderr=True).print(f"Note {done['note_id']} on {done['name']} at {note_when(done)}: {done['text']}",
                                 markup=False)
 
 
@@ -74,13 +78,15 @@ def list_cmd(take: Optional[str] = typer.Option(None, "--take", "-t", help="Only
     from rich import box
     from rich.table import Table
 
+    from indexer.views import note_when
+
     t = Table(title="Review notes", box=box.SIMPLE_HEAD)
     for c, j in (("#", "right"), ("clip", "left"), ("sc/tk", "left"), ("TC", "left"), ("by", "left"),
                  ("note", "left")):
         t.add_column(c, justify=j, overflow="fold")
     for n in rows:
         sctk = "/".join(x for x in (n["scene"] or "", n["take"] or "") if x) or "—"
-        t.add_row(str(n["note_id"]), n["name"], sctk, n["tc"], n["author"] or "—", n["text"])
+        t.add_row(str(n["note_id"]), n["name"], sctk, note_when(n), n["author"] or "—", n["text"])
     out.print(t)
 
 

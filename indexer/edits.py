@@ -115,9 +115,11 @@ def note_frame(take, at: str) -> int:
 
 
 def add_note(idx, ref: str, at: str | None = None, text: str = "", *, frame: int | None = None,
-             author: str | None = None) -> dict:
+             author: str | None = None, to: str | None = None, end_frame: int | None = None) -> dict:
     """A review note on the take ``ref`` at ``at`` (its source TC or seconds, see :func:`note_frame`) or at
-    ``frame`` (from its first frame: the review room sends the player's frame), by ``author``."""
+    ``frame`` (from its first frame: the review room sends the player's frame), by ``author``. With ``to`` (a TC
+    or seconds, as ``at``) or ``end_frame``, the note covers the take from there to that frame, both included;
+    given the other way round, the two ends are swapped."""
     text = " ".join((text or "").split())       # one line: it goes into marker names and CSV cells
     if not text:
         raise UsageError("A note needs its text, e.g. `dailies notes add 12A_T1_CamA 01:00:26:09 \"boom in frame\"`.")
@@ -127,16 +129,26 @@ def add_note(idx, ref: str, at: str | None = None, text: str = "", *, frame: int
     if author and len(author) > MAX_AUTHOR:
         raise UsageError(f"The author's name is {len(author)} characters; keep it under {MAX_AUTHOR}.")
     take = idx.take(ref)
-    if frame is None:
-        frame = note_frame(take, at or "")
-    else:
-        total = _frames_of(take)
-        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0 or (total and frame >= total):
-            raise UsageError(f"Frame {frame} is not a frame of {take.name}"
-                             + (f" (0 to {total - 1})." if total else "."))
+    frame = note_frame(take, at or "") if frame is None else _frame_of(take, frame)
+    if to is not None and str(to).strip():
+        end_frame = note_frame(take, str(to))
+    elif end_frame is not None:
+        end_frame = _frame_of(take, end_frame)
+    if end_frame is not None:
+        frame, end_frame = min(frame, end_frame), max(frame, end_frame)
+        if end_frame == frame:
+            end_frame = None                    # a stretch of one frame is a note at that frame
     from .views import note_json
 
-    return note_json(idx.add_note(take.take_id, frame, text, author), take)
+    return note_json(idx.add_note(take.take_id, frame, text, author, end_frame), take)
+
+
+def _frame_of(take, frame) -> int:
+    """``frame`` (from the take's first frame, as the review room sends it), checked to be one of the take's."""
+    total = _frames_of(take)
+    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0 or (total and frame >= total):
+        raise UsageError(f"Frame {frame} is not a frame of {take.name}" + (f" (0 to {total - 1})." if total else "."))
+    return frame
 
 
 def delete_note(idx, note_id) -> dict:

@@ -82,12 +82,17 @@ def status(idx, target: str | Path | None = None) -> dict:
 
 def note_json(row, take) -> dict:
     """A review note as `dailies notes list --json` prints it (and the review room answers): the take, the frame
-    (from its first frame), its source TC and seconds, the text, who wrote it and when."""
+    (from its first frame), its source TC and seconds, the text, who wrote it and when; a note that covers a
+    stretch has its last frame in ``end_frame`` (its TC in ``tc_end``, its end in ``end_seconds``: the end of
+    that frame), a note at one frame ``null`` in all three."""
     frame = int(row["frame"])
+    end = row["end_frame"]
     return {"note_id": row["note_id"], "take_id": take.take_id, "name": take.name, "scene": take.scene,
             "take": take.take, "camera": take.camera, "frame": frame, "tc": take.clock.tc(frame),
-            "seconds": round(take.clock.seconds(frame), 6), "text": row["text"], "author": row["author"],
-            "created_at": row["created_at"]}
+            "seconds": round(take.clock.seconds(frame), 6), "end_frame": end,
+            "tc_end": take.clock.tc(end) if end is not None else None,
+            "end_seconds": round(take.clock.seconds(end + 1), 6) if end is not None else None,
+            "text": row["text"], "author": row["author"], "created_at": row["created_at"]}
 
 
 def notes(idx, take: str | None = None) -> list[dict]:
@@ -120,9 +125,14 @@ def note_label(n: dict) -> str:
     return "NOTE" + (f" ({n['author']})" if n["author"] else "") + f": {n['text']}"
 
 
+def note_when(n: dict) -> str:
+    """Where a note is: its TC, or ``TC-TC`` for a stretch (first and last frame)."""
+    return n["tc"] + (f"-{n['tc_end']}" if n.get("tc_end") else "")
+
+
 def note_line(n: dict) -> str:
-    """A note in a log (the ALE, the editor's log): ``TC text (author)``."""
-    return f"{n['tc']} {n['text']}" + (f" ({n['author']})" if n["author"] else "")
+    """A note in a log (the ALE, the editor's log): ``TC text (author)``, ``TC-TC text (author)`` for a stretch."""
+    return f"{note_when(n)} {n['text']}" + (f" ({n['author']})" if n["author"] else "")
 
 
 def take_shots(idx, ref: str) -> dict:

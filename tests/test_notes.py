@@ -472,3 +472,145 @@ def test_marks_go_in_all_through_a_real_index_run(index, tmp_path):
     last = {names[i % len(names)]: i for i in range(k)}
     assert {n: t["circle_note"] for n, t in status.items() if t["circled"]} == \
         {n: f"circle {i}" for n, i in last.items()}
+
+
+# ------------------------------------------------------------------------------------------ notes over a stretch
+
+def test_a_note_over_a_stretch_has_both_ends_in_the_takes_own_counting(client, index):
+    # 12A_T2_CamA: 29.97 drop-frame from 01:00:59;20; 01:01:00;02 is frame 10, 01:01:01;10 frame 48
+    a = cli_json("notes", "add", "12A_T2_CamA", "01:01:00;02", "boom dips in", "--to", "01:01:01:10", "--by", "Ana",
+                 "--index", str(index), "--json")
+    assert (a["frame"], a["tc"], a["end_frame"], a["tc_end"]) == (10, "01:01:00;02", 48, "01:01:01;10")
+    assert a["end_seconds"] == round(49 * 1001 / 30000, 6)            # the end of its last frame
+    # given the other way round, the ends are swapped; a stretch of one frame is a note at that frame
+    b = cli_json("notes", "add", "12A_T2_CamA", "2", "backwards", "--to", "1", "--index", str(index), "--json")
+    assert (b["frame"], b["end_frame"]) == (29, 59)          # 1 s and 2 s fall in frames 29 and 59 at 29.97
+    c = cli_json("notes", "add", "12A_T2_CamA", "01:01:00;02", "one frame", "--to", "01:01:00;02",
+                 "--index", str(index), "--json")
+    assert (c["frame"], c["end_frame"], c["tc_end"], c["end_seconds"]) == (10, None, None, None)
+    listed = run_cli("notes", "list", "--index", str(index), check=True).stdout
+    assert "01:01:00;02-01:01:01;10" in listed and "boom dips in" in listed
+    # the API: the player's frames, or TCs as the command takes them; the same record either way
+    t2 = takes(client)["12A_T2_CamA"]
+    r = client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 10, "end_frame": 48, "text": "boom dips in",
+                                                              "author": "Ana"})
+    assert r.status_code == 200, r.text
+    r2 = client.post(f"/api/takes/{t2['take_id']}/notes", json={"at": "01:01:00;02", "to": "01:01:01;10",
+                                                               "text": "boom dips in", "author": "Ana"})
+    same = ("frame", "tc", "end_frame", "tc_end", "end_seconds", "text", "author")
+    assert {k: r.json()[k] for k in same} == {k: r2.json()[k] for k in same} == {k: a[k] for k in same}
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"frame": 10, "end_frame": 10 ** 6, "text": "x"}, "is not a frame of 12A_T2_CamA"),
+    ({"frame": 10, "end_frame": "48", "text": "x"}, "'end_frame' must be a whole number"),
+    ({"at": "01:01:00;02", "to": "02:00:00;00", "text": "x"}, "is outside 12A_T2_CamA"),
+    ({"at": "01:01:00;02", "to": "soon", "text": "x"}, "'soon' is not a time"),
+    ({"frame": 10, "end_frame": 48, "to": "01:01:01;10", "text": "x"}, "with 'end_frame' or 'to', one of them"),
+])
+def test_a_bad_stretch_is_400_with_one_sentence_and_writes_nothing(client, body, says):
+    t2 = takes(client)["12A_T2_CamA"]
+    r = client.post(f"/api/takes/{t2['take_id']}/notes", json=body)
+    assert r.status_code == 400 and says in r.json()["error"], r.text
+    assert client.get("/api/notes").json() == []
+
+
+def test_a_stretch_becomes_a_marker_as_long_as_it_and_a_log_line_with_both_ends(client, index, tmp_path):
+    import opentimelineio as otio
+
+    t2 = takes(client)["12A_T2_CamA"]
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 10, "end_frame": 48, "text": "boom dips in",
+                                                          "author": "Ana"})
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 700, "text": "focus buzz"})
+    run_cli("export", "markers", "--notes", "--index", str(index), "-o", str(tmp_path / "n.otio"), check=True)
+    clip = otio.adapters.read_from_file(str(tmp_path / "n.otio")).find_clips()[0]
+    start = clip.source_range.start_time.value
+    assert {m.name: (round(m.marked_range.start_time.value - start), round(m.marked_range.duration.value))
+            for m in clip.markers} == {"NOTE (Ana): boom dips in": (10, 39), "NOTE: focus buzz": (700, 1)}
+    run_cli("export", "markers", "--notes", "--index", str(index), "-f", "avid", "-o", str(tmp_path / "avid"),
+            check=True)
+    rows = [r.split("\t") for r in (tmp_path / "avid" / "12A_T2_CamA.txt").read_text().splitlines()]
+    assert [(r[1], r[4], r[5]) for r in rows] == [("01:01:00;02", "NOTE (Ana): boom dips in", "39"),
+                                                  (t2_tc(client, 700), "NOTE: focus buzz", "1")]
+    run_cli("export", "ale", "--index", str(index), "-o", str(tmp_path / "day.ale"), check=True)
+    ale = "".join(p.read_text() for p in tmp_path.glob("day*.ale"))       # one ALE per timecode base
+    assert "01:01:00;02-01:01:01;10 boom dips in (Ana)" in ale
+
+
+def t2_tc(client, frame: int) -> str:
+    return next(n["tc"] for n in client.get("/api/notes").json() if n["frame"] == frame)
+
+
+def test_a_schema_5_index_is_upgraded_and_its_notes_stay_at_one_frame(client, index):
+    import sqlite3
+
+    from indexer.store import SCHEMA_VERSION, Index
+
+    t2 = takes(client)["12A_T2_CamA"]
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 10, "text": "boom in frame"})
+    client.close()
+    with sqlite3.connect(index / "catalog.sqlite") as db:            # as dailies 0.x at schema 5 left it
+        db.execute("ALTER TABLE review_notes DROP COLUMN end_frame")
+        db.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+    with Index.open(index) as idx:
+        assert SCHEMA_VERSION == 6
+        assert idx._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "6"
+    (n,) = cli_json("notes", "list", "--index", str(index), "--json")
+    assert (n["frame"], n["end_frame"], n["text"]) == (10, None, "boom in frame")
+    done = cli_json("notes", "add", "12A_T2_CamA", "1", "a stretch", "--to", "2", "--index", str(index), "--json")
+    assert (done["frame"], done["end_frame"]) == (29, 59)
+
+
+def test_i_then_m_in_the_player_notes_the_stretch_between(index, tmp_path):
+    """I marks where a stretch starts (shown, and forgotten by a click); M and a note then cover it to the frame
+    shown, here across the drop-frame minute: 01:00:59;29 to 01:01:00;05 is frames 9 to 13."""
+    from test_server_browser import ARGS, CHROMIUM
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is absent: `make test` installs it (apt-get install -y chromium).")
+    from playwright.sync_api import sync_playwright
+
+    gen = served(create_app(index, proxies=False))
+    base = next(gen)
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                        headless=True, args=ARGS)
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            t2 = {t["name"]: t for t in page.request.get(f"{base}/api/takes").json()}["12A_T2_CamA"]
+            rate = Fraction(t2["rate"])
+            page.goto(f"{base}/take/{t2['take_id']}")
+            page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=30000)
+
+            def show(frame: int, tc: str) -> None:
+                page.evaluate("t => { const v = document.getElementById('video'); v.pause(); v.currentTime = t; }",
+                              float(Fraction(frame) / rate) + 1e-4)
+                page.wait_for_function(f"() => document.getElementById('tc').textContent === '{tc}'", timeout=15000)
+
+            show(8, "01:00:59;28")
+            page.evaluate("() => document.activeElement.blur()")
+            page.keyboard.press("i")
+            assert page.locator("#note-from").inner_text() == "from 01:00:59;28 ×"
+            page.locator("#note-from").click()                  # forgotten
+            assert page.locator("#note-from").is_hidden()
+            show(9, "01:00:59;29")
+            page.keyboard.press("i")                            # marked again, a frame later
+            for _ in range(4):
+                page.keyboard.press("ArrowRight")
+            page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;05'",
+                                   timeout=15000)
+            page.keyboard.press("m")
+            page.wait_for_function("() => document.activeElement.id === 'note-text'")
+            page.keyboard.type("dolly bump")
+            page.press("#note-text", "Enter")
+            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
+            assert page.locator("#notes .ntc").inner_text() == "01:00:59;29-01:01:00;05"
+            assert page.locator("#note-from").is_hidden()       # the next note is at one frame again
+            (n,) = page.request.get(f"{base}/api/notes").json()
+            assert (n["frame"], n["end_frame"], n["text"]) == (9, 13, "dolly bump")
+            assert not errors, errors
+            ctx.close()
+    finally:
+        next(gen, None)

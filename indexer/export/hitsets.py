@@ -148,7 +148,7 @@ def circle_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit
 
 
 def note_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
-    """One marker hit (kind ``note``, one frame at the note's frame, text ``NOTE (author): text``) per review
+    """One marker hit (kind ``note``, at the note's frame or over its stretch, text ``NOTE (author): text``) per review
     note (on the takes ``take_ids`` when given), by clip name and frame."""
     from fractions import Fraction
 
@@ -160,8 +160,8 @@ def note_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
     for take_id, notes in by_take.items():
         t = takes[take_id]
         for n in notes:
-            f = n["frame"]
-            out.append(t.hit("note", float(Fraction(f) / t.rate), float(Fraction(f + 1) / t.rate), note_label(n),
+            f, last = n["frame"], n["end_frame"] if n["end_frame"] is not None else n["frame"]
+            out.append(t.hit("note", float(Fraction(f) / t.rate), float(Fraction(last + 1) / t.rate), note_label(n),
                              1.0))
     return sorted(out, key=lambda h: (h.name, h.take_id, h.start))
 

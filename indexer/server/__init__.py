@@ -601,22 +601,27 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
 
     async def api_note_add(request: Request):
         """POST {"frame": 678 | "at": "01:01:22;10", "text": "...", "author": "..."}: as `dailies notes add TAKE AT
-        TEXT --by AUTHOR --json` (the player sends its frame, counted from the take's first)."""
+        TEXT --by AUTHOR --json` (the player sends its frame, counted from the take's first). A note over a stretch
+        also has its last frame: "end_frame": 702 with "frame", or "to": "01:01:23;10" with "at" (`--to`)."""
         from .. import edits
 
         data = await form(request)
         text, author, at, frame = data.get("text"), data.get("author"), data.get("at"), data.get("frame")
-        for name, value in (("text", text), ("author", author), ("at", at)):
+        to, end_frame = data.get("to"), data.get("end_frame")
+        for name, value in (("text", text), ("author", author), ("at", at), ("to", to)):
             if value is not None and not isinstance(value, str):
                 raise UsageError(f"The field '{name}' must be text.")
-        if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
-            raise UsageError("The field 'frame' must be a whole number of frames from the take's first frame.")
+        for name, value in (("frame", frame), ("end_frame", end_frame)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UsageError(f"The field '{name}' must be a whole number of frames from the take's first frame.")
+        if to is not None and end_frame is not None:
+            raise UsageError("Say where the note ends with 'end_frame' or 'to', one of them.")
         if (frame is None) == (at is None):
             raise UsageError("Say where the note goes: 'frame' (from the take's first frame) or 'at' (its source "
                              "timecode or seconds), one of them.")
         take_id = request.path_params["take_id"]
         return await write(request, lambda idx: edits.add_note(idx, take_id, at, text or "", frame=frame,
-                                                               author=author), mark=True)
+                                                               author=author, to=to, end_frame=end_frame), mark=True)
 
     async def api_note_delete(request: Request):
         """DELETE: as `dailies notes delete ID --json`."""

@@ -441,11 +441,13 @@ class Index(FullTextReads):
         return row
 
     # ------------------------------------------------------------------ review notes (a review mark, as circles)
-    def add_note(self, take_id: str, frame: int, text: str, author: str | None) -> sqlite3.Row:
-        """A note at frame ``frame`` (from the take's first frame) of a take; returns its row."""
+    def add_note(self, take_id: str, frame: int, text: str, author: str | None,
+                 end_frame: int | None = None) -> sqlite3.Row:
+        """A note at frame ``frame`` (from the take's first frame) of a take, or from ``frame`` to ``end_frame``
+        (its last frame); returns its row."""
         with self._db:
-            cur = self._db.execute("INSERT INTO review_notes(take_id, frame, text, author, created_at) "
-                                   "VALUES(?,?,?,?,?)", (take_id, frame, text, author, now()))
+            cur = self._db.execute("INSERT INTO review_notes(take_id, frame, text, author, created_at, end_frame) "
+                                   "VALUES(?,?,?,?,?,?)", (take_id, frame, text, author, now(), end_frame))
         return self.note_row(cur.lastrowid)
 
     def note_row(self, note_id: int) -> sqlite3.Row | None:

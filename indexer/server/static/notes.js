@@ -29,7 +29,7 @@
         <div class="body">
           <div class="head"><a class="clip" href="/take/${encodeURIComponent(n.take_id)}">${esc(n.name)}</a>
             <span class="meta">sc ${esc(n.scene || "–")} · tk ${esc(n.take || "–")}${n.camera ? " · cam " + esc(n.camera) : ""}</span>
-            <span class="tcs">${esc(n.tc)}</span>${n.author ? ` <span class="nby">${esc(n.author)}</span>` : ""}</div>
+            <span class="tcs">${esc(noteWhen(n))}</span>${n.author ? ` <span class="nby">${esc(n.author)}</span>` : ""}</div>
           <div class="text">${esc(n.text)}</div>
         </div>
       </li>`).join("");
@@ -41,9 +41,11 @@
     }
     $("export").hidden = !rows.length;
   }
-  // Each note as the player's "hit": from a second before its frame, looping two seconds after it.
+  // Each note as the player's "hit": from a second before its frame, looping to two seconds after it (or to the end
+  // of its stretch).
   const hits = () => rows.map(n => ({ take_id: n.take_id, name: n.name, scene: n.scene, take: n.take, start: n.seconds,
-    end: n.seconds + 2, tc_in: n.tc, tc_out: n.tc, speaker: n.author, text: n.text, diff: null }));
+    end: n.end_seconds != null ? n.end_seconds : n.seconds + 2, tc_in: n.tc, tc_out: n.tc_end || n.tc,
+    speaker: n.author, text: n.text, diff: null }));
   player.onHit = i => $("notelist").querySelectorAll(".noterow").forEach((el, k) => el.classList.toggle("current", k === i));
   player.onNotes = load;           // a note added or deleted under the player
   $("notelist").addEventListener("click", e => {

@@ -20,10 +20,14 @@ async function post(url, body) {
   return out;
 }
 
-// The review notes that belong to a line or hit: from a second before its start to a second after its end.
+// The review notes that belong to a line or hit: those at, or over a stretch that reaches, a second before its
+// start to a second after its end.
 function notesNear(notes, start, end) {
-  return (notes || []).filter(n => n.seconds >= start - 1 && n.seconds <= end + 1);
+  return (notes || []).filter(n => (n.end_seconds != null ? n.end_seconds : n.seconds) >= start - 1 && n.seconds <= end + 1);
 }
+
+// Where a note is: its TC, or first-last TC for a note over a stretch (as `dailies notes list`).
+function noteWhen(n) { return n.tc + (n.tc_end ? `-${n.tc_end}` : ""); }
 
 function esc(s) {
   return String(s == null ? "" : s).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -87,6 +91,7 @@ class Player {
     if (!this.take || this.take.take_id !== takeId) {
       this.take = t;
       this.rate = TC.parseRate(t.rate);
+      this.markFrom(null);
       const audioOnly = t.media_kind === "audio";
       this.video.hidden = audioOnly;
       this.wave.hidden = !audioOnly;
@@ -170,6 +175,8 @@ class Player {
     if (!this.noteForm || !this.notesEl) return;
     this.readOnly = this.noteForm.dataset.readOnly === "true";
     const text = this.root.querySelector("#note-text"), author = this.root.querySelector("#note-author");
+    this.noteFromEl = this.root.querySelector("#note-from");
+    if (this.noteFromEl) this.noteFromEl.addEventListener("click", () => this.markFrom(null));
     try { author.value = localStorage.getItem("dailies.author") || ""; } catch (e) { /* storage off */ }
     text.addEventListener("focus", () => { if (this.take) this.pause(); });
     this.noteForm.addEventListener("submit", async e => {
@@ -177,10 +184,12 @@ class Player {
       if (!this.take || !text.value.trim()) return;
       try { localStorage.setItem("dailies.author", author.value.trim()); } catch (err) { /* storage off */ }
       const take = this.take;
+      const at = this.noteFrom != null ? { frame: this.noteFrom, end_frame: this.frame() } : { frame: this.frame() };
       try {
         await post(`/api/takes/${encodeURIComponent(take.take_id)}/notes`,
-          { frame: this.frame(), text: text.value, author: author.value.trim() || null });
+          { ...at, text: text.value, author: author.value.trim() || null });
         text.value = "";
+        this.markFrom(null);
         this.note("");
         await this.loadNotes();
         if (this.onNotes) this.onNotes();
@@ -202,6 +211,15 @@ class Player {
       }
     });
   }
+  // I marks where a stretch starts: the next note covers it to the frame shown when the note is added
+  // (either way round). A click on the mark, or another take, forgets it.
+  markFrom(frame) {
+    this.noteFrom = frame;
+    if (!this.noteFromEl) return;
+    this.noteFromEl.hidden = frame == null;
+    this.noteFromEl.textContent = frame == null ? "" :
+      `from ${TC.toTc(this.take.start_frame + frame, this.rate, this.take.drop_frame)} ×`;
+  }
   async loadNotes() {
     if (!this.notesEl || !this.take) return;
     const take = this.take;
@@ -210,7 +228,7 @@ class Player {
     try { rows = await api(`/api/notes?${new URLSearchParams({ take: take.take_id })}`); } catch (e) { rows = []; }
     if (this.take !== take) return;
     const html = rows.map(n => `<li data-id="${n.note_id}" data-frame="${n.frame}">
-      <span class="ntc" title="go to this frame">${esc(n.tc)}</span>${n.author ? `<span class="nby">${esc(n.author)}</span>` : ""}
+      <span class="ntc" title="go to this frame">${esc(noteWhen(n))}</span>${n.author ? `<span class="nby">${esc(n.author)}</span>` : ""}
       <span class="ntext">${esc(n.text)}</span>${this.readOnly ? "" : `<button class="ndel" title="delete this note">×</button>`}</li>`).join("");
     if (html !== this.notesHtml) this.notesEl.innerHTML = this.notesHtml = html;      // unchanged: left as it is
     if (this.onNotesRead) this.onNotesRead(rows);
@@ -273,6 +291,7 @@ class Player {
     else if (k === "n") this.go(1);
     else if (k === "p") this.go(-1);
     else if (k === "o" && this.loopEl) this.loopEl.checked = !this.loopEl.checked;
+    else if (k === "i" && this.noteForm && !this.noteForm.hidden) this.markFrom(this.frame());   // a stretch starts
     else if (k === "m" && this.noteForm && !this.noteForm.hidden) {      // a note at this frame (pauses)
       e.preventDefault();
       this.root.querySelector("#note-text").focus();

@@ -72,7 +72,7 @@
       const h = hits[Number(li.dataset.i)], el = li.querySelector(".hitnotes");
       if (!h || !el) continue;
       const near = notesNear(notesByTake[h.take_id], h.start, h.end);
-      const html = near.map(n => `<span class="hitnote" title="review note">✎ <span class="tcs">${esc(n.tc)}</span> ` +
+      const html = near.map(n => `<span class="hitnote" title="review note">✎ <span class="tcs">${esc(noteWhen(n))}</span> ` +
         `${n.author ? `<span class="nby">${esc(n.author)}</span> ` : ""}${esc(n.text)}</span>`).join("");
       if (el.innerHTML !== html) el.innerHTML = html;
       el.hidden = !near.length;

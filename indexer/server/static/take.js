@@ -51,7 +51,7 @@
     if (!near.length) { if (mark) mark.remove(); return; }
     if (!mark) { mark = document.createElement("span"); mark.className = "lnote"; el.appendChild(mark); }
     mark.textContent = "✎";
-    mark.title = near.map(n => `${n.tc} ${n.author ? n.author + ": " : ""}${n.text}`).join("\n");
+    mark.title = near.map(n => `${noteWhen(n)} ${n.author ? n.author + ": " : ""}${n.text}`).join("\n");
   });
   if (player.notesEl) player.loadNotes();            // the notes were read before the transcript was drawn
   $("transcript").addEventListener("click", e => {
