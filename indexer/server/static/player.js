@@ -219,6 +219,8 @@ class Player {
     this.noteFromEl.hidden = frame == null;
     this.noteFromEl.textContent = frame == null ? "" :
       `from ${TC.toTc(this.take.start_frame + frame, this.rate, this.take.drop_frame)} ×`;
+    const text = this.root.querySelector("#note-text");
+    if (text) text.placeholder = frame == null ? "note at this frame (Enter adds it)" : "note from there to the frame shown (Enter adds it)";
   }
   async loadNotes() {
     if (!this.notesEl || !this.take) return;
