@@ -28,7 +28,7 @@ import pytest
 from conftest import FIXTURES
 from indexer import views
 from indexer.config import IndexSettings
-from indexer.pipeline import Indexer, NullReporter, _Prepared
+from indexer.pipeline import Indexer, NullReporter
 from indexer.store import Index
 
 QUERIES = ["We have to follow the data, not the calendar.", "Then she can have it when the sky cooperates.",

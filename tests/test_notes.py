@@ -614,3 +614,36 @@ def test_i_then_m_in_the_player_notes_the_stretch_between(index, tmp_path):
             ctx.close()
     finally:
         next(gen, None)
+
+
+def test_a_string_outs_clip_carries_the_part_of_a_stretch_inside_its_cut(client, index, tmp_path):
+    """A note over a stretch that starts before a clip's cut and ends inside it is marked on the clip from the cut's
+    first frame (handles included) to the stretch's last frame: OTIO, FCP 7 XML and FCPXML."""
+    import math
+    import re as _re
+
+    import opentimelineio as otio
+
+    line = "The comet won't wait for office hours, Leo."
+    t2 = takes(client)["12A_T2_CamA"]
+    rate = Fraction(t2["rate"])
+    hit = next(h for h in client.get("/api/search/line", params={"q": line}).json() if h["name"] == "12A_T2_CamA")
+    last = math.floor(hit["start"] * rate) + 10
+    client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 2, "end_frame": last, "text": "plane overhead"})
+    for fmt in ("otio", "xml"):
+        out = tmp_path / f"cut.{fmt}"
+        run_cli("export", "stringout", "--line", line, "--index", str(index), "-o", str(out), check=True)
+        clip = next(c for c in otio.adapters.read_from_file(str(out)).find_clips() if c.name == "12A_T2_CamA")
+        # OTIO: clip and markers count from the file's start TC; FCP 7 XML read back: the clip at its source TC, the
+        # markers from the file's first frame
+        zero = clip.media_reference.available_range.start_time.value if fmt == "otio" else 0
+        cut_in = round(clip.source_range.start_time.value - (zero if fmt == "otio" else t2["start_frame"]))
+        assert 2 < cut_in < last
+        (m,) = [m for m in clip.markers if m.name.startswith("NOTE")]
+        assert (round(m.marked_range.start_time.value - zero), round(m.marked_range.duration.value)) == \
+            (cut_in, last - cut_in + 1), fmt
+    out = tmp_path / "cut.fcpxml"
+    run_cli("export", "stringout", "--line", line, "--index", str(index), "-o", str(out), check=True)
+    (start, duration), = _re.findall(r'<marker start="([^"]+)" duration="([^"]+)" value="NOTE[^"]*"', out.read_text())
+    assert Fraction(start.rstrip("s")) == Fraction(t2["start_frame"] + cut_in) / rate
+    assert Fraction(duration.rstrip("s")) == Fraction(last - cut_in + 1) / rate

@@ -141,7 +141,7 @@ class Cut:
     head: int = 0       # handle frames actually added before
     tail: int = 0       # ... and after
     notes: list[str] = field(default_factory=list)
-    marks: list[tuple[int, str]] = field(default_factory=list)   # review notes in the cut: (file frame, marker name)
+    marks: list[tuple[int, int, str]] = field(default_factory=list)  # review notes in it: (file frame, frames, name)
 
     @property
     def src_in(self) -> int:

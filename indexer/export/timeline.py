@@ -10,9 +10,9 @@ The one timeline: a V1 track (picture) and an A1 track (sync sound), each hit on
 A clip's ``source_range`` is in its own file's frames at its own rate, counted from the file's start
 TC, so its start is the source TC in exactly; ``media_reference.available_range`` is the whole file.
 Each clip carries a marker over the hit itself (handles excluded) named ``speaker: text``, and the
-hit under ``metadata["dailies"]``; and a one-frame marker at each review note inside the cut (``Cut.marks``, not in
-EDLs, which hold one locator an event). Takes at other rates than the timeline's play in real time, as the
-NLEs play them in a mixed-rate sequence.
+hit under ``metadata["dailies"]``; and a marker at each review note inside the cut, one frame or the part of its
+stretch inside the cut (``Cut.marks``, not in EDLs, which hold one locator an event). Takes at other rates than
+the timeline's play in real time, as the NLEs play them in a mixed-rate sequence.
 
 EDLs and ALEs carry one frame rate and one drop-frame mode per file, so a set of cuts from takes
 with different timecode bases is written as one file per base (``NAME_23.976.edl``, ``NAME_25.edl``,
@@ -111,8 +111,8 @@ def _clip(cut: Cut, reel: str, colours, *, rate: float | None = None, start: int
                                       "score": round(cut.hit.score, 4), "kind": cut.hit.kind,
                                       "tc_in": cut.hit.tc_in, "tc_out": cut.hit.tc_out}
         clip.markers.append(marker)
-        for frame, name in cut.marks:           # the team's review notes inside the cut, one frame each
-            note = otio.schema.Marker(name=name, marked_range=_range(start + frame, 1, rate),
+        for frame, frames, name in cut.marks:   # the team's review notes inside the cut
+            note = otio.schema.Marker(name=name, marked_range=_range(start + frame, frames, rate),
                                       color=otio.schema.MarkerColor.YELLOW)
             note.metadata["dailies"] = {"kind": "note", "text": name, "tc": src.tc(frame)}
             clip.markers.append(note)
@@ -366,9 +366,9 @@ def fcpxml_string(plan: StringOut) -> str:
         ET.SubElement(clip, "marker", {"start": _secs(src.start_frame + cut.first, rate),
                                        "duration": _secs(cut.end - cut.first, rate),
                                        "value": marker_text(cut.hit)})
-        for frame, name in cut.marks:           # the team's review notes inside the cut
-            ET.SubElement(clip, "marker", {"start": _secs(src.start_frame + frame, rate), "duration": _secs(1, rate),
-                                           "value": name})
+        for frame, frames, name in cut.marks:   # the team's review notes inside the cut
+            ET.SubElement(clip, "marker", {"start": _secs(src.start_frame + frame, rate),
+                                           "duration": _secs(frames, rate), "value": name})
     ET.indent(root, "    ")
     body = ET.tostring(root, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n\n' + body + "\n"
