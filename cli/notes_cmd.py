@@ -1,4 +1,4 @@
-"""`dailies notes ...`: the team's review notes at a frame of a take (add, list, delete).
+"""`dailies notes ...`: the team's review notes at a frame of a take (add, list, edit, delete).
 
 Mounted by cli/main.py as ``app.add_typer(notes_app, name="notes")``. A note is a review mark, like a circle:
 written beside the index's one writer, so a note goes in while `dailies index` runs. The review room's player
@@ -16,7 +16,8 @@ import typer
 
 from cli.options import IndexOpt, JsonOpt
 
-notes_app = typer.Typer(help="Review notes at a frame of a take: what the team saw or heard (add, list, delete).",
+notes_app = typer.Typer(help="Review notes at a frame of a take: what the team saw or heard (add, list, edit, "
+                             "delete).",
                         rich_markup_mode=None, no_args_is_help=True)
 
 
@@ -88,6 +89,24 @@ def list_cmd(take: Optional[str] = typer.Option(None, "--take", "-t", help="Only
         sctk = "/".join(x for x in (n["scene"] or "", n["take"] or "") if x) or "—"
         t.add_row(str(n["note_id"]), n["name"], sctk, note_when(n), n["author"] or "—", n["text"])
     out.print(t)
+
+
+@notes_app.command("edit")
+def edit_cmd(note_id: str = typer.Argument(..., help="The note's number (`dailies notes list`)."),
+             text: str = typer.Argument(..., help="Its new text."),
+             index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
+    """Change a review note's text (its frames, author and time stay)."""
+    from indexer.config import index_path
+    from indexer.edits import edit_note, marks
+    from indexer.views import note_when
+
+    with marks(index_path(index)) as idx:
+        done = edit_note(idx, note_id, text)
+    if as_json:
+        print(json.dumps(done, indent=2, ensure_ascii=False))
+        return
+    _console(stderr=True).print(f"Note {done['note_id']} on {done['name']} at {note_when(done)}: {done['text']}",
+                                markup=False)
 
 
 @notes_app.command("delete")

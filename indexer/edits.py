@@ -120,11 +120,7 @@ def add_note(idx, ref: str, at: str | None = None, text: str = "", *, frame: int
     ``frame`` (from its first frame: the review room sends the player's frame), by ``author``. With ``to`` (a TC
     or seconds, as ``at``) or ``end_frame``, the note covers the take from there to that frame, both included;
     given the other way round, the two ends are swapped."""
-    text = " ".join((text or "").split())       # one line: it goes into marker names and CSV cells
-    if not text:
-        raise UsageError("A note needs its text, e.g. `dailies notes add 12A_T1_CamA 01:00:26:09 \"boom in frame\"`.")
-    if len(text) > MAX_NOTE:
-        raise UsageError(f"The note is {len(text)} characters; keep it under {MAX_NOTE}.")
+    text = _note_text(text)
     author = " ".join((author or "").split()) or None
     if author and len(author) > MAX_AUTHOR:
         raise UsageError(f"The author's name is {len(author)} characters; keep it under {MAX_AUTHOR}.")
@@ -151,10 +147,16 @@ def _frame_of(take, frame) -> int:
     return frame
 
 
-def delete_note(idx, note_id) -> dict:
-    """Delete the review note ``note_id``; returns it as it was."""
-    from .views import note_json
+def _note_text(text: str | None, example: str = "add 12A_T1_CamA 01:00:26:09") -> str:
+    text = " ".join((text or "").split())       # one line: it goes into marker names and CSV cells
+    if not text:
+        raise UsageError(f"A note needs its text, e.g. `dailies notes {example} \"boom in frame\"`.")
+    if len(text) > MAX_NOTE:
+        raise UsageError(f"The note is {len(text)} characters; keep it under {MAX_NOTE}.")
+    return text
 
+
+def _note_row(idx, note_id):
     try:
         nid = int(note_id)
     except (TypeError, ValueError):
@@ -162,6 +164,29 @@ def delete_note(idx, note_id) -> dict:
     row = idx.note_row(nid)
     if row is None:
         raise NotFoundError(f"No note {nid} in the index; `dailies notes list` shows them.")
+    return nid, row
+
+
+def edit_note(idx, note_id, text: str) -> dict:
+    """Change the text of the review note ``note_id`` (a typo, a better word); its frames, author and time stay,
+    and it says when it was edited. Returns it as it is now."""
+    from .views import note_json
+
+    text = _note_text(text, f"edit {note_id}")
+    nid, row = _note_row(idx, note_id)
+    take = idx.take_row(row["take_id"])
+    if take is None:
+        raise NotFoundError(f"Note {nid} is on a take no longer in the index; delete it with `dailies notes delete "
+                            f"{nid}`.")
+    idx.edit_note(nid, text)
+    return note_json(idx.note_row(nid), take)
+
+
+def delete_note(idx, note_id) -> dict:
+    """Delete the review note ``note_id``; returns it as it was."""
+    from .views import note_json
+
+    nid, row = _note_row(idx, note_id)
     take = idx.take_row(row["take_id"])
     out = note_json(row, take) if take is not None else {"note_id": nid, "take_id": row["take_id"],
                                                            "text": row["text"]}

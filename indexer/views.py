@@ -84,7 +84,7 @@ def note_json(row, take) -> dict:
     """A review note as `dailies notes list --json` prints it (and the review room answers): the take, the frame
     (from its first frame), its source TC and seconds, the text, who wrote it and when; a note that covers a
     stretch has its last frame in ``end_frame`` (its TC in ``tc_end``, its end in ``end_seconds``: the end of
-    that frame), a note at one frame ``null`` in all three."""
+    that frame), a note at one frame ``null`` in all three; ``edited_at`` says when its text was last changed."""
     frame = int(row["frame"])
     end = row["end_frame"]
     return {"note_id": row["note_id"], "take_id": take.take_id, "name": take.name, "scene": take.scene,
@@ -92,7 +92,8 @@ def note_json(row, take) -> dict:
             "seconds": round(take.clock.seconds(frame), 6), "end_frame": end,
             "tc_end": take.clock.tc(end) if end is not None else None,
             "end_seconds": round(take.clock.seconds(end + 1), 6) if end is not None else None,
-            "text": row["text"], "author": row["author"], "created_at": row["created_at"]}
+            "text": row["text"], "author": row["author"], "created_at": row["created_at"],
+            "edited_at": row["edited_at"]}
 
 
 def notes(idx, take: str | None = None) -> list[dict]:

@@ -647,3 +647,98 @@ def test_a_string_outs_clip_carries_the_part_of_a_stretch_inside_its_cut(client,
     (start, duration), = _re.findall(r'<marker start="([^"]+)" duration="([^"]+)" value="NOTE[^"]*"', out.read_text())
     assert Fraction(start.rstrip("s")) == Fraction(t2["start_frame"] + cut_in) / rate
     assert Fraction(duration.rstrip("s")) == Fraction(last - cut_in + 1) / rate
+
+
+# ------------------------------------------------------------------------------------------ editing a note
+
+def test_a_notes_text_is_edited_by_the_command_and_the_api_alike(client, index):
+    t2 = takes(client)["12A_T2_CamA"]
+    note = client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 10, "end_frame": 48, "text": "boom dip",
+                                                                  "author": "Ana"}).json()
+    assert note["edited_at"] is None
+    done = cli_json("notes", "edit", str(note["note_id"]), "boom  dips in", "--index", str(index), "--json")
+    kept = ("note_id", "frame", "tc", "end_frame", "tc_end", "author", "created_at")
+    assert {k: done[k] for k in kept} == {k: note[k] for k in kept}          # only the text changes
+    assert done["text"] == "boom dips in" and done["edited_at"]
+    r = client.patch(f"/api/notes/{note['note_id']}", json={"text": "boom dips in on her line"})
+    assert r.status_code == 200, r.text
+    assert r.json()["text"] == "boom dips in on her line"
+    assert client.get("/api/notes").json() == [r.json()] == cli_json("notes", "list", "--index", str(index), "--json")
+    # the markers carry the text as it now is
+    run_cli("export", "markers", "--notes", "--index", str(index), "-f", "csv", "-o", str(index / "n.csv"), check=True)
+    assert "NOTE (Ana): boom dips in on her line" in (index / "n.csv").read_text()
+
+
+@pytest.mark.parametrize("path, body, says, status", [
+    ("/api/notes/1", {"text": "  "}, "A note needs its text, e.g. `dailies notes edit 1", 400),
+    ("/api/notes/1", {"text": 5}, "Give the note's new text", 400),
+    ("/api/notes/1", {}, "Give the note's new text", 400),
+    ("/api/notes/1", {"text": "x" * 2001}, "keep it under 2000", 400),
+    ("/api/notes/99", {"text": "x"}, "No note 99 in the index", 404),
+    ("/api/notes/one", {"text": "x"}, "'one' is not a note number", 400),
+])
+def test_a_bad_edit_is_one_sentence_and_changes_nothing(client, path, body, says, status):
+    t2 = takes(client)["12A_T2_CamA"]
+    before = client.post(f"/api/takes/{t2['take_id']}/notes", json={"frame": 10, "text": "boom"}).json()
+    r = client.patch(path, json=body)
+    assert r.status_code == status and says in r.json()["error"], r.text
+    assert client.get("/api/notes").json() == [before]
+
+
+def test_editing_needs_the_token_and_a_read_only_room_refuses_it(index):
+    done = cli_json("notes", "add", "12A_T1_CamA", "1", "boom", "--index", str(index), "--json")
+    with TestClient(create_app(index, proxies=False, read_only=True), raise_server_exceptions=False) as c:
+        r = c.patch(f"/api/notes/{done['note_id']}", json={"text": "x"})
+        assert r.status_code == 403 and "read-only" in r.json()["error"]
+    with TestClient(create_app(index, token=TOKEN, proxies=False), raise_server_exceptions=False) as c:
+        assert c.patch(f"/api/notes/{done['note_id']}", json={"text": "x"}).status_code == 401
+        ok = c.patch(f"/api/notes/{done['note_id']}", json={"text": "boom in"},
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.json()["text"] == "boom in"
+    proc = run_cli("notes", "edit", str(done["note_id"]), "", "--index", str(index))
+    assert proc.returncode != 0 and "A note needs its text" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_click_on_a_notes_text_in_the_player_edits_it(index, tmp_path):
+    """Click the text, change it, Enter: the list and the index say the new text. Esc drops a change. Another
+    note arriving meanwhile does not take the edit away (the list is not redrawn under the hands)."""
+    from test_server_browser import ARGS, CHROMIUM
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is absent: `make test` installs it (apt-get install -y chromium).")
+    from playwright.sync_api import sync_playwright
+
+    first = cli_json("notes", "add", "12A_T2_CamA", "01:01:00;02", "boom dip", "--by", "Ana", "--index", str(index),
+                     "--json")
+    gen = served(create_app(index, proxies=False))
+    base = next(gen)
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                        headless=True, args=ARGS)
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{base}/take/{first['take_id']}")
+            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=30000)
+            page.locator("#notes .ntext").click()
+            page.locator("#notes .nedit").fill("boom dips in, drop")
+            page.keyboard.press("Escape")                       # dropped
+            page.wait_for_function("() => { const e = document.querySelector('#notes .ntext'); "
+                                   "return e && e.textContent === 'boom dip'; }")
+            page.locator("#notes .ntext").click()
+            page.locator("#notes .nedit").fill("boom dips in on her line")
+            # a colleague's note meanwhile: the next refresh must not wipe the edit in progress
+            cli_json("notes", "add", "12A_T2_CamA", "2", "focus buzz", "--index", str(index), "--json")
+            page.wait_for_timeout(11000)                        # one 10 s refresh has passed
+            assert page.locator("#notes .nedit").input_value() == "boom dips in on her line"
+            page.keyboard.press("Enter")
+            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=15000)
+            assert page.locator("#notes .ntext").first.inner_text() == "boom dips in on her line"
+            stored = {n["note_id"]: n for n in page.request.get(f"{base}/api/notes").json()}
+            assert stored[first["note_id"]]["text"] == "boom dips in on her line"
+            assert stored[first["note_id"]]["edited_at"]
+            assert not errors, errors
+            ctx.close()
+    finally:
+        next(gen, None)

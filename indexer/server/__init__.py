@@ -630,6 +630,19 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         note_id = request.path_params["note_id"]
         return await write(request, lambda idx: edits.delete_note(idx, note_id), mark=True)
 
+    async def api_note_edit(request: Request):
+        """PATCH {"text": "..."}: as `dailies notes edit ID TEXT --json`."""
+        from .. import edits
+
+        text = (await form(request)).get("text")
+        if not isinstance(text, str):
+            raise UsageError("Give the note's new text: {\"text\": \"...\"}.")
+        note_id = request.path_params["note_id"]
+        return await write(request, lambda idx: edits.edit_note(idx, note_id, text), mark=True)
+
+    async def api_note(request: Request):
+        return await (api_note_edit if request.method == "PATCH" else api_note_delete)(request)
+
     def api_voices(request: Request):
         with pool.reader() as idx:
             rows = views.voices(idx)
@@ -816,7 +829,7 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         Route("/api/takes/{take_id}/circle", api_circle, methods=["POST"]),
         Route("/api/notes", api_notes),
         Route("/api/takes/{take_id}/notes", api_note_add, methods=["POST"]),
-        Route("/api/notes/{note_id}", api_note_delete, methods=["DELETE"]),
+        Route("/api/notes/{note_id}", api_note, methods=["DELETE", "PATCH"]),
         Route("/api/voices", api_voices),
         Route("/api/voices/proposals", api_voice_proposals),
         Route("/api/voices/name", api_voice_name, methods=["POST"]),

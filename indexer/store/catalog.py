@@ -453,6 +453,12 @@ class Index(FullTextReads):
     def note_row(self, note_id: int) -> sqlite3.Row | None:
         return self._db.execute("SELECT * FROM review_notes WHERE note_id=?", (note_id,)).fetchone()
 
+    def edit_note(self, note_id: int, text: str) -> bool:
+        """Change a note's text (its place, author and time stay); whether there was one."""
+        with self._db:
+            return self._db.execute("UPDATE review_notes SET text=?, edited_at=? WHERE note_id=?",
+                                    (text, now(), note_id)).rowcount > 0
+
     def delete_note(self, note_id: int) -> bool:
         """Delete a note; whether there was one."""
         with self._db:

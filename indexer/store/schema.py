@@ -16,8 +16,8 @@ History:
    sound, :mod:`indexer.tracks`). A take indexed before has none until it is indexed again.
 5. ``review_notes``: the team's notes at a frame of a take (`dailies notes`, the review room's player), kept
    like circles: a review mark, written beside the one writer and left alone by re-indexing.
-6. a review note may cover a stretch of its take: ``review_notes`` gains ``end_frame`` (its last frame; NULL for a
-   note at one frame).
+6. a review note may cover a stretch of its take, and be edited: ``review_notes`` gains ``end_frame`` (its last
+   frame; NULL for a note at one frame) and ``edited_at`` (when its text was last changed; NULL: never).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS take_channels(
     PRIMARY KEY(take_id, channel));
 CREATE TABLE IF NOT EXISTS review_notes(
     note_id INTEGER PRIMARY KEY AUTOINCREMENT, take_id TEXT NOT NULL, frame INTEGER NOT NULL, text TEXT NOT NULL,
-    author TEXT, created_at TEXT NOT NULL, end_frame INTEGER);
+    author TEXT, created_at TEXT NOT NULL, end_frame INTEGER, edited_at TEXT);
 CREATE INDEX IF NOT EXISTS review_notes_take ON review_notes(take_id, frame);
 CREATE TABLE IF NOT EXISTS steps(
     take_id TEXT NOT NULL, step TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, created_at TEXT NOT NULL,
@@ -155,9 +155,11 @@ def _v4_to_v5(db: sqlite3.Connection) -> None:
 
 
 def _v5_to_v6(db: sqlite3.Connection) -> None:
-    """A review note may cover a stretch: its last frame (NULL: one frame, as every note before)."""
-    if "end_frame" not in _columns(db, "review_notes"):
-        db.execute("ALTER TABLE review_notes ADD COLUMN end_frame INTEGER")
+    """A review note may cover a stretch: its last frame (NULL: one frame, as every note before); and be edited."""
+    have = _columns(db, "review_notes")
+    for column, decl in (("end_frame", "INTEGER"), ("edited_at", "TEXT")):
+        if column not in have:
+            db.execute(f"ALTER TABLE review_notes ADD COLUMN {column} {decl}")
 
 
 # version n -> the step that upgrades a catalog of version n to n + 1 (run inside one transaction)

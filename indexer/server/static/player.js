@@ -11,8 +11,8 @@ async function api(url, signal) {
 }
 
 // A change to the index (circle a take, name a voice ...): JSON in, JSON out; errors are one sentence.
-async function post(url, body) {
-  const r = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+async function post(url, body, method) {
+  const r = await fetch(url, { method: method || "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body || {}) });
   let out = null;
   try { out = await r.json(); } catch (e) { out = null; }
@@ -205,6 +205,8 @@ class Player {
         if (!r.ok) { let b = null; try { b = await r.json(); } catch (err) { b = null; } this.note((b && b.error) || `${r.status}`); }
         await this.loadNotes();
         if (this.onNotes) this.onNotes();
+      } else if (e.target.closest(".ntext") && !this.readOnly) {
+        this.editNote(li);
       } else if (e.target.closest(".ntc")) {
         this.pause();
         await this.seek(TC.secondsOf(parseInt(li.dataset.frame, 10), this.rate) + 1e-4);
@@ -222,8 +224,37 @@ class Player {
     const text = this.root.querySelector("#note-text");
     if (text) text.placeholder = frame == null ? "note at this frame (Enter adds it)" : "note from there to the frame shown (Enter adds it)";
   }
+  // A click on a note's text edits it in place: Enter keeps the change, Esc (or a click elsewhere) drops it.
+  editNote(li) {
+    const span = li.querySelector(".ntext");
+    if (!span || this.editing) return;
+    const input = document.createElement("input");
+    input.className = "nedit";
+    input.maxLength = 2000;
+    input.value = span.textContent;
+    span.replaceWith(input);
+    this.editing = true;
+    input.focus();
+    const done = async save => {
+      if (!this.editing) return;
+      this.editing = false;
+      const text = input.value.trim();
+      if (save && text && text !== span.textContent) {
+        try { await post(`/api/notes/${encodeURIComponent(li.dataset.id)}`, { text }, "PATCH"); this.note(""); }
+        catch (err) { this.note(err.message); }
+      }
+      this.notesHtml = null;                    // drawn again: the text as it now is
+      await this.loadNotes();
+      if (this.onNotes) this.onNotes();
+    };
+    input.addEventListener("keydown", e => {
+      if (e.key === "Enter") { e.preventDefault(); done(true); }
+      else if (e.key === "Escape") { e.preventDefault(); done(false); }
+    });
+    input.addEventListener("blur", () => done(false));
+  }
   async loadNotes() {
-    if (!this.notesEl || !this.take) return;
+    if (!this.notesEl || !this.take || this.editing) return;     // not under the hands of someone editing
     const take = this.take;
     this.noteForm.hidden = this.readOnly;
     let rows = [];
@@ -231,7 +262,7 @@ class Player {
     if (this.take !== take) return;
     const html = rows.map(n => `<li data-id="${n.note_id}" data-frame="${n.frame}">
       <span class="ntc" title="go to this frame">${esc(noteWhen(n))}</span>${n.author ? `<span class="nby">${esc(n.author)}</span>` : ""}
-      <span class="ntext">${esc(n.text)}</span>${this.readOnly ? "" : `<button class="ndel" title="delete this note">×</button>`}</li>`).join("");
+      <span class="ntext"${this.readOnly ? "" : ` title="click to edit${n.edited_at ? "; edited " + esc(n.edited_at) : ""}"`}>${esc(n.text)}</span>${this.readOnly ? "" : `<button class="ndel" title="delete this note">×</button>`}</li>`).join("");
     if (html !== this.notesHtml) this.notesEl.innerHTML = this.notesHtml = html;      // unchanged: left as it is
     if (this.onNotesRead) this.onNotesRead(rows);
   }
