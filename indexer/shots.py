@@ -28,7 +28,7 @@ SPARSE_STEP = 8
 # with BILINEAR, which filters before it shrinks: a smoother picture than the one PySceneDetect's thresholds were
 # set on. On one Popeye clip BILINEAR lost a cut that PySceneDetect finds; FAST_BILINEAR found PySceneDetect's cuts
 # on every file. It also costs a third to a fifth as much: 0.5 against 1.5 ms a 1080p frame, 0.5 against 2.5 ms
-# a UHD one. (tests/test_shots_sparse.py holds it to PySceneDetect's own pipeline on real film.)
+# a UHD one. (tests/test_shots_input.py holds it to PySceneDetect's own cuts on real film.)
 INTERPOLATION = "FAST_BILINEAR"
 
 
@@ -63,7 +63,7 @@ class ShotDetector:
     @property
     def settings(self) -> dict:
         return {"detector": self.method, "library": "scenedetect", "version": _version(),
-                "input": f"{WORK_WIDTH} px wide, libswscale {INTERPOLATION.lower()}"}
+                "input": f"{WORK_WIDTH} px wide, libswscale {(self.interpolation or 'bilinear').lower()}"}
 
     def frame_size(self, width: int, height: int) -> tuple[int, int]:
         if width <= WORK_WIDTH:

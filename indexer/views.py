@@ -126,6 +126,11 @@ def note_label(n: dict) -> str:
     return "NOTE" + (f" ({n['author']})" if n["author"] else "") + f": {n['text']}"
 
 
+def note_frames(n: dict) -> tuple[int, int]:
+    """A note's first and last frame (the same for a note at one frame)."""
+    return n["frame"], n["end_frame"] if n["end_frame"] is not None else n["frame"]
+
+
 def note_when(n: dict) -> str:
     """Where a note is: its TC, or ``TC-TC`` for a stretch (first and last frame)."""
     return n["tc"] + (f"-{n['tc_end']}" if n.get("tc_end") else "")

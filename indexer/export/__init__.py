@@ -87,13 +87,13 @@ def mark_review_notes(index, plan: StringOut) -> None:
     """Each cut gets a marker at every review note inside it (handles included), over the part of a note's stretch
     inside it: the editor sees on the timeline what the team noted ("NOTE (author): text"). EDLs carry one locator
     an event and do not take them."""
-    from ..views import note_label, notes_by_take
+    from ..views import note_frames, note_label, notes_by_take
 
     by_take = notes_by_take(index, {c.source.take_id for c in plan.cuts})
     for cut in plan.cuts:
         for n in by_take.get(cut.source.take_id, []):
-            first = max(n["frame"], cut.src_in)
-            last = min(n["end_frame"] if n["end_frame"] is not None else n["frame"], cut.src_out - 1)
+            first, last = note_frames(n)
+            first, last = max(first, cut.src_in), min(last, cut.src_out - 1)
             if first <= last:
                 cut.marks.append((first, last - first + 1, note_label(n)))
 

@@ -152,7 +152,7 @@ def note_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
     note (on the takes ``take_ids`` when given), by clip name and frame."""
     from fractions import Fraction
 
-    from ..views import note_label, notes_by_take
+    from ..views import note_frames, note_label, notes_by_take
 
     by_take = notes_by_take(index, take_ids)
     takes = index.takes_by_id(by_take)
@@ -160,7 +160,7 @@ def note_hits(index: Index, take_ids: Iterable[str] | None = None) -> list[Hit]:
     for take_id, notes in by_take.items():
         t = takes[take_id]
         for n in notes:
-            f, last = n["frame"], n["end_frame"] if n["end_frame"] is not None else n["frame"]
+            f, last = note_frames(n)
             out.append(t.hit("note", float(Fraction(f) / t.rate), float(Fraction(last + 1) / t.rate), note_label(n),
                              1.0))
     return sorted(out, key=lambda h: (h.name, h.take_id, h.start))

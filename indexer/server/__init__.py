@@ -640,9 +640,6 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         note_id = request.path_params["note_id"]
         return await write(request, lambda idx: edits.edit_note(idx, note_id, text), mark=True)
 
-    async def api_note(request: Request):
-        return await (api_note_edit if request.method == "PATCH" else api_note_delete)(request)
-
     def api_voices(request: Request):
         with pool.reader() as idx:
             rows = views.voices(idx)
@@ -829,7 +826,8 @@ def create_app(index: str | Path, *, token: str | None = None, read_only: bool =
         Route("/api/takes/{take_id}/circle", api_circle, methods=["POST"]),
         Route("/api/notes", api_notes),
         Route("/api/takes/{take_id}/notes", api_note_add, methods=["POST"]),
-        Route("/api/notes/{note_id}", api_note, methods=["DELETE", "PATCH"]),
+        Route("/api/notes/{note_id}", api_note_delete, methods=["DELETE"]),
+        Route("/api/notes/{note_id}", api_note_edit, methods=["PATCH"]),
         Route("/api/voices", api_voices),
         Route("/api/voices/proposals", api_voice_proposals),
         Route("/api/voices/name", api_voice_name, methods=["POST"]),
