@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import quote
@@ -278,11 +279,10 @@ def test_the_review_rooms_notes_download_is_the_commands_file(client, index, tmp
 
 # ------------------------------------------------------------------------------------------ the player (Chromium)
 
-def stored_tc(base, page, frame: int) -> str:
-    return next(n["tc"] for n in page.request.get(f"{base}/api/notes").json() if n["frame"] == frame)
-
-
-def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_plays_it(index, tmp_path):
+@contextmanager
+def room(index: Path, tmp_path: Path, **launch):
+    """The review room on ``index`` served on localhost and a headless Chromium page: (page, base URL, the page's
+    script errors, which must be none when the test ends)."""
     from test_server_browser import ARGS, CHROMIUM
 
     if not CHROMIUM.exists():
@@ -294,98 +294,106 @@ def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_p
     try:
         with sync_playwright() as pw:
             ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                        headless=True, args=ARGS, viewport={"width": 1280,
-                                                                                            "height": 900})
+                                                        headless=True, args=ARGS, **launch)
             page = ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            t2 = {t["name"]: t for t in page.request.get(f"{base}/api/takes").json()}["12A_T2_CamA"]
-            rate = Fraction(t2["rate"])
-            page.goto(f"{base}/take/{t2['take_id']}")
-            page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=30000)
-            page.evaluate("t => { const v = document.getElementById('video'); v.pause(); v.currentTime = t; }",
-                          float(Fraction(9) / rate) + 1e-4)
-            page.wait_for_function("() => document.getElementById('tc').textContent === '01:00:59;29'",
-                                   timeout=30000)
-            page.keyboard.press("ArrowRight")              # one frame on, across the minute: 01:01:00;02
-            page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
-                                   timeout=15000)
-            page.fill("#note-author", "Ana")
-            page.locator("#video").evaluate("v => v.play()")
-            page.wait_for_function("() => !document.getElementById('video').paused")
-            page.evaluate("() => document.activeElement.blur()")
-            page.keyboard.press("m")                       # M: the note box, and the take pauses
-            page.wait_for_function("() => document.activeElement.id === 'note-text' && "
-                                   "document.getElementById('video').paused")
-            page.evaluate("f => { const v = document.getElementById('video'); v.currentTime = f; }",
-                          float(Fraction(10) / rate) + 1e-4)          # back to the frame after the minute
-            page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
-                                   timeout=15000)
-            page.keyboard.type("boom dips in")
-            page.press("#note-text", "Enter")
-            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
-            assert page.locator("#notes .ntc").inner_text() == "01:01:00;02"
-            assert page.locator("#notes .nby").inner_text() == "Ana"
-            # the transcript's line within a second of it says so (✎, the note in its title), no other line
-            page.wait_for_function("() => document.querySelectorAll('#transcript .lnote').length === 1")
-            assert "01:01:00;02 Ana: boom dips in" in page.locator("#transcript .lnote").get_attribute("title")
-            assert page.locator("#note-text").input_value() == ""
-            stored = page.request.get(f"{base}/api/notes").json()
-            assert [(n["frame"], n["tc"], n["text"], n["author"]) for n in stored] == \
-                [(10, "01:01:00;02", "boom dips in", "Ana")]
-            # elsewhere in the take, a click on the note's TC goes back to its frame
-            page.evaluate("() => { const v = document.getElementById('video'); v.currentTime = 5; }")
-            page.wait_for_function("() => document.getElementById('tc').textContent !== '01:01:00;02'")
-            page.locator("#notes .ntc").click()
-            page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
-                                   timeout=15000)
-            # the page opened again shows it, with the name remembered
-            page.reload()
-            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
-            assert page.locator("#note-author").input_value() == "Ana"
-            # a note someone else adds shows under the player without a reload (read again every 10 s)
-            page.request.post(f"{base}/api/takes/{t2['take_id']}/notes", data={"frame": 500, "text": "car horn"})
-            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=20000)
-            # the notes page lists every note; a click plays its take from a second before the note's frame
-            page.goto(f"{base}/notes")
-            page.wait_for_function("() => document.querySelectorAll('.noterow').length === 2", timeout=15000)
-            assert page.locator(".noterow .tcs").all_inner_texts() == ["01:01:00;02", stored_tc(base, page, 500)]
-            page.fill("#f-text", "horn")
-            page.wait_for_function("() => document.querySelectorAll('.noterow').length === 1")
-            page.evaluate("window.__seeks = []; document.getElementById('video')"
-                          ".addEventListener('seeked', e => window.__seeks.push(e.target.currentTime))")
-            page.locator(".noterow .text").click()
-            page.wait_for_function("window.__seeks.length > 0", timeout=15000)
-            assert abs(page.evaluate("window.__seeks[0]") - (float(Fraction(500) / rate) - 1.0)) <= 1 / rate
-            assert "current" in page.locator(".noterow").get_attribute("class")
-            href = page.locator("#export a[data-format=csv]").get_attribute("href")
-            assert "notes=1" in href and "take=" in href
-            csv = page.request.get(base + href).text()
-            assert "car horn" in csv and "boom dips in" in csv           # every note of the takes listed
-            # under the player, the take's notes; × deletes one, and the page's list follows
-            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=15000)
-            page.fill("#f-text", "")
-            page.wait_for_function("() => document.querySelectorAll('.noterow').length === 2")
-            page.locator("#notes .ndel").first.click()
-            page.wait_for_function("() => document.querySelectorAll('.noterow').length === 1", timeout=15000)
-            assert [n["text"] for n in page.request.get(f"{base}/api/notes").json()] == ["car horn"]
-            # a search's hit shows the notes within its line (a second either side); the other takes' hits do not
-            line = "The director called again. She wants the report by Friday."
-            page.goto(f"{base}/?q={quote(line)}")
-            page.wait_for_function("() => document.querySelectorAll('.hit').length > 1", timeout=30000)
-            page.wait_for_function("() => document.querySelectorAll('.hitnotes:not([hidden])').length === 1",
-                                   timeout=15000)
-            api = page.request.get(f"{base}/api/search/line", params={"q": line}).json()
-            at = float(Fraction(500) / rate)
-            noted = [h for h in api if h["name"] == "12A_T2_CamA" and h["start"] - 1 <= at <= h["end"] + 1]
-            assert len(noted) == 1
-            shown = page.locator(".hit:has(.hitnotes:not([hidden]))")
-            assert shown.locator(".clip").inner_text() == "12A_T2_CamA"
-            assert "car horn" in shown.locator(".hitnotes").inner_text()
+            yield page, base, errors
             ctx.close()
             assert not errors, errors
     finally:
         gen.close()
+
+
+def stored_tc(base, page, frame: int) -> str:
+    return next(n["tc"] for n in page.request.get(f"{base}/api/notes").json() if n["frame"] == frame)
+
+
+def test_a_note_typed_in_the_player_goes_at_the_frame_shown_and_the_notes_page_plays_it(index, tmp_path):
+    with room(index, tmp_path, viewport={"width": 1280, "height": 900}) as (page, base, errors):
+        t2 = {t["name"]: t for t in page.request.get(f"{base}/api/takes").json()}["12A_T2_CamA"]
+        rate = Fraction(t2["rate"])
+        page.goto(f"{base}/take/{t2['take_id']}")
+        page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=30000)
+        page.evaluate("t => { const v = document.getElementById('video'); v.pause(); v.currentTime = t; }",
+                      float(Fraction(9) / rate) + 1e-4)
+        page.wait_for_function("() => document.getElementById('tc').textContent === '01:00:59;29'",
+                               timeout=30000)
+        page.keyboard.press("ArrowRight")              # one frame on, across the minute: 01:01:00;02
+        page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
+                               timeout=15000)
+        page.fill("#note-author", "Ana")
+        page.locator("#video").evaluate("v => v.play()")
+        page.wait_for_function("() => !document.getElementById('video').paused")
+        page.evaluate("() => document.activeElement.blur()")
+        page.keyboard.press("m")                       # M: the note box, and the take pauses
+        page.wait_for_function("() => document.activeElement.id === 'note-text' && "
+                               "document.getElementById('video').paused")
+        page.evaluate("f => { const v = document.getElementById('video'); v.currentTime = f; }",
+                      float(Fraction(10) / rate) + 1e-4)          # back to the frame after the minute
+        page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
+                               timeout=15000)
+        page.keyboard.type("boom dips in")
+        page.press("#note-text", "Enter")
+        page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
+        assert page.locator("#notes .ntc").inner_text() == "01:01:00;02"
+        assert page.locator("#notes .nby").inner_text() == "Ana"
+        # the transcript's line within a second of it says so (✎, the note in its title), no other line
+        page.wait_for_function("() => document.querySelectorAll('#transcript .lnote').length === 1")
+        assert "01:01:00;02 Ana: boom dips in" in page.locator("#transcript .lnote").get_attribute("title")
+        assert page.locator("#note-text").input_value() == ""
+        stored = page.request.get(f"{base}/api/notes").json()
+        assert [(n["frame"], n["tc"], n["text"], n["author"]) for n in stored] == \
+            [(10, "01:01:00;02", "boom dips in", "Ana")]
+        # elsewhere in the take, a click on the note's TC goes back to its frame
+        page.evaluate("() => { const v = document.getElementById('video'); v.currentTime = 5; }")
+        page.wait_for_function("() => document.getElementById('tc').textContent !== '01:01:00;02'")
+        page.locator("#notes .ntc").click()
+        page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;02'",
+                               timeout=15000)
+        # the page opened again shows it, with the name remembered
+        page.reload()
+        page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
+        assert page.locator("#note-author").input_value() == "Ana"
+        # a note someone else adds shows under the player without a reload (read again every 10 s)
+        page.request.post(f"{base}/api/takes/{t2['take_id']}/notes", data={"frame": 500, "text": "car horn"})
+        page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=20000)
+        # the notes page lists every note; a click plays its take from a second before the note's frame
+        page.goto(f"{base}/notes")
+        page.wait_for_function("() => document.querySelectorAll('.noterow').length === 2", timeout=15000)
+        assert page.locator(".noterow .tcs").all_inner_texts() == ["01:01:00;02", stored_tc(base, page, 500)]
+        page.fill("#f-text", "horn")
+        page.wait_for_function("() => document.querySelectorAll('.noterow').length === 1")
+        page.evaluate("window.__seeks = []; document.getElementById('video')"
+                      ".addEventListener('seeked', e => window.__seeks.push(e.target.currentTime))")
+        page.locator(".noterow .text").click()
+        page.wait_for_function("window.__seeks.length > 0", timeout=15000)
+        assert abs(page.evaluate("window.__seeks[0]") - (float(Fraction(500) / rate) - 1.0)) <= 1 / rate
+        assert "current" in page.locator(".noterow").get_attribute("class")
+        href = page.locator("#export a[data-format=csv]").get_attribute("href")
+        assert "notes=1" in href and "take=" in href
+        csv = page.request.get(base + href).text()
+        assert "car horn" in csv and "boom dips in" in csv           # every note of the takes listed
+        # under the player, the take's notes; × deletes one, and the page's list follows
+        page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=15000)
+        page.fill("#f-text", "")
+        page.wait_for_function("() => document.querySelectorAll('.noterow').length === 2")
+        page.locator("#notes .ndel").first.click()
+        page.wait_for_function("() => document.querySelectorAll('.noterow').length === 1", timeout=15000)
+        assert [n["text"] for n in page.request.get(f"{base}/api/notes").json()] == ["car horn"]
+        # a search's hit shows the notes within its line (a second either side); the other takes' hits do not
+        line = "The director called again. She wants the report by Friday."
+        page.goto(f"{base}/?q={quote(line)}")
+        page.wait_for_function("() => document.querySelectorAll('.hit').length > 1", timeout=30000)
+        page.wait_for_function("() => document.querySelectorAll('.hitnotes:not([hidden])').length === 1",
+                               timeout=15000)
+        api = page.request.get(f"{base}/api/search/line", params={"q": line}).json()
+        at = float(Fraction(500) / rate)
+        noted = [h for h in api if h["name"] == "12A_T2_CamA" and h["start"] - 1 <= at <= h["end"] + 1]
+        assert len(noted) == 1
+        shown = page.locator(".hit:has(.hitnotes:not([hidden]))")
+        assert shown.locator(".clip").inner_text() == "12A_T2_CamA"
+        assert "car horn" in shown.locator(".hitnotes").inner_text()
 
 
 def test_the_search_pages_player_circles_the_take_playing(index, tmp_path):
@@ -564,56 +572,38 @@ def test_a_schema_5_index_is_upgraded_and_its_notes_stay_at_one_frame(client, in
 def test_i_then_m_in_the_player_notes_the_stretch_between(index, tmp_path):
     """I marks where a stretch starts (shown, and forgotten by a click); M and a note then cover it to the frame
     shown, here across the drop-frame minute: 01:00:59;29 to 01:01:00;05 is frames 9 to 13."""
-    from test_server_browser import ARGS, CHROMIUM
+    with room(index, tmp_path) as (page, base, errors):
+        t2 = {t["name"]: t for t in page.request.get(f"{base}/api/takes").json()}["12A_T2_CamA"]
+        rate = Fraction(t2["rate"])
+        page.goto(f"{base}/take/{t2['take_id']}")
+        page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=30000)
 
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is absent: `make test` installs it (apt-get install -y chromium).")
-    from playwright.sync_api import sync_playwright
+        def show(frame: int, tc: str) -> None:
+            page.evaluate("t => { const v = document.getElementById('video'); v.pause(); v.currentTime = t; }",
+                          float(Fraction(frame) / rate) + 1e-4)
+            page.wait_for_function(f"() => document.getElementById('tc').textContent === '{tc}'", timeout=15000)
 
-    gen = served(create_app(index, proxies=False))
-    base = next(gen)
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                        headless=True, args=ARGS)
-            page = ctx.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            t2 = {t["name"]: t for t in page.request.get(f"{base}/api/takes").json()}["12A_T2_CamA"]
-            rate = Fraction(t2["rate"])
-            page.goto(f"{base}/take/{t2['take_id']}")
-            page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=30000)
-
-            def show(frame: int, tc: str) -> None:
-                page.evaluate("t => { const v = document.getElementById('video'); v.pause(); v.currentTime = t; }",
-                              float(Fraction(frame) / rate) + 1e-4)
-                page.wait_for_function(f"() => document.getElementById('tc').textContent === '{tc}'", timeout=15000)
-
-            show(8, "01:00:59;28")
-            page.evaluate("() => document.activeElement.blur()")
-            page.keyboard.press("i")
-            assert page.locator("#note-from").inner_text() == "from 01:00:59;28 ×"
-            page.locator("#note-from").click()                  # forgotten
-            assert page.locator("#note-from").is_hidden()
-            show(9, "01:00:59;29")
-            page.keyboard.press("i")                            # marked again, a frame later
-            for _ in range(4):
-                page.keyboard.press("ArrowRight")
-            page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;05'",
-                                   timeout=15000)
-            page.keyboard.press("m")
-            page.wait_for_function("() => document.activeElement.id === 'note-text'")
-            page.keyboard.type("dolly bump")
-            page.press("#note-text", "Enter")
-            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
-            assert page.locator("#notes .ntc").inner_text() == "01:00:59;29-01:01:00;05"
-            assert page.locator("#note-from").is_hidden()       # the next note is at one frame again
-            (n,) = page.request.get(f"{base}/api/notes").json()
-            assert (n["frame"], n["end_frame"], n["text"]) == (9, 13, "dolly bump")
-            assert not errors, errors
-            ctx.close()
-    finally:
-        next(gen, None)
+        show(8, "01:00:59;28")
+        page.evaluate("() => document.activeElement.blur()")
+        page.keyboard.press("i")
+        assert page.locator("#note-from").inner_text() == "from 01:00:59;28 ×"
+        page.locator("#note-from").click()                  # forgotten
+        assert page.locator("#note-from").is_hidden()
+        show(9, "01:00:59;29")
+        page.keyboard.press("i")                            # marked again, a frame later
+        for _ in range(4):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.getElementById('tc').textContent === '01:01:00;05'",
+                               timeout=15000)
+        page.keyboard.press("m")
+        page.wait_for_function("() => document.activeElement.id === 'note-text'")
+        page.keyboard.type("dolly bump")
+        page.press("#note-text", "Enter")
+        page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=15000)
+        assert page.locator("#notes .ntc").inner_text() == "01:00:59;29-01:01:00;05"
+        assert page.locator("#note-from").is_hidden()       # the next note is at one frame again
+        (n,) = page.request.get(f"{base}/api/notes").json()
+        assert (n["frame"], n["end_frame"], n["text"]) == (9, 13, "dolly bump")
 
 
 def test_a_string_outs_clip_carries_the_part_of_a_stretch_inside_its_cut(client, index, tmp_path):
@@ -702,43 +692,25 @@ def test_editing_needs_the_token_and_a_read_only_room_refuses_it(index):
 def test_a_click_on_a_notes_text_in_the_player_edits_it(index, tmp_path):
     """Click the text, change it, Enter: the list and the index say the new text. Esc drops a change. Another
     note arriving meanwhile does not take the edit away (the list is not redrawn under the hands)."""
-    from test_server_browser import ARGS, CHROMIUM
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is absent: `make test` installs it (apt-get install -y chromium).")
-    from playwright.sync_api import sync_playwright
-
     first = cli_json("notes", "add", "12A_T2_CamA", "01:01:00;02", "boom dip", "--by", "Ana", "--index", str(index),
                      "--json")
-    gen = served(create_app(index, proxies=False))
-    base = next(gen)
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                        headless=True, args=ARGS)
-            page = ctx.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{base}/take/{first['take_id']}")
-            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=30000)
-            page.locator("#notes .ntext").click()
-            page.locator("#notes .nedit").fill("boom dips in, drop")
-            page.keyboard.press("Escape")                       # dropped
-            page.wait_for_function("() => { const e = document.querySelector('#notes .ntext'); "
-                                   "return e && e.textContent === 'boom dip'; }")
-            page.locator("#notes .ntext").click()
-            page.locator("#notes .nedit").fill("boom dips in on her line")
-            # a colleague's note meanwhile: the next refresh must not wipe the edit in progress
-            cli_json("notes", "add", "12A_T2_CamA", "2", "focus buzz", "--index", str(index), "--json")
-            page.wait_for_timeout(11000)                        # one 10 s refresh has passed
-            assert page.locator("#notes .nedit").input_value() == "boom dips in on her line"
-            page.keyboard.press("Enter")
-            page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=15000)
-            assert page.locator("#notes .ntext").first.inner_text() == "boom dips in on her line"
-            stored = {n["note_id"]: n for n in page.request.get(f"{base}/api/notes").json()}
-            assert stored[first["note_id"]]["text"] == "boom dips in on her line"
-            assert stored[first["note_id"]]["edited_at"]
-            assert not errors, errors
-            ctx.close()
-    finally:
-        next(gen, None)
+    with room(index, tmp_path) as (page, base, errors):
+        page.goto(f"{base}/take/{first['take_id']}")
+        page.wait_for_function("() => document.querySelectorAll('#notes li').length === 1", timeout=30000)
+        page.locator("#notes .ntext").click()
+        page.locator("#notes .nedit").fill("boom dips in, drop")
+        page.keyboard.press("Escape")                       # dropped
+        page.wait_for_function("() => { const e = document.querySelector('#notes .ntext'); "
+                               "return e && e.textContent === 'boom dip'; }")
+        page.locator("#notes .ntext").click()
+        page.locator("#notes .nedit").fill("boom dips in on her line")
+        # a colleague's note meanwhile: the next refresh must not wipe the edit in progress
+        cli_json("notes", "add", "12A_T2_CamA", "2", "focus buzz", "--index", str(index), "--json")
+        page.wait_for_timeout(11000)                        # one 10 s refresh has passed
+        assert page.locator("#notes .nedit").input_value() == "boom dips in on her line"
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelectorAll('#notes li').length === 2", timeout=15000)
+        assert page.locator("#notes .ntext").first.inner_text() == "boom dips in on her line"
+        stored = {n["note_id"]: n for n in page.request.get(f"{base}/api/notes").json()}
+        assert stored[first["note_id"]]["text"] == "boom dips in on her line"
+        assert stored[first["note_id"]]["edited_at"]
